@@ -1,0 +1,176 @@
+"""Behaviour a schema cannot express: XSRF, charsets, auth failures, limits, faults (FACTS 1.2, 2.8, 3, 5)."""
+
+from __future__ import annotations
+
+import requests
+
+from harness import check, check_v1_error, check_v2_error
+from util import attachments, create_page, unique, upload
+
+
+def _page(srv):
+    return create_page(srv, "ENG", unique("Behaviour"))["id"]
+
+
+# -- XSRF (FACTS 5.5) -------------------------------------------------------------
+
+
+def _assert_xsrf_403(r):
+    assert r.status_code == 403, f"expected 403 without X-Atlassian-Token, got {r.status_code}: {r.text[:200]}"
+    assert "XSRF check failed" in r.text, r.text[:200]
+    assert "json" not in r.headers.get("Content-Type", ""), "the XSRF page is text/HTML, not the JSON error shape"
+
+
+def test_xsrf_post_without_header(srv):
+    pid = _page(srv)
+    r = upload(srv, pid, "x.txt", b"x", headers={}, expect=None)
+    _assert_xsrf_403(r)
+    assert attachments(srv, pid)["results"] == [], "a refused upload must not create anything"
+
+
+def test_xsrf_put_without_header(cloud):
+    pid = _page(cloud)
+    _assert_xsrf_403(upload(cloud, pid, "x.txt", b"x", method="PUT", headers={}, expect=None))
+
+
+def test_xsrf_data_without_header(srv):
+    pid = _page(srv)
+    att = upload(srv, pid, "x.txt", b"x")["results"][0]
+    r = srv.post(
+        srv.v1(f"/content/{pid}/child/attachment/{att['id']}/data"),
+        files=[("file", ("x.txt", b"y", "text/plain"))],
+        data={"minorEdit": "true"},
+    )
+    _assert_xsrf_403(r)
+
+
+def test_xsrf_nocheck_spelling_accepted(srv):
+    """The spec's own curl examples send `nocheck`; FACTS 5.5 says accept both."""
+    pid = _page(srv)
+    upload(srv, pid, "n.txt", b"n", headers={"X-Atlassian-Token": "nocheck"})
+
+
+def test_json_writes_need_no_xsrf_header(srv):
+    """XSRF protection applies to form posts; JSON API calls (APA's create_page) pass without it."""
+    page = create_page(srv, "ENG", unique("NoXsrf"))
+    r = srv.post(srv.v1(f"/content/{page['id']}/property"), json={"key": "k", "value": 1})
+    check(r)
+
+
+# -- multipart details (FACTS 1.2, 5.7) --------------------------------------------
+
+
+def test_comment_charset_utf8_label(srv):
+    pid = _page(srv)
+    att = upload(srv, pid, "c.txt", b"c", comment="Grüße ✓")["results"][0]
+    assert att["metadata"]["comment"] == "Grüße ✓"
+
+
+def test_comment_unlabeled_part_is_latin1(srv):
+    """An unlabeled text part is decoded as ISO-8859-1 (FACTS 1.2, verified live)."""
+    pid = _page(srv)
+    r = srv.post(
+        srv.v1(f"/content/{pid}/child/attachment"),
+        files=[("file", ("l.txt", b"l", "text/plain")), ("comment", (None, "Grüße".encode("utf-8")))],
+        data={"minorEdit": "true"},
+        headers={"X-Atlassian-Token": "no-check"},
+    )
+    att = check(r)["results"][0]
+    assert att["metadata"]["comment"] == "Grüße".encode("utf-8").decode("latin-1")
+
+
+def test_unicode_filename_roundtrip(srv):
+    pid = _page(srv)
+    name = "résumé 2026 – ü.txt"
+    att = upload(srv, pid, name, b"u")["results"][0]
+    assert att["title"] == name
+    assert [a["title"] for a in attachments(srv, pid)["results"]] == [name]
+
+
+def test_path_in_filename_collapses_to_basename(srv):
+    pid = _page(srv)
+    att = upload(srv, pid, "my/path/to/file.png", b"p")["results"][0]
+    assert att["title"] == "file.png"
+    r = upload(srv, pid, "file.png", b"q", expect=None)
+    assert r.status_code == 400, "the basename collides with the existing file (FACTS 5.7)"
+
+
+def test_unknown_form_fields_ignored(srv):
+    """APA sends type, fileName, contentType as extra form fields."""
+    pid = _page(srv)
+    extra = {"type": "attachment", "fileName": "a.txt", "contentType": "text/plain", "comment": "Uploaded a.txt."}
+    att = upload(srv, pid, "a.txt", b"a", extra=extra)["results"][0]
+    assert att["title"] == "a.txt"
+
+
+def test_oversize_upload(fresh):
+    for flavor in ("cloud", "dc"):
+        s = fresh(flavor, "--max-attachment-size", "10")
+        pid = create_page(s, "ENG", unique("Big"))["id"]
+        upload(s, pid, "small.bin", b"0123456789")
+        r = upload(s, pid, "big.bin", b"0123456789A", expect=None)
+        # Spec: 404 "the attachment exceeds the maximum configured attachment size"; 413 tolerated (FACTS 5.3).
+        assert r.status_code in (404, 413), r.status_code
+        if r.status_code == 404:
+            check(r, 404)
+        else:
+            check_v1_error(r)
+        assert [a["title"] for a in attachments(s, pid)["results"]] == ["small.bin"]
+
+
+# -- authentication (FACTS 2.8, 3) ----------------------------------------------------
+
+
+def test_dc_bearer_token(dc):
+    r = requests.get(dc.v1("/user/current"), headers={"Authorization": "Bearer demo-token"}, timeout=20)
+    r.fidelity_server = dc
+    check(r)
+    r = requests.get(dc.v1("/space"), headers={"Authorization": "Bearer wrong"}, timeout=20)
+    assert r.status_code == 401
+
+
+def test_dc_bad_basic_auth(dc):
+    r = requests.get(dc.v1("/space"), auth=("demo@example.com", "wrong"), timeout=20)
+    assert r.status_code == 401
+
+
+def test_cloud_v1_bad_credentials_403(cloud):
+    """Cloud v1 answers bad credentials with 403 `caller cannot access Confluence` (FACTS 2.8)."""
+    r = requests.get(cloud.v1("/user/current"), auth=("demo@example.com", "wrong"), timeout=20)
+    r.fidelity_server = cloud
+    body = check(r, 403)
+    assert "caller cannot access Confluence" in body["message"], body
+    r = requests.get(cloud.v1("/search"), params={"cql": "type=page"}, timeout=20)
+    r.fidelity_server = cloud
+    body = check(r, 403)
+    assert "Current user not permitted to use Confluence" in body["message"], body
+
+
+def test_cloud_v2_bad_credentials_404(cloud):
+    """A bad credential on v2 gives 404 with the bare title "Not Found" (FACTS 3)."""
+    r = requests.get(cloud.v2("/spaces"), auth=("demo@example.com", "wrong"), timeout=20)
+    assert r.status_code == 404, r.status_code
+    body = check_v2_error(r)
+    assert body["errors"][0]["title"] == "Not Found"
+
+
+# -- rate limiting and faults (FACTS 5.2) -----------------------------------------------
+
+
+def test_injected_429_carries_retry_after(fresh):
+    s = fresh("cloud", seed=True)
+    assert s.hook("POST", "faults", json={"fail_next": [429], "retry_after": 2}).status_code < 300
+    r = s.get(s.v1("/space"))
+    assert r.status_code == 429
+    assert r.headers.get("Retry-After") == "2"
+    check(s.get(s.v1("/space")))
+    s.hook("POST", "faults", json={})
+
+
+def test_request_log_hook(fresh):
+    s = fresh("dc", seed=True)
+    s.hook("DELETE", "requests")
+    s.get(s.v1("/space"))
+    log = s.hook("GET", "requests").json()
+    entries = log if isinstance(log, list) else log.get("requests", log.get("results", []))
+    assert any(e.get("method") == "GET" and e.get("path", "").endswith("/rest/api/space") for e in entries), log
