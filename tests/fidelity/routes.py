@@ -40,6 +40,7 @@ ROUTES = [
     # versions
     ("v1", "GET", f"{V1}/content/{{id}}/version", BOTH),
     ("v1", "GET", f"{V1}/content/{{id}}/version/{{versionNumber}}", BOTH),
+    ("v1", "DELETE", f"{V1}/content/{{id}}/version/{{versionNumber}}", CLOUD),
     # search, user
     ("v1", "GET", f"{V1}/content/search", BOTH),
     ("v1", "GET", f"{V1}/search", BOTH),

@@ -419,6 +419,17 @@ def test_version_list_attachment(srv):
     assert sorted(v["number"] for v in body["results"]) == [1, 2]
 
 
+def test_version_delete(cloud):
+    """Cloud: DELETE /content/{id}/version/{n} removes one historical version (APA delete_attachment_by_id)."""
+    pid = _fresh_page(cloud)
+    att = upload(cloud, pid, "vd.txt", b"1")["results"][0]
+    files = [("file", ("vd.txt", b"22", "text/plain"))]
+    check(cloud.post(cloud.v1(f"/content/{pid}/child/attachment/{att['id']}/data"), files=files, data={"minorEdit": "true"}, headers=XSRF))
+    check(cloud.delete(cloud.v1(f"/content/{att['id']}/version/1")), 204)
+    body = check(cloud.get(cloud.v1(f"/content/{att['id']}/version")))
+    assert [v["number"] for v in body["results"]] == [2]
+
+
 # -- search ---------------------------------------------------------------------
 
 
