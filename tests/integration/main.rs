@@ -1,1 +1,10 @@
+//! The integration suite: one binary, one module per area.
 
+mod support;
+
+mod client_connect;
+mod client_content;
+mod client_download;
+mod client_listing;
+mod client_retry;
+mod client_upload;

@@ -1,0 +1,323 @@
+//! Reading attachment bytes: a byte range of a given version, whole or as a stream.
+//!
+//! Cloud: `GET {base}/rest/api/content/{page}/child/attachment/{id}/download?version=N` answers
+//! 302 to the media host with a short-lived token in the query. We follow redirects ourselves
+//! and send the credential only to the origin it belongs to: the media request goes out with no
+//! `Authorization` and no cookies (FACTS §1.6). Data Center serves
+//! `{base}/download/attachments/{page}/{filename}?version=N` itself, with the credential.
+//!
+//! Every hop carries `Range`. A 206 is used as is; a 200 means the range was ignored and we
+//! skip to the offset ourselves; 416 is [`ClientError::RangeNotSatisfiable`]. A body that ends
+//! early — a reset, or fewer bytes than `Content-Range`/`Content-Length` announced — is a
+//! transport failure and is resumed from the first missing byte, starting again from the
+//! Confluence URL (the media token may have expired), up to the retry policy's attempt limit
+//! of consecutive failures without progress.
+
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::client::Client;
+use super::error::ClientError;
+use super::model::Attachment;
+use super::retry::Repeat;
+use super::site::{same_origin, Flavor};
+use super::transport::{transport_error, Channel, Opened, Transport};
+
+/// Attachment bytes as they arrive.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>;
+
+/// Redirect hops we follow before calling it a loop.
+const MAX_REDIRECTS: usize = 5;
+
+impl Client {
+    /// `len` bytes of `version` of `attachment` starting at `offset`; fewer when the file ends
+    /// first. An offset at or past the end is [`ClientError::RangeNotSatisfiable`].
+    pub async fn download_range(
+        &self,
+        attachment: &Attachment,
+        version: u64,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, ClientError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut stream = self
+            .download_stream(attachment, version, offset, Some(len))
+            .await?;
+        let mut buffer = BytesMut::with_capacity(len.min(64 << 20) as usize);
+        while let Some(chunk) = stream.next().await {
+            buffer.extend_from_slice(&chunk?);
+        }
+        Ok(buffer.freeze())
+    }
+
+    /// The bytes of `version` from `offset`, `len` of them or to the end, as a stream that
+    /// resumes by itself after a cut connection. Errors that happen before the first byte
+    /// (404, 416, refused credentials) are returned here rather than in the stream.
+    pub async fn download_stream(
+        &self,
+        attachment: &Attachment,
+        version: u64,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<ByteStream, ClientError> {
+        let source = self.download_url(attachment, version);
+        let stop = len.map(|l| offset.saturating_add(l));
+        let body = self.open_download(&source, offset, stop).await?;
+        let state = DownloadState {
+            client: self.clone(),
+            source,
+            pos: offset,
+            stop,
+            body: Some(body),
+            failures: 0,
+            done: false,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(state, next_chunk)))
+    }
+
+    /// The Confluence URL that serves the bytes of one version.
+    fn download_url(&self, attachment: &Attachment, version: u64) -> Url {
+        let site = self.site();
+        let mut url = match site.flavor {
+            Flavor::Cloud => site.v1(&[
+                "content",
+                &attachment.container.id,
+                "child",
+                "attachment",
+                &attachment.id,
+                "download",
+            ]),
+            Flavor::DataCenter => site.at(&[
+                "download",
+                "attachments",
+                &attachment.container.id,
+                &attachment.title,
+            ]),
+        };
+        url.query_pairs_mut()
+            .append_pair("version", &version.to_string());
+        url
+    }
+
+    /// Follows redirects from `source` and returns the body positioned for `[pos, stop)`.
+    async fn open_download(
+        &self,
+        source: &Url,
+        pos: u64,
+        stop: Option<u64>,
+    ) -> Result<Body, ClientError> {
+        let range = match stop {
+            Some(stop) => format!("bytes={}-{}", pos, stop.saturating_sub(1)),
+            None => format!("bytes={pos}-"),
+        };
+        let base = self.site().base().clone();
+        let mut url = source.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let channel = if same_origin(&url, &base) {
+                Channel::Api
+            } else {
+                Channel::Media
+            };
+            let line = Transport::line(channel, &Method::GET, &url);
+            let transport = self.transport();
+            let opened = transport
+                .open(&line, channel, Repeat::Idempotent, || {
+                    let request = transport
+                        .request(channel, Method::GET, url.clone())
+                        .header(RANGE, range.clone());
+                    async move { Ok(request) }
+                })
+                .await?;
+            let status = opened.response.status();
+            if status.is_redirection() {
+                let location = opened
+                    .response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| ClientError::Decode {
+                        request: line.clone(),
+                        detail: format!("{status} without a Location header"),
+                    })?;
+                url = url.join(location).map_err(|e| ClientError::Decode {
+                    request: line.clone(),
+                    detail: format!("bad Location {location:?}: {e}"),
+                })?;
+                continue;
+            }
+            return Body::new(opened, line, pos);
+        }
+        Err(ClientError::Decode {
+            request: Transport::line(Channel::Api, &Method::GET, source),
+            detail: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+}
+
+/// An open response body and where its bytes sit in the file.
+struct Body {
+    opened: Opened,
+    line: super::error::RequestLine,
+    /// File offset of the next byte the body will deliver.
+    file_pos: u64,
+    /// File offset just past the last byte the body announced, when it said.
+    announced_end: Option<u64>,
+}
+
+impl Body {
+    fn new(opened: Opened, line: super::error::RequestLine, pos: u64) -> Result<Body, ClientError> {
+        let headers = opened.response.headers();
+        let content_length = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let (file_pos, announced_end) = match opened.response.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                let range = headers
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_content_range)
+                    .ok_or_else(|| ClientError::Decode {
+                        request: line.clone(),
+                        detail: "206 without a usable Content-Range".into(),
+                    })?;
+                if range.0 > pos {
+                    return Err(ClientError::Decode {
+                        request: line,
+                        detail: format!("asked for bytes from {pos}, got from {}", range.0),
+                    });
+                }
+                (range.0, Some(range.1 + 1))
+            }
+            // The server ignored Range and sends the whole file: skip to `pos` ourselves.
+            StatusCode::OK => (0, content_length),
+            other => {
+                return Err(ClientError::Service {
+                    status: other.as_u16(),
+                    message: "unexpected status for a download".into(),
+                    request: line,
+                })
+            }
+        };
+        Ok(Body {
+            opened,
+            line,
+            file_pos,
+            announced_end,
+        })
+    }
+}
+
+/// `bytes a-b/total` → `(a, b)`.
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes")?.trim();
+    let (range, _total) = spec.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+struct DownloadState {
+    client: Client,
+    source: Url,
+    /// File offset of the next byte to hand out.
+    pos: u64,
+    /// File offset to stop before, if bounded.
+    stop: Option<u64>,
+    body: Option<Body>,
+    /// Consecutive failures without a byte of progress.
+    failures: u32,
+    done: bool,
+}
+
+async fn next_chunk(
+    mut state: DownloadState,
+) -> Option<(Result<Bytes, ClientError>, DownloadState)> {
+    loop {
+        if state.done || state.stop.is_some_and(|stop| state.pos >= stop) {
+            return None;
+        }
+        let mut body = match state.body.take() {
+            Some(body) => body,
+            None => match state
+                .client
+                .open_download(&state.source, state.pos, state.stop)
+                .await
+            {
+                Ok(body) => body,
+                Err(ClientError::RangeNotSatisfiable { .. }) if state.pos > 0 => {
+                    // The file ended exactly where the cut happened.
+                    return None;
+                }
+                Err(error) => {
+                    state.done = true;
+                    return Some((Err(error), state));
+                }
+            },
+        };
+        let failure = match body.opened.response.chunk().await {
+            Ok(Some(chunk)) => {
+                let chunk_start = body.file_pos;
+                let chunk_end = chunk_start + chunk.len() as u64;
+                body.file_pos = chunk_end;
+                let lo = chunk_start.max(state.pos);
+                let hi = state.stop.map_or(chunk_end, |stop| chunk_end.min(stop));
+                state.body = Some(body);
+                if lo < hi {
+                    state.pos = hi;
+                    state.failures = 0;
+                    let piece =
+                        chunk.slice((lo - chunk_start) as usize..(hi - chunk_start) as usize);
+                    return Some((Ok(piece), state));
+                }
+                continue;
+            }
+            Ok(None) => {
+                if body.announced_end.is_some_and(|end| body.file_pos < end) {
+                    ClientError::Transport {
+                        detail: format!(
+                            "body ended at byte {} of {}",
+                            body.file_pos,
+                            body.announced_end.unwrap_or(0)
+                        ),
+                        request: body.line.clone(),
+                        source: None,
+                    }
+                } else {
+                    return None;
+                }
+            }
+            Err(error) => transport_error(&body.line, error),
+        };
+        drop(body);
+        state.failures += 1;
+        let policy = &state.client.transport().retry;
+        if state.failures >= policy.max_attempts {
+            state.done = true;
+            return Some((Err(failure), state));
+        }
+        let wait = policy.backoff(state.failures);
+        tracing::debug!(error = %failure, pos = state.pos, ?wait, "download cut short, resuming");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("bytes 9-1/10"), None);
+    }
+}

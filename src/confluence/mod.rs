@@ -1,0 +1,41 @@
+//! The typed async REST client for Confluence Cloud and Data Center.
+//!
+//! The filesystem calls methods on [`Client`] and gets plain structs back ([`Space`], [`Page`],
+//! [`Attachment`], …); it never builds a URL and never sees JSON. The client in turn knows
+//! nothing about inodes or errnos: its errors are one enum, [`ClientError`], which keeps "the
+//! service said no" apart from "the transport failed".
+//!
+//! Module map: `client` (connect, flavor detection), `site` (every URL), `transport` (one request:
+//! auth, concurrency, retries), `retry` (the policy), `paging` (following `next`), `wire` (the
+//! JSON shapes) → `model` (what callers get); one module per kind of operation: `spaces`,
+//! `pages`, `attachments`, `download`, `upload`, `properties`, `search`.
+
+mod attachments;
+mod client;
+mod credentials;
+mod download;
+mod error;
+mod model;
+mod pages;
+mod paging;
+mod properties;
+mod retry;
+mod search;
+mod site;
+mod spaces;
+mod timestamp;
+mod transport;
+mod upload;
+mod wire;
+
+pub use client::{Client, ClientConfig};
+pub use credentials::{Credentials, Secret};
+pub use download::ByteStream;
+pub use error::{ClientError, RequestLine};
+pub use model::{
+    Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
+    User,
+};
+pub use retry::RetryPolicy;
+pub use site::Flavor;
+pub use upload::{NewAttachment, UploadSource};

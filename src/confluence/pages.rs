@@ -1,0 +1,212 @@
+//! Pages and blog posts: listing, creating, renaming/moving, trashing and purging.
+//!
+//! Everything here is v1 on both flavors: `/rest/api/space/{key}/content/{type}` and
+//! `/content/{id}/child/page` exist on Cloud and Data Center alike, whereas v2's child listing
+//! silently omits folders and has no Data Center twin. Updates send `version = current + 1`,
+//! which is why a rename first reads the page (and sends its body back unchanged, so that a
+//! rename can never blank a page).
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::client::Client;
+use super::error::ClientError;
+use super::model::{ContentKind, Page};
+use super::paging::{all_v1, V1_LIMIT};
+use super::retry::Repeat;
+use super::transport::{Channel, Transport};
+use super::wire::V1Content;
+
+const PAGE_EXPAND: &str = "version,space,ancestors";
+
+impl Client {
+    /// The pages at the root of a space's page tree (usually just the home page).
+    pub async fn list_top_level_pages(&self, space_key: &str) -> Result<Vec<Page>, ClientError> {
+        self.list_space_content(space_key, ContentKind::Page).await
+    }
+
+    /// A space's blog posts.
+    pub async fn list_blog_posts(&self, space_key: &str) -> Result<Vec<Page>, ClientError> {
+        self.list_space_content(space_key, ContentKind::BlogPost)
+            .await
+    }
+
+    async fn list_space_content(
+        &self,
+        space_key: &str,
+        kind: ContentKind,
+    ) -> Result<Vec<Page>, ClientError> {
+        let site = self.site();
+        let mut url = site.v1(&["space", space_key, "content", kind.v1_type()]);
+        {
+            let mut q = url.query_pairs_mut();
+            if kind == ContentKind::Page {
+                q.append_pair("depth", "root");
+            }
+            q.append_pair("limit", V1_LIMIT);
+            q.append_pair("expand", PAGE_EXPAND);
+        }
+        let content: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
+        Ok(content
+            .into_iter()
+            .filter_map(|c| c.into_page(site))
+            .filter(|p| p.kind == kind)
+            .collect())
+    }
+
+    /// The direct child pages of a page.
+    pub async fn list_child_pages(&self, page_id: &str) -> Result<Vec<Page>, ClientError> {
+        let site = self.site();
+        let mut url = site.v1(&["content", page_id, "child", "page"]);
+        url.query_pairs_mut()
+            .append_pair("limit", V1_LIMIT)
+            .append_pair("expand", PAGE_EXPAND);
+        let content: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
+        Ok(content
+            .into_iter()
+            .filter_map(|c| c.into_page(site))
+            .map(|mut p| {
+                // `ancestors` may not be expanded in a child listing; the parent is known anyway.
+                p.parent_id = Some(page_id.to_string());
+                p
+            })
+            .collect())
+    }
+
+    /// One page or blog post by id.
+    pub async fn get_page(&self, id: &str) -> Result<Page, ClientError> {
+        let (page, _) = self.read_content(id, PAGE_EXPAND).await?;
+        Ok(page)
+    }
+
+    async fn read_content(
+        &self,
+        id: &str,
+        expand: &str,
+    ) -> Result<(Page, serde_json::Value), ClientError> {
+        let site = self.site();
+        let mut url = site.v1(&["content", id]);
+        url.query_pairs_mut().append_pair("expand", expand);
+        let line = Transport::line(Channel::Api, &Method::GET, &url);
+        let raw: serde_json::Value = self
+            .transport()
+            .call_json(Method::GET, url, None, Repeat::Idempotent)
+            .await?;
+        let content: V1Content =
+            serde_json::from_value(raw.clone()).map_err(|e| ClientError::Decode {
+                request: line.clone(),
+                detail: e.to_string(),
+            })?;
+        let page = content
+            .into_page(site)
+            .ok_or_else(|| ClientError::NotFound {
+                message: format!("content {id} is not a page or blog post"),
+                request: line,
+            })?;
+        Ok((page, raw))
+    }
+
+    /// Creates an empty page (under `parent_id`, or at the root of the space) or blog post.
+    /// A title already used in the space gives [`ClientError::AlreadyExists`].
+    pub async fn create_page(
+        &self,
+        space_key: &str,
+        kind: ContentKind,
+        parent_id: Option<&str>,
+        title: &str,
+    ) -> Result<Page, ClientError> {
+        let mut body = json!({
+            "type": kind.v1_type(),
+            "title": title,
+            "space": {"key": space_key},
+            "body": {"storage": {"value": "", "representation": "storage"}},
+        });
+        if let Some(parent) = parent_id {
+            body["ancestors"] = json!([{ "id": parent }]);
+        }
+        let site = self.site();
+        let url = site.v1(&["content"]);
+        let line = Transport::line(Channel::Api, &Method::POST, &url);
+        let content: V1Content = self
+            .transport()
+            .call_json(Method::POST, url, Some(&body), Repeat::NotIdempotent)
+            .await?;
+        let mut page = content.into_page(site).ok_or_else(|| ClientError::Decode {
+            request: line,
+            detail: "the created content is not a page".into(),
+        })?;
+        if page.parent_id.is_none() {
+            page.parent_id = parent_id.map(str::to_string);
+        }
+        Ok(page)
+    }
+
+    /// Renames and/or moves a page under another parent in the same space. Reads the page first
+    /// for its version, space and body; a concurrent change in between gives
+    /// [`ClientError::Conflict`].
+    pub async fn move_page(
+        &self,
+        id: &str,
+        new_title: Option<&str>,
+        new_parent_id: Option<&str>,
+    ) -> Result<Page, ClientError> {
+        let (current, raw) = self
+            .read_content(id, "version,space,ancestors,body.storage")
+            .await?;
+        let mut body = json!({
+            "id": id,
+            "type": current.kind.v1_type(),
+            "status": "current",
+            "title": new_title.unwrap_or(&current.title),
+            "version": {"number": current.version + 1, "minorEdit": true},
+        });
+        if let Some(key) = &current.space_key {
+            body["space"] = json!({ "key": key });
+        }
+        if let Some(storage) = raw.pointer("/body/storage").filter(|s| s.is_object()) {
+            body["body"] = json!({ "storage": {
+                "value": storage.get("value").cloned().unwrap_or(json!("")),
+                "representation": "storage",
+            }});
+        }
+        if let Some(parent) = new_parent_id {
+            body["ancestors"] = json!([{ "id": parent }]);
+        }
+        let site = self.site();
+        let url = site.v1(&["content", id]);
+        let line = Transport::line(Channel::Api, &Method::PUT, &url);
+        let content: V1Content = self
+            .transport()
+            .call_json(Method::PUT, url, Some(&body), Repeat::Idempotent)
+            .await?;
+        let mut page = content.into_page(site).ok_or_else(|| ClientError::Decode {
+            request: line,
+            detail: "the updated content is not a page".into(),
+        })?;
+        if let Some(parent) = new_parent_id {
+            page.parent_id = Some(parent.to_string());
+        } else if page.parent_id.is_none() {
+            page.parent_id = current.parent_id;
+        }
+        Ok(page)
+    }
+
+    /// Moves a page, blog post or attachment to the trash (`DELETE /rest/api/content/{id}`).
+    pub async fn trash_content(&self, id: &str) -> Result<(), ClientError> {
+        let url = self.site().v1(&["content", id]);
+        self.transport()
+            .call(Method::DELETE, url, None, Repeat::Idempotent)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes trashed content for good (`DELETE /rest/api/content/{id}?status=trashed`).
+    pub async fn purge_content(&self, id: &str) -> Result<(), ClientError> {
+        let mut url = self.site().v1(&["content", id]);
+        url.query_pairs_mut().append_pair("status", "trashed");
+        self.transport()
+            .call(Method::DELETE, url, None, Repeat::Idempotent)
+            .await?;
+        Ok(())
+    }
+}

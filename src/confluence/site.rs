@@ -1,0 +1,217 @@
+//! The one place that turns a Confluence site into URLs.
+//!
+//! A site is a base URL (`https://x.atlassian.net/wiki`, `http://host:8090`,
+//! `http://host/confluence`) plus a flavor. Every path is appended segment by segment, so ids
+//! and filenames are percent-encoded exactly once, whatever they contain. `_links.next` values
+//! come back in two shapes: v1 links are context-relative (`/rest/api/…`, join onto the base) and
+//! v2 links are site-relative (`/wiki/api/v2/…`, join onto the origin); [`Site::follow`] tells them
+//! apart by the context prefix.
+
+use url::Url;
+
+use super::error::ClientError;
+
+/// Which product answers: Cloud has the v2 API and a media host for downloads; Data Center has
+/// only v1 and serves attachment bytes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    Cloud,
+    DataCenter,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    /// Without a trailing slash in its path (`/wiki`, `/confluence`, or empty).
+    base: Url,
+    pub(crate) flavor: Flavor,
+}
+
+impl Site {
+    pub(crate) fn new(base: Url, flavor: Flavor) -> Site {
+        Site { base, flavor }
+    }
+
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The context path (`/wiki`, `/confluence`, or `""`).
+    pub(crate) fn context(&self) -> &str {
+        self.base.path().trim_end_matches('/')
+    }
+
+    /// `{base}/{segments…}` with each segment percent-encoded.
+    pub(crate) fn at(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            // Cannot fail: the base is an http(s) URL, checked in `normalize_site_url`.
+            let mut path = url.path_segments_mut().expect("http URL has a path");
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+
+    /// `{base}/rest/api/{segments…}`
+    pub(crate) fn v1(&self, segments: &[&str]) -> Url {
+        let mut all = vec!["rest", "api"];
+        all.extend_from_slice(segments);
+        self.at(&all)
+    }
+
+    /// `{base}/api/v2/{segments…}` (Cloud only).
+    pub(crate) fn v2(&self, segments: &[&str]) -> Url {
+        let mut all = vec!["api", "v2"];
+        all.extend_from_slice(segments);
+        self.at(&all)
+    }
+
+    /// `{base}/rest/experimental/{segments…}` (Data Center's version history).
+    pub(crate) fn experimental(&self, segments: &[&str]) -> Url {
+        let mut all = vec!["rest", "experimental"];
+        all.extend_from_slice(segments);
+        self.at(&all)
+    }
+
+    /// Resolves a `_links` value (`next`, `webui`, `download`) to an absolute URL.
+    pub(crate) fn follow(&self, link: &str) -> Result<Url, ClientError> {
+        if link.starts_with("http://") || link.starts_with("https://") {
+            return Url::parse(link)
+                .map_err(|e| ClientError::Config(format!("bad link {link:?}: {e}")));
+        }
+        let context = self.context();
+        let site_relative =
+            !context.is_empty() && (link == context || link.starts_with(&format!("{context}/")));
+        let mut joined = if site_relative {
+            self.origin()
+        } else {
+            // The base has no query or fragment (normalized), so plain concatenation keeps the
+            // link's own query intact.
+            self.base.as_str().trim_end_matches('/').to_string()
+        };
+        if !link.starts_with('/') {
+            joined.push('/');
+        }
+        joined.push_str(link);
+        Url::parse(&joined).map_err(|e| ClientError::Config(format!("bad link {link:?}: {e}")))
+    }
+
+    /// `scheme://host[:port]`
+    pub(crate) fn origin(&self) -> String {
+        self.base.origin().ascii_serialization()
+    }
+}
+
+/// Cleans up what a user typed: http(s) only, no query or fragment, no trailing slash, and the
+/// `/wiki` context added for a bare `*.atlassian.net` host.
+pub(crate) fn normalize_site_url(raw: &str) -> Result<Url, ClientError> {
+    let raw = raw.trim();
+    let mut url = Url::parse(raw).map_err(|e| {
+        ClientError::Config(format!(
+            "{raw:?} is not a URL ({e}); expected e.g. https://example.atlassian.net/wiki"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ClientError::Config(format!(
+            "{raw:?} is not an http(s) URL"
+        )));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    let trimmed = url.path().trim_end_matches('/').to_string();
+    let is_cloud_host = url
+        .host_str()
+        .is_some_and(|h| h.to_ascii_lowercase().ends_with(".atlassian.net"));
+    if trimmed.is_empty() && is_cloud_host {
+        url.set_path("/wiki");
+    } else {
+        url.set_path(&trimmed);
+    }
+    Ok(url)
+}
+
+/// `base` with `/wiki` appended, for the second probe when a bare host 404s.
+pub(crate) fn with_wiki(base: &Url) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}/wiki", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
+/// True when `a` and `b` have the same scheme, host and port: only then does a credential follow
+/// a redirect.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_the_usual_shapes() {
+        let n = |s| normalize_site_url(s).unwrap().to_string();
+        assert_eq!(n("https://x.atlassian.net"), "https://x.atlassian.net/wiki");
+        assert_eq!(
+            n("https://x.atlassian.net/"),
+            "https://x.atlassian.net/wiki"
+        );
+        assert_eq!(
+            n("https://x.atlassian.net/wiki/"),
+            "https://x.atlassian.net/wiki"
+        );
+        assert_eq!(n("http://host:8090"), "http://host:8090/");
+        assert_eq!(n("http://host:8090//"), "http://host:8090/");
+        assert_eq!(n("http://host/confluence/"), "http://host/confluence");
+        assert_eq!(n("http://host/confluence?x=1#y"), "http://host/confluence");
+        assert!(normalize_site_url("ftp://host").is_err());
+        assert!(normalize_site_url("not a url").is_err());
+    }
+
+    #[test]
+    fn builds_encoded_paths() {
+        let site = Site::new(
+            normalize_site_url("http://h/confluence").unwrap(),
+            Flavor::DataCenter,
+        );
+        assert_eq!(
+            site.at(&["download", "attachments", "12", "a b/ü?.txt"])
+                .as_str(),
+            "http://h/confluence/download/attachments/12/a%20b%2F%C3%BC%3F.txt"
+        );
+        let root = Site::new(
+            normalize_site_url("http://h:8090").unwrap(),
+            Flavor::DataCenter,
+        );
+        assert_eq!(root.v1(&["space"]).as_str(), "http://h:8090/rest/api/space");
+        assert_eq!(root.context(), "");
+    }
+
+    #[test]
+    fn follows_v1_and_v2_links() {
+        let site = Site::new(
+            normalize_site_url("https://x.atlassian.net/wiki").unwrap(),
+            Flavor::Cloud,
+        );
+        assert_eq!(
+            site.follow("/rest/api/content/1/child/attachment?limit=200&start=200")
+                .unwrap()
+                .as_str(),
+            "https://x.atlassian.net/wiki/rest/api/content/1/child/attachment?limit=200&start=200"
+        );
+        assert_eq!(
+            site.follow("/wiki/api/v2/pages/1/attachments?cursor=abc")
+                .unwrap()
+                .as_str(),
+            "https://x.atlassian.net/wiki/api/v2/pages/1/attachments?cursor=abc"
+        );
+        let dc = Site::new(
+            normalize_site_url("http://h:8090").unwrap(),
+            Flavor::DataCenter,
+        );
+        assert_eq!(
+            dc.follow("/rest/api/space?start=200").unwrap().as_str(),
+            "http://h:8090/rest/api/space?start=200"
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! Sending one logical request: concurrency limit, credentials, retries and error decoding.
+//!
+//! Three reqwest clients share the work, because their needs differ:
+//! - **api**: JSON calls and same-origin downloads; a **10 s connect timeout**, a **30 s read
+//!   timeout** (reset by every read, so a slow but moving download is fine; it also bounds the
+//!   wait for response headers) and a **120 s total** cap on each JSON call;
+//! - **upload**: multipart bodies of any size; the same connect timeout but no read timeout,
+//!   because reqwest starts that clock when the request starts and a 5 GiB upload takes longer
+//!   than any sensible value;
+//! - **media**: the Cloud media host; never sends the Confluence credential and keeps no cookies.
+//!
+//! None of them follows redirects: the download code follows them itself, so that it decides
+//! per hop whether the credential may go along (same origin only).
+//!
+//! A semaphore bounds the requests in flight (default 8). A permit is held from sending until
+//! the body has been read — for a streamed download, until the stream is dropped — and never
+//! while sleeping before a retry.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use super::credentials::Credentials;
+use super::error::{ClientError, RequestLine};
+use super::retry::{Failure, Repeat, RetryPolicy};
+
+/// Which of the three clients a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    Api,
+    Upload,
+    /// Another origin: no credential, no read of our cookies, query redacted in errors.
+    Media,
+}
+
+/// A response whose body is still on the wire, with the concurrency permit it holds.
+pub(crate) struct Opened {
+    pub(crate) response: Response,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// A fully read response.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) read: Duration,
+    pub(crate) json_total: Duration,
+}
+
+pub(crate) struct Transport {
+    api: reqwest::Client,
+    upload: reqwest::Client,
+    media: reqwest::Client,
+    credentials: Credentials,
+    limiter: Arc<Semaphore>,
+    pub(crate) retry: RetryPolicy,
+    timeouts: Timeouts,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        credentials: Credentials,
+        retry: RetryPolicy,
+        max_concurrent: usize,
+        timeouts: Timeouts,
+        user_agent: &str,
+    ) -> Result<Transport, ClientError> {
+        let build = |read_timeout: Option<Duration>| {
+            let mut builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(timeouts.connect)
+                .tcp_keepalive(Duration::from_secs(30))
+                // Not a browser-like agent: Confluence runs its XSRF check on those even with
+                // the no-check header (FACTS §5.5).
+                .user_agent(user_agent.to_string());
+            if let Some(read) = read_timeout {
+                builder = builder.read_timeout(read);
+            }
+            builder
+                .build()
+                .map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {e}")))
+        };
+        Ok(Transport {
+            api: build(Some(timeouts.read))?,
+            upload: build(None)?,
+            media: build(Some(timeouts.read))?,
+            credentials,
+            limiter: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            retry,
+            timeouts,
+        })
+    }
+
+    pub(crate) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// A request builder on the right client, with the credential when the channel allows it.
+    pub(crate) fn request(&self, channel: Channel, method: Method, url: Url) -> RequestBuilder {
+        let client = match channel {
+            Channel::Api => &self.api,
+            Channel::Upload => &self.upload,
+            Channel::Media => &self.media,
+        };
+        let builder = client.request(method, url);
+        match channel {
+            Channel::Media => builder,
+            _ => self
+                .credentials
+                .apply(builder)
+                .header(ACCEPT, HeaderValue::from_static("application/json")),
+        }
+    }
+
+    /// The request line shown in errors; the media host's query holds a token and is dropped.
+    pub(crate) fn line(channel: Channel, method: &Method, url: &Url) -> RequestLine {
+        let url = if channel == Channel::Media {
+            let mut redacted = url.clone();
+            redacted.set_query(None);
+            redacted.to_string()
+        } else {
+            url.to_string()
+        };
+        RequestLine {
+            method: method.clone(),
+            url,
+        }
+    }
+
+    /// A JSON call: GET/PUT/POST/DELETE with an optional JSON body; answers are read whole.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<Answer, ClientError> {
+        let line = Self::line(Channel::Api, &method, &url);
+        let total = self.timeouts.json_total;
+        self.fetch(&line, Channel::Api, repeat, || {
+            let mut builder = self
+                .request(Channel::Api, method.clone(), url.clone())
+                .timeout(total);
+            if let Some(body) = json {
+                builder = builder.json(body);
+            }
+            async move { Ok(builder) }
+        })
+        .await
+    }
+
+    /// Like [`call`](Self::call), decoding the JSON answer.
+    pub(crate) async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<T, ClientError> {
+        let line = Self::line(Channel::Api, &method, &url);
+        let answer = self.call(method, url, json, repeat).await?;
+        decode(&line, &answer.body)
+    }
+
+    /// Runs `build` until an attempt succeeds or the policy gives up, reading the whole body.
+    pub(crate) async fn fetch<F, Fut>(
+        &self,
+        line: &RequestLine,
+        channel: Channel,
+        repeat: Repeat,
+        mut build: F,
+    ) -> Result<Answer, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let opened = match self
+                .attempt(line, channel, repeat, attempt, &mut build)
+                .await?
+            {
+                Some(opened) => opened,
+                None => continue,
+            };
+            let status = opened.response.status();
+            let headers = opened.response.headers().clone();
+            match opened.response.bytes().await {
+                Ok(body) => {
+                    return Ok(Answer {
+                        status,
+                        headers,
+                        body,
+                    })
+                }
+                Err(error) => {
+                    drop(opened.permit);
+                    let error = transport_error(line, error);
+                    match self.retry.next_delay(attempt, repeat, Failure::Broken) {
+                        Some(wait) => {
+                            tracing::debug!(%line, attempt, ?wait, "body cut short, retrying");
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `build` until an attempt gets a 2xx or 3xx answer, leaving its body unread.
+    pub(crate) async fn open<F, Fut>(
+        &self,
+        line: &RequestLine,
+        channel: Channel,
+        repeat: Repeat,
+        mut build: F,
+    ) -> Result<Opened, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ClientError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if let Some(opened) = self
+                .attempt(line, channel, repeat, attempt, &mut build)
+                .await?
+            {
+                return Ok(opened);
+            }
+        }
+    }
+
+    /// One attempt. `Ok(None)` means "failed, waited, try again".
+    async fn attempt<F, Fut>(
+        &self,
+        line: &RequestLine,
+        channel: Channel,
+        repeat: Repeat,
+        attempt: u32,
+        build: &mut F,
+    ) -> Result<Option<Opened>, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ClientError>>,
+    {
+        let permit = self
+            .limiter
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let request = build().await?;
+        let (error, failure_kind) = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() || status.is_redirection() {
+                    tracing::trace!(%line, ?channel, status = status.as_u16(), attempt, "answered");
+                    return Ok(Some(Opened { response, permit }));
+                }
+                let headers = response.headers().clone();
+                let content_type = headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                // An error body that fails to arrive still leaves us the status.
+                let body = response.bytes().await.unwrap_or_default();
+                drop(permit);
+                let error = ClientError::from_answer(
+                    line.clone(),
+                    status,
+                    content_type.as_deref(),
+                    &body,
+                    &self.credentials.who(),
+                );
+                let delay = self.retry.next_delay(
+                    attempt,
+                    repeat,
+                    Failure::Status(status.as_u16(), &headers),
+                );
+                match delay {
+                    Some(wait) => {
+                        tracing::debug!(%line, status = status.as_u16(), attempt, ?wait, "retrying");
+                        tokio::time::sleep(wait).await;
+                        return Ok(None);
+                    }
+                    None => return Err(error),
+                }
+            }
+            Err(error) => {
+                drop(permit);
+                let kind = if error.is_connect() {
+                    Failure::NotConnected
+                } else {
+                    Failure::Broken
+                };
+                (transport_error(line, error), kind)
+            }
+        };
+        match self.retry.next_delay(attempt, repeat, failure_kind) {
+            Some(wait) => {
+                tracing::debug!(%line, attempt, ?wait, error = %error, "retrying");
+                tokio::time::sleep(wait).await;
+                Ok(None)
+            }
+            None => Err(error),
+        }
+    }
+}
+
+/// A reqwest failure as our transport error, with the cause chain spelled out (reqwest's own
+/// message is often just "error sending request").
+pub(crate) fn transport_error(line: &RequestLine, error: reqwest::Error) -> ClientError {
+    let error = error.without_url();
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = cause.source();
+    }
+    ClientError::Transport {
+        request: line.clone(),
+        detail,
+        source: Some(error),
+    }
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    line: &RequestLine,
+    body: &[u8],
+) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+        request: line.clone(),
+        detail: format!(
+            "{e}; body starts with {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(120)])
+        ),
+    })
+}

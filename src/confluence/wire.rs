@@ -1,0 +1,521 @@
+//! The JSON Confluence sends, and its conversion to the public model.
+//!
+//! Every field is optional or defaulted unless Confluence always sends it, because the same
+//! object arrives with different expansions from different endpoints, and Cloud, Data Center
+//! and our test server each leave out different things. Ids are accepted as strings or numbers
+//! (v1 `space.id` is a number, FACTS §0).
+
+use std::collections::HashMap;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Deserializer};
+
+use super::model::{
+    Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
+    User,
+};
+use super::site::Site;
+use super::timestamp::parse_rfc3339;
+
+/// An id that may arrive as a JSON string or number.
+fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected an id, got {other}"
+        ))),
+    }
+}
+
+fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// `_links`: a free map; only string values matter to us.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Links(#[serde(default)] pub(crate) HashMap<String, serde_json::Value>);
+
+impl Links {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.as_str())
+    }
+}
+
+/// v1 list envelope (`{results,start,limit,size,_links}`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1List<T> {
+    pub(crate) results: Vec<T>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+/// v2 list envelope (`{results,_links{next,base}}`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2List<T> {
+    pub(crate) results: Vec<T>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V1User {
+    #[serde(rename = "type")]
+    pub(crate) user_type: Option<String>,
+    pub(crate) account_id: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) user_key: Option<String>,
+    pub(crate) display_name: Option<String>,
+    pub(crate) public_name: Option<String>,
+    pub(crate) email: Option<String>,
+}
+
+impl V1User {
+    pub(crate) fn into_model(self) -> User {
+        User {
+            account_id: self.account_id,
+            username: self.username,
+            user_key: self.user_key,
+            display_name: self.display_name.or(self.public_name),
+            email: self.email,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V1Version {
+    #[serde(default)]
+    pub(crate) number: u64,
+    pub(crate) when: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) by: Option<V1User>,
+    #[serde(default)]
+    pub(crate) minor_edit: bool,
+}
+
+impl V1Version {
+    pub(crate) fn into_model(self) -> AttachmentVersion {
+        AttachmentVersion {
+            number: self.number,
+            created: self.when.as_deref().and_then(parse_rfc3339),
+            message: self.message.unwrap_or_default(),
+            minor_edit: self.minor_edit,
+            author: self.by.map(V1User::into_model),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1Ref {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) content_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1SpaceRef {
+    pub(crate) key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V1Metadata {
+    pub(crate) media_type: Option<String>,
+    pub(crate) comment: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V1Extensions {
+    pub(crate) media_type: Option<String>,
+    pub(crate) file_size: Option<u64>,
+    pub(crate) comment: Option<String>,
+    pub(crate) file_id: Option<String>,
+}
+
+/// v1 `Content`: page, blog post, attachment, or anything else a search returns.
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1Content {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    #[serde(rename = "type", default)]
+    pub(crate) content_type: String,
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) title: String,
+    pub(crate) version: Option<V1Version>,
+    pub(crate) space: Option<V1SpaceRef>,
+    pub(crate) ancestors: Option<Vec<V1Ref>>,
+    pub(crate) container: Option<V1Ref>,
+    pub(crate) metadata: Option<V1Metadata>,
+    pub(crate) extensions: Option<V1Extensions>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+impl V1Content {
+    pub(crate) fn into_page(self, site: &Site) -> Option<Page> {
+        let kind = ContentKind::from_v1_type(&self.content_type)?;
+        let version = self.version.unwrap_or_default();
+        Some(Page {
+            web_url: web_url(site, self.links.get("webui")),
+            id: self.id,
+            kind,
+            title: self.title,
+            status: self.status.unwrap_or_else(|| "current".into()),
+            space_key: self.space.and_then(|s| s.key),
+            parent_id: self.ancestors.and_then(|a| a.last().map(|p| p.id.clone())),
+            version: version.number,
+            modified: version.when.as_deref().and_then(parse_rfc3339),
+            author: version.by.map(V1User::into_model),
+        })
+    }
+
+    /// `fallback` names the container when the answer does not (lists without `container`
+    /// expanded).
+    pub(crate) fn into_attachment(
+        self,
+        site: &Site,
+        fallback: Option<&ContainerRef>,
+    ) -> Option<Attachment> {
+        if self.content_type != "attachment" && !self.content_type.is_empty() {
+            return None;
+        }
+        let container = match self.container {
+            Some(c) => ContainerRef {
+                kind: c
+                    .content_type
+                    .as_deref()
+                    .and_then(ContentKind::from_v1_type)
+                    .unwrap_or(ContentKind::Page),
+                id: c.id,
+            },
+            None => fallback?.clone(),
+        };
+        let version = self.version.unwrap_or_default();
+        let metadata = self.metadata.unwrap_or_default();
+        let extensions = self.extensions.unwrap_or_default();
+        Some(Attachment {
+            web_url: web_url(site, self.links.get("webui")),
+            download_path: self.links.get("download").map(str::to_string),
+            id: self.id,
+            title: self.title,
+            container,
+            media_type: extensions
+                .media_type
+                .or(metadata.media_type)
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: extensions.file_size.unwrap_or(0),
+            version: version.number,
+            modified: version
+                .when
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .unwrap_or(UNIX_EPOCH),
+            comment: metadata
+                .comment
+                .or(extensions.comment)
+                .or(version.message)
+                .unwrap_or_default(),
+            author: version.by.map(V1User::into_model),
+            status: self.status.unwrap_or_else(|| "current".into()),
+            file_id: extensions.file_id,
+        })
+    }
+
+    pub(crate) fn into_search_hit(self, site: &Site) -> SearchHit {
+        match self.content_type.as_str() {
+            "page" | "blogpost" => {
+                let (id, content_type, title) = (
+                    self.id.clone(),
+                    self.content_type.clone(),
+                    self.title.clone(),
+                );
+                match self.into_page(site) {
+                    Some(page) => SearchHit::Page(page),
+                    None => SearchHit::Other {
+                        id,
+                        content_type,
+                        title,
+                    },
+                }
+            }
+            "attachment" => {
+                let (id, title) = (self.id.clone(), self.title.clone());
+                match self.into_attachment(site, None) {
+                    Some(attachment) => SearchHit::Attachment(attachment),
+                    None => SearchHit::Other {
+                        id,
+                        content_type: "attachment".into(),
+                        title,
+                    },
+                }
+            }
+            _ => SearchHit::Other {
+                id: self.id,
+                content_type: self.content_type,
+                title: self.title,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1Space {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) space_type: Option<String>,
+    pub(crate) homepage: Option<V1Ref>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+impl V1Space {
+    pub(crate) fn into_model(self, site: &Site) -> Space {
+        Space {
+            web_url: web_url(site, self.links.get("webui")),
+            id: self.id,
+            key: self.key,
+            name: self.name,
+            space_type: self.space_type,
+            homepage_id: self.homepage.map(|h| h.id),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V2Space {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(rename = "type")]
+    pub(crate) space_type: Option<String>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub(crate) homepage_id: Option<String>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+impl V2Space {
+    pub(crate) fn into_model(self, site: &Site) -> Space {
+        Space {
+            web_url: web_url(site, self.links.get("webui")),
+            id: self.id,
+            key: self.key,
+            name: self.name,
+            space_type: self.space_type,
+            homepage_id: self.homepage_id,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V2Version {
+    #[serde(default)]
+    pub(crate) number: u64,
+    pub(crate) message: Option<String>,
+    #[serde(default)]
+    pub(crate) minor_edit: bool,
+    pub(crate) author_id: Option<String>,
+    pub(crate) created_at: Option<String>,
+}
+
+impl V2Version {
+    pub(crate) fn into_model(self) -> AttachmentVersion {
+        AttachmentVersion {
+            number: self.number,
+            created: self.created_at.as_deref().and_then(parse_rfc3339),
+            message: self.message.unwrap_or_default(),
+            minor_edit: self.minor_edit,
+            author: self.author_id.map(account),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V2Attachment {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) title: String,
+    pub(crate) created_at: Option<String>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub(crate) page_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub(crate) blog_post_id: Option<String>,
+    pub(crate) media_type: Option<String>,
+    pub(crate) comment: Option<String>,
+    pub(crate) file_id: Option<String>,
+    pub(crate) file_size: Option<u64>,
+    pub(crate) webui_link: Option<String>,
+    pub(crate) download_link: Option<String>,
+    pub(crate) version: Option<V2Version>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+impl V2Attachment {
+    pub(crate) fn into_model(
+        self,
+        site: &Site,
+        fallback: Option<&ContainerRef>,
+    ) -> Option<Attachment> {
+        let container = match (self.page_id, self.blog_post_id) {
+            (Some(id), _) => ContainerRef::page(id),
+            (None, Some(id)) => ContainerRef::blog_post(id),
+            (None, None) => fallback?.clone(),
+        };
+        let version = self.version.unwrap_or_default();
+        let when = version.created_at.or(self.created_at);
+        let webui = self
+            .webui_link
+            .or_else(|| self.links.get("webui").map(str::to_string));
+        Some(Attachment {
+            web_url: web_url(site, webui.as_deref()),
+            download_path: self
+                .download_link
+                .or_else(|| self.links.get("download").map(str::to_string)),
+            id: self.id,
+            title: self.title,
+            container,
+            media_type: self
+                .media_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: self.file_size.unwrap_or(0),
+            version: version.number,
+            modified: when
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .unwrap_or(UNIX_EPOCH),
+            comment: self.comment.or(version.message).unwrap_or_default(),
+            author: version.author_id.map(account),
+            status: self.status.unwrap_or_else(|| "current".into()),
+            file_id: self.file_id,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1PropertyVersion {
+    #[serde(default)]
+    pub(crate) number: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1Property {
+    #[serde(default, deserialize_with = "opt_id")]
+    pub(crate) id: Option<String>,
+    pub(crate) key: String,
+    #[serde(default)]
+    pub(crate) value: serde_json::Value,
+    pub(crate) version: Option<V1PropertyVersion>,
+}
+
+impl V1Property {
+    pub(crate) fn into_model(self) -> Property {
+        Property {
+            id: self.id.unwrap_or_default(),
+            key: self.key,
+            value: self.value,
+            version: self.version.map(|v| v.number).unwrap_or(1),
+        }
+    }
+}
+
+fn account(account_id: String) -> User {
+    User {
+        account_id: Some(account_id),
+        ..User::default()
+    }
+}
+
+fn web_url(site: &Site, link: Option<&str>) -> Option<String> {
+    link.and_then(|l| site.follow(l).ok())
+        .map(|u| u.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confluence::site::{normalize_site_url, Flavor};
+
+    fn example(name: &str) -> String {
+        let path = format!(
+            "{}/../shared/confluence-api/examples/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn datacenter_attachment_example_converts() {
+        let text = example("dc-v1-attachment.docs.nomagic.com.json");
+        if text.is_empty() {
+            return; // the shared examples are not part of the repository
+        }
+        let site = Site::new(
+            normalize_site_url("https://docs.nomagic.com").unwrap(),
+            Flavor::DataCenter,
+        );
+        let content: V1Content = serde_json::from_str(&text).unwrap();
+        let att = content.into_attachment(&site, None).unwrap();
+        assert_eq!(att.id, "227171484");
+        assert_eq!(att.container, ContainerRef::page("227171480"));
+        assert_eq!(att.size, 2380);
+        assert_eq!(att.media_type, "application/zip");
+        assert_eq!(att.author.unwrap().name(), "Jonė Š.");
+        assert_eq!(
+            att.modified.duration_since(UNIX_EPOCH).unwrap().as_millis(),
+            1_746_450_330_544
+        );
+    }
+
+    #[test]
+    fn cloud_v2_attachment_converts() {
+        let json = r#"{"id":"att1441849","status":"current","title":"test.txt","createdAt":"2025-11-18T20:57:17.434Z",
+            "pageId":"1507344","mediaType":"text/plain","comment":"c","fileSize":14,
+            "webuiLink":"/pages/viewpageattachments.action?pageId=1507344",
+            "downloadLink":"/download/attachments/1507344/test.txt?version=5",
+            "version":{"number":5,"message":"c","minorEdit":false,"authorId":"557058:x","createdAt":"2025-11-18T20:57:17.434Z"}}"#;
+        let site = Site::new(
+            normalize_site_url("https://x.atlassian.net").unwrap(),
+            Flavor::Cloud,
+        );
+        let v2: V2Attachment = serde_json::from_str(json).unwrap();
+        let att = v2.into_model(&site, None).unwrap();
+        assert_eq!(att.version, 5);
+        assert_eq!(att.size, 14);
+        assert_eq!(att.container, ContainerRef::page("1507344"));
+        assert_eq!(
+            att.web_url.as_deref(),
+            Some("https://x.atlassian.net/wiki/pages/viewpageattachments.action?pageId=1507344")
+        );
+    }
+
+    #[test]
+    fn numeric_space_id_is_accepted() {
+        let space: V1Space = serde_json::from_str(
+            r#"{"id":123456,"key":"DS","name":"Demo","homepage":{"id":"98"}}"#,
+        )
+        .unwrap();
+        assert_eq!(space.id, "123456");
+        assert_eq!(space.homepage.unwrap().id, "98");
+    }
+}

@@ -1,0 +1,102 @@
+//! Retries: 429 and 503 wait for Retry-After, other 5xx back off, POSTs are not repeated blindly,
+//! and attempts are bounded.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use confluencefs::confluence::{ClientError, ContentKind, Flavor};
+
+use crate::both_flavors;
+use crate::support::Server;
+
+both_flavors!(
+    rate_limit_waits_for_retry_after,
+    unavailable_waits_for_retry_after,
+    server_errors_are_retried,
+    retries_are_bounded,
+    create_is_not_repeated_after_500
+);
+
+async fn rate_limit_waits_for_retry_after(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    server.clear_requests().await;
+    server
+        .faults(json!({"fail_next": [429], "retry_after": 1}))
+        .await;
+    let started = Instant::now();
+    let spaces = client.list_spaces(&[]).await.unwrap();
+    let waited = started.elapsed();
+    assert!(!spaces.is_empty());
+    // Our backoff in tests is ≤ 200 ms, so a wait of about a second is Retry-After's.
+    assert!(
+        waited >= Duration::from_millis(950),
+        "waited only {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    let statuses: Vec<u16> = server.requests().await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
+}
+
+async fn unavailable_waits_for_retry_after(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    server.clear_requests().await;
+    server
+        .faults(json!({"fail_next": [503], "retry_after": 1}))
+        .await;
+    let started = Instant::now();
+    client.get_space("DOCS").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    let statuses: Vec<u16> = server.requests().await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [503, 200]);
+}
+
+async fn server_errors_are_retried(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    server.clear_requests().await;
+    server.faults(json!({"fail_next": [500, 502, 504]})).await;
+    let space = client.get_space("DOCS").await.unwrap();
+    assert_eq!(space.key, "DOCS");
+    let statuses: Vec<u16> = server.requests().await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 502, 504, 200]);
+}
+
+async fn retries_are_bounded(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    server.clear_requests().await;
+    server
+        .faults(json!({"fail_next": [500, 500, 500, 500, 500, 500, 500]}))
+        .await;
+    let error = client.get_space("DOCS").await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Service { status: 500, .. }),
+        "got {error:?}"
+    );
+    assert!(error.is_retryable());
+    assert_eq!(server.requests().await.len(), 5, "default: 5 attempts");
+    server.faults(json!({})).await;
+}
+
+async fn create_is_not_repeated_after_500(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    let space = client.get_space("DOCS").await.unwrap();
+    server.clear_requests().await;
+    server.faults(json!({"fail_next": [500]})).await;
+    let error = client
+        .create_page(
+            "DOCS",
+            ContentKind::Page,
+            space.homepage_id.as_deref(),
+            "Once",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(500));
+    let log = server.requests().await;
+    assert_eq!(log.len(), 1, "a POST is not repeated blindly: {log:#?}");
+}

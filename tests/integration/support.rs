@@ -1,0 +1,223 @@
+//! Test plumbing: a test server per test (stopped when the guard drops), a connected client,
+//! and the server's hooks — the request log and fault injection.
+
+use std::path::Path;
+use std::time::Duration;
+
+use confluence_testserver::{spawn, Config};
+use confluencefs::confluence::{Client, ClientConfig, Credentials, Flavor, RetryPolicy};
+use serde_json::Value;
+
+pub const USER: &str = "demo@example.com";
+pub const TOKEN: &str = "demo-token";
+/// Data Center runs under a context path, as many real installations do.
+pub const DC_CONTEXT: &str = "/confluence";
+
+/// Files of the seed tree most tests use: `KEY/Page/file`; files at the space root belong to
+/// the space's home page "KEY Home"; `@blog/DATE Title/` is a blog post.
+pub fn seed_basic(root: &Path) {
+    let files: &[(&str, &[u8])] = &[
+        ("DOCS/welcome.txt", b"welcome to docs\n"),
+        ("DOCS/Guide/notes.txt", b"hello notes\n"),
+        ("DOCS/Guide/Chapter One/ch1.txt", b"chapter one\n"),
+        ("DOCS/Reference/spec.txt", b"the spec\n"),
+        (
+            "DOCS/@blog/2026-01-15 Launch Notes/launch.txt",
+            b"we launched\n",
+        ),
+        ("ENG/Runbook/run.sh", b"#!/bin/sh\necho run\n"),
+    ];
+    for (rel, data) in files {
+        write(root, rel, data);
+    }
+    write(root, "DOCS/Guide/data.bin", &pattern(300_000));
+}
+
+pub fn write(root: &Path, rel: &str, data: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Deterministic bytes where every offset has a distinct-looking value, so that a range taken
+/// from the wrong place does not compare equal by accident.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 7 + 3) % 251) as u8 ^ ((i >> 8) as u8))
+        .collect()
+}
+
+/// Our flavor → the server's.
+pub fn server_flavor(flavor: Flavor) -> confluence_testserver::Flavor {
+    match flavor {
+        Flavor::Cloud => confluence_testserver::Flavor::Cloud,
+        Flavor::DataCenter => confluence_testserver::Flavor::DataCenter,
+    }
+}
+
+/// A running test server; dropping it stops the server and removes its directories.
+pub struct Server {
+    pub flavor: Flavor,
+    inner: confluence_testserver::Server,
+    _dirs: Vec<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// A server of `flavor` seeded with [`seed_basic`].
+    pub fn start(flavor: Flavor) -> Server {
+        Server::start_seeded(flavor, seed_basic)
+    }
+
+    /// A server seeded by `seed` (which fills the directory it is given).
+    pub fn start_seeded(flavor: Flavor, seed: impl FnOnce(&Path)) -> Server {
+        let seed_dir = tempfile::tempdir().unwrap();
+        seed(seed_dir.path());
+        let config = Config {
+            flavor: server_flavor(flavor),
+            context_path: if flavor == Flavor::DataCenter {
+                DC_CONTEXT.to_string()
+            } else {
+                String::new()
+            },
+            seed_dir: Some(seed_dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        Server::start_with(flavor, config, vec![seed_dir])
+    }
+
+    pub fn start_with(flavor: Flavor, config: Config, dirs: Vec<tempfile::TempDir>) -> Server {
+        let inner = spawn(config).expect("the test server starts");
+        Server {
+            flavor,
+            inner,
+            _dirs: dirs,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.inner.base_url().to_string()
+    }
+
+    pub fn root_url(&self) -> String {
+        self.inner.root_url().to_string()
+    }
+
+    /// A client config for this server with fast retries, so fault tests do not crawl.
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.base_url(), Credentials::basic(USER, TOKEN));
+        config.retry = RetryPolicy {
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        };
+        config
+    }
+
+    pub async fn client(&self) -> Client {
+        let client = Client::connect(self.config()).await.expect("connects");
+        assert_eq!(client.flavor(), self.flavor);
+        client
+    }
+
+    /// The server's request log since the last [`clear_requests`](Self::clear_requests).
+    pub async fn requests(&self) -> Vec<Logged> {
+        let url = format!("{}/__testserver/requests", self.root_url());
+        let log: Vec<Value> = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        log.into_iter().map(Logged::from).collect()
+    }
+
+    pub async fn clear_requests(&self) {
+        let url = format!("{}/__testserver/requests", self.root_url());
+        self.http
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// Sets faults (`{"fail_next":[503],"retry_after":1}`, `{"reset_next":1}`, …); `{}` clears.
+    pub async fn faults(&self, faults: Value) {
+        let url = format!("{}/__testserver/faults", self.root_url());
+        self.http
+            .post(url)
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+}
+
+/// One entry of the server's request log.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub origin: String,
+}
+
+impl From<Value> for Logged {
+    fn from(v: Value) -> Logged {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        Logged {
+            method: s("method"),
+            path: s("path"),
+            query: s("query"),
+            status: v.get("status").and_then(|x| x.as_u64()).unwrap_or(0) as u16,
+            origin: s("origin"),
+        }
+    }
+}
+
+/// Runs an async test body once per flavor, each in its own test: `both_flavors!(name);`
+/// expects `async fn name(flavor: Flavor)` in the same module.
+#[macro_export]
+macro_rules! both_flavors {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn cloud() {
+                    super::$name(confluencefs::confluence::Flavor::Cloud).await
+                }
+                #[tokio::test]
+                async fn datacenter() {
+                    super::$name(confluencefs::confluence::Flavor::DataCenter).await
+                }
+            }
+        )+
+    };
+}
+
+/// The page titled `title` in space `key`, found by walking from the top-level pages.
+pub async fn page_by_title(
+    client: &Client,
+    key: &str,
+    title: &str,
+) -> confluencefs::confluence::Page {
+    let mut queue = client.list_top_level_pages(key).await.unwrap();
+    while let Some(page) = queue.pop() {
+        if page.title == title {
+            return page;
+        }
+        queue.extend(client.list_child_pages(&page.id).await.unwrap());
+    }
+    panic!("no page {title:?} in {key}");
+}
