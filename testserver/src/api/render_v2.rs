@@ -1,0 +1,119 @@
+//! v2 JSON (Cloud only), following the `SpaceBulk`, `PageBulk`, `BlogPostBulk`,
+//! `AttachmentBulk`, `ChildPage`, `ContentProperty` and `Version` schemas of the v2 OpenAPI
+//! document and the real capture in `examples/`. All ids are strings; all times are UTC `Z`;
+//! an attachment's `createdAt` is its current version's time.
+
+use serde_json::{json, Value};
+
+use super::render::{self, author_id};
+use super::App;
+use crate::clock::format_v2;
+use crate::model::{Content, ContentKind, Property, Space, Version};
+use crate::store::Store;
+
+pub fn version(app: &App, v: &Version) -> Value {
+    json!({
+        "createdAt": format_v2(v.when_ms),
+        "message": v.message,
+        "number": v.number,
+        "minorEdit": v.minor_edit,
+        "authorId": author_id(app),
+    })
+}
+
+pub fn space(app: &App, s: &Space) -> Value {
+    json!({
+        "id": s.id.to_string(),
+        "key": s.key,
+        "name": s.name,
+        "type": "global",
+        "status": "current",
+        "authorId": author_id(app),
+        "createdAt": format_v2(s.created_ms),
+        "homepageId": s.homepage.to_string(),
+        "description": null,
+        "icon": null,
+        "_links": {"webui": format!("/spaces/{}", s.key)},
+    })
+}
+
+fn space_id(store: &Store, c: &Content) -> String {
+    store
+        .space(&c.space_key)
+        .map(|s| s.id.to_string())
+        .unwrap_or_default()
+}
+
+pub fn page(app: &App, store: &Store, c: &Content) -> Value {
+    let links = json!({
+        "webui": render::webui(app, store, c),
+        "editui": format!("/pages/resumedraft.action?draftId={}", c.id),
+        "tinyui": format!("/x/{}", c.id),
+    });
+    let mut o = json!({
+        "id": c.id.to_string(),
+        "status": c.status.as_str(),
+        "title": c.title,
+        "spaceId": space_id(store, c),
+        "authorId": author_id(app),
+        "createdAt": format_v2(c.created_ms),
+        "version": version(app, c.current()),
+        "body": {},
+        "_links": links,
+    });
+    if c.kind == ContentKind::Page {
+        let m = o.as_object_mut().expect("object");
+        m.insert("parentId".into(), json!(c.parent.map(|p| p.to_string())));
+        m.insert("parentType".into(), json!(c.parent.map(|_| "page")));
+        m.insert("position".into(), json!(0));
+        m.insert("ownerId".into(), json!(author_id(app)));
+        m.insert("lastOwnerId".into(), json!(null));
+    }
+    o
+}
+
+pub fn attachment(app: &App, store: &Store, c: &Content, v: &Version) -> Value {
+    let f = v.file.as_ref();
+    let container = c.parent.unwrap_or(0).to_string();
+    let container_kind = c.parent.and_then(|p| store.get(p)).map(|p| p.kind);
+    let download = render::servlet_download(app, c, v);
+    let webui = render::webui(app, store, c);
+    let mut o = json!({
+        "id": app.wire_id(c),
+        "status": c.status.as_str(),
+        "title": c.title,
+        "createdAt": format_v2(v.when_ms),
+        "mediaType": f.map(|f| f.media_type.clone()),
+        "mediaTypeDescription": f.map(|f| render::media_type_description(&f.media_type)),
+        "comment": v.message,
+        "fileId": f.map(|f| f.file_id.clone()),
+        "fileSize": f.map(|f| f.size),
+        "webuiLink": webui,
+        "downloadLink": download,
+        "version": version(app, v),
+        "_links": {"download": download, "webui": webui},
+    });
+    let key = match container_kind {
+        Some(ContentKind::Blogpost) => "blogPostId",
+        _ => "pageId",
+    };
+    o.as_object_mut()
+        .expect("object")
+        .insert(key.into(), json!(container));
+    o
+}
+
+pub fn property(app: &App, p: &Property) -> Value {
+    json!({
+        "id": p.id.to_string(),
+        "key": p.key,
+        "value": p.value,
+        "version": {
+            "createdAt": format_v2(p.when_ms),
+            "message": "",
+            "number": p.version,
+            "minorEdit": p.minor_edit,
+            "authorId": author_id(app),
+        },
+    })
+}

@@ -1,0 +1,797 @@
+//! The site's content and every rule about changing it, independent of HTTP.
+//!
+//! Records live in ordered maps keyed by id (Confluence lists "by content id ascending"), and
+//! the store keeps secondary indexes — children by parent, attachments by container, content by
+//! space, versions by media file id — so that listing 20,000 attachments across 2,000 pages
+//! never scans the whole site. Indexes are rebuilt from the records when a state file is loaded;
+//! only the records are persisted. All methods are synchronous and cheap: callers hold a mutex.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Blob, Content, ContentKind, FileVersion, Property, Space, Status, Version};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The first id handed out; real ids are large numbers, and a non-trivial start catches
+/// clients that assume small ids.
+const FIRST_ID: u64 = 98_305;
+
+pub const DUPLICATE_ATTACHMENT: &str =
+    "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot add a new attachment with same file name as an existing attachment: ";
+
+/// What is written to the state file: records only, indexes are derived.
+#[derive(Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    pub next_id: u64,
+    pub spaces: Vec<Space>,
+    pub contents: Vec<Content>,
+}
+
+#[derive(Default)]
+pub struct Store {
+    pub spaces: BTreeMap<String, Space>,
+    pub contents: BTreeMap<u64, Content>,
+    next_id: u64,
+    children: HashMap<u64, BTreeSet<u64>>,
+    attachments: HashMap<u64, BTreeSet<u64>>,
+    by_space: HashMap<String, BTreeSet<u64>>,
+    files: HashMap<String, (u64, u32)>,
+    /// (container, filename) → attachments of any status with that name.
+    att_titles: HashMap<(u64, String), Vec<u64>>,
+    /// (space, lowercased title) → pages of any status with that title.
+    page_titles: HashMap<(String, String), Vec<u64>>,
+}
+
+fn not_found(id: u64) -> StoreError {
+    StoreError::NotFound(format!("No content found with id: ContentId{{id={id}}}"))
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store {
+            next_id: FIRST_ID,
+            ..Store::default()
+        }
+    }
+
+    pub fn from_snapshot(snapshot: Snapshot) -> Store {
+        let mut store = Store::new();
+        store.next_id = snapshot.next_id.max(FIRST_ID);
+        for space in snapshot.spaces {
+            store.spaces.insert(space.key.clone(), space);
+        }
+        for content in snapshot.contents {
+            store.index(&content);
+            store.contents.insert(content.id, content);
+        }
+        store
+    }
+
+    /// Serialises the records without cloning them (the state file of a large site is
+    /// written often, under the lock).
+    pub fn write_snapshot(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            next_id: u64,
+            spaces: Vec<&'a Space>,
+            contents: Vec<&'a Content>,
+        }
+        serde_json::to_writer(
+            out,
+            &Borrowed {
+                next_id: self.next_id,
+                spaces: self.spaces.values().collect(),
+                contents: self.contents.values().collect(),
+            },
+        )
+    }
+
+    fn index(&mut self, c: &Content) {
+        match c.kind {
+            ContentKind::Attachment => {
+                if let Some(p) = c.parent {
+                    self.attachments.entry(p).or_default().insert(c.id);
+                    self.att_titles
+                        .entry((p, c.title.clone()))
+                        .or_default()
+                        .push(c.id);
+                }
+                for v in &c.versions {
+                    if let Some(f) = &v.file {
+                        self.files.insert(f.file_id.clone(), (c.id, v.number));
+                    }
+                }
+            }
+            ContentKind::Page | ContentKind::Blogpost => {
+                self.by_space
+                    .entry(c.space_key.clone())
+                    .or_default()
+                    .insert(c.id);
+                if let (ContentKind::Page, Some(p)) = (c.kind, c.parent) {
+                    self.children.entry(p).or_default().insert(c.id);
+                }
+                if c.kind == ContentKind::Page {
+                    self.page_titles
+                        .entry((c.space_key.clone(), c.title.to_lowercase()))
+                        .or_default()
+                        .push(c.id);
+                }
+            }
+        }
+    }
+
+    fn unindex(&mut self, c: &Content) {
+        if let Some(p) = c.parent {
+            let map = match c.kind {
+                ContentKind::Attachment => &mut self.attachments,
+                _ => &mut self.children,
+            };
+            if let Some(set) = map.get_mut(&p) {
+                set.remove(&c.id);
+            }
+            if c.kind == ContentKind::Attachment {
+                if let Some(v) = self.att_titles.get_mut(&(p, c.title.clone())) {
+                    v.retain(|i| *i != c.id);
+                }
+            }
+        }
+        if c.kind == ContentKind::Page {
+            if let Some(v) = self
+                .page_titles
+                .get_mut(&(c.space_key.clone(), c.title.to_lowercase()))
+            {
+                v.retain(|i| *i != c.id);
+            }
+        }
+        if c.kind != ContentKind::Attachment {
+            if let Some(set) = self.by_space.get_mut(&c.space_key) {
+                set.remove(&c.id);
+            }
+        }
+        for v in &c.versions {
+            if let Some(f) = &v.file {
+                self.files.remove(&f.file_id);
+            }
+        }
+    }
+
+    pub fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Content> {
+        self.contents.get(&id)
+    }
+
+    pub fn get_current(&self, id: u64) -> Result<&Content> {
+        match self.contents.get(&id) {
+            Some(c) if c.is_current() => Ok(c),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    pub fn space(&self, key: &str) -> Option<&Space> {
+        self.spaces.get(key)
+    }
+
+    pub fn space_by_id(&self, id: u64) -> Option<&Space> {
+        self.spaces.values().find(|s| s.id == id)
+    }
+
+    /// (attachment id, version number) of a media file id.
+    pub fn file(&self, file_id: &str) -> Option<(u64, u32)> {
+        self.files.get(file_id).copied()
+    }
+
+    /// Current child pages of a page, by id.
+    pub fn child_pages(&self, parent: u64) -> Vec<u64> {
+        self.children
+            .get(&parent)
+            .map(|set| {
+                set.iter()
+                    .copied()
+                    .filter(|id| self.contents.get(id).is_some_and(Content::is_current))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Attachments of a container, by id; `current_only` hides trashed ones.
+    pub fn attachments_of(&self, container: u64, current_only: bool) -> Vec<u64> {
+        self.attachments
+            .get(&container)
+            .map(|set| {
+                set.iter()
+                    .copied()
+                    .filter(|id| {
+                        !current_only || self.contents.get(id).is_some_and(Content::is_current)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Pages and blog posts of a space (any status), by id.
+    pub fn space_contents(&self, key: &str) -> impl Iterator<Item = &Content> {
+        self.by_space
+            .get(key)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|id| self.contents.get(id))
+    }
+
+    /// Ancestors of a page or attachment, root first (for an attachment: its container's
+    /// ancestors, then the container).
+    pub fn ancestors(&self, id: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut cur = self.contents.get(&id).and_then(|c| c.parent);
+        while let Some(p) = cur {
+            if out.contains(&p) {
+                break;
+            }
+            out.push(p);
+            cur = self.contents.get(&p).and_then(|c| c.parent);
+        }
+        out.reverse();
+        out
+    }
+
+    pub fn create_space(&mut self, key: &str, name: &str, now: i64) -> Result<u64> {
+        if self.spaces.contains_key(key) {
+            return Err(StoreError::BadRequest(format!(
+                "A space already exists with key {key}"
+            )));
+        }
+        let space_id = self.alloc_id();
+        self.spaces.insert(
+            key.to_string(),
+            Space {
+                id: space_id,
+                key: key.to_string(),
+                name: name.to_string(),
+                homepage: 0,
+                created_ms: now,
+            },
+        );
+        let home = self.create_content(
+            ContentKind::Page,
+            key,
+            &format!("{key} Home"),
+            None,
+            String::new(),
+            now,
+        )?;
+        if let Some(s) = self.spaces.get_mut(key) {
+            s.homepage = home;
+        }
+        Ok(home)
+    }
+
+    pub fn title_taken(&self, space: &str, title: &str, except: Option<u64>) -> bool {
+        self.page_titles
+            .get(&(space.to_string(), title.to_lowercase()))
+            .is_some_and(|ids| {
+                ids.iter().any(|id| {
+                    Some(*id) != except && self.contents.get(id).is_some_and(Content::is_current)
+                })
+            })
+    }
+
+    fn check_parent(&self, space: &str, parent: u64) -> Result<()> {
+        match self.contents.get(&parent) {
+            Some(p) if p.is_current() && p.kind == ContentKind::Page && p.space_key == space => {
+                Ok(())
+            }
+            Some(p) if p.is_current() && p.kind == ContentKind::Page => Err(
+                StoreError::BadRequest("Can't add a parent from another space".to_string()),
+            ),
+            _ => Err(StoreError::BadRequest(format!(
+                "Could not find parent page with id {parent}"
+            ))),
+        }
+    }
+
+    pub fn create_content(
+        &mut self,
+        kind: ContentKind,
+        space: &str,
+        title: &str,
+        parent: Option<u64>,
+        body: String,
+        now: i64,
+    ) -> Result<u64> {
+        if !self.spaces.contains_key(space) {
+            return Err(StoreError::NotFound(format!("No space with key : {space}")));
+        }
+        if title.trim().is_empty() {
+            return Err(StoreError::BadRequest(
+                "Title is required for content of type ".to_string() + kind.as_str(),
+            ));
+        }
+        if kind == ContentKind::Page && self.title_taken(space, title, None) {
+            return Err(StoreError::BadRequest(
+                "A page with this title already exists: A page already exists with the same TITLE in this space"
+                    .to_string(),
+            ));
+        }
+        let parent = match kind {
+            ContentKind::Page => {
+                if let Some(p) = parent {
+                    self.check_parent(space, p)?;
+                }
+                parent
+            }
+            _ => None,
+        };
+        let id = self.alloc_id();
+        let content = Content {
+            id,
+            kind,
+            status: Status::Current,
+            space_key: space.to_string(),
+            title: title.to_string(),
+            parent,
+            created_ms: now,
+            versions: vec![Version {
+                number: 1,
+                when_ms: now,
+                message: String::new(),
+                minor_edit: false,
+                file: None,
+            }],
+            body,
+            properties: BTreeMap::new(),
+        };
+        self.index(&content);
+        self.contents.insert(id, content);
+        Ok(id)
+    }
+
+    /// v1 `PUT /content/{id}` for pages and blog posts: a new version, optionally with a new
+    /// title, parent or body.
+    pub fn update_content(
+        &mut self,
+        id: u64,
+        number: u32,
+        title: Option<&str>,
+        parent: Option<u64>,
+        body: Option<String>,
+        message: &str,
+        now: i64,
+    ) -> Result<()> {
+        let c = self.get_current(id)?;
+        if c.kind == ContentKind::Attachment {
+            return Err(StoreError::BadRequest(
+                "Use the attachment resource to update attachments".to_string(),
+            ));
+        }
+        let cur = c.current().number;
+        if number != cur + 1 {
+            return Err(StoreError::Conflict(format!(
+                "Version must be incremented on update. Current version is: {cur}"
+            )));
+        }
+        let space = c.space_key.clone();
+        let kind = c.kind;
+        if let Some(t) = title {
+            if t.trim().is_empty() {
+                return Err(StoreError::BadRequest("Title cannot be empty".to_string()));
+            }
+            if kind == ContentKind::Page && self.title_taken(&space, t, Some(id)) {
+                return Err(StoreError::BadRequest(
+                    "A page with this title already exists: A page already exists with the same TITLE in this space"
+                        .to_string(),
+                ));
+            }
+        }
+        if let (ContentKind::Page, Some(p)) = (kind, parent) {
+            self.check_parent(&space, p)?;
+            if p == id || self.ancestors(p).contains(&id) {
+                return Err(StoreError::BadRequest(
+                    "Cannot move a page to be a child of itself or of its descendants".to_string(),
+                ));
+            }
+        }
+        let old = self.contents.remove(&id).expect("checked above");
+        self.unindex(&old);
+        let mut c = old;
+        if let Some(t) = title {
+            c.title = t.to_string();
+        }
+        if kind == ContentKind::Page && parent.is_some() {
+            c.parent = parent;
+        }
+        if let Some(b) = body {
+            c.body = b;
+        }
+        c.versions.push(Version {
+            number,
+            when_ms: now,
+            message: message.to_string(),
+            minor_edit: false,
+            file: None,
+        });
+        self.index(&c);
+        self.contents.insert(id, c);
+        Ok(())
+    }
+
+    fn container_ok(&self, container: u64) -> Result<&Content> {
+        let c = self.get_current(container)?;
+        if c.kind == ContentKind::Attachment {
+            return Err(StoreError::BadRequest(
+                "Attachments cannot contain attachments".to_string(),
+            ));
+        }
+        Ok(c)
+    }
+
+    pub fn find_attachment(&self, container: u64, title: &str) -> Option<u64> {
+        self.att_titles
+            .get(&(container, title.to_string()))?
+            .iter()
+            .copied()
+            .find(|id| self.contents.get(id).is_some_and(Content::is_current))
+    }
+
+    pub fn add_attachment(
+        &mut self,
+        container: u64,
+        title: &str,
+        file: FileVersion,
+        comment: &str,
+        minor_edit: bool,
+        now: i64,
+    ) -> Result<u64> {
+        let space = self.container_ok(container)?.space_key.clone();
+        if self.find_attachment(container, title).is_some() {
+            return Err(StoreError::BadRequest(format!(
+                "{DUPLICATE_ATTACHMENT}{title}"
+            )));
+        }
+        let id = self.alloc_id();
+        let content = Content {
+            id,
+            kind: ContentKind::Attachment,
+            status: Status::Current,
+            space_key: space,
+            title: title.to_string(),
+            parent: Some(container),
+            created_ms: now,
+            versions: vec![Version {
+                number: 1,
+                when_ms: now,
+                message: comment.to_string(),
+                minor_edit,
+                file: Some(file),
+            }],
+            body: String::new(),
+            properties: BTreeMap::new(),
+        };
+        self.index(&content);
+        self.contents.insert(id, content);
+        Ok(id)
+    }
+
+    pub fn add_attachment_version(
+        &mut self,
+        id: u64,
+        file: FileVersion,
+        comment: &str,
+        minor_edit: bool,
+        now: i64,
+    ) -> Result<u32> {
+        let c = self.get_current(id)?;
+        if c.kind != ContentKind::Attachment {
+            return Err(StoreError::BadRequest(format!(
+                "Content with id {id} is not an attachment"
+            )));
+        }
+        let number = c.current().number + 1;
+        self.files.insert(file.file_id.clone(), (id, number));
+        let c = self.contents.get_mut(&id).expect("checked above");
+        c.versions.push(Version {
+            number,
+            when_ms: now,
+            message: comment.to_string(),
+            minor_edit,
+            file: Some(file),
+        });
+        Ok(number)
+    }
+
+    /// v1 `PUT …/child/attachment/{attId}`: rename and/or move. The version must be the
+    /// current one: properties changes do not create a version.
+    pub fn update_attachment(
+        &mut self,
+        id: u64,
+        number: u32,
+        title: Option<&str>,
+        container: Option<u64>,
+        media_type: Option<&str>,
+    ) -> Result<()> {
+        let c = self.get_current(id)?;
+        if c.kind != ContentKind::Attachment {
+            return Err(StoreError::BadRequest(format!(
+                "Content with id {id} is not an attachment"
+            )));
+        }
+        let cur = c.current().number;
+        if number != cur {
+            return Err(StoreError::Conflict(format!(
+                "Version must match the current version of the attachment. Current version is: {cur}"
+            )));
+        }
+        let old_container = c.parent.unwrap_or(0);
+        let new_title = title.unwrap_or(&c.title).to_string();
+        let new_container = container.unwrap_or(old_container);
+        if new_title.trim().is_empty() || new_title.contains('/') {
+            return Err(StoreError::BadRequest(format!(
+                "Invalid attachment file name: {new_title}"
+            )));
+        }
+        let target_space = self.container_ok(new_container)?.space_key.clone();
+        if let Some(other) = self.find_attachment(new_container, &new_title) {
+            if other != id {
+                return Err(StoreError::BadRequest(format!(
+                    "{DUPLICATE_ATTACHMENT}{new_title}"
+                )));
+            }
+        }
+        let old = self.contents.remove(&id).expect("checked above");
+        self.unindex(&old);
+        let mut c = old;
+        c.title = new_title;
+        c.parent = Some(new_container);
+        c.space_key = target_space;
+        if let Some(mt) = media_type {
+            if let Some(f) = c.versions.last_mut().and_then(|v| v.file.as_mut()) {
+                f.media_type = mt.to_string();
+            }
+        }
+        self.index(&c);
+        self.contents.insert(id, c);
+        Ok(())
+    }
+
+    /// Moves current content to the trash. Child pages of a trashed page move up to its
+    /// parent, as Confluence does.
+    pub fn trash(&mut self, id: u64) -> Result<()> {
+        let c = self.get_current(id)?;
+        let (kind, parent) = (c.kind, c.parent);
+        if kind == ContentKind::Page {
+            let kids = self.child_pages(id);
+            for kid in kids {
+                let old = self.contents.remove(&kid).expect("indexed");
+                self.unindex(&old);
+                let mut moved = old;
+                moved.parent = parent;
+                self.index(&moved);
+                self.contents.insert(kid, moved);
+            }
+        }
+        if let Some(c) = self.contents.get_mut(&id) {
+            c.status = Status::Trashed;
+        }
+        Ok(())
+    }
+
+    /// Removes trashed content for good. Returns the stored files that nothing references
+    /// any more, for the caller to delete.
+    pub fn purge(&mut self, id: u64) -> Result<Vec<FileVersion>> {
+        match self.contents.get(&id) {
+            Some(c) if c.status == Status::Trashed => {}
+            _ => {
+                return Err(StoreError::NotFound(format!(
+                    "No trashed content found with id: ContentId{{id={id}}}"
+                )))
+            }
+        }
+        let mut ids = vec![id];
+        ids.extend(self.attachments_of(id, false));
+        let mut files = Vec::new();
+        for i in ids {
+            if let Some(c) = self.contents.remove(&i) {
+                self.unindex(&c);
+                for v in c.versions {
+                    if let Some(f) = v.file {
+                        if matches!(f.blob, Blob::Stored) {
+                            files.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    fn content_mut_current(&mut self, id: u64) -> Result<&mut Content> {
+        match self.contents.get_mut(&id) {
+            Some(c) if c.is_current() => Ok(c),
+            _ => Err(not_found(id)),
+        }
+    }
+
+    /// v1 `POST …/property` and v2 `POST …/properties`: create, 400 when the key exists.
+    pub fn create_property(
+        &mut self,
+        id: u64,
+        key: &str,
+        value: serde_json::Value,
+        now: i64,
+    ) -> Result<Property> {
+        if key.is_empty() || key.len() > 255 {
+            return Err(StoreError::BadRequest(
+                "Property key must be between 1 and 255 characters".to_string(),
+            ));
+        }
+        self.get_current(id)?;
+        if self.contents[&id].properties.contains_key(key) {
+            return Err(StoreError::BadRequest(format!(
+                "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot create property with key {key} as one already exists"
+            )));
+        }
+        let pid = self.alloc_id();
+        let prop = Property {
+            id: pid,
+            key: key.to_string(),
+            value,
+            version: 1,
+            when_ms: now,
+            minor_edit: false,
+        };
+        self.content_mut_current(id)?
+            .properties
+            .insert(key.to_string(), prop.clone());
+        Ok(prop)
+    }
+
+    /// v1 `PUT …/property/{key}`: version must be current+1; version 1 creates when absent.
+    pub fn put_property(
+        &mut self,
+        id: u64,
+        key: &str,
+        value: serde_json::Value,
+        number: u32,
+        minor_edit: bool,
+        now: i64,
+    ) -> Result<Property> {
+        let existing = self.get_current(id)?.properties.get(key).cloned();
+        match existing {
+            None if number == 1 => {
+                let mut p = self.create_property(id, key, value, now)?;
+                p.minor_edit = minor_edit;
+                Ok(p)
+            }
+            None => Err(StoreError::NotFound(format!(
+                "Cannot find property with key {key} on content {id} to update"
+            ))),
+            Some(p) if number != p.version + 1 => Err(StoreError::Conflict(format!(
+                "Version must be incremented on update. Current version is: {}",
+                p.version
+            ))),
+            Some(mut p) => {
+                p.value = value;
+                p.version = number;
+                p.when_ms = now;
+                p.minor_edit = minor_edit;
+                self.content_mut_current(id)?
+                    .properties
+                    .insert(key.to_string(), p.clone());
+                Ok(p)
+            }
+        }
+    }
+
+    pub fn delete_property(&mut self, id: u64, key: &str) -> Result<()> {
+        let c = self.content_mut_current(id)?;
+        match c.properties.remove(key) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!(
+                "Cannot find property with key {key} on content {id}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(id: &str) -> FileVersion {
+        FileVersion {
+            file_id: id.to_string(),
+            size: 3,
+            media_type: "text/plain".to_string(),
+            blob: Blob::Stored,
+        }
+    }
+
+    #[test]
+    fn duplicate_attachment_names_are_refused_with_the_real_message() {
+        let mut s = Store::new();
+        let home = s.create_space("DOCS", "Docs", 0).unwrap();
+        s.add_attachment(home, "a.txt", file("f1"), "", false, 0)
+            .unwrap();
+        let err = s
+            .add_attachment(home, "a.txt", file("f2"), "", false, 0)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            StoreError::BadRequest(format!("{DUPLICATE_ATTACHMENT}a.txt"))
+        );
+    }
+
+    #[test]
+    fn page_version_must_increment_and_titles_are_unique() {
+        let mut s = Store::new();
+        let home = s.create_space("DOCS", "Docs", 0).unwrap();
+        let p = s
+            .create_content(ContentKind::Page, "DOCS", "A", Some(home), String::new(), 0)
+            .unwrap();
+        assert!(matches!(
+            s.create_content(ContentKind::Page, "DOCS", "a", Some(home), String::new(), 0),
+            Err(StoreError::BadRequest(_))
+        ));
+        assert!(matches!(
+            s.update_content(p, 3, Some("B"), None, None, "", 1),
+            Err(StoreError::Conflict(_))
+        ));
+        s.update_content(p, 2, Some("B"), None, None, "", 1)
+            .unwrap();
+        assert_eq!(s.get(p).unwrap().title, "B");
+    }
+
+    #[test]
+    fn trashing_a_page_moves_its_children_up_and_purge_removes_attachments() {
+        let mut s = Store::new();
+        let home = s.create_space("DOCS", "Docs", 0).unwrap();
+        let a = s
+            .create_content(ContentKind::Page, "DOCS", "A", Some(home), String::new(), 0)
+            .unwrap();
+        let b = s
+            .create_content(ContentKind::Page, "DOCS", "B", Some(a), String::new(), 0)
+            .unwrap();
+        let att = s.add_attachment(a, "x", file("fx"), "", false, 0).unwrap();
+        s.trash(a).unwrap();
+        assert_eq!(s.get(b).unwrap().parent, Some(home));
+        let files = s.purge(a).unwrap();
+        assert_eq!(files.len(), 1);
+        assert!(s.get(att).is_none());
+        assert!(s.file("fx").is_none());
+    }
+
+    #[test]
+    fn property_versions_follow_the_v1_rules() {
+        let mut s = Store::new();
+        let home = s.create_space("DOCS", "Docs", 0).unwrap();
+        let v = serde_json::json!({"a": 1});
+        assert!(matches!(
+            s.put_property(home, "k", v.clone(), 2, false, 0),
+            Err(StoreError::NotFound(_))
+        ));
+        s.put_property(home, "k", v.clone(), 1, false, 0).unwrap();
+        assert!(matches!(
+            s.put_property(home, "k", v.clone(), 1, false, 0),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            s.put_property(home, "k", v, 2, false, 0).unwrap().version,
+            2
+        );
+    }
+}
