@@ -2,6 +2,8 @@
 
 mod support;
 
+mod cli;
+
 mod client_connect;
 mod client_content;
 mod client_download;

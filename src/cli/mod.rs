@@ -1,0 +1,137 @@
+//! The command line: raw flags (clap) are kept apart from what they are turned into.
+//!
+//! `Args` is what the user typed; `connect_config` validates it into a `ClientConfig`
+//! (credentials from the environment or a token file — never from a flag, where `ps` would show
+//! a token). Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints
+//! the whole error chain on one line and exits non-zero, so a wrong URL or a refused credential
+//! is one clear line, not a backtrace.
+
+mod check;
+mod tree;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::confluence::{ClientConfig, Credentials, Flavor};
+
+#[derive(Debug, Parser)]
+#[command(name = "confluencefs", version, about = "Confluence as a filesystem")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach Confluence; shared by every subcommand that talks to it.
+#[derive(Debug, clap::Args)]
+struct SiteArgs {
+    /// Confluence URL: https://SITE.atlassian.net[/wiki], http://host:8090, http://host/confluence
+    #[arg(long, env = "CONFLUENCE_URL")]
+    url: String,
+    /// User (Cloud: e-mail; Data Center: user name). Without it the token is a Data Center
+    /// personal access token, sent as a Bearer token.
+    #[arg(long, env = "CONFLUENCE_USER")]
+    user: Option<String>,
+    /// Read the token from the first line of this file instead of CONFLUENCE_TOKEN.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Skip flavor detection.
+    #[arg(long, value_parser = ["cloud", "datacenter"])]
+    flavor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the URL and the credentials, then print the site, its flavor, the user and the spaces.
+    Check {
+        #[command(flatten)]
+        site: SiteArgs,
+    },
+    /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
+    Tree {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Only these spaces (repeatable).
+        #[arg(long = "space", value_name = "KEY")]
+        spaces: Vec<String>,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let args = Args::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("confluencefs: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Check { site } => check::run(connect_config(&site)?).await,
+            Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("confluencefs: {}", one_line(&err));
+            1
+        }
+    }
+}
+
+/// The error chain on one line, skipping causes whose text the message before already quotes
+/// (reqwest and hyper errors repeat their sources in their own `Display`).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
+    let credentials = match &site.token_file {
+        Some(path) => Credentials::from_token_file(site.user.clone(), path)?,
+        None => {
+            let token = std::env::var("CONFLUENCE_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .context("no token: set CONFLUENCE_TOKEN or pass --token-file FILE")?;
+            match &site.user {
+                Some(user) => Credentials::basic(user.clone(), token),
+                None => Credentials::bearer(token),
+            }
+        }
+    };
+    let mut config = ClientConfig::new(site.url.clone(), credentials);
+    config.flavor = match site.flavor.as_deref() {
+        Some("cloud") => Some(Flavor::Cloud),
+        Some("datacenter") => Some(Flavor::DataCenter),
+        _ => None,
+    };
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONFLUENCEFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,161 @@
+//! The `confluencefs` binary: `check` and `tree` against the test server, and the one-line
+//! refusals for a wrong URL and bad credentials.
+
+use std::process::{Command, Output};
+
+use confluencefs::confluence::Flavor;
+
+use crate::support::{Server, TOKEN, USER};
+
+fn confluencefs(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confluencefs"));
+    command.args(args);
+    for var in ["CONFLUENCE_URL", "CONFLUENCE_USER", "CONFLUENCE_TOKEN"] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("confluencefs runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn check_names_flavor_user_and_spaces_on_both_flavors() {
+    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+        let server = Server::start(flavor);
+        let url = server.base_url();
+        let output = confluencefs(
+            &["check"],
+            &[
+                ("CONFLUENCE_URL", &url),
+                ("CONFLUENCE_USER", USER),
+                ("CONFLUENCE_TOKEN", TOKEN),
+            ],
+        );
+        assert!(output.status.success(), "{flavor:?}: {}", stderr(&output));
+        let text = stdout(&output);
+        let expected = match flavor {
+            Flavor::Cloud => "(Confluence Cloud)",
+            Flavor::DataCenter => "(Confluence Data Center)",
+        };
+        assert!(text.contains(expected), "{text}");
+        assert!(text.contains("spaces: 2"), "{text}");
+        assert!(text.contains("DOCS") && text.contains("ENG"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_are_one_line_naming_the_user() {
+    let server = Server::start(Flavor::Cloud);
+    let url = server.base_url();
+    let output = confluencefs(
+        &["check", "--url", &url],
+        &[
+            ("CONFLUENCE_USER", USER),
+            ("CONFLUENCE_TOKEN", "not-the-token"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("refused the credentials") && err.contains(USER),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-token"), "the token leaked: {err}");
+}
+
+#[tokio::test]
+async fn unreachable_url_is_one_line_naming_the_url() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/wiki");
+    let output = confluencefs(
+        &["check", "--url", &url],
+        &[("CONFLUENCE_USER", USER), ("CONFLUENCE_TOKEN", TOKEN)],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[tokio::test]
+async fn missing_token_is_refused_before_any_request() {
+    let server = Server::start(Flavor::Cloud);
+    server.clear_requests().await;
+    let url = server.base_url();
+    let output = confluencefs(&["check", "--url", &url], &[("CONFLUENCE_USER", USER)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("CONFLUENCE_TOKEN"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(server.requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn token_file_gives_a_bearer_token_on_data_center() {
+    let server = Server::start(Flavor::DataCenter);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let url = server.base_url();
+    let output = confluencefs(
+        &[
+            "check",
+            "--url",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("(Confluence Data Center)"));
+}
+
+#[tokio::test]
+async fn tree_shows_pages_as_directories_and_attachments_as_files() {
+    let server = Server::start(Flavor::Cloud);
+    let url = server.base_url();
+    let output = confluencefs(
+        &["tree", "--space", "DOCS"],
+        &[
+            ("CONFLUENCE_URL", &url),
+            ("CONFLUENCE_USER", USER),
+            ("CONFLUENCE_TOKEN", TOKEN),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "DOCS/");
+    assert!(lines.contains(&"  DOCS Home/"), "{text}");
+    assert!(lines.contains(&"      Chapter One/"), "{text}");
+    assert!(lines.contains(&"        ch1.txt  (12 bytes, v1)"), "{text}");
+    assert!(lines.contains(&"  @blog/"), "{text}");
+    assert!(!text.contains("ENG/"), "{text}");
+
+    let output = confluencefs(
+        &["tree", "--space", "NOPE"],
+        &[
+            ("CONFLUENCE_URL", &url),
+            ("CONFLUENCE_USER", USER),
+            ("CONFLUENCE_TOKEN", TOKEN),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no space with key NOPE"));
+}
