@@ -9,6 +9,7 @@
 //! sees a truncated body, exactly like a dropped connection.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -167,6 +168,16 @@ struct ObservedResponse {
     entry: Arc<Entry>,
     cut_at: Option<u64>,
     sent: u64,
+    /// Before failing, wait a moment so that hyper flushes the headers and the half body:
+    /// the client must see a truncated body, not a connection that never answered.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+fn cut_error() -> axum::Error {
+    axum::Error::new(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "injected fault: connection cut mid-body",
+    ))
 }
 
 impl HttpBody for ObservedResponse {
@@ -179,10 +190,13 @@ impl HttpBody for ObservedResponse {
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Some(cut) = self.cut_at {
             if self.sent >= cut {
-                return Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "injected fault: connection cut mid-body",
-                )))));
+                let grace = self
+                    .grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(50))));
+                return match grace.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(cut_error()))),
+                    Poll::Pending => Poll::Pending,
+                };
             }
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
@@ -208,10 +222,7 @@ impl HttpBody for ObservedResponse {
             Poll::Ready(None) if self.cut_at.is_some() => {
                 // Shorter than announced: still make the connection fail.
                 self.cut_at = Some(self.sent);
-                Poll::Ready(Some(Err(axum::Error::new(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "injected fault: connection cut",
-                )))))
+                Poll::Ready(Some(Err(cut_error())))
             }
             other => other,
         }
@@ -323,6 +334,7 @@ pub async fn observe(
             entry,
             cut_at,
             sent: 0,
+            grace: None,
         }),
     )
 }

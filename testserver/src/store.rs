@@ -31,6 +31,15 @@ const FIRST_ID: u64 = 98_305;
 pub const DUPLICATE_ATTACHMENT: &str =
     "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot add a new attachment with same file name as an existing attachment: ";
 
+/// A v1 content update: the new version number and whatever else changes.
+pub struct ContentChange<'a> {
+    pub number: u32,
+    pub title: Option<&'a str>,
+    pub parent: Option<u64>,
+    pub body: Option<String>,
+    pub message: &'a str,
+}
+
 /// What is written to the state file: records only, indexes are derived.
 #[derive(Serialize, Deserialize, Default)]
 pub struct Snapshot {
@@ -363,16 +372,14 @@ impl Store {
 
     /// v1 `PUT /content/{id}` for pages and blog posts: a new version, optionally with a new
     /// title, parent or body.
-    pub fn update_content(
-        &mut self,
-        id: u64,
-        number: u32,
-        title: Option<&str>,
-        parent: Option<u64>,
-        body: Option<String>,
-        message: &str,
-        now: i64,
-    ) -> Result<()> {
+    pub fn update_content(&mut self, id: u64, change: ContentChange<'_>, now: i64) -> Result<()> {
+        let ContentChange {
+            number,
+            title,
+            parent,
+            body,
+            message,
+        } = change;
         let c = self.get_current(id)?;
         if c.kind == ContentKind::Attachment {
             return Err(StoreError::BadRequest(
@@ -736,6 +743,16 @@ mod tests {
         );
     }
 
+    fn change(number: u32) -> ContentChange<'static> {
+        ContentChange {
+            number,
+            title: Some("B"),
+            parent: None,
+            body: None,
+            message: "",
+        }
+    }
+
     #[test]
     fn page_version_must_increment_and_titles_are_unique() {
         let mut s = Store::new();
@@ -748,11 +765,10 @@ mod tests {
             Err(StoreError::BadRequest(_))
         ));
         assert!(matches!(
-            s.update_content(p, 3, Some("B"), None, None, "", 1),
+            s.update_content(p, change(3), 1),
             Err(StoreError::Conflict(_))
         ));
-        s.update_content(p, 2, Some("B"), None, None, "", 1)
-            .unwrap();
+        s.update_content(p, change(2), 1).unwrap();
         assert_eq!(s.get(p).unwrap().title, "B");
     }
 

@@ -44,8 +44,8 @@ pub async fn list(
         .into_iter()
         .filter(|i| {
             let Some(a) = store.get(*i) else { return false };
-            filename.is_none_or(|f| a.title == f)
-                && media_type.is_none_or(|m| a.file().is_some_and(|f| f.media_type == m))
+            filename.map_or(true, |f| a.title == f)
+                && media_type.map_or(true, |m| a.file().is_some_and(|f| f.media_type == m))
         })
         .collect();
     let results = w

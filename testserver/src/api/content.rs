@@ -14,6 +14,7 @@ use super::render;
 use super::{Expand, Params, Shared};
 use crate::clock;
 use crate::model::{Content, ContentKind, Status};
+use crate::store::ContentChange;
 
 pub async fn current_user(State(app): State<Shared>) -> Json<Value> {
     Json(render::user(&app))
@@ -98,7 +99,7 @@ pub async fn lookup(State(app): State<Shared>, p: Params) -> Result<Json<Value>,
             } else {
                 c.is_current()
             };
-            if c.kind == kind && status_ok && title.is_none_or(|t| t == c.title) {
+            if c.kind == kind && status_ok && title.map_or(true, |t| t == c.title) {
                 ids.push(c.id);
             }
         }
@@ -246,15 +247,14 @@ pub async fn update(
             _ => None,
         };
         let body_text = input.body.and_then(|b| b.storage).and_then(|s| s.value);
-        store.update_content(
-            id,
+        let change = ContentChange {
             number,
-            input.title.as_deref(),
+            title: input.title.as_deref(),
             parent,
-            body_text,
-            version.message.as_deref().unwrap_or(""),
-            clock::now_ms(),
-        )?;
+            body: body_text,
+            message: version.message.as_deref().unwrap_or(""),
+        };
+        store.update_content(id, change, clock::now_ms())?;
     }
     app.persist().await;
     let store = app.store();

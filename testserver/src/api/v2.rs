@@ -161,7 +161,11 @@ fn list_contents(
             store
                 .space_contents(key)
                 .filter(|x| x.kind == kind && st.contains(&x.status))
-                .filter(|x| title.as_ref().is_none_or(|t| &x.title.to_lowercase() == t))
+                .filter(|x| {
+                    title
+                        .as_ref()
+                        .map_or(true, |t| &x.title.to_lowercase() == t)
+                })
                 .filter(|x| only_ids.is_empty() || only_ids.contains(&x.id.to_string()))
                 .filter(|x| !(root_only && x.parent.is_some()))
                 .map(|x| x.id),
@@ -404,8 +408,8 @@ async fn container_attachments(
         .filter(|i| {
             store.get(*i).is_some_and(|a| {
                 st.contains(&a.status)
-                    && filename.is_none_or(|f| a.title == f)
-                    && media_type.is_none_or(|m| a.file().is_some_and(|f| f.media_type == m))
+                    && filename.map_or(true, |f| a.title == f)
+                    && media_type.map_or(true, |m| a.file().is_some_and(|f| f.media_type == m))
             })
         })
         .collect();
@@ -476,7 +480,7 @@ async fn delete_attachment(
     if app
         .store()
         .get(n)
-        .is_none_or(|c| c.kind != ContentKind::Attachment)
+        .map_or(true, |c| c.kind != ContentKind::Attachment)
     {
         return Err(not_found("attachment", &id));
     }
@@ -570,7 +574,7 @@ async fn properties(
     let all: Vec<&crate::model::Property> = content
         .properties
         .values()
-        .filter(|pr| key.is_none_or(|k| pr.key == k))
+        .filter(|pr| key.map_or(true, |k| pr.key == k))
         .collect();
     let results = c
         .slice(&all)

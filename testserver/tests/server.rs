@@ -1,0 +1,962 @@
+//! End-to-end tests of the test server over HTTP: the command line, both flavors, seeding,
+//! persistence, uploads, downloads, paging, properties, CQL and the fault hooks.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use confluence_testserver::{spawn, Config, Flavor, ServerHandle};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+const USER: &str = "demo@example.com";
+const TOKEN: &str = "demo-token";
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn demo(flavor: Flavor) -> ServerHandle {
+    spawn(Config {
+        flavor,
+        demo: true,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+async fn get_json(c: &Client, url: &str) -> (StatusCode, Value) {
+    let r = c
+        .get(url)
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v = r.json::<Value>().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+/// The id of the demo page titled `title` (via the v1 title lookup).
+async fn page_id(c: &Client, base: &str, space: &str, title: &str) -> String {
+    let (s, v) = get_json(
+        c,
+        &format!(
+            "{base}/rest/api/content?spaceKey={space}&title={}",
+            urlencode(title)
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    v["results"][0]["id"].as_str().unwrap().to_string()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn file_part(name: &str, bytes: &[u8]) -> Part {
+    Part::bytes(bytes.to_vec()).file_name(name.to_string())
+}
+
+async fn upload(c: &Client, base: &str, page: &str, form: Form) -> reqwest::Response {
+    c.post(format!("{base}/rest/api/content/{page}/child/attachment"))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "no-check")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn faults(c: &Client, root: &str, spec: Value) {
+    let r = c
+        .post(format!("{root}/__testserver/faults"))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+fn run_binary(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_confluence-testserver"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
+fn sigterm_and_wait(mut child: std::process::Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("server did not exit after SIGTERM");
+}
+
+#[tokio::test]
+async fn binary_prints_base_url_first_and_exits_on_sigterm() {
+    let c = client();
+    let (child, url) = run_binary(&["--demo"]);
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/wiki"),
+        "{url}"
+    );
+    let (s, v) = get_json(&c, &format!("{url}/rest/api/user/current")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["email"], USER);
+    assert!(sigterm_and_wait(child).success());
+
+    let (child, url) = run_binary(&[
+        "--flavor",
+        "datacenter",
+        "--context-path",
+        "/confluence",
+        "--user",
+        "admin",
+        "--token",
+        "pat",
+    ]);
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/confluence"),
+        "{url}"
+    );
+    let r = c
+        .get(format!("{url}/rest/api/user/current"))
+        .bearer_auth("pat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["username"], "admin");
+    assert!(sigterm_and_wait(child).success());
+}
+
+#[tokio::test]
+async fn auth_failures_follow_each_flavor() {
+    let c = client();
+    let cloud = demo(Flavor::Cloud);
+    let b = cloud.base_url();
+    let r = c
+        .get(format!("{b}/rest/api/user/current"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["message"],
+        "caller cannot access Confluence"
+    );
+    let r = c
+        .get(format!("{b}/rest/api/space"))
+        .basic_auth(USER, Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c.get(format!("{b}/api/v2/spaces")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["errors"][0]["title"],
+        "Not Found"
+    );
+
+    let dc = demo(Flavor::Datacenter);
+    let b = dc.base_url();
+    let r = c.get(format!("{b}/rest/api/space")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(format!("{b}/rest/api/space"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, _) = get_json(&c, &format!("{b}/api/v2/spaces")).await;
+    assert_eq!(s, 404, "v2 does not exist on Datacenter");
+}
+
+#[tokio::test]
+async fn uploads_enforce_xsrf_duplicates_charsets_and_basenames() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Installation").await;
+
+    let r = c
+        .post(format!("{b}/rest/api/content/{page}/child/attachment"))
+        .basic_auth(USER, Some(TOKEN))
+        .multipart(Form::new().part("file", file_part("x.txt", b"x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), "XSRF check failed");
+
+    let form = Form::new()
+        .part("file", file_part("dir/sub/a.txt", b"one"))
+        .part("file", file_part("Übersicht.txt", b"two"))
+        .text("comment", "caf\u{e9}")
+        .part(
+            "comment",
+            Part::text("caf\u{e9}")
+                .mime_str("text/plain; charset=utf-8")
+                .unwrap(),
+        )
+        .text("minorEdit", "true")
+        .text("fileName", "ignored");
+    let r = upload(&c, b, &page, form).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["size"], 2);
+    assert!(
+        v.get("start").is_none(),
+        "the upload response has no start/limit"
+    );
+    assert_eq!(v["results"][0]["title"], "a.txt");
+    assert_eq!(v["results"][1]["title"], "Übersicht.txt");
+    // An unlabelled text part is read as ISO-8859-1.
+    assert_eq!(v["results"][0]["metadata"]["comment"], "caf\u{c3}\u{a9}");
+    assert_eq!(v["results"][1]["metadata"]["comment"], "café");
+    assert_eq!(v["results"][0]["version"]["minorEdit"], true);
+    assert!(v["results"][0]["id"].as_str().unwrap().starts_with("att"));
+
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("other/a.txt", b"dup")),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["message"],
+        "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot add a new attachment with same file name as an existing attachment: a.txt"
+    );
+
+    // PUT upserts on Cloud: same id, version 2.
+    let id = v["results"][0]["id"].as_str().unwrap().to_string();
+    let r = c
+        .put(format!("{b}/rest/api/content/{page}/child/attachment"))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "nocheck")
+        .multipart(Form::new().part("file", file_part("a.txt", b"version two")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["id"], id.as_str());
+    assert_eq!(v["results"][0]["version"]["number"], 2);
+    assert_eq!(v["results"][0]["extensions"]["fileSize"], 11);
+
+    // `/data` makes version 3 and answers a single Content.
+    let r = c
+        .post(format!(
+            "{b}/rest/api/content/{page}/child/attachment/{id}/data"
+        ))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "no-check")
+        .multipart(Form::new().part("file", file_part("a.txt", b"three")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["version"]["number"], 3);
+
+    // Rename with a stale version: 409; with the current one: 200.
+    for (number, want) in [(2, 409), (3, 200)] {
+        let r = c
+            .put(format!("{b}/rest/api/content/{page}/child/attachment/{id}"))
+            .basic_auth(USER, Some(TOKEN))
+            .json(&json!({"id": id, "type": "attachment", "version": {"number": number}, "title": "renamed.txt"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want);
+    }
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{id}?expand=version")).await;
+    assert_eq!(v["title"], "renamed.txt");
+    assert_eq!(v["version"]["number"], 3);
+}
+
+#[tokio::test]
+async fn datacenter_refuses_put_upsert_and_serves_ranges_from_the_servlet() {
+    let c = client();
+    let s = demo(Flavor::Datacenter);
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Installation").await;
+    let r = c
+        .put(format!("{b}/rest/api/content/{page}/child/attachment"))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "no-check")
+        .multipart(Form::new().part("file", file_part("a.txt", b"x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/attachment?filename=install-steps.txt&expand=version")).await;
+    let att = &v["results"][0];
+    assert!(att["id"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .all(|c| c.is_ascii_digit()));
+    assert!(att["version"]["when"].as_str().unwrap().ends_with("+00:00"));
+    let link = att["_links"]["download"].as_str().unwrap();
+    assert!(link.starts_with(&format!(
+        "/download/attachments/{page}/install-steps.txt?version=1"
+    )));
+    let url = format!("{b}{link}");
+    let r = c
+        .get(&url)
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "32");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "1. Download\n2. Install\n3. Mount\n"
+    );
+    for (range, status, body, content_range) in [
+        ("bytes=0-1", 206, "1.", "bytes 0-1/32"),
+        ("bytes=26-", 206, "Mount\n", "bytes 26-31/32"),
+        ("bytes=-2", 206, "t\n", "bytes 30-31/32"),
+        ("bytes=32-", 416, "", "bytes */32"),
+    ] {
+        let r = c
+            .get(&url)
+            .basic_auth(USER, Some(TOKEN))
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{range}");
+        assert_eq!(r.headers()["content-range"], content_range);
+        if status == 206 {
+            assert_eq!(r.text().await.unwrap(), body);
+        }
+    }
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the DC servlet needs credentials");
+}
+
+#[tokio::test]
+async fn cloud_downloads_redirect_to_a_media_origin_that_refuses_authorization() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Getting Started").await;
+    let (_, v) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/content/{page}/child/attachment?filename=changelog.md&expand=version"
+        ),
+    )
+    .await;
+    let att = &v["results"][0];
+    assert_eq!(att["version"]["number"], 3);
+    let link = att["_links"]["download"].as_str().unwrap();
+    assert_eq!(
+        link,
+        format!(
+            "/rest/api/content/{page}/child/attachment/{}/download",
+            att["id"].as_str().unwrap()
+        )
+    );
+
+    let r = c
+        .get(format!("{b}{link}?version=1"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/file/", s.media_url().unwrap())),
+        "{location}"
+    );
+    assert!(location.contains("token=") && location.contains("client="));
+
+    let r = c
+        .get(&location)
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "Authorization must not reach the media origin"
+    );
+    let r = c.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "# Changelog\n\n## 1.0\n- First release\n"
+    );
+    let bad = location.replace("token=", "token=x");
+    assert_eq!(c.get(&bad).send().await.unwrap().status(), 401);
+    let r = c
+        .get(&location)
+        .header("Range", "bytes=2-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.text().await.unwrap(), "Changelog");
+
+    // Versions beyond the latest are a 400; the legacy servlet refuses API tokens.
+    let r = c
+        .get(format!("{b}{link}?version=9"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .get(format!(
+            "{b}/download/attachments/{page}/changelog.md?version=3&api=v2"
+        ))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Each version has its own file id; the version list is newest first.
+    let id = att["id"].as_str().unwrap();
+    let (s1, vers) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{id}/version?expand=content"),
+    )
+    .await;
+    assert_eq!(s1, 200);
+    let numbers: Vec<i64> = vers["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![3, 2, 1]);
+    let f3 = vers["results"][0]["content"]["extensions"]["fileId"].clone();
+    let f1 = vers["results"][2]["content"]["extensions"]["fileId"].clone();
+    assert_ne!(f3, f1);
+    let (_, v2) = get_json(&c, &format!("{b}/api/v2/attachments/{id}/versions")).await;
+    assert_eq!(v2["results"].as_array().unwrap().len(), 3);
+
+    // The request log saw the media fetches with their byte counts.
+    let log: Value = c
+        .get(format!("{}/__testserver/requests", s.root_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let media: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["origin"] == "media" && e["status"] == 200)
+        .collect();
+    assert!(!media.is_empty());
+    assert_eq!(media[0]["bytes"], 36);
+}
+
+#[tokio::test]
+async fn v1_pages_clamp_limits_and_link_next_only_when_more_remain() {
+    let c = client();
+    let s = spawn(Config {
+        demo: true,
+        v1_limit_cap: 3,
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Getting Started").await;
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{page}/child/attachment?limit=100"),
+    )
+    .await;
+    assert_eq!(v["limit"], 3);
+    assert_eq!(v["size"], 3);
+    assert_eq!(v["_links"]["context"], "/wiki");
+    assert_eq!(v["_links"]["base"], b);
+    let next = v["_links"]["next"].as_str().unwrap();
+    assert_eq!(
+        next,
+        format!("/rest/api/content/{page}/child/attachment?limit=3&start=3")
+    );
+    assert!(
+        v["results"][0]["metadata"]["mediaType"].is_string(),
+        "metadata is expanded by default"
+    );
+    assert!(v["results"][0].get("version").is_none());
+    let (_, v) = get_json(&c, &format!("{b}{next}")).await;
+    assert_eq!(v["size"], 2);
+    assert!(v["_links"].get("next").is_none());
+
+    // v2: Link header and _links.next only while more remain.
+    let r = c
+        .get(format!("{b}/api/v2/pages/{page}/attachments?limit=4"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    let v: Value = r.json().await.unwrap();
+    let next = v["_links"]["next"].as_str().unwrap().to_string();
+    assert!(
+        next.starts_with("/wiki/api/v2/pages/")
+            && link.contains(&next)
+            && link.contains("rel=\"next\"")
+    );
+    let r = c
+        .get(format!("{}{next}", s.root_url()))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("link").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 1);
+    assert!(v["_links"].get("next").is_none());
+}
+
+#[tokio::test]
+async fn content_properties_follow_the_version_rules() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Installation").await;
+    let url = format!("{b}/rest/api/content/{page}/property/color");
+    let put = |number: u32, value: Value| {
+        c.put(&url)
+            .basic_auth(USER, Some(TOKEN))
+            .json(&json!({"value": value, "version": {"number": number}}))
+            .send()
+    };
+    assert_eq!(put(2, json!("red")).await.unwrap().status(), 404);
+    assert_eq!(put(1, json!("red")).await.unwrap().status(), 200);
+    assert_eq!(put(1, json!("blue")).await.unwrap().status(), 409);
+    let r = put(2, json!({"shade": "blue"})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["version"]["number"], 2);
+    assert_eq!(v["value"]["shade"], "blue");
+    let (_, list) = get_json(&c, &format!("{b}/rest/api/content/{page}/property")).await;
+    assert_eq!(list["limit"], 10);
+    assert_eq!(list["results"][0]["key"], "color");
+    let r = c
+        .delete(&url)
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (st, _) = get_json(&c, &url).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test]
+async fn faults_fail_cut_and_rate_limit_requests() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let root = s.root_url();
+    faults(
+        &c,
+        &root,
+        json!({"fail_next": [503, 500], "retry_after": 7}),
+    )
+    .await;
+    let r = c
+        .get(format!("{b}/rest/api/space"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(r.json::<Value>().await.unwrap()["statusCode"], 503);
+    let r = c
+        .get(format!("{b}/api/v2/spaces"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.json::<Value>().await.unwrap()["errors"][0]["status"], 500);
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
+    assert_eq!(st, 200);
+
+    faults(&c, &root, json!({"reset_next": 1})).await;
+    let r = c
+        .get(format!("{b}/rest/api/space?expand=homepage"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.bytes().await.is_err(), "the body must be cut");
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
+    assert_eq!(st, 200);
+
+    faults(&c, &root, json!({"rate_limit_per_s": 2})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = c
+            .get(format!("{b}/rest/api/space"))
+            .basic_auth(USER, Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+            assert!(r.headers().contains_key("retry-after"));
+            assert!(r.headers().contains_key("x-ratelimit-reset"));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    faults(&c, &root, json!({})).await;
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test]
+async fn cql_filters_and_refuses_unknown_fields() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let q = |cql: &str| format!("{b}/rest/api/content/search?cql={}&limit=2", urlencode(cql));
+    let (st, v) = get_json(
+        &c,
+        &q(r#"type=attachment AND space="ENG" AND title ~ "CSV""#),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let titles: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, vec!["benchmarks.csv", "results.csv"]);
+    assert!(v["_links"].get("next").is_none());
+    let (_, v) = get_json(&c, &q("type=page AND space=DOCS")).await;
+    let next = v["_links"]["next"].as_str().unwrap();
+    assert!(next.contains("cursor="));
+    let (_, v2) = get_json(&c, &format!("{b}{next}")).await;
+    assert_ne!(v["results"][0]["id"], v2["results"][0]["id"]);
+    let (_, v) = get_json(
+        &c,
+        &q(r#"type = blogpost and lastmodified >= "2024-01-15" and lastmodified < "2024-01-16""#),
+    )
+    .await;
+    assert_eq!(v["results"][0]["title"], "Q4 results");
+    let (st, v) = get_json(&c, &q("status = current")).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["message"], "No field exists with the name: 'status'");
+    let (st, v) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/search?cql={}",
+            urlencode(r#"title="Runbooks""#)
+        ),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["results"][0]["content"]["title"], "Runbooks");
+    assert!(v["totalSize"].is_number() && v["cqlQuery"].is_string());
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn seeding_imports_spaces_pages_blogs_and_properties() {
+    let c = client();
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    write(&t.join("KB/top.txt"), b"top");
+    write(&t.join("KB/Guides/intro.md"), b"# intro");
+    write(
+        &t.join("KB/Guides/intro.md.properties.json"),
+        br#"{"lang": "en"}"#,
+    );
+    write(
+        &t.join("KB/Guides/@page.properties.json"),
+        br#"{"owner": {"team": "kb"}}"#,
+    );
+    write(&t.join("KB/Guides/Deep/deeper.bin"), &[0u8; 1000]);
+    write(&t.join("KB/@blog/2024-03-01 Launch/poster.png"), b"png");
+    let s = spawn(Config {
+        seed_dir: Some(t.to_path_buf()),
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/space/KB?expand=homepage")).await;
+    assert_eq!(v["homepage"]["title"], "KB Home");
+    let home = v["homepage"]["id"].as_str().unwrap().to_string();
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{home}/child/attachment")).await;
+    assert_eq!(v["results"][0]["title"], "top.txt");
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{home}/child/page")).await;
+    assert_eq!(v["results"][0]["title"], "Guides");
+    let guides = v["results"][0]["id"].as_str().unwrap().to_string();
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{guides}/child/attachment"),
+    )
+    .await;
+    assert_eq!(v["size"], 1, "side files are properties, not attachments");
+    let intro = v["results"][0]["id"].as_str().unwrap().to_string();
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{intro}/property/lang")).await;
+    assert_eq!(v["value"], "en");
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{guides}/property/owner")).await;
+    assert_eq!(v["value"]["team"], "kb");
+    let deep = page_id(&c, b, "KB", "Deep").await;
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{deep}?expand=ancestors")).await;
+    let anc: Vec<&str> = v["ancestors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(anc, vec!["KB Home", "Guides"]);
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/space/KB/content/blogpost?expand=history"),
+    )
+    .await;
+    assert_eq!(v["results"][0]["title"], "Launch");
+    assert!(v["results"][0]["history"]["createdDate"]
+        .as_str()
+        .unwrap()
+        .starts_with("2024-03-01T"));
+}
+
+#[tokio::test]
+async fn seeding_twenty_thousand_attachments_takes_seconds() {
+    let tree = tempfile::tempdir().unwrap();
+    for p in 0..200 {
+        let dir = tree.path().join(format!("BIG/Page {p}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f}.txt")), b"x").unwrap();
+        }
+    }
+    let started = std::time::Instant::now();
+    let s = spawn(Config {
+        seed_dir: Some(tree.path().to_path_buf()),
+        ..Config::default()
+    })
+    .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "seeding took {took:?}");
+    let c = client();
+    let (_, v) = get_json(
+        &c,
+        &format!(
+            "{}/rest/api/content/search?cql={}&limit=1",
+            s.base_url(),
+            urlencode("type=attachment and space=BIG")
+        ),
+    )
+    .await;
+    assert_eq!(v["size"], 1);
+}
+
+#[tokio::test]
+async fn data_dir_survives_a_restart_on_the_same_address() {
+    let c = client();
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(data.path().to_path_buf()),
+        demo: true,
+        flavor: Flavor::Datacenter,
+        ..Config::default()
+    };
+    let first = spawn(config.clone()).unwrap();
+    let b = first.base_url().to_string();
+    let page = page_id(&c, &b, "HR", "Policies").await;
+    let r = upload(
+        &c,
+        &b,
+        &page,
+        Form::new().part("file", file_part("kept.txt", b"still here")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(format!("{b}/rest/api/content"))
+        .basic_auth(USER, Some(TOKEN))
+        .json(&json!({"type": "page", "title": "New page", "space": {"key": "HR"}, "ancestors": [{"id": page}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let addr: std::net::SocketAddr = b.trim_start_matches("http://").parse().unwrap();
+    first.shutdown();
+
+    let second = spawn(Config {
+        listen: addr,
+        demo: false,
+        ..config
+    })
+    .unwrap();
+    assert_eq!(second.base_url(), b);
+    // The old connections died with the old server.
+    let c = client();
+    let r = c
+        .get(format!("{b}/download/attachments/{page}/kept.txt"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "still here");
+    let (_, v) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/page")).await;
+    assert_eq!(v["results"][0]["title"], "New page");
+}
+
+#[tokio::test]
+async fn oversize_uploads_are_refused_with_413() {
+    let c = client();
+    let s = spawn(Config {
+        demo: true,
+        max_attachment_size: Some(1000),
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let page = page_id(&c, b, "HR", "Policies").await;
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("big.bin", &[7u8; 5000])),
+    )
+    .await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["statusCode"], 413);
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("small.bin", &[7u8; 1000])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn pages_are_created_renamed_moved_trashed_and_purged() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let parent = page_id(&c, b, "ENG", "Runbooks").await;
+    let create = |title: &str| {
+        c.post(format!("{b}/rest/api/content"))
+            .basic_auth(USER, Some(TOKEN))
+            .json(&json!({"type": "page", "title": title, "space": {"key": "ENG"}, "ancestors": [{"id": parent}]}))
+            .send()
+    };
+    let r = create("Disk full").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = create("Disk full").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("A page with this title already exists"));
+    let arch = page_id(&c, b, "ENG", "Architecture").await;
+    let update = |n: u32| {
+        c.put(format!("{b}/rest/api/content/{id}"))
+            .basic_auth(USER, Some(TOKEN))
+            .json(&json!({"type": "page", "title": "Disk full / quota", "version": {"number": n}, "ancestors": [{"id": arch}]}))
+            .send()
+    };
+    assert_eq!(update(1).await.unwrap().status(), 409);
+    assert_eq!(update(2).await.unwrap().status(), 200);
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{id}?expand=ancestors,version"),
+    )
+    .await;
+    assert_eq!(v["title"], "Disk full / quota");
+    assert_eq!(
+        v["ancestors"].as_array().unwrap().last().unwrap()["id"],
+        arch.as_str()
+    );
+    let r = c
+        .delete(format!("{b}/rest/api/content/{id}"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{id}")).await;
+    assert_eq!(st, 404);
+    let (st, v) = get_json(&c, &format!("{b}/rest/api/content/{id}?status=trashed")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["status"], "trashed");
+    let r = c
+        .delete(format!("{b}/rest/api/content/{id}?status=trashed"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{id}?status=trashed")).await;
+    assert_eq!(st, 404);
+}
