@@ -240,3 +240,22 @@ async fn detect_flavor(transport: &Transport, base: &Url) -> Result<Flavor, Clie
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        fn sent<T: Send + 'static>() {}
+        shared::<Client>();
+        sent::<super::super::ByteStream>();
+    }
+
+    #[test]
+    fn config_debug_hides_the_token() {
+        let config = ClientConfig::new("http://h", Credentials::basic("u", "hunter2"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

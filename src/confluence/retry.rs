@@ -9,7 +9,8 @@
 //!   that failed together do not come back together.
 //!
 //! Only requests that are safe to repeat are retried after a 5xx or a broken connection
-//! ([`Repeat`]). A 429 is retried for every method, because Confluence rejected the request before
+//! (`Repeat`); a connection that was never established is retried for every method, except
+//! while `connect` probes the URL a user typed, where a wrong URL should fail at once. A 429 is retried for every method, because Confluence rejected the request before
 //! acting on it; an upload that may have been applied is re-checked by the upload code instead.
 
 use std::time::{Duration, SystemTime};
@@ -47,7 +48,8 @@ pub(crate) enum Repeat {
     Idempotent,
     /// Might create something twice (POST): 429, and connections that never opened.
     NotIdempotent,
-    /// A probe whose failure is information (connect): only 429.
+    /// A read whose connection failure is information (connect probing a URL the user typed):
+    /// like `Idempotent` for error statuses, but a refused or broken connection fails at once.
     Probe,
 }
 
@@ -73,17 +75,15 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
+        let may_repeat_status = repeat != Repeat::NotIdempotent;
         match failure {
             Failure::Status(429, headers) => Some(self.retry_after_or_backoff(attempt, headers)),
-            Failure::Status(503, headers) if repeat == Repeat::Idempotent => {
+            Failure::Status(503, headers) if may_repeat_status => {
                 Some(self.retry_after_or_backoff(attempt, headers))
             }
             // 501 and 505 say the server will never do this; retrying cannot help.
             Failure::Status(status, _)
-                if repeat == Repeat::Idempotent
-                    && status >= 500
-                    && status != 501
-                    && status != 505 =>
+                if may_repeat_status && status >= 500 && status != 501 && status != 505 =>
             {
                 Some(self.backoff(attempt))
             }

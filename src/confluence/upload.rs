@@ -184,12 +184,13 @@ impl Client {
                 Err(error) => return Err(error),
             };
             // The request may have been applied: see which files arrived before sending again.
+            // If even the check fails, the original failure is the one worth reporting.
             let mut all_there = true;
             for i in pending {
-                match self.find_attachment(container, &files[i].filename).await? {
-                    Some(found) if found.size == sizes[i] => done[i] = Some(found),
-                    Some(_) => return Err(error),
-                    None => all_there = false,
+                match self.find_attachment(container, &files[i].filename).await {
+                    Ok(Some(found)) if found.size == sizes[i] => done[i] = Some(found),
+                    Ok(None) => all_there = false,
+                    Ok(Some(_)) | Err(_) => return Err(error),
                 }
             }
             if all_there {
@@ -252,7 +253,9 @@ impl Client {
                 Err(error) if may_have_landed(&error) => error,
                 Err(error) => return Err(error),
             };
-            let now = self.get_attachment(&attachment.id).await?;
+            let Ok(now) = self.get_attachment(&attachment.id).await else {
+                return Err(error);
+            };
             if now.version > attachment.version {
                 tracing::info!(error = %error, "new version failed in transit but arrived");
                 return Ok(now);

@@ -51,14 +51,14 @@ pub fn pattern(len: usize) -> Vec<u8> {
 pub fn server_flavor(flavor: Flavor) -> confluence_testserver::Flavor {
     match flavor {
         Flavor::Cloud => confluence_testserver::Flavor::Cloud,
-        Flavor::DataCenter => confluence_testserver::Flavor::DataCenter,
+        Flavor::DataCenter => confluence_testserver::Flavor::Datacenter,
     }
 }
 
 /// A running test server; dropping it stops the server and removes its directories.
 pub struct Server {
     pub flavor: Flavor,
-    inner: confluence_testserver::Server,
+    inner: confluence_testserver::ServerHandle,
     _dirs: Vec<tempfile::TempDir>,
     http: reqwest::Client,
 }
@@ -170,6 +170,8 @@ pub struct Logged {
     pub path: String,
     pub query: String,
     pub status: u16,
+    /// Response body bytes actually sent.
+    pub bytes: u64,
     pub origin: String,
 }
 
@@ -181,6 +183,7 @@ impl From<Value> for Logged {
             path: s("path"),
             query: s("query"),
             status: v.get("status").and_then(|x| x.as_u64()).unwrap_or(0) as u16,
+            bytes: v.get("bytes").and_then(|x| x.as_u64()).unwrap_or(0),
             origin: s("origin"),
         }
     }
