@@ -131,3 +131,25 @@ async fn not_a_url_is_a_config_error() {
     let error = Client::connect(config).await.unwrap_err();
     assert!(matches!(error, ClientError::Config(_)), "got {error:?}");
 }
+
+#[tokio::test]
+async fn datacenter_personal_access_token() {
+    let server = Server::start(Flavor::DataCenter);
+    let mut config = server.config();
+    config.credentials = Credentials::bearer(TOKEN);
+    let client = Client::connect(config).await.unwrap();
+    assert_eq!(client.flavor(), Flavor::DataCenter);
+    assert!(!client.list_spaces(&[]).await.unwrap().is_empty());
+
+    let mut config = server.config();
+    config.credentials = Credentials::bearer("not-the-token");
+    let error = Client::connect(config).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Unauthorized { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("personal access token"),
+        "{error}"
+    );
+}

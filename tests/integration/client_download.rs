@@ -199,3 +199,42 @@ async fn older_version_by_number(flavor: Flavor) {
     assert_eq!(numbers, [1, 2]);
     assert_eq!(versions[1].message, "v2");
 }
+
+/// The media host really refuses a credential, so the redirect test above means something.
+#[tokio::test]
+async fn media_host_refuses_authorization() {
+    let server = Server::start(Flavor::Cloud);
+    let client = server.client().await;
+    let att = data_bin(&client).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let api = format!(
+        "{}/rest/api/content/{}/child/attachment/{}/download?version=1",
+        server.base_url(),
+        att.container.id,
+        att.id
+    );
+    let redirect = http
+        .get(&api)
+        .basic_auth(crate::support::USER, Some(crate::support::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 302);
+    let location = redirect.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        !location.starts_with(&server.root_url()),
+        "another origin: {location}"
+    );
+    let with_auth = http
+        .get(&location)
+        .basic_auth(crate::support::USER, Some(crate::support::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_auth.status(), 401);
+    let without = http.get(&location).send().await.unwrap();
+    assert_eq!(without.status(), 200);
+}

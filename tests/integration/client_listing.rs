@@ -170,3 +170,44 @@ async fn find_attachment_by_filename_is_one_request(flavor: Flavor) {
         "{log:#?}"
     );
 }
+
+both_flavors!(server_cap_on_page_size_is_honoured);
+
+/// A server that caps v1 pages below what we ask (50 < 200) is followed page by page through
+/// its `next` links: nothing is skipped, nothing is read twice.
+async fn server_cap_on_page_size_is_honoured(flavor: Flavor) {
+    let seed = tempfile::tempdir().unwrap();
+    for i in 0..120 {
+        write(seed.path(), &format!("CAP/Parent/Child {i:03}/f.txt"), b"x");
+    }
+    for i in 0..130 {
+        write(seed.path(), &format!("CAP/Files/f{i:03}.txt"), b"x");
+    }
+    let config = confluence_testserver::Config {
+        flavor: crate::support::server_flavor(flavor),
+        seed_dir: Some(seed.path().to_path_buf()),
+        v1_limit_cap: 50,
+        ..Default::default()
+    };
+    let server = Server::start_with(flavor, config, vec![seed]);
+    let client = server.client().await;
+    let parent = page_by_title(&client, "CAP", "Parent").await;
+    let files = page_by_title(&client, "CAP", "Files").await;
+
+    server.clear_requests().await;
+    let children = client.list_child_pages(&parent.id).await.unwrap();
+    let mut titles: Vec<&str> = children.iter().map(|p| p.title.as_str()).collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 120);
+    assert_eq!(server.requests().await.len(), 3, "⌈120/50⌉ pages");
+
+    server.clear_requests().await;
+    let attachments = client.list_attachments(&files.container()).await.unwrap();
+    assert_eq!(attachments.len(), 130);
+    let expected = match flavor {
+        Flavor::Cloud => 1,      // v2 pages hold 250, whatever the v1 cap
+        Flavor::DataCenter => 3, // ⌈130/50⌉
+    };
+    assert_eq!(server.requests().await.len(), expected);
+}

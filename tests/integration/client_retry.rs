@@ -100,3 +100,28 @@ async fn create_is_not_repeated_after_500(flavor: Flavor) {
     let log = server.requests().await;
     assert_eq!(log.len(), 1, "a POST is not repeated blindly: {log:#?}");
 }
+
+#[tokio::test]
+async fn concurrency_is_bounded() {
+    let server = Server::start(Flavor::DataCenter);
+    let mut config = server.config();
+    config.max_concurrent_requests = 2;
+    let client = confluencefs::confluence::Client::connect(config)
+        .await
+        .unwrap();
+    server.faults(json!({"latency_ms": 200})).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_space("DOCS").await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // Six 200 ms requests, two at a time: at least three rounds.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(590), "took only {took:?}");
+    server.faults(json!({})).await;
+}

@@ -329,3 +329,84 @@ async fn upload_after_5xx_is_retried_without_duplicate(flavor: Flavor) {
     let all = client.list_attachments(&guide.container()).await.unwrap();
     assert_eq!(all.iter().filter(|a| a.title == "retry.txt").count(), 1);
 }
+
+both_flavors!(
+    lost_upload_answer_is_not_uploaded_twice,
+    lost_new_version_answer_is_not_uploaded_twice
+);
+
+async fn lost_upload_answer_is_not_uploaded_twice(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+    server.clear_requests().await;
+    // The server stores the upload, then the connection dies half-way through its answer.
+    server.faults(json!({"reset_next": 1})).await;
+    let uploaded = client
+        .upload_attachment(
+            &guide.container(),
+            NewAttachment::from_bytes("once.txt", "only once"),
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(uploaded.title, "once.txt");
+    assert_eq!(uploaded.size, 9);
+    let log = server.requests().await;
+    assert_eq!(
+        log.iter().filter(|r| r.method == "POST").count(),
+        1,
+        "the upload was not sent again: {log:#?}"
+    );
+    let all = client.list_attachments(&guide.container()).await.unwrap();
+    assert_eq!(all.iter().filter(|a| a.title == "once.txt").count(), 1);
+}
+
+async fn lost_new_version_answer_is_not_uploaded_twice(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+    let notes = client
+        .find_attachment(&guide.container(), "notes.txt")
+        .await
+        .unwrap()
+        .unwrap();
+    server.clear_requests().await;
+    server.faults(json!({"reset_next": 1})).await;
+    let updated = client
+        .upload_new_version(&notes, UploadSource::Bytes("v2 bytes".into()), None, true)
+        .await
+        .unwrap();
+    assert_eq!(updated.version, notes.version + 1);
+    let log = server.requests().await;
+    assert_eq!(
+        log.iter().filter(|r| r.method == "POST").count(),
+        1,
+        "{log:#?}"
+    );
+    let versions = client.list_attachment_versions(&notes.id).await.unwrap();
+    assert_eq!(versions.len(), 2, "exactly one new version: {versions:?}");
+}
+
+#[tokio::test]
+async fn strict_xsrf_server_accepts_our_header() {
+    let seed = tempfile::tempdir().unwrap();
+    crate::support::seed_basic(seed.path());
+    let config = confluence_testserver::Config {
+        flavor: crate::support::server_flavor(Flavor::DataCenter),
+        seed_dir: Some(seed.path().to_path_buf()),
+        strict_xsrf: true,
+        ..Default::default()
+    };
+    let server = Server::start_with(Flavor::DataCenter, config, vec![seed]);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+    client
+        .upload_attachment(
+            &guide.container(),
+            NewAttachment::from_bytes("s.txt", "s"),
+            true,
+        )
+        .await
+        .unwrap();
+}
