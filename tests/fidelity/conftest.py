@@ -58,9 +58,10 @@ def seed_dir(tmp_path_factory):
     return build_seed(tmp_path_factory.mktemp("seed"))
 
 
-def _start(flavor, args, request=None):
-    ctx = DC_CONTEXT if flavor == "dc" else None
-    return Server(flavor, args, context_path=ctx)
+def _start(flavor, args, context=None):
+    if context is None and flavor == "dc":
+        context = DC_CONTEXT
+    return Server(flavor, args, context_path=context)
 
 
 @pytest.fixture(scope="session")
@@ -104,14 +105,14 @@ def demo(request):
 
 @pytest.fixture
 def fresh(tmp_path):
-    """Factory for a private server: fresh(flavor, *extra_args, seed=True)."""
+    """Factory for a private server: fresh(flavor, *extra_args, seed=True, context=None)."""
     started = []
 
-    def make(flavor, *args, seed=True):
+    def make(flavor, *args, seed=True, context=None):
         extra = list(args)
         if seed:
             extra = ["--seed", str(build_seed(tmp_path / f"seed-{len(started)}"))] + extra
-        s = _start(flavor, extra)
+        s = _start(flavor, extra, context=context)
         started.append(s)
         return s
 

@@ -420,3 +420,13 @@ def parse_timestamp(value, server=None, field="timestamp"):
     assert dt.tzinfo is not None
     assert 2000 <= dt.year <= 2100, f"{field}: implausible year in {value!r}"
     return dt
+
+
+def validate_against(instance, method, spec_path, api="v1", status=200):
+    """Validate a body from a route the specs do not describe (e.g. DC's
+    /rest/experimental/...) against the schema of the documented equivalent."""
+    ops = find_operations(api, method, spec_path)
+    assert ops, (api, method, spec_path)
+    _, schema = ops[0].json_schema(status)
+    assert schema is not None
+    validate_schema(instance, schema, f"{method} {spec_path} (equivalent)")

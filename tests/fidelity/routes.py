@@ -23,7 +23,9 @@ ROUTES = [
     ("v1", "GET", f"{V1}/content/{{id}}", BOTH),
     ("v1", "PUT", f"{V1}/content/{{id}}", BOTH),
     ("v1", "DELETE", f"{V1}/content/{{id}}", BOTH),
+    ("v1", "GET", f"{V1}/content/{{id}}/history", BOTH),
     # children
+    ("v1", "GET", f"{V1}/content/{{id}}/child", BOTH),
     ("v1", "GET", f"{V1}/content/{{id}}/child/{{type}}", BOTH),
     ("v1", "GET", f"{V1}/content/{{id}}/child/attachment", BOTH),
     ("v1", "POST", f"{V1}/content/{{id}}/child/attachment", BOTH),
@@ -35,11 +37,13 @@ ROUTES = [
     ("v1", "GET", f"{V1}/content/{{id}}/property", BOTH),
     ("v1", "POST", f"{V1}/content/{{id}}/property", BOTH),
     ("v1", "GET", f"{V1}/content/{{id}}/property/{{key}}", BOTH),
+    ("v1", "POST", f"{V1}/content/{{id}}/property/{{key}}", BOTH),
     ("v1", "PUT", f"{V1}/content/{{id}}/property/{{key}}", BOTH),
     ("v1", "DELETE", f"{V1}/content/{{id}}/property/{{key}}", BOTH),
     # versions
-    ("v1", "GET", f"{V1}/content/{{id}}/version", BOTH),
-    ("v1", "GET", f"{V1}/content/{{id}}/version/{{versionNumber}}", BOTH),
+    # DC serves these under /rest/experimental (tested in test_dc_versions_are_experimental)
+    ("v1", "GET", f"{V1}/content/{{id}}/version", CLOUD),
+    ("v1", "GET", f"{V1}/content/{{id}}/version/{{versionNumber}}", CLOUD),
     ("v1", "DELETE", f"{V1}/content/{{id}}/version/{{versionNumber}}", CLOUD),
     # search, user
     ("v1", "GET", f"{V1}/content/search", BOTH),
@@ -61,6 +65,7 @@ ROUTES = [
     ("v2", "GET", "/pages/{id}/attachments", CLOUD),
     ("v2", "GET", "/blogposts", CLOUD),
     ("v2", "GET", "/blogposts/{id}", CLOUD),
+    ("v2", "DELETE", "/blogposts/{id}", CLOUD),
     ("v2", "GET", "/blogposts/{id}/attachments", CLOUD),
     ("v2", "GET", "/attachments/{id}", CLOUD),
     ("v2", "DELETE", "/attachments/{id}", CLOUD),
@@ -79,5 +84,6 @@ ROUTES = [
     ("v2", "GET", "/blogposts/{blogpost-id}/properties", CLOUD),
     ("v2", "POST", "/blogposts/{blogpost-id}/properties", CLOUD),
     ("v2", "GET", "/blogposts/{blogpost-id}/properties/{property-id}", CLOUD),
+    ("v2", "PUT", "/blogposts/{blogpost-id}/properties/{property-id}", CLOUD),
     ("v2", "DELETE", "/blogposts/{blogpost-id}/properties/{property-id}", CLOUD),
 ]

@@ -53,7 +53,7 @@ def test_xsrf_nocheck_spelling_accepted(srv):
 def test_json_writes_need_no_xsrf_header(srv):
     """XSRF protection applies to form posts; JSON API calls (APA's create_page) pass without it."""
     page = create_page(srv, "ENG", unique("NoXsrf"))
-    r = srv.post(srv.v1(f"/content/{page['id']}/property"), json={"key": "k", "value": 1})
+    r = srv.post(srv.v1(f"/content/{page['id']}/property"), json={"key": "k", "value": "1"})
     check(r)
 
 

@@ -106,7 +106,7 @@ def test_cloud_legacy_servlet_rejects_api_token(cloud):
 
 def test_dc_servlet_download(dc):
     gid = page_id(dc, "DOCS", "Guide")
-    att = attachment_by_name(dc, gid, "data.bin")
+    att = attachment_by_name(dc, gid, "data.bin", expand="version")
     link = att["_links"]["download"]
     m = re.match(rf"^/download/attachments/{gid}/data\.bin\?(.*)$", link)
     assert m, f"DC _links.download should be /download/attachments/{{pageId}}/{{name}}?...: {link}"

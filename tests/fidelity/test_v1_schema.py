@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import DATA_BIN, NOTES
-from harness import assert_attachment_id, check, parse_timestamp
+from harness import assert_attachment_id, check, parse_timestamp, validate_against
 from util import (
     XSRF,
     attachment_by_name,
@@ -382,7 +382,7 @@ def test_content_properties_paging(srv):
     pid = _fresh_page(srv)
     base = srv.v1(f"/content/{pid}/property")
     for i in range(3):
-        check(srv.post(base, json={"key": f"k{i}", "value": i}))
+        check(srv.post(base, json={"key": f"k{i}", "value": str(i)}))
     results, pages = follow_v1(srv, base, params={"limit": 2})
     assert sorted(p["key"] for p in results) == ["k0", "k1", "k2"]
     assert len(pages) == 2 and "next" in pages[0]["_links"] and "next" not in pages[1]["_links"]
@@ -395,7 +395,8 @@ def test_content_properties_missing_page(srv):
 # -- versions -------------------------------------------------------------------
 
 
-def test_version_list_page(srv):
+def test_version_list_page(cloud):
+    srv = cloud
     pid = _fresh_page(srv)
     r = srv.get(srv.v1(f"/content/{pid}"), params={"expand": "version"})
     cur = check(r)
@@ -410,7 +411,45 @@ def test_version_list_page(srv):
     assert one["number"] == 1
 
 
-def test_version_list_attachment(srv):
+def test_dc_versions_are_experimental(dc):
+    """DC serves content versions under /rest/experimental (FACTS 4.1, 6), not /rest/api."""
+    pid = _fresh_page(dc)
+    upd = {"type": "page", "title": unique("Exp"), "version": {"number": 2}, "body": {"storage": {"value": "<p>2</p>", "representation": "storage"}}}
+    check(dc.put(dc.v1(f"/content/{pid}"), json=upd))
+    r = dc.get(dc.base + f"/rest/experimental/content/{pid}/version")
+    assert r.status_code == 200, r.status_code
+    # Same data model as Cloud's documented /rest/api/content/{id}/version
+    validate_against(r.json(), "GET", "/wiki/rest/api/content/1/version")
+    assert sorted(v["number"] for v in r.json()["results"]) == [1, 2]
+    r = dc.get(dc.base + f"/rest/experimental/content/{pid}/version/1")
+    assert r.status_code == 200
+    validate_against(r.json(), "GET", "/wiki/rest/api/content/1/version/1")
+    assert dc.get(dc.v1(f"/content/{pid}/version")).status_code == 404
+
+
+def test_content_children_map(srv):
+    gid = page_id(srv, "DOCS", "Guide")
+    body = check(srv.get(srv.v1(f"/content/{gid}/child"), params={"expand": "page,attachment"}))
+    assert sorted(c["title"] for c in body["page"]["results"]) == ["Chapter One", "Chapter Three", "Chapter Two"]
+    assert sorted(c["title"] for c in body["attachment"]["results"]) == ["data.bin", "diagram.png", "notes.txt"]
+
+
+def test_content_history(srv):
+    gid = page_id(srv, "DOCS", "Guide")
+    body = check(srv.get(srv.v1(f"/content/{gid}/history")))
+    assert body["latest"] is True
+    parse_timestamp(body["createdDate"], srv, "createdDate")
+
+
+def test_property_create_with_key_in_path(srv):
+    pid = _fresh_page(srv)
+    made = check(srv.post(srv.v1(f"/content/{pid}/property/path.key"), json={"value": {"k": "v"}}))
+    assert made["key"] == "path.key" and made["value"] == {"k": "v"}
+    check(srv.post(srv.v1(f"/content/{pid}/property/path.key"), json={"value": "again"}), 400)
+
+
+def test_version_list_attachment(cloud):
+    srv = cloud
     pid = _fresh_page(srv)
     att = upload(srv, pid, "hist.txt", b"1")["results"][0]
     files = [("file", ("hist.txt", b"22", "text/plain"))]

@@ -268,6 +268,24 @@ def test_blogpost_properties(cloud, ids):
     check(cloud.delete(f"{base}/{created['id']}"), 204)
 
 
+def test_blogpost_property_update(cloud, ids):
+    base = cloud.v2(f"/blogposts/{ids['blog']}/properties")
+    created = check(cloud.post(base, json={"key": "blog.upd", "value": "a"}))
+    upd = check(cloud.put(f"{base}/{created['id']}", json={"key": "blog.upd", "value": "b", "version": {"number": 2}}))
+    assert upd["value"] == "b" and upd["version"]["number"] == 2
+    check(cloud.delete(f"{base}/{created['id']}"), 204)
+
+
+def test_blogpost_delete(cloud):
+    """Make a blog post through v1, delete it through v2."""
+    data = {"type": "blogpost", "title": unique("Blog"), "space": {"key": "ENG"}, "body": {"storage": {"value": "<p>b</p>", "representation": "storage"}}}
+    post = check(cloud.post(cloud.v1("/content"), json=data))
+    assert post["type"] == "blogpost"
+    check(cloud.get(cloud.v2(f"/blogposts/{post['id']}")))
+    check(cloud.delete(cloud.v2(f"/blogposts/{post['id']}")), 204)
+    check(cloud.get(cloud.v2(f"/blogposts/{post['id']}")), 404)
+
+
 def test_v1_v2_property_same_store(cloud):
     """A property written through v1 is the same object v2 lists (one content-property store)."""
     pid = create_page(cloud, "ENG", unique("Prop store"))["id"]

@@ -61,8 +61,8 @@ def attachments(srv, page, **params):
     return check(r)
 
 
-def attachment_by_name(srv, page, name):
-    body = attachments(srv, page, filename=name)
+def attachment_by_name(srv, page, name, **params):
+    body = attachments(srv, page, filename=name, **params)
     assert len(body["results"]) == 1, f"attachment {name!r} on {page}: {body['results']}"
     return body["results"][0]
 
