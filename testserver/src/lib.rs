@@ -237,7 +237,9 @@ async fn run(
     let confluence = if context.is_empty() {
         confluence
     } else {
-        Router::new().nest(&context, confluence)
+        Router::new()
+            .nest(&context, confluence)
+            .fallback(api::not_found)
     };
     let main_router = confluence
         .layer(axum::middleware::from_fn_with_state(

@@ -626,6 +626,29 @@ impl Store {
         Ok(files)
     }
 
+    /// Deletes a historical version (never the current one). Returns the file of that
+    /// version, if any, for the caller to delete.
+    pub fn delete_version(&mut self, id: u64, number: u32) -> Result<Option<FileVersion>> {
+        let c = self.get_current(id)?;
+        if c.current().number == number {
+            return Err(StoreError::BadRequest(
+                "Cannot delete the current version of content".to_string(),
+            ));
+        }
+        let Some(pos) = c.versions.iter().position(|v| v.number == number) else {
+            return Err(StoreError::NotFound(format!(
+                "No version {number} of content {id}"
+            )));
+        };
+        let c = self.contents.get_mut(&id).expect("checked above");
+        let removed = c.versions.remove(pos);
+        let file = removed.file;
+        if let Some(f) = &file {
+            self.files.remove(&f.file_id);
+        }
+        Ok(file.filter(|f| matches!(f.blob, Blob::Stored)))
+    }
+
     fn content_mut_current(&mut self, id: u64) -> Result<&mut Content> {
         match self.contents.get_mut(&id) {
             Some(c) if c.is_current() => Ok(c),

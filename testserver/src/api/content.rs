@@ -419,3 +419,18 @@ pub async fn version_one(
         .ok_or_else(|| ApiError::v1(404, format!("No version {number} of content {id}")))?;
     Ok(Json(version_json(&app, &store, c, v, &ex)))
 }
+
+/// `DELETE …/content/{id}/version/{n}`: drops a historical version (204); the current
+/// version cannot be deleted (400).
+pub async fn delete_version(
+    State(app): State<Shared>,
+    Path((id, number)): Path<(String, u32)>,
+) -> Result<Response, ApiError> {
+    let cid = app.parse_id(&id)?;
+    let removed = app.store().delete_version(cid, number)?;
+    app.persist().await;
+    if let Some(f) = removed {
+        app.blobs.remove(&f);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

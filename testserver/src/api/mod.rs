@@ -300,9 +300,10 @@ pub fn routes(app: &Shared) -> Router<Shared> {
     } else {
         "/rest/experimental/content/{id}/version"
     };
-    r = r
-        .route(versions, get(content::versions))
-        .route(&format!("{versions}/{{number}}"), get(content::version_one));
+    r = r.route(versions, get(content::versions)).route(
+        &format!("{versions}/{{number}}"),
+        get(content::version_one).delete(content::delete_version),
+    );
     if cloud {
         r = r
             .route(
@@ -317,8 +318,14 @@ pub fn routes(app: &Shared) -> Router<Shared> {
             get(download::dc_servlet),
         );
     }
+    r = r.fallback(not_found);
     // Uploads stream to disk with their own size limit; axum's 2 MB default must not apply.
     r.layer(DefaultBodyLimit::disable())
+}
+
+/// Unknown paths: Confluence answers a plain 404.
+pub async fn not_found() -> errors::ApiError {
+    errors::ApiError::plain(404, "Not Found")
 }
 
 /// The media origin (Cloud): a separate listener, as `api.media.atlassian.com` is a separate host.

@@ -31,8 +31,6 @@ pub fn space(app: &App, s: &Space) -> Value {
         "authorId": author_id(app),
         "createdAt": format_v2(s.created_ms),
         "homepageId": s.homepage.to_string(),
-        "description": null,
-        "icon": null,
         "_links": {"webui": format!("/spaces/{}", s.key)},
     })
 }
@@ -44,7 +42,17 @@ fn space_id(store: &Store, c: &Content) -> String {
         .unwrap_or_default()
 }
 
-pub fn page(app: &App, store: &Store, c: &Content) -> Value {
+/// A page or blog post; `body_format` (`storage`, …) embeds the body as v2 does on request.
+pub fn page(app: &App, store: &Store, c: &Content, body_format: Option<&str>) -> Value {
+    let body = match body_format {
+        Some(
+            f
+            @ ("storage" | "atlas_doc_format" | "view" | "export_view" | "styled_view" | "editor"),
+        ) => {
+            json!({ f: {"representation": f, "value": c.body} })
+        }
+        _ => json!({}),
+    };
     let links = json!({
         "webui": render::webui(app, store, c),
         "editui": format!("/pages/resumedraft.action?draftId={}", c.id),
@@ -58,16 +66,17 @@ pub fn page(app: &App, store: &Store, c: &Content) -> Value {
         "authorId": author_id(app),
         "createdAt": format_v2(c.created_ms),
         "version": version(app, c.current()),
-        "body": {},
+        "body": body,
         "_links": links,
     });
     if c.kind == ContentKind::Page {
         let m = o.as_object_mut().expect("object");
-        m.insert("parentId".into(), json!(c.parent.map(|p| p.to_string())));
-        m.insert("parentType".into(), json!(c.parent.map(|_| "page")));
+        if let Some(p) = c.parent {
+            m.insert("parentId".into(), json!(p.to_string()));
+            m.insert("parentType".into(), json!("page"));
+        }
         m.insert("position".into(), json!(0));
         m.insert("ownerId".into(), json!(author_id(app)));
-        m.insert("lastOwnerId".into(), json!(null));
     }
     o
 }

@@ -24,8 +24,13 @@ pub fn routes() -> Router<Shared> {
         .route("/spaces/{id}", get(space))
         .route("/spaces/{id}/pages", get(space_pages))
         .route("/spaces/{id}/blogposts", get(space_blogposts))
-        .route("/pages", get(pages))
-        .route("/pages/{id}", get(page).delete(delete_page))
+        .route("/pages", get(pages).post(create_page))
+        .route(
+            "/pages/{id}",
+            get(page).put(update_page).delete(delete_page),
+        )
+        .route("/pages/{id}/versions", get(content_versions))
+        .route("/blogposts/{id}/versions", get(content_versions))
         .route("/pages/{id}/children", get(children))
         .route("/pages/{id}/direct-children", get(direct_children))
         .route("/pages/{id}/attachments", get(container_attachments))
@@ -176,7 +181,7 @@ fn list_contents(
         .slice(&ids)
         .into_iter()
         .filter_map(|i| store.get(i))
-        .map(|x| render_v2::page(app, &store, x))
+        .map(|x| render_v2::page(app, &store, x, p.get("body-format")))
         .collect();
     Ok(v2_list(app, results, c, ids.len(), path, p))
 }
@@ -260,7 +265,7 @@ fn one_content(
     st.push(Status::Current);
     let store = app.store();
     let c = find(&store, n, kind, &st).ok_or_else(|| not_found(what, id))?;
-    Ok(Json(render_v2::page(app, &store, c)))
+    Ok(Json(render_v2::page(app, &store, c, p.get("body-format"))))
 }
 
 async fn page(
@@ -706,4 +711,193 @@ async fn delete_property(
     }
     app.persist().await;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct BodyWrite {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageWrite {
+    #[serde(rename = "spaceId")]
+    space_id: Option<String>,
+    status: Option<String>,
+    title: Option<String>,
+    #[serde(rename = "parentId")]
+    parent_id: Option<String>,
+    body: Option<Value>,
+    version: Option<PropertyVersionIn>,
+}
+
+fn body_value(body: &Option<Value>) -> Option<String> {
+    let b = body.as_ref()?;
+    // Either `{representation, value}` or `{storage: {representation, value}}`.
+    let flat: Option<BodyWrite> = serde_json::from_value(b.clone()).ok();
+    flat.and_then(|f| f.value).or_else(|| {
+        b.get("storage")
+            .and_then(|s| s.get("value"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+fn page_write(bytes: &[u8]) -> Result<PageWrite, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::v2(400, format!("Invalid request body: {e}")))
+}
+
+/// `POST /pages`: under the space's home page unless `root-level=true` or a parent is given.
+async fn create_page(
+    State(app): State<Shared>,
+    p: Params,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let input = page_write(&bytes)?;
+    if input.status.as_deref() == Some("draft") {
+        return Err(ApiError::v2(
+            400,
+            "Draft pages are not supported by this server",
+        ));
+    }
+    let space_id = input
+        .space_id
+        .as_deref()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::v2(400, "spaceId is required"))?;
+    let root_level = p.flag("root-level");
+    let id = {
+        let mut store = app.store();
+        let space = store
+            .space_by_id(space_id)
+            .ok_or_else(|| not_found("space", &space_id.to_string()))?;
+        let (key, home) = (space.key.clone(), space.homepage);
+        let parent = match (&input.parent_id, root_level) {
+            (Some(_), true) => {
+                return Err(ApiError::v2(
+                    400,
+                    "parentId may not be set with root-level=true",
+                ))
+            }
+            (Some(pid), false) => Some(parse_id(&app, pid, "page")?),
+            (None, true) => None,
+            (None, false) => Some(home),
+        };
+        store
+            .create_content(
+                ContentKind::Page,
+                &key,
+                input.title.as_deref().unwrap_or(""),
+                parent,
+                body_value(&input.body).unwrap_or_default(),
+                clock::now_ms(),
+            )
+            .map_err(|e| ApiError::from(e).into_v2())?
+    };
+    app.persist().await;
+    let store = app.store();
+    Ok(Json(render_v2::page(
+        &app,
+        &store,
+        store.get(id).expect("just created"),
+        Some("storage"),
+    )))
+}
+
+/// `PUT /pages/{id}`: a new version (number = current + 1), optionally retitled or moved.
+async fn update_page(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let n = parse_id(&app, &id, "page")?;
+    let input = page_write(&bytes)?;
+    let number = input
+        .version
+        .as_ref()
+        .and_then(|v| v.number)
+        .ok_or_else(|| ApiError::v2(400, "version.number is required"))?;
+    let title = input
+        .title
+        .clone()
+        .ok_or_else(|| ApiError::v2(400, "title is required"))?;
+    {
+        let mut store = app.store();
+        let current = find(&store, n, ContentKind::Page, &[Status::Current])
+            .ok_or_else(|| not_found("page", &id))?;
+        if let Some(sid) = &input.space_id {
+            let same = store
+                .space(&current.space_key)
+                .is_some_and(|s| s.id.to_string() == *sid);
+            if !same {
+                return Err(ApiError::v2(
+                    400,
+                    "Moving a page to another space is not supported",
+                ));
+            }
+        }
+        let parent = match &input.parent_id {
+            Some(pid) => Some(parse_id(&app, pid, "page")?),
+            None => None,
+        };
+        let change = crate::store::ContentChange {
+            number,
+            title: Some(&title),
+            parent,
+            body: body_value(&input.body),
+            message: "",
+        };
+        store
+            .update_content(n, change, clock::now_ms())
+            .map_err(|e| ApiError::from(e).into_v2())?;
+    }
+    app.persist().await;
+    let store = app.store();
+    Ok(Json(render_v2::page(
+        &app,
+        &store,
+        store.get(n).expect("just updated"),
+        Some("storage"),
+    )))
+}
+
+/// `GET /pages/{id}/versions` and `/blogposts/{id}/versions`: newest first by default.
+async fn content_versions(
+    State(app): State<Shared>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let c = Cursor::v2(&p, 25)?;
+    let blog = uri.path().contains("/blogposts/");
+    let (kind, what, key) = if blog {
+        (ContentKind::Blogpost, "blog post", "blogpost")
+    } else {
+        (ContentKind::Page, "page", "page")
+    };
+    let n = parse_id(&app, &id, what)?;
+    let store = app.store();
+    let content = find(&store, n, kind, &[Status::Current]).ok_or_else(|| not_found(what, &id))?;
+    let mut all: Vec<&crate::model::Version> = content.versions.iter().collect();
+    if p.get("sort") != Some("modified-date") {
+        all.reverse();
+    }
+    let results = c
+        .slice(&all)
+        .into_iter()
+        .map(|v| {
+            let mut o = render_v2::version(&app, v);
+            o[key] = serde_json::json!({"id": content.id.to_string(), "title": content.title});
+            o
+        })
+        .collect();
+    let base = if blog { "blogposts" } else { "pages" };
+    Ok(v2_list(
+        &app,
+        results,
+        c,
+        all.len(),
+        &format!("/api/v2/{base}/{id}/versions"),
+        &p,
+    ))
 }
