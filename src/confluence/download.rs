@@ -60,6 +60,9 @@ impl Client {
     /// The bytes of `version` from `offset`, `len` of them or to the end, as a stream that
     /// resumes by itself after a cut connection. Errors that happen before the first byte
     /// (404, 416, refused credentials) are returned here rather than in the stream.
+    ///
+    /// The stream holds one of the client's concurrency permits until it ends or is dropped:
+    /// drop streams you stop reading.
     pub async fn download_stream(
         &self,
         attachment: &Attachment,

@@ -6,7 +6,7 @@
 //!   wait for response headers) and a **120 s total** cap on each JSON call;
 //! - **upload**: multipart bodies of any size; the same connect timeout but no read timeout,
 //!   because reqwest starts that clock when the request starts and a 5 GiB upload takes longer
-//!   than any sensible value;
+//!   than any sensible value (the upload code sets a size-scaled cap per request instead);
 //! - **media**: the Cloud media host; never sends the Confluence credential and keeps no cookies.
 //!
 //! None of them follows redirects: the download code follows them itself, so that it decides

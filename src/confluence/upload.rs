@@ -6,7 +6,8 @@
 //! it), `minorEdit`, and `comment` parts labelled `text/plain; charset=UTF-8` (unlabelled text is
 //! read as ISO-8859-1). Filenames go out as raw UTF-8 in `Content-Disposition`, which is how
 //! Confluence reads them (FACTS §1.2). File bodies are streamed from disk in 256 KiB chunks and
-//! re-opened for each attempt, so a 5 GiB file never sits in memory.
+//! re-opened for each attempt, so a 5 GiB file never sits in memory. One upload request may
+//! take 2 minutes plus the size at 32 KiB/s before it is abandoned.
 //!
 //! An upload is not idempotent: repeating one that did land creates a duplicate (or a second
 //! version). So after a transport failure or a 5xx we look before we retry — a new attachment
@@ -14,6 +15,7 @@
 //! version if the attachment's version number moved past the one we started from.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::multipart::{Form, Part};
@@ -325,6 +327,11 @@ impl Client {
         files: &[&NewAttachment],
         minor_edit: bool,
     ) -> Result<serde_json::Value, ClientError> {
+        let mut total = 0;
+        for file in files {
+            total += file.source.len().await?;
+        }
+        let timeout = upload_timeout(total);
         let transport = self.transport();
         let answer = transport
             .fetch(
@@ -336,12 +343,20 @@ impl Client {
                     Ok(transport
                         .request(Channel::Upload, Method::POST, url.clone())
                         .header("X-Atlassian-Token", "no-check")
+                        .timeout(timeout)
                         .multipart(form))
                 },
             )
             .await?;
         decode(line, &answer.body)
     }
+}
+
+/// The cap on one upload request: 2 minutes plus the time to send `bytes` at 32 KiB/s. The
+/// upload client has no read timeout (see `transport`), so this is what ends an upload to a
+/// server that stopped reading; it is generous so that slow links still get big files through.
+fn upload_timeout(bytes: u64) -> Duration {
+    Duration::from_secs(120 + bytes / (32 * 1024))
 }
 
 /// Whether a failed upload might nevertheless have been stored.
