@@ -416,6 +416,9 @@ def assert_attachment_id(server, att_id):
 def parse_timestamp(value, server=None, field="timestamp"):
     assert isinstance(value, str), f"{field}: {value!r} is not a string"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", value), f"{field}: {value!r} is not ISO-8601 with a zone"
+    if server is not None and server.flavor == "cloud":
+        # Cloud v1 `when` and v2 timestamps are UTC with milliseconds and `Z` (FACTS 4.2)
+        assert re.match(r"^.*T\d\d:\d\d:\d\d\.\d{3}Z$", value), f"{field}: Cloud timestamps look like 2021-11-23T22:15:08.629Z, got {value!r}"
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     assert dt.tzinfo is not None
     assert 2000 <= dt.year <= 2100, f"{field}: implausible year in {value!r}"

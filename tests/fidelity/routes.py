@@ -67,6 +67,7 @@ ROUTES = [
     ("v2", "GET", "/blogposts/{id}", CLOUD),
     ("v2", "DELETE", "/blogposts/{id}", CLOUD),
     ("v2", "GET", "/blogposts/{id}/attachments", CLOUD),
+    ("v2", "GET", "/blogposts/{id}/versions", CLOUD),
     ("v2", "GET", "/attachments/{id}", CLOUD),
     ("v2", "DELETE", "/attachments/{id}", CLOUD),
     ("v2", "GET", "/attachments/{id}/versions", CLOUD),

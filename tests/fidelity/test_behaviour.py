@@ -167,6 +167,14 @@ def test_injected_429_carries_retry_after(fresh):
     s.hook("POST", "faults", json={})
 
 
+def test_injected_503_carries_retry_after(fresh):
+    s = fresh("dc", seed=True)
+    s.hook("POST", "faults", json={"fail_next": [503], "retry_after": 1})
+    r = s.get(s.v1("/space"))
+    assert r.status_code == 503 and r.headers.get("Retry-After") == "1"
+    check(s.get(s.v1("/space")))
+
+
 def test_request_log_hook(fresh):
     s = fresh("dc", seed=True)
     s.hook("DELETE", "requests")

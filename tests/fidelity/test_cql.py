@@ -75,6 +75,14 @@ def test_search_result_fields(srv):
     assert body["cqlQuery"] == 'type=page AND title="Guide"'
 
 
+def test_cloud_search_next_is_cursor(cloud):
+    """Cloud /search pages by cursor: `next` is `/rest/api/search?next=true&cursor=...` (FACTS 2.6)."""
+    body = check(cloud.get(cloud.v1("/search"), params={"cql": "type=page AND space=DOCS", "limit": 2}))
+    assert "cursor=" in body["_links"]["next"], body["_links"]["next"]
+    body = check(cloud.get(cloud.v1("/content/search"), params={"cql": "type=page AND space=DOCS", "limit": 2}))
+    assert "cursor=" in body["_links"]["next"], body["_links"]["next"]
+
+
 @pytest.mark.parametrize("route", ["/search", "/content/search"])
 def test_cql_paging_follows_next(srv, route):
     """Follow `_links.next` to the end: same rows as one big page, no duplicates (FACTS 2.6)."""

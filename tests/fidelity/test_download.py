@@ -120,6 +120,18 @@ def test_dc_servlet_download(dc):
     assert att["extensions"]["fileSize"] == len(r.content)
 
 
+def test_dc_servlet_version_param(dc):
+    pid = create_page(dc, "ENG", unique("DC versions"))["id"]
+    att = upload(dc, pid, "dv.txt", b"first")["results"][0]
+    files = [("file", ("dv.txt", b"second!", "text/plain"))]
+    check(dc.post(dc.v1(f"/content/{pid}/child/attachment/{att['id']}/data"), files=files, data={"minorEdit": "true"}, headers=XSRF))
+    cur = attachment_by_name(dc, pid, "dv.txt", expand="version")
+    assert "version=2" in cur["_links"]["download"]
+    assert dc.get(dc.abs(cur["_links"]["download"])).content == b"second!"
+    old = dc.abs(cur["_links"]["download"]).replace("version=2", "version=1")
+    assert dc.get(old).content == b"first"
+
+
 def test_dc_servlet_ranges(dc):
     gid = page_id(dc, "DOCS", "Guide")
     att = attachment_by_name(dc, gid, "data.bin")

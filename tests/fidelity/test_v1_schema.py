@@ -215,6 +215,9 @@ def test_child_attachments_filters(srv):
 
 def test_child_attachments_paging(srv):
     gid = page_id(srv, "DOCS", "Guide")
+    first = check(srv.get(srv.v1(f"/content/{gid}/child/attachment"), params={"limit": 2, "start": 1}))
+    assert first["limit"] == 2 and first["start"] == 1 and first["size"] == 2, "start/limit echo the request"
+    assert "next" not in first["_links"], "start=1 limit=2 of 3 reaches the end"
     results, pages = follow_v1(srv, srv.v1(f"/content/{gid}/child/attachment"), params={"limit": 1})
     assert len(results) == 3 and len(pages) == 3
     assert "next" in pages[0]["_links"] and "next" not in pages[-1]["_links"]
@@ -249,6 +252,9 @@ def test_upload_post(srv):
     assert att["extensions"]["fileSize"] == 5
     assert att["version"]["number"] == 1
     assert "base" in body["_links"] and "context" in body["_links"]
+    if srv.flavor == "cloud":
+        # The real upload response carries no start/limit (FACTS 1.2, T2C capture).
+        assert "start" not in body and "limit" not in body, sorted(body)
 
 
 def test_upload_post_several_files(srv):
@@ -338,6 +344,16 @@ def test_attachment_properties_update_media_type(srv):
     }
     out = check(srv.put(srv.v1(f"/content/{pid}/child/attachment/{att['id']}"), json=body))
     assert out["metadata"]["mediaType"] == "text/csv" or out["extensions"]["mediaType"] == "text/csv"
+
+
+def test_attachment_version_author(srv):
+    gid = page_id(srv, "DOCS", "Guide")
+    att = attachment_by_name(srv, gid, "notes.txt", expand="version")
+    by = att["version"]["by"]
+    if srv.flavor == "cloud":
+        assert by.get("accountId") and by.get("type") == "known", by
+    else:
+        assert by.get("username") and by.get("userKey"), f"DC version.by carries username and userKey (FACTS 4.1): {by}"
 
 
 def test_attachment_delete(srv):

@@ -101,6 +101,17 @@ def test_page_get(cloud, ids):
     assert body["body"]["storage"]["representation"] == "storage"
 
 
+def test_pages_status_draft_rejected(cloud, ids):
+    """`status=draft` on GET /pages -> 400 (FACTS 3, verified live)."""
+    check(cloud.get(cloud.v2("/pages"), params={"space-id": ids["space"], "status": "draft"}), 400)
+
+
+def test_blogpost_versions(cloud, ids):
+    r = cloud.get(cloud.v2(f"/blogposts/{ids['blog']}/versions"))
+    body = check(r)
+    assert [v["number"] for v in body["results"]] == [1]
+
+
 def test_page_get_missing(cloud):
     body = check(cloud.get(cloud.v2("/pages/999999999")), 404)
     assert body["errors"][0]["code"] == "NOT_FOUND"
