@@ -95,6 +95,13 @@ def test_path_in_filename_collapses_to_basename(srv):
     assert r.status_code == 400, "the basename collides with the existing file (FACTS 5.7)"
 
 
+def test_percent_2f_in_filename_is_literal(srv):
+    """`%2F` in a name is kept literally (FACTS 5.7, verified live)."""
+    pid = _page(srv)
+    att = upload(srv, pid, "a%2Fb.txt", b"p")["results"][0]
+    assert att["title"] == "a%2Fb.txt"
+
+
 def test_unknown_form_fields_ignored(srv):
     """APA sends type, fileName, contentType as extra form fields."""
     pid = _page(srv)
@@ -116,6 +123,21 @@ def test_oversize_upload(fresh):
         else:
             check_v1_error(r)
         assert [a["title"] for a in attachments(s, pid)["results"]] == ["small.bin"]
+
+
+def test_dc_has_no_v2(dc):
+    """There is no v2 API on Data Center (FACTS 0)."""
+    assert dc.get(dc.base + "/api/v2/spaces").status_code == 404
+
+
+def test_dc_has_no_rest_download(dc):
+    """DC has no REST download endpoint; clients use the servlet path (FACTS 1.6)."""
+    from util import attachment_by_name, page_id
+
+    gid = page_id(dc, "DOCS", "Guide")
+    att = attachment_by_name(dc, gid, "notes.txt")
+    r = dc.get(dc.v1(f"/content/{gid}/child/attachment/{att['id']}/download"))
+    assert r.status_code in (404, 405), r.status_code
 
 
 # -- authentication (FACTS 2.8, 3) ----------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import check
+from harness import check, parse_timestamp
 from util import page_id
 
 DOCS_PAGES = {"DOCS Home", "Guide", "Chapter One", "Chapter Two", "Chapter Three", "Reference"}
@@ -73,6 +73,7 @@ def test_search_result_fields(srv):
     assert res["entityType"] == "content"
     assert res["url"]
     assert body["cqlQuery"] == 'type=page AND title="Guide"'
+    parse_timestamp(res["lastModified"], srv, "lastModified")
 
 
 def test_cloud_search_next_is_cursor(cloud):

@@ -151,6 +151,13 @@ def test_content_create_update_delete(srv):
     check(srv.get(srv.v1(f"/content/{page['id']}")), 404)
 
 
+def test_content_title_with_slash(srv):
+    """Page titles may contain '/' (FACTS 5.7); lookups by title find them."""
+    title = unique("Strategy & Insights [2018/04]")
+    made = create_page(srv, "ENG", title)
+    assert find_page(srv, "ENG", title)["id"] == made["id"]
+
+
 def test_content_create_duplicate_title(srv):
     title = unique("Dup")
     create_page(srv, "ENG", title)
@@ -213,6 +220,17 @@ def test_child_attachments_filters(srv):
     assert [a["title"] for a in body["results"]] == ["diagram.png"]
 
 
+@pytest.mark.parametrize(
+    "route,default",
+    [("/space", 25), ("/content/{guide}/child/attachment", 25), ("/content/{guide}/child/page", 25), ("/content/{guide}/property", 10)],
+)
+def test_default_limits(srv, route, default):
+    """v1 defaults: 25 for attachments, children, spaces; 10 for properties (FACTS 5.4, 2.2)."""
+    gid = page_id(srv, "DOCS", "Guide")
+    body = check(srv.get(srv.v1(route.format(guide=gid))))
+    assert body["limit"] == default and body["start"] == 0
+
+
 def test_child_attachments_paging(srv):
     gid = page_id(srv, "DOCS", "Guide")
     first = check(srv.get(srv.v1(f"/content/{gid}/child/attachment"), params={"limit": 2, "start": 1}))
@@ -255,6 +273,15 @@ def test_upload_post(srv):
     if srv.flavor == "cloud":
         # The real upload response carries no start/limit (FACTS 1.2, T2C capture).
         assert "start" not in body and "limit" not in body, sorted(body)
+
+
+def test_upload_large_file(srv):
+    pid = _fresh_page(srv)
+    data = bytes(range(256)) * (3 * 4096)  # 3 MiB
+    att = upload(srv, pid, "large.bin", data)["results"][0]
+    assert att["extensions"]["fileSize"] == len(data)
+    listed = attachment_by_name(srv, pid, "large.bin", expand="version")
+    assert fetch_attachment_bytes(srv, pid, listed) == data
 
 
 def test_upload_post_several_files(srv):
@@ -392,6 +419,11 @@ def test_content_properties_crud(srv):
     check(srv.delete(base + "/fs.meta"), 204)
     check(srv.get(base + "/fs.meta"), 404)
     check(srv.delete(base + "/fs.meta"), 404)
+
+
+def test_content_property_empty_key(srv):
+    pid = _fresh_page(srv)
+    check(srv.post(srv.v1(f"/content/{pid}/property"), json={"key": "", "value": "x"}), 400)
 
 
 def test_content_properties_paging(srv):

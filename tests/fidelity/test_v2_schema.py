@@ -115,6 +115,13 @@ def test_blogpost_versions(cloud, ids):
 def test_page_get_missing(cloud):
     body = check(cloud.get(cloud.v2("/pages/999999999")), 404)
     assert body["errors"][0]["code"] == "NOT_FOUND"
+    # Genuine 404s name the object (FACTS 3)
+    assert "999999999" in body["errors"][0]["title"], body
+
+
+def test_page_route_refuses_blogpost(cloud, ids):
+    check(cloud.get(cloud.v2(f"/pages/{ids['blog']}")), 404)
+    check(cloud.get(cloud.v2(f"/blogposts/{ids['guide']}")), 404)
 
 
 def test_page_children(cloud, ids):
@@ -255,6 +262,9 @@ def _property_crud(cloud, base):
     # Not incremented by one: the spec documents no 409 for v2, the real site rejects it.
     r = cloud.put(f"{base}/{pid}", json={"key": "fs.meta", "value": "stale", "version": {"number": 2}})
     assert r.status_code in (400, 409), r.status_code
+    check_v2_error(r)
+    r = cloud.post(base, json={"key": "fs.meta", "value": "dup"})
+    assert r.status_code in (400, 409), f"duplicate key: {r.status_code}"
     check_v2_error(r)
     check(cloud.delete(f"{base}/{pid}"), 204)
     check(cloud.get(f"{base}/{pid}"), 404)
