@@ -280,13 +280,21 @@ impl Transport {
                 // An error body that fails to arrive still leaves us the status.
                 let body = response.bytes().await.unwrap_or_default();
                 drop(permit);
-                let error = ClientError::from_answer(
+                let mut error = ClientError::from_answer(
                     line.clone(),
                     status,
                     content_type.as_deref(),
                     &body,
                     &self.credentials.who(),
                 );
+                if let ClientError::RangeNotSatisfiable { size, .. } = &mut error {
+                    // `Content-Range: bytes */N` tells how long the file really is.
+                    *size = headers
+                        .get(reqwest::header::CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().strip_prefix("bytes */"))
+                        .and_then(|n| n.trim().parse().ok());
+                }
                 let delay = self.retry.next_delay(
                     attempt,
                     repeat,

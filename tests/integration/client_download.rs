@@ -82,6 +82,9 @@ async fn range_past_the_end_is_416(flavor: Flavor) {
         "got {error:?}"
     );
     assert_eq!(error.status(), Some(416));
+    if let ClientError::RangeNotSatisfiable { size, .. } = error {
+        assert_eq!(size, Some(DATA_LEN as u64), "the size from Content-Range");
+    }
 }
 
 async fn redirect_to_media_carries_no_credential(flavor: Flavor) {

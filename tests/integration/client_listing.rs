@@ -210,4 +210,27 @@ async fn server_cap_on_page_size_is_honoured(flavor: Flavor) {
         Flavor::DataCenter => 3, // ⌈130/50⌉
     };
     assert_eq!(server.requests().await.len(), expected);
+
+    // CQL search pages by cursor under the same cap.
+    server.clear_requests().await;
+    let hits = client
+        .search(&format!("parent={}", parent.id))
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = hits
+        .iter()
+        .map(|h| match h {
+            confluencefs::confluence::SearchHit::Page(p) => p.id.clone(),
+            other => panic!("expected pages, got {other:?}"),
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 120);
+    let log = server.requests().await;
+    assert_eq!(log.len(), 3, "{log:#?}");
+    assert!(
+        log[1..].iter().all(|r| r.query.contains("cursor=")),
+        "{log:#?}"
+    );
 }
