@@ -142,11 +142,25 @@ def test_apa_attachment_new_version(srv):
     assert second["id"] == first["id"] and second["version"]["number"] == 2
     files = plain.download_attachments_from_page(pid, to_memory=True)
     assert files["v.txt"].getvalue() == b"two!"
-    if srv.flavor == "cloud":
-        # Cloud: DELETE rest/api/content/{attId}/version/{n} drops one historical version.
-        plain.delete_attachment_by_id(first["id"], 1)
-        hist = check(srv.get(srv.v1(f"/content/{first['id']}/version")))
-        assert [v["number"] for v in hist["results"]] == [2]
+    # get_attachment_history: Cloud rest/api/content/{id}/version, DC rest/experimental/...
+    assert sorted(v["number"] for v in plain.get_attachment_history(first["id"])) == [1, 2]
+    # delete_attachment_by_id drops one historical version (Cloud: rest/api/..., DC: rest/experimental/...)
+    plain.delete_attachment_by_id(first["id"], 1)
+    assert [v["number"] for v in plain.get_attachment_history(first["id"])] == [2]
+    files = plain.download_attachments_from_page(pid, to_memory=True)
+    assert files["v.txt"].getvalue() == b"two!"
+
+
+def test_apa_default_reupload_is_refused(srv):
+    """With its default api_version, APA 5.0.x re-uploads an existing name as a multipart PUT to
+    /rest/api/content/{attId}: no Atlassian document describes that (PUT /content/{id} takes a JSON
+    ContentUpdate), so the server must refuse it rather than silently accept it."""
+    c = v1_client(srv)
+    pid = c.create_page("ENG", unique("APA reupload"), "<p>r</p>")["id"]
+    c.attach_content(b"one", "r.txt", content_type="text/plain", page_id=pid)
+    with pytest.raises(Exception):
+        c.attach_content(b"two", "r.txt", content_type="text/plain", page_id=pid)
+    assert c.download_attachments_from_page(pid, to_memory=True)["r.txt"].getvalue() == b"one"
 
 
 def test_apa_page_properties(srv, auth_mode):
