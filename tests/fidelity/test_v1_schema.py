@@ -360,6 +360,26 @@ def test_attachment_properties_update(srv):
     check(srv.put(srv.v1(f"/content/{pid}/child/attachment/{att['id']}"), json=body), 409)
 
 
+def test_attachment_move_to_other_page(srv):
+    """`container` in the properties update moves the attachment (FACTS 1.5)."""
+    src = _fresh_page(srv)
+    dst = _fresh_page(srv)
+    att = upload(srv, src, "move-me.txt", b"moving")["results"][0]
+    body = {
+        "id": att["id"],
+        "type": "attachment",
+        "version": {"number": att["version"]["number"]},
+        "title": "moved.txt",
+        "container": {"id": dst, "type": "page"},
+    }
+    out = check(srv.put(srv.v1(f"/content/{src}/child/attachment/{att['id']}"), json=body))
+    assert out["id"] == att["id"] and out["title"] == "moved.txt"
+    assert attachments(srv, src)["results"] == []
+    moved = attachment_by_name(srv, dst, "moved.txt", expand="version,container")
+    assert moved["id"] == att["id"] and moved["container"]["id"] == dst
+    assert fetch_attachment_bytes(srv, dst, moved) == b"moving"
+
+
 def test_attachment_properties_update_media_type(srv):
     pid = _fresh_page(srv)
     att = upload(srv, pid, "m.bin", b"data")["results"][0]
