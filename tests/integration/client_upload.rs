@@ -410,3 +410,40 @@ async fn strict_xsrf_server_accepts_our_header() {
         .await
         .unwrap();
 }
+
+both_flavors!(oversize_upload_is_too_large);
+
+async fn oversize_upload_is_too_large(flavor: Flavor) {
+    let seed = tempfile::tempdir().unwrap();
+    crate::support::seed_basic(seed.path());
+    let config = confluence_testserver::Config {
+        flavor: crate::support::server_flavor(flavor),
+        seed_dir: Some(seed.path().to_path_buf()),
+        max_attachment_size: Some(1000),
+        ..Default::default()
+    };
+    let server = Server::start_with(flavor, config, vec![seed]);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+    server.clear_requests().await;
+    let error = client
+        .upload_attachment(
+            &guide.container(),
+            NewAttachment::from_bytes("huge.bin", vec![7u8; 5000]),
+            true,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::TooLarge { .. }),
+        "got {error:?}"
+    );
+    assert!(!error.is_retryable());
+    let log = server.requests().await;
+    assert_eq!(log.len(), 1, "refusals are not retried: {log:#?}");
+    assert!(client
+        .find_attachment(&guide.container(), "huge.bin")
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -8,5 +8,6 @@ mod client_connect;
 mod client_content;
 mod client_download;
 mod client_listing;
+mod client_range_ignored;
 mod client_retry;
 mod client_upload;
