@@ -287,6 +287,17 @@ impl Transport {
                     &body,
                     &self.credentials.who(),
                 );
+                if channel == Channel::Media {
+                    if let ClientError::Unauthorized { message, .. } = error {
+                        // We send the media host no credential; its 401 is about the token in
+                        // the URL (expired, say), not about the user's credentials.
+                        error = ClientError::Service {
+                            status: status.as_u16(),
+                            message,
+                            request: line.clone(),
+                        };
+                    }
+                }
                 if let ClientError::RangeNotSatisfiable { size, .. } = &mut error {
                     // `Content-Range: bytes */N` tells how long the file really is.
                     *size = headers

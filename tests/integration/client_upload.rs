@@ -447,3 +447,40 @@ async fn oversize_upload_is_too_large(flavor: Flavor) {
         .unwrap()
         .is_none());
 }
+
+both_flavors!(awkward_filenames_round_trip);
+
+/// Quotes, percent signs, spaces and NFC non-ASCII survive the multipart header and the
+/// `filename=` filter (FACTS §5.7: `%2F` is allowed literally).
+async fn awkward_filenames_round_trip(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+    for name in [
+        "say \"hi\".txt",
+        "100% sure %2F not a slash.txt",
+        "  spaced  out  .txt",
+        "ünïcødé – 中文 – ελληνικά.md",
+        "semi;colon=equals&amp.txt",
+    ] {
+        let uploaded = client
+            .upload_attachment(
+                &guide.container(),
+                NewAttachment::from_bytes(name, name.as_bytes().to_vec()),
+                true,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+        assert_eq!(uploaded.title, name);
+        let found = client
+            .find_attachment(&guide.container(), name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name:?} not found by name"));
+        let bytes = client
+            .download_range(&found, found.version, 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(&bytes[..], name.as_bytes(), "{name:?}");
+    }
+}
