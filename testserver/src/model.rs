@@ -93,6 +93,12 @@ pub struct Version {
     /// Present for attachment versions only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FileVersion>,
+    /// Pages and blog posts: the title and body this version had, kept once a later version
+    /// supersedes it (`GET /content/{id}?version=N`); the current one reads the content's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

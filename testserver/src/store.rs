@@ -361,6 +361,8 @@ impl Store {
                 message: String::new(),
                 minor_edit: false,
                 file: None,
+                title: None,
+                body: None,
             }],
             body,
             properties: BTreeMap::new(),
@@ -416,6 +418,11 @@ impl Store {
         let old = self.contents.remove(&id).expect("checked above");
         self.unindex(&old);
         let mut c = old;
+        let (old_title, old_body) = (c.title.clone(), c.body.clone());
+        if let Some(last) = c.versions.last_mut() {
+            last.title = Some(old_title);
+            last.body = Some(old_body);
+        }
         if let Some(t) = title {
             c.title = t.to_string();
         }
@@ -431,6 +438,8 @@ impl Store {
             message: message.to_string(),
             minor_edit: false,
             file: None,
+            title: None,
+            body: None,
         });
         self.index(&c);
         self.contents.insert(id, c);
@@ -485,6 +494,8 @@ impl Store {
                 message: comment.to_string(),
                 minor_edit,
                 file: Some(file),
+                title: None,
+                body: None,
             }],
             body: String::new(),
             properties: BTreeMap::new(),
@@ -517,6 +528,8 @@ impl Store {
             message: comment.to_string(),
             minor_edit,
             file: Some(file),
+            title: None,
+            body: None,
         });
         Ok(number)
     }

@@ -294,7 +294,10 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
     o.insert("id".into(), json!(id));
     o.insert("type".into(), json!(c.kind.as_str()));
     o.insert("status".into(), json!(status));
-    o.insert("title".into(), json!(c.title));
+    o.insert(
+        "title".into(),
+        json!(v.title.as_deref().unwrap_or(&c.title)),
+    );
     if app.flavor() == Flavor::Datacenter && is_att {
         o.insert("position".into(), json!(-1));
     }
@@ -425,7 +428,7 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
             if sub.has(rep) {
                 b.insert(
                     rep.into(),
-                    json!({"value": c.body, "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
+                    json!({"value": v.body.as_deref().unwrap_or(&c.body), "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
                 );
             } else {
                 bexp.insert(rep.into(), json!(""));
