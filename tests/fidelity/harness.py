@@ -396,8 +396,26 @@ def check(resp, expect=200, server=None, what=None):
             body = check_v1_error(resp) if api == "v1" else check_v2_error(resp)
         elif resp.content and "json" in resp.headers.get("Content-Type", ""):
             body = resp.json()
+    if api == "v1" and isinstance(body, (dict, list)):
+        check_expandable(body, label)
     _record(server.flavor, api, method, ops[0].template, status)
     return body
+
+
+def check_expandable(node, label, path=""):
+    """v1 invariant (holds in every real capture in examples/): a key listed in
+    `_expandable` is one that was *not* expanded, so it is absent from the object."""
+    if isinstance(node, dict):
+        exp = node.get("_expandable")
+        if isinstance(exp, dict):
+            both = sorted(set(exp) & (set(node) - {"_expandable"}))
+            assert not both, f"{label}: at {path or '<root>'} {both} are both expanded and listed in _expandable"
+        for k, v in node.items():
+            if k != "_expandable":
+                check_expandable(v, label, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, x in enumerate(node):
+            check_expandable(x, label, f"{path}/{i}")
 
 
 # ---------------------------------------------------------------------------

@@ -69,6 +69,35 @@ def test_cloud_media_ranges(cloud):
     assert m.headers.get("Content-Range") == f"bytes */{N}"
 
 
+def test_cloud_media_range_past_end_is_clamped(cloud):
+    gid = page_id(cloud, "DOCS", "Guide")
+    att = attachment_by_name(cloud, gid, "data.bin")
+    _, loc = _media_url(cloud, gid, att["id"])
+    m = requests.get(loc, headers={"Range": f"bytes={N - 10}-{N + 500}"}, timeout=20)
+    assert m.status_code == 206 and m.content == DATA_BIN[-10:]
+    assert m.headers.get("Content-Range") == f"bytes {N - 10}-{N - 1}/{N}"
+
+
+def test_download_content_type(srv):
+    gid = page_id(srv, "DOCS", "Guide")
+    att = attachment_by_name(srv, gid, "diagram.png")
+    if srv.flavor == "cloud":
+        _, loc = _media_url(srv, gid, att["id"])
+        r = requests.get(loc, timeout=20)
+    else:
+        r = srv.get(srv.abs(att["_links"]["download"]))
+    assert r.headers.get("Content-Type", "").split(";")[0] == att["metadata"]["mediaType"] == "image/png"
+
+
+@pytest.mark.parametrize("name", ["a+b #1?.txt", "100% sure & done.txt", "résumé – ü.txt", "semi;colon=eq.txt"])
+def test_awkward_names_download(srv, name):
+    pid = create_page(srv, "ENG", unique("Names"))["id"]
+    upload(srv, pid, name, name.encode("utf-8"))
+    att = attachment_by_name(srv, pid, name, expand="version")
+    assert att["title"] == name
+    assert fetch_attachment_bytes(srv, pid, att) == name.encode("utf-8")
+
+
 def test_cloud_download_version(cloud):
     pid = create_page(cloud, "ENG", unique("Versions"))["id"]
     att = upload(cloud, pid, "ver.txt", b"first")["results"][0]

@@ -143,8 +143,18 @@ def test_content_create_update_delete(srv):
     upd["version"]["number"] = 2
     check(srv.put(srv.v1(f"/content/{page['id']}"), json=upd), 409)
 
+    # ?version=1 returns the historical version (spec: `version` query parameter)
+    old = check(srv.get(srv.v1(f"/content/{page['id']}"), params={"version": 1, "expand": "version"}))
+    assert old["version"]["number"] == 1 and old["title"] == title
+    body = check(srv.get(srv.v1(f"/content/{page['id']}"), params={"expand": "body.storage,version"}))
+    assert body["body"]["storage"]["value"] == "<p>v2</p>" and body["body"]["storage"]["representation"] == "storage"
+
     r = srv.delete(srv.v1(f"/content/{page['id']}"))
     check(r, 204)
+    # Trashed: the default status filter is `current`, so a plain GET is 404 (spec)
+    check(srv.get(srv.v1(f"/content/{page['id']}")), 404)
+    trashed = check(srv.get(srv.v1(f"/content/{page['id']}"), params={"status": "trashed"}))
+    assert trashed["status"] == "trashed"
     # A trashed page can be purged with status=trashed.
     r = srv.delete(srv.v1(f"/content/{page['id']}"), params={"status": "trashed"})
     check(r, 204)
