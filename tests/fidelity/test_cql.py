@@ -84,6 +84,20 @@ def test_cloud_search_next_is_cursor(cloud):
     assert "cursor=" in body["_links"]["next"], body["_links"]["next"]
 
 
+def test_cloud_search_ignores_start(cloud):
+    """Cloud /search silently ignores `start`; only the cursor pages (FACTS 2.6, verified live)."""
+    cql = "type=page AND space=DOCS"
+    a = check(cloud.get(cloud.v1("/search"), params={"cql": cql, "limit": 2, "start": 0}))
+    b = check(cloud.get(cloud.v1("/search"), params={"cql": cql, "limit": 2, "start": 2}))
+    assert [x["title"] for x in a["results"]] == [x["title"] for x in b["results"]]
+
+
+def test_cloud_search_unknown_field(cloud):
+    """An invalid CQL field -> 400 `No field exists with the name: 'status'` (FACTS 2.6)."""
+    body = check(cloud.get(cloud.v1("/search"), params={"cql": "status=current"}), 400)
+    assert "No field exists with the name: 'status'" in body["message"], body
+
+
 @pytest.mark.parametrize("route", ["/search", "/content/search"])
 def test_cql_paging_follows_next(srv, route):
     """Follow `_links.next` to the end: same rows as one big page, no duplicates (FACTS 2.6)."""

@@ -207,6 +207,21 @@ def test_page_attachments_filters_and_paging(cloud, ids):
     assert len(pages) == 3 and sorted(a["title"] for a in results) == ["data.bin", "diagram.png", "notes.txt"]
 
 
+def test_attachment_default_limits(cloud):
+    """Defaults: v2 attachments 50 (FACTS 3, 5.4), v1 child/attachment 25."""
+    pid = create_page(cloud, "ENG", unique("Many attachments"))["id"]
+    files = [("file", (f"f{i:02}.txt", b"x", "text/plain")) for i in range(55)]
+    r = cloud.post(cloud.v1(f"/content/{pid}/child/attachment"), files=files, data={"minorEdit": "true"}, headers=XSRF)
+    assert len(check(r)["results"]) == 55
+    r = cloud.get(cloud.v2(f"/pages/{pid}/attachments"))
+    body = check(r)
+    assert len(body["results"]) == 50 and "next" in body["_links"]
+    results, pages = follow_v2(cloud, cloud.v2(f"/pages/{pid}/attachments"))
+    assert len(results) == 55 and len({a["id"] for a in results}) == 55
+    v1 = check(cloud.get(cloud.v1(f"/content/{pid}/child/attachment")))
+    assert len(v1["results"]) == 25 and v1["limit"] == 25 and "next" in v1["_links"]
+
+
 def test_page_attachments_missing_page(cloud):
     check(cloud.get(cloud.v2("/pages/999999999/attachments")), 404)
 
