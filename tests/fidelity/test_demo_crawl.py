@@ -6,6 +6,9 @@ PDFs, nested trees, blog posts as the demo author made them)."""
 from __future__ import annotations
 
 from harness import assert_attachment_id, check, parse_timestamp
+from util import fetch_attachment_bytes
+
+MAX_DOWNLOADS = 40
 
 MAX_CONTENT = 150
 
@@ -28,6 +31,7 @@ def test_demo_crawl_v1(demo):
     spaces = _all_v1(demo, demo.v1("/space"))
     assert len(spaces) >= 2, "the demo has several spaces"
     seen = 0
+    downloads = 0
     kinds = set()
     for sp in spaces:
         check(demo.get(demo.v1(f"/space/{sp['key']}"), params={"expand": "homepage,description.plain"}))
@@ -49,6 +53,10 @@ def test_demo_crawl_v1(demo):
                 assert_attachment_id(demo, a["id"])
                 assert isinstance(a["extensions"]["fileSize"], int)
                 check(demo.get(demo.v1(f"/content/{a['id']}"), params={"expand": "version,container"}))
+                if downloads < MAX_DOWNLOADS:
+                    downloads += 1
+                    data = fetch_attachment_bytes(demo, c["id"], a)
+                    assert len(data) == a["extensions"]["fileSize"], (a["title"], len(data), a["extensions"]["fileSize"])
                 check(demo.get(demo.v1(f"/content/{a['id']}/property")))
                 if demo.flavor == "cloud":
                     check(demo.get(demo.v1(f"/content/{a['id']}/version")))

@@ -31,6 +31,9 @@ def test_cloud_download_redirects_to_other_origin(cloud):
     assert parts.scheme in ("http", "https") and parts.netloc, f"Location must be absolute: {loc}"
     assert f"{parts.scheme}://{parts.netloc}" != cloud.root, f"media must be another origin than the site: {loc}"
     assert parts.query, "the media URL carries its token in the query (FACTS 1.6)"
+    # https://api.media.atlassian.com/file/{fileId}/binary?token=<JWT>&client=<uuid>  (FACTS 1.6)
+    assert parts.path == f"/file/{att['extensions']['fileId']}/binary", (parts.path, att["extensions"].get("fileId"))
+    assert "token" in parse_qs(parts.query), parts.query
     # Without Authorization: the bytes.
     m = requests.get(loc, timeout=20, allow_redirects=False)
     assert m.status_code == 200, m.text[:200]

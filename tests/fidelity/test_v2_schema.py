@@ -4,6 +4,7 @@ pagination (`Link` header == `_links.next`, absent at the end) and the v2 error 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -196,6 +197,13 @@ def test_page_attachments(cloud, ids):
     assert a["downloadLink"].startswith("/download/attachments/"), a["downloadLink"]
     v1 = attachment_by_name(cloud, ids["guide"], "data.bin")
     assert v1["id"] == a["id"], "v1 and v2 agree on attachment ids"
+    assert v1["extensions"]["fileId"] == a["fileId"], "v1 extensions.fileId == v2 fileId"
+    assert v1["extensions"]["collectionName"] == f"contentId-{ids['guide']}"
+    # downloadLink's modificationDate is the current version's time in epoch ms (FACTS 4.1)
+    q = parse_qs(urlsplit(a["downloadLink"]).query)
+    created = parse_timestamp(a["version"]["createdAt"], cloud, "version.createdAt")
+    assert q["modificationDate"] == [str(round(created.timestamp() * 1000))], (q, a["version"]["createdAt"])
+    assert q["version"] == [str(a["version"]["number"])]
 
 
 def test_page_attachments_filters_and_paging(cloud, ids):
@@ -248,6 +256,8 @@ def test_attachment_versions(cloud):
     assert one["number"] == 1
     cur = check(cloud.get(cloud.v2(f"/attachments/{att['id']}")))
     assert cur["version"]["number"] == 2 and cur["fileSize"] == 2
+    # v2 createdAt of an attachment is its current version's time (FACTS 4.2)
+    assert cur["createdAt"] == cur["version"]["createdAt"]
 
 
 def test_attachment_delete(cloud):
