@@ -154,6 +154,31 @@ def test_page_create_update_delete(cloud, ids):
     assert body["results"] == []
 
 
+def test_page_trash_and_purge(cloud):
+    """DELETE trashes; `status=` repeats and accepts trashed (FACTS 3); purge=true on a trashed page removes it."""
+    eng = check(cloud.get(cloud.v2("/spaces"), params={"keys": "ENG"}))["results"][0]["id"]
+    pid = create_page(cloud, "ENG", unique("Trash me"))["id"]
+    check(cloud.delete(cloud.v2(f"/pages/{pid}")), 204)
+    check(cloud.get(cloud.v2(f"/pages/{pid}")), 404)
+    r = cloud.get(cloud.v2("/pages"), params=[("space-id", eng), ("status", "current"), ("status", "trashed"), ("limit", 250)])
+    by_id = {p["id"]: p for p in check(r)["results"]}
+    assert by_id[pid]["status"] == "trashed"
+    check(cloud.delete(cloud.v2(f"/pages/{pid}"), params={"purge": "true"}), 204)
+    r = cloud.get(cloud.v2("/pages"), params=[("space-id", eng), ("status", "trashed"), ("limit", 250)])
+    assert pid not in {p["id"] for p in check(r)["results"]}
+
+
+def test_attachment_trash_and_purge(cloud):
+    pid = create_page(cloud, "ENG", unique("Att purge"))["id"]
+    att = upload(cloud, pid, "purge.txt", b"p")["results"][0]
+    check(cloud.delete(cloud.v2(f"/attachments/{att['id']}")), 204)
+    body = check(cloud.get(cloud.v2(f"/pages/{pid}/attachments"), params={"status": "trashed"}))
+    assert [a["id"] for a in body["results"]] == [att["id"]] and body["results"][0]["status"] == "trashed"
+    check(cloud.delete(cloud.v2(f"/attachments/{att['id']}"), params={"purge": "true"}), 204)
+    body = check(cloud.get(cloud.v2(f"/pages/{pid}/attachments"), params={"status": "trashed"}))
+    assert body["results"] == []
+
+
 def test_page_versions(cloud):
     pid = create_page(cloud, "ENG", unique("V2 versions"))["id"]
     upd = {"type": "page", "title": unique("V2 versions renamed"), "version": {"number": 2}, "body": {"storage": {"value": "<p>x</p>", "representation": "storage"}}}
