@@ -4,5 +4,9 @@
 //! configuration and runs it; `confluence` is the REST client, which knows HTTP and Confluence
 //! but never inodes or errnos. The binary in `main.rs` only calls `cli::run`.
 
+pub mod cache;
 pub mod cli;
 pub mod confluence;
+pub mod fs;
+pub mod fuse;
+pub mod mount;

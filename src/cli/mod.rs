@@ -7,6 +7,7 @@
 //! is one clear line, not a backtrace.
 
 mod check;
+pub mod mount;
 mod tree;
 
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
+    /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
+    /// `umount MOUNTPOINT` ends it.
+    Mount(mount::MountArgs),
     /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
     Tree {
         #[command(flatten)]
@@ -61,23 +65,13 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let args = Args::parse();
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("confluencefs: cannot start the async runtime: {err}");
-            return 1;
+    let result = match args.command {
+        Command::Mount(args) => run_mount(args),
+        command => {
+            init_logging("warn");
+            run_client_command(command)
         }
     };
-    let result = runtime.block_on(async {
-        match args.command {
-            Command::Check { site } => check::run(connect_config(&site)?).await,
-            Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
-        }
-    });
     match result {
         Ok(()) => 0,
         Err(err) => {
@@ -85,6 +79,38 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
+    if !args.foreground {
+        return mount::spawn_background();
+    }
+    init_logging("confluencefs=info,warn");
+    let site = SiteArgs {
+        url: args.url.clone(),
+        user: args.user.clone(),
+        token_file: args.token_file.clone(),
+        flavor: args.flavor.clone(),
+    };
+    let client = connect_config(&site)?;
+    crate::mount::run(args.into_config(client)?)
+}
+
+fn run_client_command(command: Command) -> anyhow::Result<()> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => anyhow::bail!("cannot start the async runtime: {err}"),
+    };
+    runtime.block_on(async {
+        match command {
+            Command::Check { site } => check::run(connect_config(&site)?).await,
+            Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
+            Command::Mount(_) => unreachable!("handled by run_mount"),
+        }
+    })
 }
 
 /// The error chain on one line, skipping causes whose text the message before already quotes
@@ -127,9 +153,9 @@ fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
     Ok(config)
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONFLUENCEFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -88,11 +88,33 @@ impl Client {
 
     /// One attachment by id.
     pub async fn get_attachment(&self, id: &str) -> Result<Attachment, ClientError> {
+        self.fetch_attachment(id, None).await
+    }
+
+    /// One attachment as it was at `version` (its size, time and comment then).
+    pub async fn get_attachment_version(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Attachment, ClientError> {
+        self.fetch_attachment(id, Some(version)).await
+    }
+
+    async fn fetch_attachment(
+        &self,
+        id: &str,
+        version: Option<u64>,
+    ) -> Result<Attachment, ClientError> {
         let site = self.site();
         let (url, line);
         let attachment = match site.flavor {
             Flavor::Cloud => {
-                url = site.v2(&["attachments", id]);
+                let mut u = site.v2(&["attachments", id]);
+                if let Some(version) = version {
+                    u.query_pairs_mut()
+                        .append_pair("version", &version.to_string());
+                }
+                url = u;
                 line = Transport::line(Channel::Api, &Method::GET, &url);
                 let row: V2Attachment = self
                     .transport()
@@ -102,7 +124,13 @@ impl Client {
             }
             Flavor::DataCenter => {
                 let mut u = site.v1(&["content", id]);
-                u.query_pairs_mut().append_pair("expand", ATTACHMENT_EXPAND);
+                {
+                    let mut q = u.query_pairs_mut();
+                    q.append_pair("expand", ATTACHMENT_EXPAND);
+                    if let Some(version) = version {
+                        q.append_pair("version", &version.to_string());
+                    }
+                }
                 line = Transport::line(Channel::Api, &Method::GET, &u);
                 let row: V1Content = self
                     .transport()

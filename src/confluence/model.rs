@@ -113,6 +113,8 @@ pub struct Page {
     pub parent_id: Option<String>,
     pub version: u64,
     pub modified: Option<SystemTime>,
+    /// When the page or post was first created (blog posts are named by this date).
+    pub created: Option<SystemTime>,
     pub author: Option<User>,
     pub web_url: Option<String>,
 }

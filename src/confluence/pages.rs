@@ -17,7 +17,7 @@ use super::retry::Repeat;
 use super::transport::{Channel, Transport};
 use super::wire::V1Content;
 
-const PAGE_EXPAND: &str = "version,space,ancestors";
+const PAGE_EXPAND: &str = "version,space,ancestors,history";
 
 impl Client {
     /// The pages at the root of a space's page tree (usually just the home page).
@@ -71,6 +71,28 @@ impl Client {
                 p
             })
             .collect())
+    }
+
+    /// The page (or blog post) titled exactly `title` in a space, if there is one (one request;
+    /// titles are unique per space and kind).
+    pub async fn find_page(
+        &self,
+        space_key: &str,
+        kind: ContentKind,
+        title: &str,
+    ) -> Result<Option<Page>, ClientError> {
+        let site = self.site();
+        let mut url = site.v1(&["content"]);
+        url.query_pairs_mut()
+            .append_pair("spaceKey", space_key)
+            .append_pair("title", title)
+            .append_pair("type", kind.v1_type())
+            .append_pair("expand", PAGE_EXPAND);
+        let content: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
+        Ok(content
+            .into_iter()
+            .filter_map(|c| c.into_page(site))
+            .find(|p| p.kind == kind && p.title == title))
     }
 
     /// One page or blog post by id.

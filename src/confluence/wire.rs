@@ -140,6 +140,13 @@ pub(crate) struct V1Extensions {
     pub(crate) file_id: Option<String>,
 }
 
+/// v1 `history` (expanded): when the content was first created.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V1History {
+    pub(crate) created_date: Option<String>,
+}
+
 /// v1 `Content`: page, blog post, attachment, or anything else a search returns.
 #[derive(Debug, Deserialize)]
 pub(crate) struct V1Content {
@@ -154,6 +161,7 @@ pub(crate) struct V1Content {
     pub(crate) space: Option<V1SpaceRef>,
     pub(crate) ancestors: Option<Vec<V1Ref>>,
     pub(crate) container: Option<V1Ref>,
+    pub(crate) history: Option<V1History>,
     pub(crate) metadata: Option<V1Metadata>,
     pub(crate) extensions: Option<V1Extensions>,
     #[serde(default, rename = "_links")]
@@ -174,6 +182,11 @@ impl V1Content {
             parent_id: self.ancestors.and_then(|a| a.last().map(|p| p.id.clone())),
             version: version.number,
             modified: version.when.as_deref().and_then(parse_rfc3339),
+            created: self
+                .history
+                .and_then(|h| h.created_date)
+                .as_deref()
+                .and_then(parse_rfc3339),
             author: version.by.map(V1User::into_model),
         })
     }

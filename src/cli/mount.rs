@@ -1,0 +1,243 @@
+//! `confluencefs mount`: flags in, a validated `MountConfig` out, then `crate::mount::run`.
+//!
+//! Without `--foreground` the command behaves like `mount(8)`: it returns once the filesystem
+//! is mounted (or with the one-line reason it could not be), and the filesystem keeps running
+//! in a detached process. That process is this same binary started again with
+//! `--foreground`; it reports "mounted" or its error through a pipe the parent waits on, so the
+//! parent never has to guess from a timeout.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::mount::{MountConfig, READY_LINE};
+
+/// Environment variable that tells a `--foreground` process to report readiness on stdout.
+pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
+
+#[derive(Debug, clap::Args)]
+pub struct MountArgs {
+    /// Confluence URL: https://SITE.atlassian.net[/wiki], http://host:8090, http://host/confluence
+    pub url: String,
+    /// Where to mount (an existing, empty directory).
+    pub mountpoint: PathBuf,
+    /// User (Cloud: e-mail; Data Center: user name). Without it the token is a Data Center
+    /// personal access token. The token comes from CONFLUENCE_TOKEN or --token-file.
+    #[arg(long, env = "CONFLUENCE_USER")]
+    pub user: Option<String>,
+    /// Read the token from the first line of this file instead of CONFLUENCE_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Skip flavor detection.
+    #[arg(long, value_parser = ["cloud", "datacenter"])]
+    pub flavor: Option<String>,
+    /// Only mount this space (repeatable; default: every space the user can see).
+    #[arg(long = "space", value_name = "KEY")]
+    pub spaces: Vec<String>,
+    /// Refuse every change (EROFS).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Where cached blocks (and later the upload spool) live.
+    /// [default: $XDG_CACHE_HOME/confluencefs or ~/.cache/confluencefs]
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Disk cache bound, e.g. 10G, 512M; 0 turns the disk cache off.
+    #[arg(long, default_value = "10G", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Memory cache bound, e.g. 256M.
+    #[arg(long, default_value = "256M", value_parser = parse_size)]
+    pub memory_cache_size: u64,
+    /// Seconds a listing, an attribute or a negative lookup stays cached.
+    #[arg(long, default_value_t = 60.0)]
+    pub metadata_ttl: f64,
+    /// List @versions in page directories (it is always reachable by name).
+    #[arg(long)]
+    pub show_versions: bool,
+    /// Let other users reach the mount (same as -o allow_other).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Mount options, comma-separated: ro, rw, allow_other, allow_root, default_permissions,
+    /// nonempty, noatime, atime, exec, noexec, suid, nosuid, dev, nodev, fsname=NAME.
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Vec<String>,
+    /// Stay attached and log to the terminal.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Log file of the background process [default: CACHE_DIR/confluencefs.log].
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Parses `10G`, `256M`, `64K`, `1T` (binary units) or plain bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(split) => text.split_at(split),
+        None => (text, ""),
+    };
+    let number: f64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 512M or 10G)"))?;
+    let scale: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+    };
+    Ok((number * scale as f64) as u64)
+}
+
+/// Mount options `-o` may carry, checked here so a typo fails before anything is mounted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub nonempty: bool,
+    pub fsname: Option<String>,
+    /// Passed to the kernel as they are.
+    pub kernel: Vec<fuser::MountOption>,
+}
+
+pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
+    use fuser::MountOption as M;
+    let mut options = MountOptions::default();
+    for option in list.iter().flat_map(|o| o.split(',')).map(str::trim) {
+        match option {
+            "" | "rw" => {}
+            "ro" => options.read_only = true,
+            "allow_other" => options.allow_other = true,
+            "allow_root" => options.allow_root = true,
+            "nonempty" => options.nonempty = true,
+            "default_permissions" => {} // always on: the kernel checks modes
+            "noatime" => options.kernel.push(M::NoAtime),
+            "atime" => options.kernel.push(M::Atime),
+            "exec" => options.kernel.push(M::Exec),
+            "noexec" => options.kernel.push(M::NoExec),
+            "suid" => options.kernel.push(M::Suid),
+            "nosuid" => options.kernel.push(M::NoSuid),
+            "dev" => options.kernel.push(M::Dev),
+            "nodev" => options.kernel.push(M::NoDev),
+            other => match other.strip_prefix("fsname=") {
+                Some(name) if !name.is_empty() => options.fsname = Some(name.to_string()),
+                _ => bail!("unknown mount option {other:?}"),
+            },
+        }
+    }
+    Ok(options)
+}
+
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("confluencefs");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".cache").join("confluencefs"),
+        None => std::env::temp_dir().join("confluencefs-cache"),
+    }
+}
+
+impl MountArgs {
+    pub fn into_config(
+        self,
+        client: crate::confluence::ClientConfig,
+    ) -> anyhow::Result<MountConfig> {
+        let options = parse_mount_options(&self.options)?;
+        if !(self.metadata_ttl.is_finite() && self.metadata_ttl >= 0.0) {
+            bail!("--metadata-ttl must be a number of seconds, 0 or more");
+        }
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let log_file = self
+            .log_file
+            .clone()
+            .unwrap_or_else(|| cache_dir.join("confluencefs.log"));
+        Ok(MountConfig {
+            client,
+            mountpoint: self.mountpoint,
+            spaces: self.spaces,
+            read_only: self.read_only || options.read_only,
+            allow_other: self.allow_other || options.allow_other,
+            cache_dir,
+            disk_cache_bytes: self.cache_size,
+            memory_cache_bytes: self.memory_cache_size,
+            metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
+            show_versions: self.show_versions,
+            options,
+            log_file: (!self.foreground).then_some(log_file),
+            notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),
+        })
+    }
+}
+
+/// Starts this binary again with `--foreground` in its own session, waits for it to report
+/// that the mount is ready, and returns. Its error, if it has one, becomes ours.
+pub fn spawn_background() -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the confluencefs executable")?;
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .arg("--foreground")
+        .env(NOTIFY_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the background process")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if line.trim_end() == READY_LINE {
+        return Ok(());
+    }
+    let mut message = String::new();
+    let _ = stderr.read_to_string(&mut message);
+    let status = child.wait()?;
+    let message = message
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim_start_matches("confluencefs: ")
+        .to_string();
+    if message.is_empty() {
+        bail!("the mount process ended ({status}) before the mount was ready");
+    }
+    bail!("{message}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10X").is_err());
+    }
+
+    #[test]
+    fn mount_options() {
+        let o = parse_mount_options(&["ro,allow_other".into(), "fsname=wiki".into()]).unwrap();
+        assert!(o.read_only && o.allow_other && !o.nonempty);
+        assert_eq!(o.fsname.as_deref(), Some("wiki"));
+        assert!(parse_mount_options(&["bogus".into()]).is_err());
+        assert!(parse_mount_options(&["fsname=".into()]).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! `stat` for Confluence objects.
+//!
+//! Sizes are exact (the server's byte count), `st_blocks` is that size in 512-byte units so
+//! `du` adds up to what a copy would take, and `st_mtime` is the time of the version a user
+//! sees. Everything belongs to the mounting user; the mode says what that user may do (no `w`
+//! on a read-only mount, and never on `@versions`, which is history).
+
+use std::time::SystemTime;
+
+use super::inode::{Entry, Node};
+use super::ConfluenceFs;
+
+pub const BLOCK_SIZE: u32 = 4096;
+
+/// Kernel-independent attributes; the FUSE adapter turns them into `fuser::FileAttr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub size: u64,
+    pub blocks: u64,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub is_dir: bool,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl ConfluenceFs {
+    pub(crate) fn attr_of(&self, ino: u64, entry: &Entry) -> Attr {
+        let writable = !self.config.read_only;
+        let (size, mtime, is_dir, history) = match &entry.node {
+            Node::Root => (0, self.mounted_at, true, false),
+            Node::Space(_) | Node::Blog { .. } => (0, self.mounted_at, true, false),
+            Node::Page(page) => (0, page.modified.unwrap_or(self.mounted_at), true, false),
+            Node::Attachment(att) => (att.size, att.modified, false, false),
+            Node::Versions { .. } => (0, self.mounted_at, true, true),
+            Node::VersionsOf(att) => (0, att.modified, true, true),
+            Node::Version { size, modified, .. } => (*size, *modified, false, true),
+        };
+        let perm = match (is_dir, writable && !history) {
+            (true, true) => 0o755,
+            (true, false) => 0o555,
+            (false, true) => 0o644,
+            (false, false) => 0o444,
+        };
+        Attr {
+            ino,
+            size: if is_dir { u64::from(BLOCK_SIZE) } else { size },
+            blocks: if is_dir { 0 } else { size.div_ceil(512) },
+            mtime,
+            ctime: mtime,
+            is_dir,
+            perm,
+            nlink: if is_dir { 2 } else { 1 },
+            uid: self.config.uid,
+            gid: self.config.gid,
+        }
+    }
+}

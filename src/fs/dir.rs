@@ -1,0 +1,461 @@
+//! What each directory holds, and how one name in it is found.
+//!
+//! A listing is fetched on first use and cached for the metadata TTL; its entries carry their
+//! attributes, so `ls -l` after `readdir` costs nothing more. Request budgets (README):
+//! - the root: one request per 250 (cloud) / 200 (datacenter) spaces;
+//! - a space: its top-level pages, one request per page of results; `@blog` is always there
+//!   (it is a reserved name) and costs nothing until opened;
+//! - a page: its child pages (one request per page of results) and its attachments
+//!   (⌈N / 250⌉ on cloud's v2, ⌈N / 200⌉ on datacenter);
+//! - `@blog`: the space's blog posts; `@versions`: free once the page is listed;
+//!   `@versions/<file>/`: the version list plus one request per older version (for its size).
+//!
+//! Looking up one name in a directory that has not been listed does not list it: in a page,
+//! the name is tried as an attachment (one request, `filename=`) and then as a child page
+//! (one more, by title), so a file costs one request and a miss two; misses are remembered
+//! for the TTL, because file managers probe for `.hidden`, `.Trash` and friends constantly.
+
+use std::sync::Arc;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+
+use super::error::FsError;
+use super::inode::{Entry, Node};
+use super::names::{self, Child, EntryKind, NameQuery};
+use super::{Attr, ConfluenceFs};
+use crate::confluence::{Attachment, ContentKind, Page};
+
+/// A directory's children as of one fetch.
+pub struct Listing {
+    /// Listed entries, in the order readdir shows them.
+    entries: Vec<(String, u64)>,
+    /// Reachable by name but not listed (`@versions` unless `--show-versions`).
+    hidden: Vec<(String, u64)>,
+}
+
+impl Listing {
+    fn find(&self, name: &str) -> Option<u64> {
+        self.entries
+            .iter()
+            .chain(self.hidden.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, ino)| *ino)
+    }
+}
+
+/// One readdir entry with its attributes (for readdirplus).
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub attr: Attr,
+}
+
+/// Older versions whose sizes are fetched at once when a history directory is listed.
+const VERSION_FETCH_PARALLELISM: usize = 4;
+
+impl ConfluenceFs {
+    pub(crate) fn entry(&self, ino: u64) -> Result<Entry, FsError> {
+        self.inodes.get(ino).ok_or(FsError::NotFound)
+    }
+
+    /// The attributes of `ino`, refreshed from the server when older than the TTL.
+    pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
+        let mut entry = self.entry(ino)?;
+        if !self.fresh(entry.refreshed) {
+            let node = match &entry.node {
+                Node::Attachment(att) => {
+                    Some(Node::Attachment(self.client.get_attachment(&att.id).await?))
+                }
+                Node::Page(page) => Some(Node::Page(self.client.get_page(&page.id).await?)),
+                _ => None,
+            };
+            if let Some(node) = node {
+                self.inodes.upsert(entry.parent, node);
+                entry = self.entry(ino)?;
+            }
+        }
+        Ok(self.attr_of(ino, &entry))
+    }
+
+    /// Opens a directory: its listing, snapshotted for the handle so that readdir pages through
+    /// one consistent list however long the reader takes.
+    pub async fn opendir(&self, ino: u64) -> Result<u64, FsError> {
+        let entry = self.entry(ino)?;
+        if !entry.node.is_dir() {
+            return Err(FsError::NotDirectory);
+        }
+        let listing = self.listing(ino).await?;
+        let mut entries = Vec::with_capacity(listing.entries.len());
+        for (name, child) in &listing.entries {
+            if let Some(child_entry) = self.inodes.get(*child) {
+                entries.push(DirEntry {
+                    name: name.clone(),
+                    attr: self.attr_of(*child, &child_entry),
+                });
+            }
+        }
+        let handle = self.new_handle();
+        self.dirs.lock().unwrap().insert(handle, Arc::new(entries));
+        Ok(handle)
+    }
+
+    /// The entries of an open directory handle (without `.` and `..`).
+    pub fn readdir(&self, handle: u64) -> Result<Arc<Vec<DirEntry>>, FsError> {
+        self.dirs
+            .lock()
+            .unwrap()
+            .get(&handle)
+            .cloned()
+            .ok_or(FsError::BadHandle)
+    }
+
+    pub fn releasedir(&self, handle: u64) {
+        self.dirs.lock().unwrap().remove(&handle);
+    }
+
+    /// Finds `name` in the directory `parent`.
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        let entry = self.entry(parent)?;
+        if !entry.node.is_dir() {
+            return Err(FsError::NotDirectory);
+        }
+        if let Some(listing) = self.listings.get(&parent).await {
+            let ino = listing.find(name).ok_or(FsError::NotFound)?;
+            return self.attr_by_ino(ino);
+        }
+        let negative_key = (parent, name.to_string());
+        if self.negatives.contains_key(&negative_key) {
+            return Err(FsError::NotFound);
+        }
+        match self.find(parent, &entry.node, name).await {
+            Ok(ino) => self.attr_by_ino(ino),
+            Err(FsError::NotFound) => {
+                self.negatives.insert(negative_key, ()).await;
+                Err(FsError::NotFound)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn attr_by_ino(&self, ino: u64) -> Result<Attr, FsError> {
+        let entry = self.entry(ino)?;
+        Ok(self.attr_of(ino, &entry))
+    }
+
+    /// A directory's listing, from the cache or fetched (one fetch however many ask at once).
+    pub(crate) async fn listing(&self, ino: u64) -> Result<Arc<Listing>, FsError> {
+        self.listings
+            .try_get_with(ino, async { self.fetch_listing(ino).await.map(Arc::new) })
+            .await
+            .map_err(|shared: Arc<FsError>| match Arc::try_unwrap(shared) {
+                Ok(err) => err,
+                Err(shared) => share(&shared),
+            })
+    }
+
+    /// Forgets what is cached about the children of `ino` (after our own changes).
+    pub async fn invalidate_dir(&self, ino: u64) {
+        self.listings.invalidate(&ino).await;
+    }
+
+    async fn fetch_listing(&self, ino: u64) -> Result<Listing, FsError> {
+        let entry = self.entry(ino)?;
+        let mut hidden = Vec::new();
+        let entries = match &entry.node {
+            Node::Root => {
+                let keys: Vec<&str> = self.config.spaces.iter().map(String::as_str).collect();
+                let spaces = self.client.list_spaces(&keys).await?;
+                spaces
+                    .into_iter()
+                    .map(|space| {
+                        let name = names::encode(&space.key);
+                        (name, self.inodes.upsert(ino, Node::Space(space)))
+                    })
+                    .collect()
+            }
+            Node::Space(space) => {
+                let pages = self.client.list_top_level_pages(&space.key).await?;
+                let mut entries = self.name_pages(ino, pages, Vec::new());
+                let blog = self.inodes.upsert(
+                    ino,
+                    Node::Blog {
+                        space_key: space.key.clone(),
+                    },
+                );
+                entries.push((names::BLOG_DIR.to_string(), blog));
+                entries
+            }
+            Node::Blog { space_key } => {
+                let posts = self.client.list_blog_posts(space_key).await?;
+                self.name_pages(ino, posts, Vec::new())
+            }
+            Node::Page(page) => {
+                let container = page.container();
+                let (children, attachments) = if page.kind == ContentKind::Page {
+                    tokio::try_join!(
+                        self.client.list_child_pages(&page.id),
+                        self.client.list_attachments(&container)
+                    )?
+                } else {
+                    (Vec::new(), self.client.list_attachments(&container).await?)
+                };
+                let entries = self.name_pages(ino, children, attachments);
+                let versions = self.inodes.upsert(ino, Node::Versions { container });
+                let pair = (names::VERSIONS_DIR.to_string(), versions);
+                if self.config.show_versions {
+                    let mut entries = entries;
+                    entries.push(pair);
+                    entries
+                } else {
+                    hidden.push(pair);
+                    entries
+                }
+            }
+            Node::Versions { .. } => {
+                // The same names as the page directory, each a directory of versions.
+                let page_listing = Box::pin(self.listing(entry.parent)).await?;
+                page_listing
+                    .entries
+                    .iter()
+                    .filter_map(|(name, child)| match self.inodes.get(*child)?.node {
+                        Node::Attachment(att) => {
+                            Some((name.clone(), self.inodes.upsert(ino, Node::VersionsOf(att))))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            Node::VersionsOf(att) => self.version_entries(ino, att).await?,
+            Node::Attachment(_) | Node::Version { .. } => return Err(FsError::NotDirectory),
+        };
+        Ok(Listing { entries, hidden })
+    }
+
+    /// Names child pages (or blog posts) and attachments of one directory together, so that
+    /// collisions between them are resolved the documented way, and gives each an inode.
+    fn name_pages(
+        &self,
+        parent: u64,
+        pages: Vec<Page>,
+        attachments: Vec<Attachment>,
+    ) -> Vec<(String, u64)> {
+        let page_names: Vec<String> = pages.iter().map(raw_page_name).collect();
+        let mut children: Vec<Child> = pages
+            .iter()
+            .zip(&page_names)
+            .map(|(page, raw)| Child {
+                kind: page_kind(page),
+                id: &page.id,
+                name: raw,
+            })
+            .collect();
+        children.extend(attachments.iter().map(|att| Child {
+            kind: EntryKind::Attachment,
+            id: &att.id,
+            name: &att.title,
+        }));
+        let assigned = names::assign_names(&children);
+        drop(children);
+        let nodes = pages
+            .into_iter()
+            .map(Node::Page)
+            .chain(attachments.into_iter().map(Node::Attachment));
+        assigned
+            .into_iter()
+            .zip(nodes)
+            .map(|(name, node)| (name, self.inodes.upsert(parent, node)))
+            .collect()
+    }
+
+    async fn version_entries(
+        &self,
+        ino: u64,
+        att: &Attachment,
+    ) -> Result<Vec<(String, u64)>, FsError> {
+        let versions = self.client.list_attachment_versions(&att.id).await?;
+        let nodes: Vec<Node> = stream::iter(versions)
+            .map(|version| async move {
+                let (size, modified) = if version.number == att.version {
+                    (att.size, att.modified)
+                } else {
+                    let old = self
+                        .client
+                        .get_attachment_version(&att.id, version.number)
+                        .await?;
+                    (old.size, old.modified)
+                };
+                Ok::<_, FsError>(Node::Version {
+                    attachment: att.clone(),
+                    number: version.number,
+                    size,
+                    modified: version.created.unwrap_or(modified),
+                })
+            })
+            .buffered(VERSION_FETCH_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(nodes
+            .into_iter()
+            .map(|node| {
+                let Node::Version { number, .. } = &node else {
+                    unreachable!("built as versions above")
+                };
+                let name = names::version_file_name(&att.title, *number);
+                (name, self.inodes.upsert(ino, node))
+            })
+            .collect())
+    }
+
+    /// Finds one name without listing the directory, where a targeted request can do it.
+    async fn find(&self, parent: u64, node: &Node, name: &str) -> Result<u64, FsError> {
+        match node {
+            Node::Space(space) if name == names::BLOG_DIR => Ok(self.inodes.upsert(
+                parent,
+                Node::Blog {
+                    space_key: space.key.clone(),
+                },
+            )),
+            Node::Page(page) if name == names::VERSIONS_DIR => Ok(self.inodes.upsert(
+                parent,
+                Node::Versions {
+                    container: page.container(),
+                },
+            )),
+            Node::Space(space) => {
+                for query in names::parse(name) {
+                    let found = match query {
+                        NameQuery::Plain(title) => {
+                            self.client
+                                .find_page(&space.key, ContentKind::Page, &title)
+                                .await?
+                        }
+                        NameQuery::ById(EntryKind::Page, id) => self.page_if_exists(&id).await?,
+                        NameQuery::ById(..) => None,
+                    };
+                    if let Some(page) = found.filter(|p| {
+                        p.parent_id.is_none() && p.space_key.as_deref() == Some(&space.key)
+                    }) {
+                        return self.confirm_name(parent, name, vec![page], Vec::new());
+                    }
+                }
+                Err(FsError::NotFound)
+            }
+            Node::Page(page) => {
+                let container = page.container();
+                for query in names::parse(name) {
+                    match query {
+                        NameQuery::Plain(title) => {
+                            if let Some(att) =
+                                self.client.find_attachment(&container, &title).await?
+                            {
+                                return self.confirm_name(parent, name, Vec::new(), vec![att]);
+                            }
+                            if page.kind != ContentKind::Page {
+                                continue;
+                            }
+                            let space = page.space_key.as_deref().unwrap_or_default();
+                            if let Some(child) = self
+                                .client
+                                .find_page(space, ContentKind::Page, &title)
+                                .await?
+                                .filter(|c| c.parent_id.as_deref() == Some(&page.id))
+                            {
+                                return self.confirm_name(parent, name, vec![child], Vec::new());
+                            }
+                        }
+                        NameQuery::ById(EntryKind::Attachment, id) => {
+                            if let Some(att) = self
+                                .attachment_if_exists(&id)
+                                .await?
+                                .filter(|a| a.container.id == page.id)
+                            {
+                                return self.confirm_name(parent, name, Vec::new(), vec![att]);
+                            }
+                        }
+                        NameQuery::ById(_, id) => {
+                            if let Some(child) = self
+                                .page_if_exists(&id)
+                                .await?
+                                .filter(|c| c.parent_id.as_deref() == Some(&page.id))
+                            {
+                                // A disambiguated name stands for a page that collides with an
+                                // attachment; the listing decides, so list to be exact.
+                                let _ = child.id;
+                                let listing = self.listing(parent).await?;
+                                return listing.find(name).ok_or(FsError::NotFound);
+                            }
+                        }
+                    }
+                }
+                Err(FsError::NotFound)
+            }
+            // Root, @blog and history directories are one listing request anyway.
+            _ => {
+                let listing = self.listing(parent).await?;
+                listing.find(name).ok_or(FsError::NotFound)
+            }
+        }
+    }
+
+    /// Keeps a found object only if the listing would give it exactly `name` (a page whose
+    /// title collides with an attachment is listed under a disambiguated name instead).
+    fn confirm_name(
+        &self,
+        parent: u64,
+        name: &str,
+        pages: Vec<Page>,
+        attachments: Vec<Attachment>,
+    ) -> Result<u64, FsError> {
+        let named = self.name_pages(parent, pages, attachments);
+        named
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ino)| ino)
+            .ok_or(FsError::NotFound)
+    }
+
+    async fn page_if_exists(&self, id: &str) -> Result<Option<Page>, FsError> {
+        match self.client.get_page(id).await {
+            Ok(page) => Ok(Some(page)),
+            Err(err) if err.status() == Some(404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn attachment_if_exists(&self, id: &str) -> Result<Option<Attachment>, FsError> {
+        match self.client.get_attachment(id).await {
+            Ok(att) => Ok(Some(att)),
+            Err(err) if err.status() == Some(404) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+fn page_kind(page: &Page) -> EntryKind {
+    match page.kind {
+        ContentKind::Page => EntryKind::Page,
+        ContentKind::BlogPost => EntryKind::BlogPost,
+    }
+}
+
+/// The raw (unescaped) name of a page or blog post: the title, or `YYYY-MM-DD Title`.
+fn raw_page_name(page: &Page) -> String {
+    match page.kind {
+        ContentKind::Page => page.title.clone(),
+        ContentKind::BlogPost => {
+            let date = page.created.or(page.modified);
+            names::blog_post_name(date, &page.title)
+        }
+    }
+}
+
+/// An error shared by several waiters of one listing, re-created for each of them.
+fn share(err: &FsError) -> FsError {
+    match err {
+        FsError::NotFound => FsError::NotFound,
+        FsError::NotDirectory => FsError::NotDirectory,
+        FsError::Client(client) => FsError::Client(client.clone()),
+        FsError::Io(io) => FsError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => FsError::Invalid(other.to_string()),
+    }
+}

@@ -1,0 +1,160 @@
+//! The one place where a failure becomes an errno.
+//!
+//! Every layer below has its own error type (the client's `ClientError`, the cache's
+//! `ReadError`, local I/O); the filesystem wraps them in `FsError`, and `FsError::errno` is the
+//! errno table of README and DESIGN.md, written once. The FUSE adapter calls nothing else.
+
+use std::sync::Arc;
+
+use crate::cache::CacheError;
+use crate::confluence::ClientError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDirectory,
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
+    #[error("no such attribute")]
+    NoAttribute,
+    #[error("buffer too small")]
+    BufferTooSmall,
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("stale file handle")]
+    BadHandle,
+    #[error(transparent)]
+    Client(Arc<ClientError>),
+    #[error("local I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<ClientError> for FsError {
+    fn from(err: ClientError) -> FsError {
+        FsError::Client(Arc::new(err))
+    }
+}
+
+impl From<CacheError> for FsError {
+    fn from(err: CacheError) -> FsError {
+        match err {
+            CacheError::Fetch(client) => FsError::Client(client),
+            CacheError::Io { source, .. } => {
+                FsError::Io(std::io::Error::new(source.kind(), source.to_string()))
+            }
+            // The server sent a different size than it announced: the file changed under us.
+            other => FsError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
+impl From<Arc<ClientError>> for FsError {
+    fn from(err: Arc<ClientError>) -> FsError {
+        FsError::Client(err)
+    }
+}
+
+impl FsError {
+    /// The errno table (README "Errors"): one row per condition.
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound => libc::ENOENT,
+            FsError::NotDirectory => libc::ENOTDIR,
+            FsError::IsDirectory => libc::EISDIR,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NoAttribute => libc::ENODATA,
+            FsError::BufferTooSmall => libc::ERANGE,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::BadHandle => libc::EBADF,
+            FsError::Io(err) => err.raw_os_error().unwrap_or(libc::EIO),
+            FsError::Client(err) => client_errno(err),
+        }
+    }
+}
+
+fn client_errno(err: &ClientError) -> i32 {
+    match err {
+        ClientError::NotFound { .. } => libc::ENOENT,
+        ClientError::Unauthorized { .. } => libc::EACCES,
+        ClientError::TooLarge { .. } => libc::EFBIG,
+        ClientError::AlreadyExists { .. } => libc::EEXIST,
+        ClientError::Conflict { .. } => libc::EIO,
+        ClientError::Service { status, .. } => match status {
+            401 | 403 => libc::EACCES,
+            404 | 410 => libc::ENOENT,
+            413 => libc::EFBIG,
+            400 => libc::EINVAL,
+            _ => libc::EIO,
+        },
+        // 416 only happens when a read starts past the end: the file shrank under us.
+        ClientError::RangeNotSatisfiable { .. } => libc::EIO,
+        ClientError::Transport { .. }
+        | ClientError::Decode { .. }
+        | ClientError::NotConfluence { .. }
+        | ClientError::Config(_) => libc::EIO,
+        ClientError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confluence::RequestLine;
+
+    fn line() -> RequestLine {
+        RequestLine {
+            method: reqwest::Method::GET,
+            url: "http://x/rest/api/content/1".into(),
+        }
+    }
+
+    fn service(status: u16) -> FsError {
+        ClientError::Service {
+            status,
+            message: "no".into(),
+            request: line(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn the_errno_table() {
+        let not_found: FsError = ClientError::NotFound {
+            message: "gone".into(),
+            request: line(),
+        }
+        .into();
+        assert_eq!(not_found.errno(), libc::ENOENT);
+        assert_eq!(service(403).errno(), libc::EACCES);
+        assert_eq!(service(401).errno(), libc::EACCES);
+        assert_eq!(service(413).errno(), libc::EFBIG);
+        assert_eq!(service(400).errno(), libc::EINVAL);
+        assert_eq!(service(429).errno(), libc::EIO);
+        assert_eq!(service(503).errno(), libc::EIO);
+        let too_large: FsError = ClientError::TooLarge {
+            status: 413,
+            message: "big".into(),
+            request: line(),
+        }
+        .into();
+        assert_eq!(too_large.errno(), libc::EFBIG);
+        let transport: FsError = ClientError::Transport {
+            request: line(),
+            detail: "reset".into(),
+            source: None,
+        }
+        .into();
+        assert_eq!(transport.errno(), libc::EIO);
+        assert_eq!(FsError::ReadOnly.errno(), libc::EROFS);
+        assert_eq!(FsError::NotPermitted("symlink").errno(), libc::EPERM);
+        assert_eq!(FsError::NoAttribute.errno(), libc::ENODATA);
+        assert_eq!(FsError::BufferTooSmall.errno(), libc::ERANGE);
+    }
+}

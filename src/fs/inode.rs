@@ -1,0 +1,191 @@
+//! Inode numbers and what each one stands for.
+//!
+//! An inode is keyed by the Confluence object behind it (a space key, a content id, an
+//! attachment id and version), never by its path, so a rename on the server or a second name
+//! for the same object (a lookup by a disambiguated name, a listing) lands on the same inode,
+//! and the kernel's caches stay coherent. Numbers are never reused within a mount: the table
+//! only grows by one small entry per object seen, which is cheap next to the kernel's own
+//! dentry cache, and it spares us the FORGET bookkeeping that a reusing scheme would need.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use crate::confluence::{Attachment, ContainerRef, Page, Space};
+
+pub const ROOT_INO: u64 = 1;
+
+/// What an inode is, with the metadata it was last seen with.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Root,
+    Space(Space),
+    /// A page or a blog post: a directory of its child pages and attachments.
+    Page(Page),
+    /// `@blog` of a space.
+    Blog {
+        space_key: String,
+    },
+    /// An attachment's current version: a file.
+    Attachment(Attachment),
+    /// `@versions` of a page or blog post.
+    Versions {
+        container: ContainerRef,
+    },
+    /// `@versions/<file>/`: one attachment's history.
+    VersionsOf(Attachment),
+    /// `@versions/<file>/<N>.<ext>`: one old (or the current) version, read-only.
+    Version {
+        attachment: Attachment,
+        number: u64,
+        size: u64,
+        modified: SystemTime,
+    },
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        !matches!(self, Node::Attachment(_) | Node::Version { .. })
+    }
+
+    fn key(&self) -> NodeKey {
+        match self {
+            Node::Root => NodeKey::Root,
+            Node::Space(space) => NodeKey::Space(space.key.clone()),
+            Node::Page(page) => NodeKey::Content(page.id.clone()),
+            Node::Blog { space_key } => NodeKey::Blog(space_key.clone()),
+            Node::Attachment(att) => NodeKey::Attachment(att.id.clone()),
+            Node::Versions { container } => NodeKey::Versions(container.id.clone()),
+            Node::VersionsOf(att) => NodeKey::VersionsOf(att.id.clone()),
+            Node::Version {
+                attachment, number, ..
+            } => NodeKey::Version(attachment.id.clone(), *number),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum NodeKey {
+    Root,
+    Space(String),
+    Content(String),
+    Blog(String),
+    Attachment(String),
+    Versions(String),
+    VersionsOf(String),
+    Version(String, u64),
+}
+
+/// An inode's node and when its metadata was last confirmed by the server.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub node: Node,
+    pub parent: u64,
+    pub refreshed: Instant,
+}
+
+#[derive(Default)]
+struct Tables {
+    next: u64,
+    by_key: HashMap<NodeKey, u64>,
+    entries: HashMap<u64, Entry>,
+}
+
+pub struct InodeTable {
+    tables: Mutex<Tables>,
+}
+
+impl InodeTable {
+    pub fn new() -> InodeTable {
+        let mut tables = Tables {
+            next: ROOT_INO + 1,
+            ..Default::default()
+        };
+        tables.by_key.insert(NodeKey::Root, ROOT_INO);
+        tables.entries.insert(
+            ROOT_INO,
+            Entry {
+                node: Node::Root,
+                parent: ROOT_INO,
+                refreshed: Instant::now(),
+            },
+        );
+        InodeTable {
+            tables: Mutex::new(tables),
+        }
+    }
+
+    /// The inode of `node` (a new one the first time the object is seen), with its metadata
+    /// replaced by this fresher copy.
+    pub fn upsert(&self, parent: u64, node: Node) -> u64 {
+        let key = node.key();
+        let mut tables = self.tables.lock().unwrap();
+        let ino = match tables.by_key.get(&key) {
+            Some(ino) => *ino,
+            None => {
+                let ino = tables.next;
+                tables.next += 1;
+                tables.by_key.insert(key, ino);
+                ino
+            }
+        };
+        tables.entries.insert(
+            ino,
+            Entry {
+                node,
+                parent,
+                refreshed: Instant::now(),
+            },
+        );
+        ino
+    }
+
+    pub fn get(&self, ino: u64) -> Option<Entry> {
+        self.tables.lock().unwrap().entries.get(&ino).cloned()
+    }
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        InodeTable::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confluence::ContentKind;
+
+    fn page(id: &str, title: &str) -> Node {
+        Node::Page(Page {
+            id: id.into(),
+            kind: ContentKind::Page,
+            title: title.into(),
+            status: "current".into(),
+            space_key: Some("DOCS".into()),
+            parent_id: None,
+            version: 1,
+            modified: None,
+            created: None,
+            author: None,
+            web_url: None,
+        })
+    }
+
+    #[test]
+    fn one_object_one_inode_and_fresh_metadata_wins() {
+        let table = InodeTable::new();
+        let a = table.upsert(ROOT_INO, page("10", "Old title"));
+        let b = table.upsert(ROOT_INO, page("11", "Other"));
+        assert_ne!(a, b);
+        assert_ne!(a, ROOT_INO);
+        let again = table.upsert(ROOT_INO, page("10", "New title"));
+        assert_eq!(a, again);
+        match table.get(a).unwrap().node {
+            Node::Page(p) => assert_eq!(p.title, "New title"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(table.get(ROOT_INO).unwrap().node, Node::Root));
+        assert!(table.get(9999).is_none());
+    }
+}

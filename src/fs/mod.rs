@@ -1,0 +1,162 @@
+//! The filesystem proper: Confluence objects as inodes, directories and files, with no FUSE in
+//! sight.
+//!
+//! Every operation is an `async fn` returning `Result<_, FsError>`, so it can be tested without
+//! a kernel and the FUSE adapter (`crate::fuse`) stays a thin translation. Work is lazy: nothing
+//! is fetched until the kernel asks, listings are cached for `metadata_ttl` (moka, which also
+//! makes concurrent listings of one directory share one fetch), negative lookups are cached for
+//! the same time, and file bytes go through the block cache (`crate::cache`), keyed by
+//! attachment id and version so that a new version can never be served from an old one's
+//! blocks.
+//!
+//! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
+//! holds and how a name is found), `attr` (stat), `read` (open/read), `xattr` (properties and
+//! metadata), `names` (title ↔ file name), `error` (the errno table).
+
+mod attr;
+mod dir;
+pub mod error;
+pub mod inode;
+pub mod names;
+mod read;
+mod xattr;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::cache::BlockCache;
+use crate::confluence::Client;
+
+pub use attr::{Attr, BLOCK_SIZE};
+pub use dir::DirEntry;
+pub use error::FsError;
+use inode::InodeTable;
+
+/// What the filesystem needs to know about the mount.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// Owner of every file and directory (the mounting user).
+    pub uid: u32,
+    pub gid: u32,
+    pub read_only: bool,
+    /// How long a listing, an attribute and a negative lookup stay valid.
+    pub metadata_ttl: Duration,
+    /// Only these spaces (empty: every space the user can see).
+    pub spaces: Vec<String>,
+    /// List `@versions` in page directories (it is always reachable by name).
+    pub show_versions: bool,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            uid: 0,
+            gid: 0,
+            read_only: false,
+            metadata_ttl: Duration::from_secs(60),
+            spaces: Vec::new(),
+            show_versions: false,
+        }
+    }
+}
+
+pub struct ConfluenceFs {
+    client: Client,
+    cache: Arc<BlockCache>,
+    config: FsConfig,
+    inodes: InodeTable,
+    listings: moka::future::Cache<u64, Arc<dir::Listing>>,
+    /// (parent, name) pairs known not to exist.
+    negatives: moka::future::Cache<(u64, String), ()>,
+    /// Content properties of an inode's object, fetched on the first xattr question.
+    properties: moka::future::Cache<u64, Arc<Vec<crate::confluence::Property>>>,
+    files: Mutex<HashMap<u64, read::OpenFile>>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    /// The version each file inode was last opened at: the kernel may keep its page cache
+    /// only when the version has not changed since.
+    opened_versions: Mutex<HashMap<u64, u64>>,
+    next_handle: AtomicU64,
+    mounted_at: SystemTime,
+}
+
+impl ConfluenceFs {
+    pub fn new(client: Client, cache: Arc<BlockCache>, config: FsConfig) -> ConfluenceFs {
+        let ttl = config.metadata_ttl.max(Duration::from_millis(1));
+        ConfluenceFs {
+            client,
+            cache,
+            inodes: InodeTable::new(),
+            listings: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+            negatives: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+            properties: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            opened_versions: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            mounted_at: SystemTime::now(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    /// The time-to-live the kernel may cache entries and attributes for.
+    pub fn kernel_ttl(&self) -> Duration {
+        self.config.metadata_ttl
+    }
+
+    fn new_handle(&self) -> u64 {
+        self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether metadata confirmed at `at` is still within the TTL.
+    fn fresh(&self, at: std::time::Instant) -> bool {
+        at.elapsed() < self.config.metadata_ttl
+    }
+
+    /// Refuses a change on a read-only mount, and — until write-back lands — on any mount.
+    pub fn refuse_write(&self) -> FsError {
+        FsError::ReadOnly
+    }
+
+    /// Refuses what Confluence cannot hold: symlinks, hard links, device nodes.
+    pub fn refuse_special(&self, what: &'static str) -> FsError {
+        if self.config.read_only {
+            FsError::ReadOnly
+        } else {
+            FsError::NotPermitted(what)
+        }
+    }
+
+    /// The attributes of `ino` as known now, without asking the server.
+    pub fn attr_now(&self, ino: u64) -> Result<Attr, FsError> {
+        let entry = self.inodes.get(ino).ok_or(FsError::NotFound)?;
+        Ok(self.attr_of(ino, &entry))
+    }
+
+    pub fn statfs(&self) -> Statfs {
+        Statfs {
+            block_size: attr::BLOCK_SIZE,
+            name_max: 255,
+        }
+    }
+}
+
+/// What `statfs` reports: Confluence has no capacity to speak of, so only the constants.
+pub struct Statfs {
+    pub block_size: u32,
+    pub name_max: u32,
+}

@@ -1,0 +1,285 @@
+//! Wiring a mount together and keeping it alive: client, caches, filesystem, FUSE session,
+//! signals.
+//!
+//! The order matters for the promises README makes: the URL and the credentials are checked
+//! first (one request), then the mountpoint, and only then is anything mounted, so every
+//! refusal leaves nothing behind. The session runs on its own thread; the main thread waits
+//! for SIGINT/SIGTERM (then unmounts) or for the session to end (someone ran `umount`).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::cache::{BlockCache, CacheConfig};
+use crate::cli::mount::MountOptions;
+use crate::confluence::{Client, ClientConfig};
+use crate::fs::{ConfluenceFs, FsConfig};
+use crate::fuse::FuseAdapter;
+
+/// What the background process prints on stdout once the mount is ready.
+pub const READY_LINE: &str = "confluencefs: mounted";
+
+#[derive(Debug)]
+pub struct MountConfig {
+    pub client: ClientConfig,
+    pub mountpoint: PathBuf,
+    pub spaces: Vec<String>,
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub cache_dir: PathBuf,
+    pub disk_cache_bytes: u64,
+    pub memory_cache_bytes: u64,
+    pub metadata_ttl: Duration,
+    pub show_versions: bool,
+    pub options: MountOptions,
+    /// Where the background process logs once it is detached; `None` in the foreground.
+    pub log_file: Option<PathBuf>,
+    /// Print [`READY_LINE`] on stdout when mounted (the parent of a background mount waits
+    /// for it).
+    pub notify_ready: bool,
+}
+
+/// Mounts and serves until unmounted. Returns once the filesystem is gone.
+pub fn run(config: MountConfig) -> anyhow::Result<()> {
+    if config.notify_ready {
+        // Detached from the terminal's process group, so Ctrl-C there does not reach us.
+        // SAFETY: setsid has no memory-safety preconditions; failure (already a leader) is fine.
+        unsafe {
+            libc::setsid();
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("confluencefs")
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let client = runtime.block_on(Client::connect(config.client.clone()))?;
+    let mountpoint = check_mountpoint(&config.mountpoint, config.options.nonempty)?;
+    let cache_dir = config.cache_dir.join(site_dir_name(&client));
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes: config.memory_cache_bytes,
+        disk_dir: (config.disk_cache_bytes > 0).then(|| cache_dir.join("blocks")),
+        disk_bytes: config.disk_cache_bytes,
+        ..CacheConfig::default()
+    })
+    .with_context(|| format!("cannot open the cache in {}", cache_dir.display()))?;
+
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fs = Arc::new(ConfluenceFs::new(
+        client,
+        cache,
+        FsConfig {
+            uid,
+            gid,
+            read_only: config.read_only,
+            metadata_ttl: config.metadata_ttl,
+            spaces: config.spaces.clone(),
+            show_versions: config.show_versions,
+        },
+    ));
+    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = mount_options(&config);
+    fuse_config.acl = if config.allow_other {
+        fuser::SessionACL::All
+    } else if config.options.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(2);
+    let mut session = fuser::Session::new(adapter, &mountpoint, &fuse_config)
+        .with_context(|| format!("cannot mount at {}", mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("fuse-session".into())
+        .spawn(move || {
+            let result = session.run();
+            let _ = done_tx.send(result);
+        })
+        .context("cannot start the FUSE session thread")?;
+    raise_readahead(&mountpoint);
+
+    if config.notify_ready {
+        println!("{READY_LINE}");
+        detach_stdio(config.log_file.as_deref());
+    }
+    tracing::info!(mountpoint = %mountpoint.display(), "mounted");
+
+    runtime.block_on(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = done_rx => {
+                tracing::info!("the mount ended");
+                if let Ok(Err(err)) = result {
+                    tracing::warn!("FUSE session ended with an error: {err}");
+                }
+                Ok(())
+            }
+            _ = tokio::signal::ctrl_c() => unmount(&mut unmounter, &mountpoint),
+            _ = terminate.recv() => unmount(&mut unmounter, &mountpoint),
+        }
+    })
+}
+
+fn unmount(unmounter: &mut fuser::SessionUnmounter, mountpoint: &Path) -> anyhow::Result<()> {
+    tracing::info!("unmounting {}", mountpoint.display());
+    if let Err(err) = unmounter.unmount() {
+        // Busy (a shell sits in it): detach it lazily rather than leave a dead mount.
+        tracing::warn!("unmount failed ({err}); detaching lazily");
+        let path = CString::new(mountpoint.as_os_str().as_bytes())?;
+        // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        if rc != 0 {
+            bail!(
+                "cannot unmount {}: {}",
+                mountpoint.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn mount_options(config: &MountConfig) -> Vec<fuser::MountOption> {
+    use fuser::MountOption as M;
+    let mut options = vec![
+        M::FSName(
+            config
+                .options
+                .fsname
+                .clone()
+                .unwrap_or_else(|| "confluencefs".to_string()),
+        ),
+        M::Subtype("confluencefs".to_string()),
+        M::DefaultPermissions,
+        M::NoDev,
+        M::NoSuid,
+        if config.read_only { M::RO } else { M::RW },
+    ];
+    options.extend(config.options.kernel.iter().cloned());
+    options
+}
+
+/// The mountpoint as an absolute path, refused with a clear reason when it cannot be used.
+fn check_mountpoint(path: &Path, allow_nonempty: bool) -> anyhow::Result<PathBuf> {
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("mountpoint {} is not usable", path.display()))?;
+    if !metadata.is_dir() {
+        bail!("mountpoint {} is not a directory", path.display());
+    }
+    let absolute = std::fs::canonicalize(path)?;
+    if is_mount_point(&absolute)? {
+        bail!(
+            "mountpoint {} is busy: something is already mounted there",
+            absolute.display()
+        );
+    }
+    if !allow_nonempty && std::fs::read_dir(&absolute)?.next().is_some() {
+        bail!(
+            "mountpoint {} is not empty (use -o nonempty to mount over it anyway)",
+            absolute.display()
+        );
+    }
+    Ok(absolute)
+}
+
+fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let wanted = path.as_os_str().as_bytes();
+    Ok(mountinfo.lines().any(|line| {
+        line.split(' ')
+            .nth(4)
+            .is_some_and(|field| unescape_mountinfo(field) == wanted)
+    }))
+}
+
+/// `/proc/self/mountinfo` writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 4 <= bytes.len()
+            && bytes[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+        {
+            let octal = std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("0");
+            out.push(u8::from_str_radix(octal, 8).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One cache directory per site and user, so two mounts of different sites never share blocks
+/// (attachment ids are only unique within a site).
+fn site_dir_name(client: &Client) -> String {
+    let identity = format!("{}|{}", client.base_url(), client.current_user().name());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in identity.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let host = client
+        .base_url()
+        .host_str()
+        .unwrap_or("site")
+        .replace(':', "_");
+    format!("{host}-{hash:016x}")
+}
+
+/// The kernel reads ahead 128 KiB by default on FUSE; 1 MiB requests make sequential reads
+/// several times faster (FUSE-NOTES §5). Best effort: only root may write the knob.
+fn raise_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = metadata.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    if let Err(err) = std::fs::write(&knob, "1024") {
+        tracing::debug!("cannot raise read-ahead at {knob}: {err}");
+    }
+}
+
+/// After readiness, the detached process has no terminal: its output goes to the log file.
+fn detach_stdio(log_file: Option<&Path>) {
+    use std::os::fd::AsRawFd;
+    let target = log_file
+        .and_then(|path| {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .or_else(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok()
+        });
+    if let Some(file) = target {
+        // SAFETY: both descriptors are valid; dup2 replaces stdout/stderr atomically.
+        unsafe {
+            libc::dup2(file.as_raw_fd(), 1);
+            libc::dup2(file.as_raw_fd(), 2);
+        }
+    }
+}
