@@ -252,6 +252,22 @@ def test_child_attachments_paging(srv):
     assert sorted(a["title"] for a in results) == ["data.bin", "diagram.png", "notes.txt"]
 
 
+def test_next_links_keep_filters(srv):
+    """Following `next` keeps the query's filters and expansions (v1 offsets; v2 cursors on Cloud)."""
+    pid = _fresh_page(srv)
+    files = [("file", (f"t{i}.txt", b"t", "text/plain")) for i in range(3)]
+    files += [("file", (f"p{i}.png", b"p", "image/png")) for i in range(3)]
+    check(srv.post(srv.v1(f"/content/{pid}/child/attachment"), files=files, data={"minorEdit": "true"}, headers=XSRF))
+    results, pages = follow_v1(srv, srv.v1(f"/content/{pid}/child/attachment"), params={"mediaType": "image/png", "limit": 1, "expand": "version"})
+    assert sorted(a["title"] for a in results) == ["p0.png", "p1.png", "p2.png"] and len(pages) == 3
+    assert all("version" in a for a in results), "expand survives next links"
+    if srv.flavor == "cloud":
+        from util import follow_v2
+
+        results, pages = follow_v2(srv, srv.v2(f"/pages/{pid}/attachments"), params={"mediaType": "image/png", "limit": 1})
+        assert sorted(a["title"] for a in results) == ["p0.png", "p1.png", "p2.png"] and len(pages) == 3
+
+
 def test_child_attachments_missing_parent(srv):
     check(srv.get(srv.v1("/content/999999999/child/attachment")), 404)
 
