@@ -204,3 +204,36 @@ def test_request_log_hook(fresh):
     log = s.hook("GET", "requests").json()
     entries = log if isinstance(log, list) else log.get("requests", log.get("results", []))
     assert any(e.get("method") == "GET" and e.get("path", "").endswith("/rest/api/space") for e in entries), log
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def test_parallel_uploads(srv):
+    """Distinct names uploaded at once all land; the same name at once lands exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests as rq
+
+    pid = _page(srv)
+
+    def post(name):
+        return rq.post(
+            srv.v1(f"/content/{pid}/child/attachment"),
+            files=[("file", (name, name.encode(), "text/plain"))],
+            data={"minorEdit": "true"},
+            headers={"X-Atlassian-Token": "no-check", "Accept": "application/json"},
+            auth=srv.auth,
+            timeout=20,
+        )
+
+    with ThreadPoolExecutor(8) as ex:
+        rs = list(ex.map(post, [f"par-{i}.txt" for i in range(8)]))
+    assert [r.status_code for r in rs] == [200] * 8
+    ids = [r.json()["results"][0]["id"] for r in rs]
+    assert len(set(ids)) == 8
+    with ThreadPoolExecutor(6) as ex:
+        rs = list(ex.map(post, ["same.txt"] * 6))
+    assert sorted(r.status_code for r in rs) == [200] + [400] * 5, [r.status_code for r in rs]
+    names = [a["title"] for a in attachments(srv, pid, limit=50)["results"]]
+    assert names.count("same.txt") == 1 and len(names) == 9
