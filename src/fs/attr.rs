@@ -47,7 +47,8 @@ impl ConfluenceFs {
         };
         Attr {
             ino,
-            size: if is_dir { u64::from(BLOCK_SIZE) } else { size },
+            // Directories have no bytes of their own, so `du -sb` adds up to the attachments.
+            size: if is_dir { 0 } else { size },
             blocks: if is_dir { 0 } else { size.div_ceil(512) },
             mtime,
             ctime: mtime,

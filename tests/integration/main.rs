@@ -1,5 +1,6 @@
 //! The integration suite: one binary, one module per area.
 
+mod mounted;
 mod support;
 
 mod cli;
@@ -8,6 +9,8 @@ mod client_connect;
 mod client_content;
 mod client_download;
 mod client_listing;
-mod client_range_ignored;
+mod client_odd_servers;
 mod client_retry;
 mod client_upload;
+
+mod mount_tree;
