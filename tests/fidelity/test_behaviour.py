@@ -154,6 +154,20 @@ def test_dc_bearer_token(dc):
 def test_dc_bad_basic_auth(dc):
     r = requests.get(dc.v1("/space"), auth=("demo@example.com", "wrong"), timeout=20)
     assert r.status_code == 401
+    r = requests.get(dc.v1("/space"), timeout=20)
+    assert r.status_code == 401, "anonymous REST access is refused"
+
+
+def test_cloud_refuses_bearer_api_token(cloud):
+    """A Cloud API token works as basic auth only; as a bearer token the site refuses it
+    (v1: 403 shape of FACTS 2.8; v2: the bare 404 of FACTS 3)."""
+    h = {"Authorization": "Bearer demo-token"}
+    r = requests.get(cloud.v1("/user/current"), headers=h, timeout=20)
+    r.fidelity_server = cloud
+    check(r, 403)
+    r = requests.get(cloud.v2("/spaces"), headers=h, timeout=20)
+    assert r.status_code == 404
+    check_v2_error(r)
 
 
 def test_cloud_v1_bad_credentials_403(cloud):
