@@ -1,0 +1,109 @@
+//! How big everything is, in one struct with the defaults next to it.
+//!
+//! The figures follow the kernel (FUSE-NOTES §5): READs are 128 KiB with default readahead and
+//! at most 1 MiB, so a 1 MiB block serves several READs per fetch and a READ never spans more
+//! than two blocks. Range requests of up to 8 MiB keep the per-request overhead of HTTP small
+//! against the bytes moved; four of them in flight and a 64 MiB window keep a long-latency link
+//! busy without letting one open file hold much memory.
+
+use std::path::PathBuf;
+
+use super::CacheError;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Size of a cached block; the last block of an object is shorter. Default 1 MiB.
+    pub block_size: u64,
+    /// Bound of the in-memory cache, in bytes of block data. Default 256 MiB.
+    pub memory_bytes: u64,
+    /// Where blocks are kept across mounts; `None` keeps them in memory only.
+    pub disk_dir: Option<PathBuf>,
+    /// Bound of the disk cache, in bytes of block files. Default 10 GiB.
+    pub disk_bytes: u64,
+    /// Largest sequential read-ahead window. Default 64 MiB.
+    pub max_prefetch_bytes: u64,
+    /// Largest single range request. Default 8 MiB.
+    pub max_request_bytes: u64,
+    /// Read-ahead requests in flight per open file. Default 4.
+    pub max_parallel_fetches: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            block_size: MIB,
+            memory_bytes: 256 * MIB,
+            disk_dir: None,
+            disk_bytes: 10 * GIB,
+            max_prefetch_bytes: 64 * MIB,
+            max_request_bytes: 8 * MIB,
+            max_parallel_fetches: 4,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Refuses what cannot work and rounds the rest to whole blocks, so that the other modules
+    /// can count in blocks without re-checking.
+    pub(crate) fn validated(mut self) -> Result<CacheConfig, CacheError> {
+        // moka weighs entries with a u32, so a block must fit in one.
+        if self.block_size == 0 || self.block_size > u64::from(u32::MAX) {
+            return Err(CacheError::Config(format!(
+                "block size {} is not between 1 byte and 4 GiB",
+                self.block_size
+            )));
+        }
+        if self.max_parallel_fetches == 0 {
+            return Err(CacheError::Config(
+                "at least one fetch per file must be allowed".into(),
+            ));
+        }
+        // At least one block per request, else nothing could ever be fetched.
+        self.max_request_bytes =
+            (self.max_request_bytes / self.block_size).max(1) * self.block_size;
+        // A window of zero would turn read-ahead off; that is a legitimate choice.
+        self.max_prefetch_bytes = (self.max_prefetch_bytes / self.block_size) * self.block_size;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_block_size_is_refused() {
+        let config = CacheConfig {
+            block_size: 0,
+            ..CacheConfig::default()
+        };
+        assert!(matches!(config.validated(), Err(CacheError::Config(_))));
+    }
+
+    #[test]
+    fn request_size_is_rounded_to_whole_blocks() {
+        let config = CacheConfig {
+            block_size: 1000,
+            max_request_bytes: 2500,
+            max_prefetch_bytes: 10_500,
+            ..CacheConfig::default()
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(config.max_request_bytes, 2000);
+        assert_eq!(config.max_prefetch_bytes, 10_000);
+
+        let tiny = CacheConfig {
+            block_size: 1000,
+            max_request_bytes: 10,
+            ..CacheConfig::default()
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(tiny.max_request_bytes, 1000);
+    }
+}

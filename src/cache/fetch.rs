@@ -1,0 +1,253 @@
+//! Getting missing blocks: one job per run of blocks, shared by everyone who waits on any of
+//! them.
+//!
+//! A job fetches a contiguous run of blocks with one range request (or loads one block from
+//! disk, falling back to the server if the file is gone or torn), cuts the answer into blocks,
+//! hands each block to its waiters, then stores it in memory and on disk. While a job runs, each
+//! of its blocks has an entry in the in-flight map, and anyone else who needs that block joins
+//! the entry instead of fetching it again; that covers read-ahead too, so a block is never
+//! fetched twice at once. The entry is removed only after the block is in memory and on disk,
+//! so there is no moment when a block is in neither place nor in flight.
+//!
+//! A failure is delivered to every waiter and cached nowhere; the next read starts a new job.
+//! A job can be cancelled (its file was closed, or the reader jumped away from the read-ahead);
+//! its waiters then see `None` and look for the block again.
+//!
+//! Blocks cut out of a multi-block response are copied into their own buffers: a `Bytes` slice
+//! would keep the whole response alive for as long as any one of its blocks is cached.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::FutureExt;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::AbortHandle;
+
+use super::block::{BlockKey, Geometry};
+use super::store::{BackgroundToken, BlockCache};
+use super::{CacheError, ObjectKey, RangeFetch};
+
+/// What a waiter gets: the block, the job's error, or `None` if the job was cancelled.
+pub(crate) type BlockOutcome = Option<Result<Bytes, CacheError>>;
+pub(crate) type PendingBlock = Shared<BoxFuture<'static, BlockOutcome>>;
+
+/// Blocks being fetched or loaded, each with the id of the job that owns its entry.
+pub(crate) type InFlightMap = HashMap<BlockKey, (u64, PendingBlock)>;
+
+/// A job that was started, as its starter remembers it (to cancel it later).
+pub(crate) struct StartedJob {
+    pub blocks: Range<u64>,
+    pub handle: AbortHandle,
+}
+
+/// What the job needs to know about the object it works on.
+#[derive(Clone)]
+pub(crate) struct ObjectSource {
+    pub object: Arc<ObjectKey>,
+    pub geometry: Geometry,
+    pub fetch: Arc<dyn RangeFetch>,
+}
+
+impl ObjectSource {
+    pub fn key(&self, index: u64) -> BlockKey {
+        BlockKey {
+            object: self.object.clone(),
+            index,
+        }
+    }
+}
+
+/// Registers `blocks` in the in-flight map (the caller holds its lock) and spawns the job.
+/// `from_disk` is only for single blocks the disk index has; `permits` makes the job wait for a
+/// read-ahead slot of its file before it fetches.
+pub(crate) fn start(
+    cache: &Arc<BlockCache>,
+    map: &mut InFlightMap,
+    source: &ObjectSource,
+    blocks: Range<u64>,
+    from_disk: bool,
+    permits: Option<Arc<Semaphore>>,
+) -> (Vec<(u64, PendingBlock)>, StartedJob) {
+    let id = cache.next_job_id();
+    let mut pending = Vec::new();
+    let mut senders = Vec::new();
+    let mut keys = Vec::new();
+    for index in blocks.clone() {
+        let (sender, receiver) = oneshot::channel();
+        let block: PendingBlock = receiver.map(Result::ok).boxed().shared();
+        let key = source.key(index);
+        map.insert(key.clone(), (id, block.clone()));
+        pending.push((index, block));
+        senders.push(sender);
+        keys.push(key);
+    }
+    // Built before the spawn and moved into the task, so that the entries are removed even if
+    // the task is cancelled before it ever runs.
+    let guard = JobGuard {
+        cache: cache.clone(),
+        keys,
+        id,
+        _token: cache.background_token(),
+    };
+    let job = Job {
+        cache: cache.clone(),
+        source: source.clone(),
+        blocks: blocks.clone(),
+        from_disk,
+        senders,
+    };
+    let handle = tokio::spawn(job.run(permits, guard)).abort_handle();
+    (pending, StartedJob { blocks, handle })
+}
+
+struct Job {
+    cache: Arc<BlockCache>,
+    source: ObjectSource,
+    blocks: Range<u64>,
+    from_disk: bool,
+    senders: Vec<oneshot::Sender<Result<Bytes, CacheError>>>,
+}
+
+impl Job {
+    async fn run(self, permits: Option<Arc<Semaphore>>, guard: JobGuard) {
+        let _permit = match permits {
+            // The semaphore is never closed; a failure would only mean "no limit".
+            Some(permits) => permits.acquire_owned().await.ok(),
+            None => None,
+        };
+        let mut fetched = true;
+        let outcome = if self.from_disk {
+            match self.load_from_disk().await {
+                Some(block) => {
+                    fetched = false;
+                    Ok(vec![block])
+                }
+                None => self.fetch().await,
+            }
+        } else {
+            self.fetch().await
+        };
+
+        let blocks = match outcome {
+            Ok(blocks) => blocks,
+            Err(error) => {
+                for sender in self.senders {
+                    let _ = sender.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        let keyed: Vec<(BlockKey, Bytes)> = self
+            .blocks
+            .clone()
+            .map(|index| self.source.key(index))
+            .zip(blocks)
+            .collect();
+        // Waiters first: they are what the user is waiting for; storing can follow.
+        for (sender, (_, block)) in self.senders.into_iter().zip(&keyed) {
+            let _ = sender.send(Ok(block.clone()));
+        }
+        for (key, block) in &keyed {
+            self.cache.memory.insert(key.clone(), block.clone()).await;
+        }
+        if let (true, Some(disk)) = (fetched, self.cache.disk.clone()) {
+            // The blocking write owns its own token, so that a cancelled job does not make the
+            // cache look idle while the write still runs.
+            let token = self.cache.background_token();
+            let write = tokio::task::spawn_blocking(move || {
+                let _token = token;
+                for (key, block) in &keyed {
+                    disk.write(key, block);
+                }
+            });
+            let _ = write.await;
+        }
+        drop(guard);
+    }
+
+    async fn load_from_disk(&self) -> Option<Bytes> {
+        let disk = self.cache.disk.clone()?;
+        let key = self.source.key(self.blocks.start);
+        let expected = self.source.geometry.block_len(self.blocks.start);
+        let block = tokio::task::spawn_blocking(move || disk.read(&key, expected))
+            .await
+            .ok()
+            .flatten()?;
+        self.cache
+            .counters
+            .disk_hits
+            .fetch_add(1, Ordering::Relaxed);
+        Some(block)
+    }
+
+    async fn fetch(&self) -> Result<Vec<Bytes>, CacheError> {
+        fetch_blocks(&self.cache, &self.source, self.blocks.clone()).await
+    }
+}
+
+/// One range request for `blocks`, cut into blocks. Checks the length: an answer of the wrong
+/// size means the object is not what we think it is, and none of it may be cached.
+pub(crate) async fn fetch_blocks(
+    cache: &BlockCache,
+    source: &ObjectSource,
+    blocks: Range<u64>,
+) -> Result<Vec<Bytes>, CacheError> {
+    let geometry = source.geometry;
+    let (offset, len) = geometry.byte_range(&blocks);
+    cache.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let data = source
+        .fetch
+        .fetch(offset, len)
+        .await
+        .map_err(|e| CacheError::Fetch(Arc::new(e)))?;
+    if data.len() as u64 != len {
+        return Err(CacheError::WrongLength {
+            offset,
+            expected: len,
+            got: data.len() as u64,
+        });
+    }
+    cache
+        .counters
+        .fetched_bytes
+        .fetch_add(len, Ordering::Relaxed);
+    cache
+        .counters
+        .misses
+        .fetch_add(blocks.end - blocks.start, Ordering::Relaxed);
+    if blocks.end - blocks.start == 1 {
+        return Ok(vec![data]);
+    }
+    let mut cut = Vec::with_capacity((blocks.end - blocks.start) as usize);
+    let mut at = 0usize;
+    for index in blocks {
+        let block_len = geometry.block_len(index) as usize;
+        cut.push(Bytes::copy_from_slice(&data[at..at + block_len]));
+        at += block_len;
+    }
+    Ok(cut)
+}
+
+/// Removes a job's in-flight entries when the job ends, however it ends.
+struct JobGuard {
+    cache: Arc<BlockCache>,
+    keys: Vec<BlockKey>,
+    id: u64,
+    _token: BackgroundToken,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        let mut map = self.cache.lock_in_flight();
+        for key in &self.keys {
+            // Only our own entry: after a cancellation another job may own the key now.
+            if map.get(key).is_some_and(|(id, _)| *id == self.id) {
+                map.remove(key);
+            }
+        }
+    }
+}

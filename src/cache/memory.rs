@@ -1,0 +1,57 @@
+//! The in-memory tier: a moka cache bounded by bytes, not by entries.
+//!
+//! Blocks are weighed by their length, so `memory_bytes` is a real bound on block data however
+//! short the last blocks of small files are. Each stored block owns its own allocation (the
+//! fetch path copies blocks out of a multi-block response): a slice would keep the whole
+//! response alive after moka evicted its neighbours, and the bound would be a fiction.
+//! Admission is moka's TinyLFU, which keeps often-read blocks from being washed out by one big
+//! sequential copy; the read-ahead window of each open file holds its own blocks, so a block
+//! that TinyLFU declines is still delivered to the reader that asked for it.
+
+use bytes::Bytes;
+use moka::future::Cache;
+
+use super::block::BlockKey;
+
+pub(crate) struct MemoryCache {
+    blocks: Cache<BlockKey, Bytes>,
+}
+
+impl MemoryCache {
+    pub fn new(max_bytes: u64) -> MemoryCache {
+        let blocks = Cache::builder()
+            .max_capacity(max_bytes)
+            // Config validation keeps blocks under 4 GiB, so the weight cannot saturate.
+            .weigher(|_key: &BlockKey, block: &Bytes| {
+                u32::try_from(block.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        MemoryCache { blocks }
+    }
+
+    pub async fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        self.blocks.get(key).await
+    }
+
+    pub fn contains(&self, key: &BlockKey) -> bool {
+        self.blocks.contains_key(key)
+    }
+
+    pub async fn insert(&self, key: BlockKey, block: Bytes) {
+        self.blocks.insert(key, block).await;
+    }
+
+    /// Bytes held, as moka last counted them (exact after [`MemoryCache::settle`]).
+    pub fn weighted_size(&self) -> u64 {
+        self.blocks.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.blocks.entry_count()
+    }
+
+    /// Applies pending inserts and evictions, so the sizes above are current.
+    pub async fn settle(&self) {
+        self.blocks.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,53 @@
+//! The read-side data cache: attachment bytes in blocks, in memory and on disk.
+//!
+//! Attachments are read through FUSE in small pieces and fetched over HTTP, where every
+//! request costs a round trip. The cache turns the one into the other: it cuts each object
+//! (one *version* of one attachment: versions never change, so a block is valid forever and
+//! never stale, DESIGN tenet 4) into fixed-size blocks, keeps them in a byte-bounded memory tier
+//! and an LRU-bounded disk tier that survives remounts, fetches missing blocks with range
+//! requests that cover several blocks at once, shares each fetch among everyone who waits for
+//! it, and reads ahead when a file is read sequentially.
+//!
+//! Module map: `config` (sizes and defaults), `block` (block keys and byte↔block arithmetic),
+//! `memory` (moka tier), `disk` (file-per-block tier), `fetch` (shared jobs that obtain blocks),
+//! `prefetch` (the read-ahead decision), `store` ([`BlockCache`], shared by the mount), `reader`
+//! ([`CachedFile`], one per open handle), `error`.
+//!
+//! Where bytes come from is the [`RangeFetch`] trait: the filesystem implements it with the
+//! Confluence client, tests with a fake; the cache never sees an URL.
+
+mod block;
+mod config;
+mod disk;
+mod error;
+mod fetch;
+mod memory;
+mod prefetch;
+mod reader;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use crate::confluence::ClientError;
+
+pub use config::CacheConfig;
+pub use error::{CacheError, ReadError};
+pub use reader::CachedFile;
+pub use store::{BlockCache, CacheStats};
+
+/// Identity of an immutable byte sequence: one version of one attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    pub attachment_id: String,
+    pub version: u64,
+}
+
+/// Where missing bytes come from. `fetch(offset, len)` must return exactly `len` bytes (the
+/// cache asks only for ranges inside the object); anything else is refused as
+/// [`CacheError::WrongLength`].
+pub trait RangeFetch: Send + Sync + 'static {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>>;
+}

@@ -1,0 +1,213 @@
+//! Read-ahead: when to fetch blocks before anyone asked for them, and how many.
+//!
+//! The kernel reads a file in 128 KiB pieces (1 MiB at most), which is far too little per HTTP
+//! request. When a file is read sequentially we therefore fetch ahead of the reader, in a window
+//! that starts at two blocks and doubles with every sequential read up to `max_prefetch_bytes`,
+//! so that a short read of a file's header costs one block while a long copy soon keeps several
+//! large requests in flight. A read that jumps elsewhere resets the window: random access gets
+//! exactly the blocks it touches, and the read-ahead that was meant for the old position can be
+//! cancelled.
+//!
+//! "Sequential" tolerates a block of slack either way around the previous read's end, because
+//! the kernel may send a file's READs concurrently and they can arrive slightly out of order.
+//!
+//! The window is topped up in batches (at least half the window, capped by the largest request)
+//! rather than block by block as the reader advances; otherwise a full window would be refilled
+//! with one small request per block and the requests-per-byte would be those of random access.
+//! This type only decides; the reader carries the decision out.
+
+use std::ops::Range;
+
+use super::block::Geometry;
+
+#[derive(Debug)]
+pub(crate) struct ReadAhead {
+    geometry: Geometry,
+    max_window: u64,
+    max_request: u64,
+    /// End of the furthest sequential read so far; `None` before the first read.
+    last_end: Option<u64>,
+    /// Current window in bytes; 0 means no read-ahead.
+    window: u64,
+    /// Blocks below this index were requested already (or needed by a read).
+    scheduled_end: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// The read continued the previous one.
+    pub sequential: bool,
+    /// Blocks to fetch ahead now (never past EOF, never below what was scheduled before).
+    pub prefetch: Option<Range<u64>>,
+}
+
+impl ReadAhead {
+    pub fn new(geometry: Geometry, max_window: u64, max_request: u64) -> ReadAhead {
+        ReadAhead {
+            geometry,
+            max_window,
+            max_request,
+            last_end: None,
+            window: 0,
+            scheduled_end: 0,
+        }
+    }
+
+    /// Records a read of bytes `[offset, end)` (`end` already clamped to EOF, `offset < end`).
+    pub fn on_read(&mut self, offset: u64, end: u64) -> Decision {
+        let block_size = self.geometry.block_size;
+        let needed = self.geometry.blocks_for(offset, end);
+        let sequential = self.last_end.is_some_and(|previous| {
+            offset.saturating_add(block_size) >= previous
+                && offset <= previous.saturating_add(block_size)
+        });
+        if sequential {
+            let grown = if self.window == 0 {
+                2 * block_size
+            } else {
+                self.window.saturating_mul(2)
+            };
+            self.window = grown.min(self.max_window);
+            self.last_end = self.last_end.max(Some(end));
+        } else {
+            self.window = 0;
+            self.last_end = Some(end);
+            self.scheduled_end = needed.end;
+        }
+        self.scheduled_end = self.scheduled_end.max(needed.end);
+        if self.window == 0 {
+            return Decision {
+                sequential,
+                prefetch: None,
+            };
+        }
+
+        let target_bytes = end.saturating_add(self.window).min(self.geometry.size);
+        let target = target_bytes.div_ceil(block_size);
+        let gap = target.saturating_sub(self.scheduled_end);
+        let batch = (self.window / 2).clamp(block_size, self.max_request) / block_size;
+        let at_eof = target == self.geometry.block_count();
+        let prefetch = if gap > 0 && (gap >= batch || at_eof) {
+            let blocks = self.scheduled_end..target;
+            self.scheduled_end = target;
+            Some(blocks)
+        } else {
+            None
+        };
+        Decision {
+            sequential,
+            prefetch,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+
+    fn read_ahead(size: u64) -> ReadAhead {
+        let geometry = Geometry {
+            block_size: MIB,
+            size,
+        };
+        ReadAhead::new(geometry, 64 * MIB, 8 * MIB)
+    }
+
+    #[test]
+    fn first_read_fetches_nothing_ahead() {
+        let mut ra = read_ahead(100 * MIB);
+        let decision = ra.on_read(0, 128 * KIB);
+        assert_eq!(
+            decision,
+            Decision {
+                sequential: false,
+                prefetch: None
+            }
+        );
+    }
+
+    #[test]
+    fn window_doubles_and_is_capped() {
+        let mut ra = read_ahead(1024 * MIB);
+        ra.on_read(0, 128 * KIB);
+        let mut offset = 128 * KIB;
+        let mut scheduled = Vec::new();
+        for _ in 0..200 {
+            let decision = ra.on_read(offset, offset + 128 * KIB);
+            assert!(decision.sequential);
+            if let Some(blocks) = decision.prefetch {
+                scheduled.push(blocks);
+            }
+            offset += 128 * KIB;
+        }
+        assert_eq!(ra.window, 64 * MIB);
+        // The first top-up is the initial window of two blocks.
+        assert_eq!(scheduled[0], 1..3);
+        // Batches follow each other without gaps or overlaps.
+        for pair in scheduled.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        // Once the window is full, batches are at least a full request (8 blocks) long.
+        assert!(scheduled[6..].iter().all(|b| b.end - b.start >= 8));
+        // Reading 25 MiB never schedules further ahead than the window.
+        let read_end = offset.div_ceil(MIB);
+        assert!(scheduled.last().unwrap().end <= read_end + 64 + 1);
+    }
+
+    #[test]
+    fn never_past_eof() {
+        let size = 5 * MIB + 3;
+        let mut ra = read_ahead(size);
+        ra.on_read(0, MIB);
+        let mut all = Vec::new();
+        let mut offset = MIB;
+        while offset < size {
+            let end = (offset + MIB).min(size);
+            if let Some(blocks) = ra.on_read(offset, end).prefetch {
+                all.push(blocks);
+            }
+            offset = end;
+        }
+        let last = all.last().unwrap().end;
+        assert_eq!(last, 6, "the short last block is fetched, nothing beyond");
+    }
+
+    #[test]
+    fn jump_resets_the_window() {
+        let mut ra = read_ahead(1024 * MIB);
+        ra.on_read(0, MIB);
+        ra.on_read(MIB, 2 * MIB);
+        ra.on_read(2 * MIB, 3 * MIB);
+        assert!(ra.window >= 4 * MIB);
+        let decision = ra.on_read(500 * MIB, 500 * MIB + 4 * KIB);
+        assert!(!decision.sequential);
+        assert_eq!(decision.prefetch, None);
+        assert_eq!(ra.window, 0);
+        // Continuing from the new place starts a fresh, small window there.
+        let next = ra.on_read(500 * MIB + 4 * KIB, 500 * MIB + 8 * KIB);
+        assert_eq!(next.prefetch, Some(501..503));
+    }
+
+    #[test]
+    fn slightly_out_of_order_reads_stay_sequential() {
+        let mut ra = read_ahead(1024 * MIB);
+        ra.on_read(0, 128 * KIB);
+        assert!(ra.on_read(256 * KIB, 384 * KIB).sequential);
+        assert!(ra.on_read(128 * KIB, 256 * KIB).sequential);
+        assert!(ra.on_read(384 * KIB, 512 * KIB).sequential);
+    }
+
+    #[test]
+    fn zero_window_means_no_read_ahead() {
+        let geometry = Geometry {
+            block_size: MIB,
+            size: 100 * MIB,
+        };
+        let mut ra = ReadAhead::new(geometry, 0, 8 * MIB);
+        ra.on_read(0, MIB);
+        assert_eq!(ra.on_read(MIB, 2 * MIB).prefetch, None);
+    }
+}

@@ -1,0 +1,268 @@
+//! One open file handle reading through the cache.
+//!
+//! A `CachedFile` knows which object it reads, how large it is and where missing bytes come
+//! from. For each READ it works out the blocks the read touches, takes what memory (or its own
+//! read-ahead) already has, claims the rest from the shared cache, and lets the read-ahead
+//! decision ([`ReadAhead`]) start background jobs for the blocks after it.
+//!
+//! Blocks read ahead are held by the file itself until the reader passes them: moka may decline
+//! or evict a block before the reader gets there, and a block fetched ahead must not have to be
+//! fetched again. That makes memory "moka's bound plus each open file's window", both bounded.
+//! A jump cancels the read-ahead that no longer serves the reader, and dropping the file
+//! cancels all of it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
+
+use super::block::Geometry;
+use super::fetch::{ObjectSource, PendingBlock, StartedJob};
+use super::prefetch::ReadAhead;
+use super::store::{BlockCache, Claim};
+use super::{CacheError, ObjectKey, RangeFetch, ReadError};
+
+/// How often a reader joins shared jobs for a block before it fetches the block on its own.
+const SHARED_ATTEMPTS: usize = 3;
+
+pub struct CachedFile {
+    cache: Arc<BlockCache>,
+    source: ObjectSource,
+    /// Read-ahead jobs in flight for this file (`max_parallel_fetches`).
+    permits: Arc<Semaphore>,
+    state: Mutex<FileState>,
+}
+
+struct FileState {
+    read_ahead: ReadAhead,
+    /// Blocks read ahead and not yet passed by the reader.
+    ahead: BTreeMap<u64, PendingBlock>,
+    /// Read-ahead jobs this file started, to cancel them on a jump or on drop.
+    jobs: Vec<StartedJob>,
+}
+
+impl CachedFile {
+    pub(crate) fn new(
+        cache: Arc<BlockCache>,
+        key: ObjectKey,
+        size: u64,
+        fetch: Arc<dyn RangeFetch>,
+    ) -> CachedFile {
+        let config = &cache.config;
+        let geometry = Geometry {
+            block_size: config.block_size,
+            size,
+        };
+        let read_ahead = ReadAhead::new(
+            geometry,
+            config.max_prefetch_bytes,
+            config.max_request_bytes,
+        );
+        let permits = Arc::new(Semaphore::new(config.max_parallel_fetches));
+        CachedFile {
+            source: ObjectSource {
+                object: Arc::new(key),
+                geometry,
+                fetch,
+            },
+            permits,
+            state: Mutex::new(FileState {
+                read_ahead,
+                ahead: BTreeMap::new(),
+                jobs: Vec::new(),
+            }),
+            cache,
+        }
+    }
+
+    pub fn key(&self) -> &ObjectKey {
+        &self.source.object
+    }
+
+    pub fn size(&self) -> u64 {
+        self.source.geometry.size
+    }
+
+    /// Bytes `[offset, min(offset + len, size))`; empty at or after EOF.
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, ReadError> {
+        let geometry = self.source.geometry;
+        let end = offset.saturating_add(u64::from(len)).min(geometry.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let needed = geometry.blocks_for(offset, end);
+        let count = (needed.end - needed.start) as usize;
+
+        let (prefetch, mut slots) = self.plan(offset, end, &needed);
+
+        // Memory next, for what the read-ahead does not hold.
+        let mut ready: Vec<Option<Bytes>> = vec![None; count];
+        for (at, index) in needed.clone().enumerate() {
+            if slots[at].is_none() {
+                if let Some(block) = self.cache.memory.get(&self.source.key(index)).await {
+                    self.cache
+                        .counters
+                        .memory_hits
+                        .fetch_add(1, Ordering::Relaxed);
+                    ready[at] = Some(block);
+                }
+            }
+        }
+        let wanted: Vec<u64> = needed
+            .clone()
+            .filter(|index| {
+                let at = (index - needed.start) as usize;
+                slots[at].is_none() && ready[at].is_none()
+            })
+            .collect();
+        if !wanted.is_empty() {
+            // Demand jobs are not tracked for cancellation: this read is waiting for them.
+            let (claims, _jobs) = self.cache.claim(&self.source, wanted, None);
+            for (index, claim) in claims {
+                if let Claim::Pending(pending) = claim {
+                    slots[(index - needed.start) as usize] = Some(pending);
+                }
+            }
+        }
+        if let Some(blocks) = prefetch {
+            let (claims, jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
+            let mut state = self.lock();
+            for (index, claim) in claims {
+                if let Claim::Pending(pending) = claim {
+                    state.ahead.insert(index, pending);
+                }
+            }
+            state.jobs.extend(jobs);
+        }
+
+        let mut parts = Vec::with_capacity(count);
+        for (at, index) in needed.clone().enumerate() {
+            let block = match (ready[at].take(), slots[at].take()) {
+                (Some(block), _) => block,
+                (None, Some(pending)) => match pending.await {
+                    Some(Ok(block)) => block,
+                    Some(Err(error)) => {
+                        // Not kept anywhere: the next read of this block tries again.
+                        self.lock().ahead.remove(&index);
+                        return Err(error);
+                    }
+                    None => {
+                        self.lock().ahead.remove(&index);
+                        self.block_again(index).await?
+                    }
+                },
+                // Claimed as "in memory" but not fetched from there yet.
+                (None, None) => self.block_again(index).await?,
+            };
+            // Every tier checks lengths already; this catches two opens that disagree on the
+            // size of one version, which would otherwise shift bytes silently.
+            let expected = geometry.block_len(index);
+            if block.len() as u64 != expected {
+                return Err(CacheError::WrongLength {
+                    offset: geometry.block_start(index),
+                    expected,
+                    got: block.len() as u64,
+                });
+            }
+            parts.push(block);
+        }
+        assemble(&parts, geometry.block_start(needed.start), offset, end)
+    }
+
+    /// Updates the read-ahead state for a read of `[offset, end)` and returns the blocks to
+    /// read ahead plus the read-ahead slots already holding blocks of `needed`.
+    fn plan(
+        &self,
+        offset: u64,
+        end: u64,
+        needed: &Range<u64>,
+    ) -> (Option<Range<u64>>, Vec<Option<PendingBlock>>) {
+        let mut cancelled = Vec::new();
+        let (prefetch, slots) = {
+            let mut state = self.lock();
+            let decision = state.read_ahead.on_read(offset, end);
+            // The reader has passed these; holding them longer would only cost memory.
+            state.ahead = state.ahead.split_off(&needed.start);
+            if !decision.sequential {
+                state.ahead.retain(|index, _| needed.contains(index));
+                state.jobs.retain(|job| {
+                    let serves_read =
+                        job.blocks.start < needed.end && needed.start < job.blocks.end;
+                    if !serves_read {
+                        cancelled.push(job.handle.clone());
+                    }
+                    serves_read
+                });
+            }
+            state.jobs.retain(|job| !job.handle.is_finished());
+            let slots = needed
+                .clone()
+                .map(|index| state.ahead.get(&index).cloned())
+                .collect();
+            (decision.prefetch, slots)
+        };
+        // Outside the lock: a cancelled job's cleanup must never wait on our state.
+        for handle in cancelled {
+            handle.abort();
+        }
+        (prefetch, slots)
+    }
+
+    /// One block, after the job that was to deliver it was cancelled (or memory lost it).
+    async fn block_again(&self, index: u64) -> Result<Bytes, CacheError> {
+        let key = self.source.key(index);
+        for _ in 0..SHARED_ATTEMPTS {
+            if let Some(block) = self.cache.memory.get(&key).await {
+                return Ok(block);
+            }
+            let (claims, _jobs) = self.cache.claim(&self.source, [index], None);
+            if let Some((_, Claim::Pending(pending))) = claims.into_iter().next() {
+                if let Some(outcome) = pending.await {
+                    return outcome;
+                }
+            }
+        }
+        let mut blocks = self
+            .cache
+            .fetch_unshared(&self.source, index..index + 1)
+            .await?;
+        Ok(blocks.remove(0))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FileState> {
+        // The state is a cache of decisions; after a panic elsewhere it is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for CachedFile {
+    fn drop(&mut self) {
+        let state = self.lock();
+        for job in &state.jobs {
+            job.handle.abort();
+        }
+    }
+}
+
+/// Bytes `[offset, end)` out of consecutive whole blocks (lengths checked by the caller), the
+/// first of which starts at `first_start`. A single block is sliced without copying.
+fn assemble(parts: &[Bytes], first_start: u64, offset: u64, end: u64) -> Result<Bytes, ReadError> {
+    let len = (end - offset) as usize;
+    let skip = (offset - first_start) as usize;
+    if let [block] = parts {
+        return Ok(block.slice(skip..skip + len));
+    }
+    let mut out = BytesMut::with_capacity(len);
+    let mut skip = skip;
+    for block in parts {
+        let take = (block.len() - skip).min(len - out.len());
+        out.extend_from_slice(&block[skip..skip + take]);
+        skip = 0;
+    }
+    Ok(out.freeze())
+}

@@ -1,0 +1,602 @@
+//! Tests of the whole cache through its public API, against a fake server that serves
+//! deterministic bytes, counts requests, and can be told to fail or to hold requests.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::{join_all, BoxFuture};
+use futures_util::FutureExt;
+use reqwest::Method;
+use tokio::sync::watch;
+
+use super::*;
+use crate::confluence::{ClientError, RequestLine};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Byte `pos` of the fake object with `seed`: differs between neighbouring bytes, blocks and
+/// seeds (versions), so a misplaced or stale byte shows.
+fn byte_at(seed: u64, pos: u64) -> u8 {
+    let x = (pos ^ (seed << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 56) as u8
+}
+
+fn expected(seed: u64, offset: u64, end: u64) -> Vec<u8> {
+    (offset..end).map(|pos| byte_at(seed, pos)).collect()
+}
+
+struct FakeServer {
+    size: u64,
+    seed: u64,
+    calls: AtomicU64,
+    bytes: AtomicU64,
+    requests: Mutex<Vec<(u64, u64)>>,
+    fail: AtomicBool,
+    /// `false` holds every request until it turns `true`.
+    open: watch::Sender<bool>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+impl FakeServer {
+    fn new(size: u64, seed: u64) -> Arc<FakeServer> {
+        Arc::new(FakeServer {
+            size,
+            seed,
+            calls: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            requests: Mutex::new(Vec::new()),
+            fail: AtomicBool::new(false),
+            open: watch::channel(true).0,
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+        })
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose range held byte `pos`.
+    fn requests_covering(&self, pos: u64) -> usize {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|(offset, len)| (*offset..offset + len).contains(&pos))
+            .count()
+    }
+
+    fn set_failing(&self, fail: bool) {
+        self.fail.store(fail, Ordering::SeqCst);
+    }
+
+    fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+struct FakeFetch(Arc<FakeServer>);
+
+impl RangeFetch for FakeFetch {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>> {
+        let server = self.0.clone();
+        async move {
+            server.calls.fetch_add(1, Ordering::SeqCst);
+            server.requests.lock().unwrap().push((offset, len));
+            let running = server.running.fetch_add(1, Ordering::SeqCst) + 1;
+            server.max_running.fetch_max(running, Ordering::SeqCst);
+            let mut open = server.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+            server.running.fetch_sub(1, Ordering::SeqCst);
+            if server.fail.load(Ordering::SeqCst) {
+                return Err(ClientError::Transport {
+                    request: RequestLine {
+                        method: Method::GET,
+                        url: "http://fake/download".into(),
+                    },
+                    detail: "connection refused".into(),
+                    source: None,
+                });
+            }
+            assert!(
+                offset + len <= server.size,
+                "fetch past EOF: {offset}+{len}"
+            );
+            server.bytes.fetch_add(len, Ordering::SeqCst);
+            Ok(Bytes::from(expected(server.seed, offset, offset + len)))
+        }
+        .boxed()
+    }
+}
+
+fn fetcher(server: &Arc<FakeServer>) -> Arc<dyn RangeFetch> {
+    Arc::new(FakeFetch(server.clone()))
+}
+
+fn key(id: &str, version: u64) -> ObjectKey {
+    ObjectKey {
+        attachment_id: id.into(),
+        version,
+    }
+}
+
+/// Small blocks keep the tests fast; the ratios are those of the defaults.
+fn small_config(disk_dir: Option<&Path>) -> CacheConfig {
+    CacheConfig {
+        block_size: 1000,
+        memory_bytes: 1_000_000,
+        disk_dir: disk_dir.map(Path::to_path_buf),
+        disk_bytes: 1_000_000,
+        max_prefetch_bytes: 8000,
+        max_request_bytes: 4000,
+        max_parallel_fetches: 2,
+    }
+}
+
+async fn read_all(file: &CachedFile, chunk: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let piece = file.read(out.len() as u64, chunk).await.unwrap();
+        if piece.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&piece);
+    }
+}
+
+fn block_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for bucket in std::fs::read_dir(dir).unwrap() {
+        let bucket = bucket.unwrap().path();
+        if bucket.is_dir() {
+            for file in std::fs::read_dir(&bucket).unwrap() {
+                files.push(file.unwrap().path());
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn reads_are_byte_exact_at_block_boundaries_and_the_short_last_block() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(3500, 7);
+    let file = cache.open(key("att1", 1), 3500, fetcher(&server));
+    let cases: &[(u64, u32, u64)] = &[
+        (0, 1000, 1000),
+        (999, 2, 1001),
+        (1000, 1000, 2000),
+        (1500, 1700, 3200),
+        (2999, 600, 3500),
+        (3400, 200, 3500),
+        (3499, 1, 3500),
+        (0, 5000, 3500),
+    ];
+    for &(offset, len, end) in cases {
+        let got = file.read(offset, len).await.unwrap();
+        assert_eq!(got, expected(7, offset, end), "read({offset}, {len})");
+    }
+    assert!(file.read(3500, 10).await.unwrap().is_empty());
+    assert!(file.read(9000, 10).await.unwrap().is_empty());
+    assert!(file.read(10, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn warm_reread_makes_no_requests() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(10_500, 1);
+    let file = cache.open(key("att1", 1), 10_500, fetcher(&server));
+    assert_eq!(read_all(&file, 300).await, expected(1, 0, 10_500));
+    cache.settled().await;
+    let calls = server.calls();
+    assert!(calls > 0);
+    assert!(cache.is_cached(&key("att1", 1), 10_500));
+
+    let again = cache.open(key("att1", 1), 10_500, fetcher(&server));
+    assert_eq!(read_all(&again, 700).await, expected(1, 0, 10_500));
+    assert_eq!(server.calls(), calls);
+    // Each block was fetched exactly once.
+    assert_eq!(server.bytes.load(Ordering::SeqCst), 10_500);
+}
+
+#[tokio::test]
+async fn disk_cache_survives_a_new_cache_and_serves_with_the_server_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("cache");
+    let server = FakeServer::new(7_300, 3);
+    {
+        let cache = BlockCache::new(small_config(Some(&disk))).unwrap();
+        let file = cache.open(key("att9", 2), 7_300, fetcher(&server));
+        assert_eq!(read_all(&file, 1000).await, expected(3, 0, 7_300));
+        cache.settled().await;
+        assert_eq!(cache.stats().disk_bytes, 7_300);
+    }
+    let calls = server.calls();
+    server.set_failing(true);
+
+    let cache = BlockCache::new(small_config(Some(&disk))).unwrap();
+    assert!(cache.is_cached(&key("att9", 2), 7_300));
+    assert_eq!(cache.stats().disk_blocks, 8);
+    let file = cache.open(key("att9", 2), 7_300, fetcher(&server));
+    assert_eq!(read_all(&file, 900).await, expected(3, 0, 7_300));
+    assert_eq!(server.calls(), calls, "no request for a fully cached file");
+    assert_eq!(cache.stats().disk_hits, 8);
+    // Another version of the same attachment is not cached, and with the server down it fails.
+    let other = cache.open(key("att9", 3), 7_300, fetcher(&server));
+    assert!(matches!(other.read(0, 10).await, Err(ReadError::Fetch(_))));
+}
+
+#[tokio::test]
+async fn failed_fetch_reaches_every_waiter_is_not_cached_and_a_retry_succeeds() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(5_000, 4);
+    let file = cache.open(key("att1", 1), 5_000, fetcher(&server));
+    server.set_failing(true);
+    server.hold();
+    let reads = join_all((0..4).map(|i| file.read(2000 + i * 10, 10)));
+    let release = async {
+        tokio::task::yield_now().await;
+        server.release();
+    };
+    let (results, ()) = tokio::join!(reads, release);
+    // (Reads this close together count as sequential, so read-ahead may ask for later blocks.)
+    assert_eq!(
+        server.requests_covering(2000),
+        1,
+        "the waiters shared one request"
+    );
+    for result in results {
+        match result {
+            Err(ReadError::Fetch(error)) => assert!(error.is_retryable()),
+            other => panic!("expected a fetch error, got {other:?}"),
+        }
+    }
+    assert!(!cache.is_cached(&key("att1", 1), 5_000));
+
+    server.set_failing(false);
+    assert_eq!(file.read(2000, 10).await.unwrap(), expected(4, 2000, 2010));
+    assert_eq!(server.requests_covering(2000), 2, "the retry asked again");
+}
+
+#[tokio::test]
+async fn concurrent_reads_of_one_block_make_one_request() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(50_000, 5);
+    let files: Vec<CachedFile> = (0..3)
+        .map(|_| cache.open(key("att1", 1), 50_000, fetcher(&server)))
+        .collect();
+    server.hold();
+    let reads = join_all((0..12).map(|i| files[i % 3].read(20_000 + (i as u64) * 50, 100)));
+    let release = async {
+        tokio::task::yield_now().await;
+        server.release();
+    };
+    let (results, ()) = tokio::join!(reads, release);
+    for (i, result) in results.into_iter().enumerate() {
+        let offset = 20_000 + (i as u64) * 50;
+        assert_eq!(result.unwrap(), expected(5, offset, offset + 100));
+    }
+    // Later reads of a file continue its earlier ones, so read-ahead asks for later blocks too;
+    // the block everyone wanted was asked for once.
+    assert_eq!(server.requests_covering(20_000), 1);
+}
+
+#[tokio::test]
+async fn versions_never_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+    let v1 = FakeServer::new(4_000, 100);
+    let v2 = FakeServer::new(4_000, 200);
+    let one = cache.open(key("att5", 1), 4_000, fetcher(&v1));
+    assert_eq!(read_all(&one, 1000).await, expected(100, 0, 4_000));
+    cache.settled().await;
+
+    let two = cache.open(key("att5", 2), 4_000, fetcher(&v2));
+    let bytes = read_all(&two, 1000).await;
+    assert_eq!(bytes, expected(200, 0, 4_000));
+    assert_ne!(bytes, expected(100, 0, 4_000));
+    assert!(
+        v2.calls() > 0,
+        "version 2 came from the server, not from version 1's blocks"
+    );
+    cache.settled().await;
+
+    // Both versions are cached side by side, and each still reads as itself.
+    assert_eq!(cache.stats().disk_bytes, 8_000);
+    let one_again = cache.open(key("att5", 1), 4_000, fetcher(&v1));
+    assert_eq!(read_all(&one_again, 1000).await, expected(100, 0, 4_000));
+}
+
+#[tokio::test]
+async fn disk_directory_is_private_and_block_files_are_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("cache");
+    std::fs::create_dir(&disk).unwrap();
+    std::fs::set_permissions(&disk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = BlockCache::new(small_config(Some(&disk))).unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&disk), 0o700, "an existing directory is made private");
+
+    let server = FakeServer::new(3_000, 1);
+    let file = cache.open(key("../../etc/passwd", 1), 3_000, fetcher(&server));
+    read_all(&file, 1000).await;
+    cache.settled().await;
+    let files = block_files(&disk);
+    assert_eq!(files.len(), 3);
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        // The odd id stayed inside the cache directory, escaped.
+        assert_eq!(file.parent().unwrap().parent().unwrap(), disk);
+        assert!(!file.file_name().unwrap().to_string_lossy().contains('.'));
+    }
+
+    let fresh = dir.path().join("a/b/new");
+    BlockCache::new(small_config(Some(&fresh))).unwrap();
+    assert_eq!(mode(&fresh), 0o700);
+}
+
+#[tokio::test]
+async fn disk_lru_eviction_keeps_the_disk_under_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CacheConfig {
+        disk_bytes: 5_000,
+        ..small_config(Some(dir.path()))
+    };
+    let cache = BlockCache::new(config.clone()).unwrap();
+    let server = FakeServer::new(20_000, 8);
+    let file = cache.open(key("att1", 1), 20_000, fetcher(&server));
+    assert_eq!(read_all(&file, 1000).await, expected(8, 0, 20_000));
+    cache.settled().await;
+
+    let on_disk = |dir: &Path| -> u64 {
+        block_files(dir)
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum()
+    };
+    assert!(cache.stats().disk_bytes <= 5_000);
+    assert!(on_disk(dir.path()) <= 5_000);
+    assert!(
+        on_disk(dir.path()) >= 4_000,
+        "the bound is used, not emptied"
+    );
+    drop(file);
+    drop(cache);
+
+    // The last blocks read are the ones kept: a new cache with no memory reads the tail from
+    // disk and has to fetch the head.
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes: 0,
+        ..config.clone()
+    })
+    .unwrap();
+    let calls = server.calls();
+    let file = cache.open(key("att1", 1), 20_000, fetcher(&server));
+    assert_eq!(
+        file.read(19_000, 1000).await.unwrap(),
+        expected(8, 19_000, 20_000)
+    );
+    assert_eq!(server.calls(), calls);
+    assert_eq!(file.read(0, 1000).await.unwrap(), expected(8, 0, 1000));
+    assert_eq!(server.calls(), calls + 1);
+    cache.settled().await;
+    drop(file);
+    drop(cache);
+
+    // A smaller bound at start evicts down to it.
+    let smaller = BlockCache::new(CacheConfig {
+        disk_bytes: 2_000,
+        ..config
+    })
+    .unwrap();
+    assert!(smaller.stats().disk_bytes <= 2_000);
+    assert!(on_disk(dir.path()) <= 2_000);
+}
+
+#[tokio::test]
+async fn truncated_disk_block_is_refetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::new(6_000, 9);
+    {
+        let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+        let file = cache.open(key("att1", 1), 6_000, fetcher(&server));
+        read_all(&file, 1000).await;
+        cache.settled().await;
+    }
+    let files = block_files(dir.path());
+    assert_eq!(files.len(), 6);
+    let victim = &files[0];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    // A crash between temp file and rename leaves one of these; it must not count.
+    std::fs::write(victim.parent().unwrap().join(".tmpleftover"), b"x").unwrap();
+
+    let calls = server.calls();
+    let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+    assert!(!victim.parent().unwrap().join(".tmpleftover").exists());
+    let file = cache.open(key("att1", 1), 6_000, fetcher(&server));
+    assert_eq!(read_all(&file, 1000).await, expected(9, 0, 6_000));
+    assert_eq!(
+        server.calls(),
+        calls + 1,
+        "only the torn block was fetched again"
+    );
+    cache.settled().await;
+    assert_eq!(std::fs::metadata(victim).unwrap().len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_read_uses_few_large_requests() {
+    let config = CacheConfig {
+        memory_bytes: 64 * MIB,
+        ..CacheConfig::default()
+    };
+    let size = 64 * MIB;
+    let cache = BlockCache::new(config.clone()).unwrap();
+    let server = FakeServer::new(size, 11);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    let mut offset = 0;
+    while offset < size {
+        let piece = file.read(offset, 128 * KIB as u32).await.unwrap();
+        assert_eq!(piece.len() as u64, 128 * KIB);
+        // Spot checks keep a debug build fast: the first and last byte of every read.
+        assert_eq!(piece[0], byte_at(11, offset));
+        assert_eq!(piece[piece.len() - 1], byte_at(11, offset + 128 * KIB - 1));
+        offset += 128 * KIB;
+    }
+    assert!(file.read(size, 4096).await.unwrap().is_empty());
+    cache.settled().await;
+
+    let requests = server.requests.lock().unwrap().clone();
+    // Full-size requests, plus the ramp-up of the window (it doubles from 2 blocks to 64).
+    let ramp_up = (config.max_prefetch_bytes / config.block_size).ilog2() as u64;
+    let bound = size / config.max_request_bytes + ramp_up + 2;
+    assert!(
+        requests.len() as u64 <= bound,
+        "{} requests > {bound}: {requests:?}",
+        requests.len()
+    );
+    let full = requests
+        .iter()
+        .filter(|(_, len)| *len == config.max_request_bytes)
+        .count();
+    assert!(
+        full >= 4,
+        "most bytes come in full-size requests: {requests:?}"
+    );
+    assert_eq!(server.bytes.load(Ordering::SeqCst), size, "no block twice");
+    assert!(
+        server.max_running.load(Ordering::SeqCst) <= config.max_parallel_fetches + 1,
+        "read-ahead in flight is bounded per file"
+    );
+}
+
+#[tokio::test]
+async fn random_reads_fetch_only_the_blocks_they_touch() {
+    let config = CacheConfig {
+        memory_bytes: 64 * MIB,
+        ..CacheConfig::default()
+    };
+    let size = 64 * MIB;
+    let cache = BlockCache::new(config).unwrap();
+    let server = FakeServer::new(size, 12);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    // Far apart, so none of them continues another; the last one spans two blocks.
+    let reads = [
+        (10 * MIB + 5, 4096),
+        (40 * MIB + 7, 4096),
+        (3 * MIB + 100, 4096),
+        (50 * MIB, 128 * 1024),
+        (20 * MIB - 10, 20),
+    ];
+    for (offset, len) in reads {
+        let got = file.read(offset, len).await.unwrap();
+        assert_eq!(got, expected(12, offset, offset + u64::from(len)));
+    }
+    cache.settled().await;
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 5, "one request per read: {requests:?}");
+    // Six blocks touched, the two of the last read in one request.
+    assert_eq!(server.bytes.load(Ordering::SeqCst), 6 * MIB);
+    assert!(requests.contains(&(19 * MIB, 2 * MIB)));
+}
+
+#[tokio::test]
+async fn memory_stays_within_its_bound() {
+    let config = CacheConfig {
+        block_size: 64 * KIB,
+        memory_bytes: 512 * KIB,
+        max_prefetch_bytes: 256 * KIB,
+        max_request_bytes: 128 * KIB,
+        ..CacheConfig::default()
+    };
+    let size = 100 * 64 * KIB + 123;
+    let cache = BlockCache::new(config).unwrap();
+    let server = FakeServer::new(size, 13);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    assert_eq!(read_all(&file, 32 * 1024).await, expected(13, 0, size));
+    cache.settled().await;
+    let stats = cache.stats();
+    assert!(stats.memory_bytes <= 512 * KIB, "{stats:?}");
+    assert!(stats.memory_bytes > 0);
+    assert!(
+        stats.misses >= 101,
+        "read much more than the bound: {stats:?}"
+    );
+    assert_eq!(server.bytes.load(Ordering::SeqCst), size, "no block twice");
+}
+
+#[tokio::test]
+async fn dropping_a_file_cancels_its_read_ahead() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(100_000, 14);
+    let file = cache.open(key("att1", 1), 100_000, fetcher(&server));
+    file.read(0, 1000).await.unwrap();
+    file.read(1000, 1000).await.unwrap();
+    server.hold();
+    // Sequential: this read's block was read ahead already, and it starts more read-ahead,
+    // which the held server never answers.
+    file.read(2000, 1000).await.unwrap();
+    tokio::task::yield_now().await;
+    let started = server.calls();
+    drop(file);
+    // Would wait forever if the held read-ahead were still running.
+    tokio::time::timeout(std::time::Duration::from_secs(60), cache.settled())
+        .await
+        .expect("read-ahead was not cancelled");
+    assert!(started >= 3, "read-ahead had been started");
+    assert!(cache.lock_in_flight().is_empty());
+
+    // The cancelled blocks are not lost: a new reader fetches them.
+    server.release();
+    let again = cache.open(key("att1", 1), 100_000, fetcher(&server));
+    assert_eq!(
+        again.read(4000, 2000).await.unwrap(),
+        expected(14, 4000, 6000)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_length_answer_is_an_error_and_not_cached() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    // The fake object is shorter than the size the file is opened with.
+    let server = FakeServer::new(2_500, 15);
+    let file = cache.open(key("att1", 1), 3_000, fetcher(&server));
+    let short = Arc::new(ShortFetch(server.clone()));
+    let short_file = cache.open(key("att2", 1), 3_000, short);
+    match short_file.read(2_000, 1000).await {
+        Err(ReadError::WrongLength { expected, got, .. }) => {
+            assert_eq!((expected, got), (1000, 500))
+        }
+        other => panic!("expected WrongLength, got {other:?}"),
+    }
+    assert!(!cache.is_cached(&key("att2", 1), 3_000));
+    assert_eq!(file.read(0, 100).await.unwrap(), expected(15, 0, 100));
+}
+
+/// Answers with the bytes up to the fake's own end, however many were asked for.
+struct ShortFetch(Arc<FakeServer>);
+
+impl RangeFetch for ShortFetch {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>> {
+        let server = self.0.clone();
+        async move {
+            let end = (offset + len).min(server.size);
+            Ok(Bytes::from(expected(server.seed, offset, end)))
+        }
+        .boxed()
+    }
+}
