@@ -187,14 +187,19 @@ impl Transport {
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
         let mut attempt = 0;
+        let mut maybe_applied = false;
         loop {
             attempt += 1;
             let opened = match self
                 .attempt(line, channel, repeat, attempt, &mut build)
-                .await?
+                .await
             {
-                Some(opened) => opened,
-                None => continue,
+                Ok(Step::Opened(opened)) => opened,
+                Ok(Step::Retry { ambiguous }) => {
+                    maybe_applied |= ambiguous;
+                    continue;
+                }
+                Err(error) => return already_done(line, error, maybe_applied),
             };
             let status = opened.response.status();
             let headers = opened.response.headers().clone();
@@ -209,6 +214,7 @@ impl Transport {
                 Err(error) => {
                     drop(opened.permit);
                     let error = transport_error(line, error);
+                    maybe_applied = true;
                     match self.retry.next_delay(attempt, repeat, Failure::Broken) {
                         Some(wait) => {
                             tracing::debug!(%line, attempt, ?wait, "body cut short, retrying");
@@ -236,7 +242,7 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(opened) = self
+            if let Step::Opened(opened) = self
                 .attempt(line, channel, repeat, attempt, &mut build)
                 .await?
             {
@@ -245,7 +251,7 @@ impl Transport {
         }
     }
 
-    /// One attempt. `Ok(None)` means "failed, waited, try again".
+    /// One attempt: an answer, or "failed, waited, try again".
     async fn attempt<F, Fut>(
         &self,
         line: &RequestLine,
@@ -253,7 +259,7 @@ impl Transport {
         repeat: Repeat,
         attempt: u32,
         build: &mut F,
-    ) -> Result<Option<Opened>, ClientError>
+    ) -> Result<Step, ClientError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
@@ -270,7 +276,7 @@ impl Transport {
                 let status = response.status();
                 if status.is_success() || status.is_redirection() {
                     tracing::trace!(%line, ?channel, status = status.as_u16(), attempt, "answered");
-                    return Ok(Some(Opened { response, permit }));
+                    return Ok(Step::Opened(Opened { response, permit }));
                 }
                 let headers = response.headers().clone();
                 let content_type = headers
@@ -315,7 +321,10 @@ impl Transport {
                     Some(wait) => {
                         tracing::debug!(%line, status = status.as_u16(), attempt, ?wait, "retrying");
                         tokio::time::sleep(wait).await;
-                        return Ok(None);
+                        // A 5xx may come after the work was done; a 429 comes before it.
+                        return Ok(Step::Retry {
+                            ambiguous: status.is_server_error(),
+                        });
                     }
                     None => return Err(error),
                 }
@@ -334,10 +343,42 @@ impl Transport {
             Some(wait) => {
                 tracing::debug!(%line, attempt, ?wait, error = %error, "retrying");
                 tokio::time::sleep(wait).await;
-                Ok(None)
+                Ok(Step::Retry {
+                    ambiguous: matches!(failure_kind, Failure::Broken),
+                })
             }
             None => Err(error),
         }
+    }
+}
+
+/// What one attempt came to.
+pub(crate) enum Step {
+    Opened(Opened),
+    /// Failed and waited; `ambiguous` when the server may have acted on it (a 5xx, or a
+    /// connection that broke after the request went out).
+    Retry {
+        ambiguous: bool,
+    },
+}
+
+/// A DELETE that answers 404 after an earlier attempt may have gone through did what was asked:
+/// the object is gone. Reporting "not found" would tell the caller its delete failed.
+fn already_done(
+    line: &RequestLine,
+    error: ClientError,
+    maybe_applied: bool,
+) -> Result<Answer, ClientError> {
+    match error {
+        ClientError::NotFound { .. } if maybe_applied && line.method == Method::DELETE => {
+            tracing::debug!(%line, "404 on a repeated DELETE: the first one went through");
+            Ok(Answer {
+                status: StatusCode::NO_CONTENT,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+            })
+        }
+        other => Err(other),
     }
 }
 

@@ -224,3 +224,70 @@ pub async fn page_by_title(
     }
     panic!("no page {title:?} in {key}");
 }
+
+/// A minimal HTTP/1.1 server for behaviour the test server does not produce (a server that
+/// ignores `Range`, an answer lost after the work was done). `answer(method, path, nth)` returns
+/// the raw response, `nth` counting earlier requests with the same method and path. Every
+/// connection is closed after one answer. Returns the base URL.
+pub async fn plain_server(
+    answer: impl Fn(&str, &str, usize) -> Vec<u8> + Send + Sync + 'static,
+) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = Arc::new(answer);
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (answer, seen) = (answer.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let mut words = text.split_whitespace();
+                let method = words.next().unwrap_or("").to_string();
+                let path = words.next().unwrap_or("").to_string();
+                let nth = {
+                    let mut seen = seen.lock().unwrap();
+                    let count = seen.entry(format!("{method} {path}")).or_insert(0);
+                    *count += 1;
+                    *count - 1
+                };
+                let response = answer(&method, &path, nth);
+                let _ = socket.write_all(&response).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// A complete raw HTTP/1.1 response.
+pub fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The `/rest/api/user/current` answer `Client::connect` needs from a plain server.
+pub fn current_user_response() -> Vec<u8> {
+    http_response(
+        "200 OK",
+        "application/json",
+        br#"{"type":"known","username":"plain","displayName":"Plain"}"#,
+    )
+}
