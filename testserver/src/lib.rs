@@ -118,7 +118,7 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
             if let Err(e) = result {
                 let _ = err_tx.send(Err(e));
             }
-            rt.shutdown_timeout(Duration::from_secs(1));
+            rt.shutdown_timeout(Duration::from_millis(100));
         })?;
     match ready_rx.recv() {
         Ok(Ok(bound)) => Ok(ServerHandle {
@@ -167,11 +167,11 @@ async fn shutdown_signal() {
 }
 
 /// Loads (or seeds) the store for a configuration.
-fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<(Store, bool)> {
+fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir)?;
-        if let Some(snapshot) = Persister::load(dir)? {
-            return Ok((Store::from_snapshot(snapshot), false));
+        if let Some(store) = Persister::load(dir)? {
+            return Ok(store);
         }
     }
     let mut store = Store::new();
@@ -181,7 +181,7 @@ fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<(Store, bool)> {
     if let Some(seed) = &config.seed_dir {
         seed::import(&mut store, seed)?;
     }
-    Ok((store, true))
+    Ok(store)
 }
 
 async fn run(
@@ -190,12 +190,11 @@ async fn run(
     ready: impl FnOnce(&Bound),
 ) -> io::Result<()> {
     let blobs = BlobDir::open(config.data_dir.as_deref())?;
-    let (store, fresh) = open_store(&config, &blobs)?;
+    let store = open_store(&config, &blobs)?;
     let store = Arc::new(Mutex::new(store));
     let persister = Arc::new(Persister::new(config.data_dir.as_deref()));
-    if fresh {
-        persister.write_now(&store)?;
-    }
+    // A fresh site gets its first snapshot; a loaded one folds its journal into a new one.
+    persister.write_now(&store)?;
 
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
@@ -284,6 +283,7 @@ async fn run(
 
     ready(&bound);
     shutdown.await;
+    tracing::info!("shutting down");
     let _ = stop_tx.send(());
     // Open downloads get a moment to finish; then they are cut when the runtime stops.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -292,7 +292,9 @@ async fn run(
         }
     })
     .await;
+    tracing::info!("listeners closed");
     writer.abort();
     persister.write_now(&store)?;
+    tracing::info!("state written");
     Ok(())
 }

@@ -104,6 +104,9 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "{url}");
         let _ = out.flush();
     }));
+    // Everything that matters (listeners, state) is closed and written when `serve` returns;
+    // idle blocking-pool threads need not be waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -61,6 +61,22 @@ pub struct Store {
     att_titles: HashMap<(u64, String), Vec<u64>>,
     /// (space, lowercased title) → pages of any status with that title.
     page_titles: HashMap<(String, String), Vec<u64>>,
+    /// Records changed since the last `take_changes`, for the journal.
+    dirty: BTreeSet<u64>,
+    dirty_spaces: BTreeSet<String>,
+}
+
+/// One journal line: the records changed by one or more mutations, in full, and the ids of
+/// records that no longer exist.
+#[derive(Serialize, Deserialize, Default)]
+pub struct Changes {
+    pub next_id: u64,
+    #[serde(default)]
+    pub spaces: Vec<Space>,
+    #[serde(default)]
+    pub contents: Vec<Content>,
+    #[serde(default)]
+    pub removed: Vec<u64>,
 }
 
 fn not_found(id: u64) -> StoreError {
@@ -85,7 +101,70 @@ impl Store {
             store.index(&content);
             store.contents.insert(content.id, content);
         }
+        store.dirty.clear();
         store
+    }
+
+    /// Replays one journal line over the records.
+    pub fn apply_changes(&mut self, changes: Changes) {
+        self.next_id = self.next_id.max(changes.next_id);
+        for space in changes.spaces {
+            self.spaces.insert(space.key.clone(), space);
+        }
+        for content in changes.contents {
+            if let Some(old) = self.contents.remove(&content.id) {
+                self.unindex(&old);
+            }
+            self.index(&content);
+            self.contents.insert(content.id, content);
+        }
+        for id in changes.removed {
+            if let Some(old) = self.contents.remove(&id) {
+                self.unindex(&old);
+            }
+        }
+        self.dirty.clear();
+        self.dirty_spaces.clear();
+    }
+
+    /// Serialises the records changed since the last call as one journal line (None when
+    /// nothing changed). Cost is proportional to the change, not to the site.
+    pub fn take_changes(&mut self) -> Option<serde_json::Result<Vec<u8>>> {
+        if self.dirty.is_empty() && self.dirty_spaces.is_empty() {
+            return None;
+        }
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            next_id: u64,
+            spaces: Vec<&'a Space>,
+            contents: Vec<&'a Content>,
+            removed: Vec<u64>,
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let dirty_spaces = std::mem::take(&mut self.dirty_spaces);
+        let line = Borrowed {
+            next_id: self.next_id,
+            spaces: dirty_spaces
+                .iter()
+                .filter_map(|k| self.spaces.get(k))
+                .collect(),
+            contents: dirty
+                .iter()
+                .filter_map(|id| self.contents.get(id))
+                .collect(),
+            removed: dirty
+                .iter()
+                .copied()
+                .filter(|id| !self.contents.contains_key(id))
+                .collect(),
+        };
+        Some(serde_json::to_vec(&line))
+    }
+
+    /// Forgets pending changes (a full snapshot is about to include them).
+    pub fn clear_changes(&mut self) {
+        self.dirty.clear();
+        self.dirty_spaces.clear();
     }
 
     /// Serialises the records without cloning them (the state file of a large site is
@@ -108,6 +187,7 @@ impl Store {
     }
 
     fn index(&mut self, c: &Content) {
+        self.dirty.insert(c.id);
         match c.kind {
             ContentKind::Attachment => {
                 if let Some(p) = c.parent {
@@ -142,6 +222,7 @@ impl Store {
     }
 
     fn unindex(&mut self, c: &Content) {
+        self.dirty.insert(c.id);
         if let Some(p) = c.parent {
             let map = match c.kind {
                 ContentKind::Attachment => &mut self.attachments,
@@ -174,6 +255,10 @@ impl Store {
                 self.files.remove(&f.file_id);
             }
         }
+    }
+
+    fn touch(&mut self, id: u64) {
+        self.dirty.insert(id);
     }
 
     pub fn alloc_id(&mut self) -> u64 {
@@ -266,6 +351,7 @@ impl Store {
             )));
         }
         let space_id = self.alloc_id();
+        self.dirty_spaces.insert(key.to_string());
         self.spaces.insert(
             key.to_string(),
             Space {
@@ -521,6 +607,7 @@ impl Store {
         }
         let number = c.current().number + 1;
         self.files.insert(file.file_id.clone(), (id, number));
+        self.touch(id);
         let c = self.contents.get_mut(&id).expect("checked above");
         c.versions.push(Version {
             number,
@@ -604,6 +691,7 @@ impl Store {
                 self.contents.insert(kid, moved);
             }
         }
+        self.touch(id);
         if let Some(c) = self.contents.get_mut(&id) {
             c.status = Status::Trashed;
         }
@@ -653,6 +741,7 @@ impl Store {
                 "No version {number} of content {id}"
             )));
         };
+        self.touch(id);
         let c = self.contents.get_mut(&id).expect("checked above");
         let removed = c.versions.remove(pos);
         let file = removed.file;
@@ -663,6 +752,7 @@ impl Store {
     }
 
     fn content_mut_current(&mut self, id: u64) -> Result<&mut Content> {
+        self.touch(id);
         match self.contents.get_mut(&id) {
             Some(c) if c.is_current() => Ok(c),
             _ => Err(not_found(id)),
