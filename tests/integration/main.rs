@@ -14,3 +14,4 @@ mod client_retry;
 mod client_upload;
 
 mod mount_tree;
+mod mount_budgets;

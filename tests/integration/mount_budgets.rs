@@ -1,0 +1,179 @@
+//! Request budgets (README "Request budgets"), pinned by counting the test server's requests,
+//! and what the metadata TTL promises: changes on the server show up after it, and a file is
+//! never served from another version's bytes.
+
+use std::time::Duration;
+
+use confluencefs::confluence::{ContentKind, Flavor, NewAttachment, UploadSource};
+
+use crate::mount_tree::seed_tree;
+use crate::mounted::Mounted;
+use crate::support::{page_by_title, write, Logged, Server};
+
+const ATTACHMENTS: usize = 600;
+
+fn seed_big_page(root: &std::path::Path) {
+    seed_tree(root);
+    for i in 0..ATTACHMENTS {
+        write(root, &format!("DOCS/Big/f{i:03}.txt"), format!("file {i}\n").as_bytes());
+    }
+}
+
+fn describe(log: &[Logged]) -> String {
+    log.iter()
+        .map(|r| format!("{} {} {} -> {}", r.method, r.path, r.query, r.status))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_attachment_listing(r: &Logged) -> bool {
+    r.method == "GET" && (r.path.ends_with("/attachments") || r.path.ends_with("/child/attachment"))
+}
+
+async fn budgets(flavor: Flavor) {
+    let server = Server::start_seeded(flavor, seed_big_page);
+    server.clear_requests().await;
+    let mount = Mounted::new(&server, &[]);
+
+    // Mounting costs the credential check (who am I) and the flavor probe (is there a v2).
+    let log = server.requests().await;
+    assert!(log.len() <= 2, "{flavor:?} mount cost:\n{}", describe(&log));
+    assert!(log.iter().any(|r| r.path.ends_with("/rest/api/user/current")));
+
+    // Reaching the page by name lists nothing on the way.
+    mount.sh_ok("stat 'DOCS/DOCS Home/Big' > /dev/null");
+    server.clear_requests().await;
+
+    // `ls -l` of a page with 600 attachments: its child pages (one request) and
+    // ⌈600 / largest page size⌉ attachment requests, nothing per file.
+    mount.sh_ok("ls -l 'DOCS/DOCS Home/Big' > /dev/null");
+    let log = server.requests().await;
+    let cap = match flavor {
+        Flavor::Cloud => 250,
+        Flavor::DataCenter => 200,
+    };
+    let listing_requests = log.iter().filter(|r| is_attachment_listing(r)).count();
+    assert_eq!(
+        listing_requests,
+        ATTACHMENTS.div_ceil(cap),
+        "{flavor:?}:\n{}",
+        describe(&log)
+    );
+    assert_eq!(log.len(), listing_requests + 1, "{flavor:?}:\n{}", describe(&log));
+
+    // A second `ls -l` inside the TTL costs nothing.
+    server.clear_requests().await;
+    mount.sh_ok("ls -l 'DOCS/DOCS Home/Big' > /dev/null; ls -lR DOCS > /dev/null");
+    let after_first = server.requests().await;
+    server.clear_requests().await;
+    mount.sh_ok("ls -lR DOCS > /dev/null");
+    let log = server.requests().await;
+    assert!(log.is_empty(), "{flavor:?} warm ls -lR:\n{}", describe(&log));
+    assert!(!after_first.is_empty(), "the first ls -lR of DOCS listed what it had not seen");
+
+    // A file read twice is fetched once; the second read costs nothing.
+    server.clear_requests().await;
+    mount.sh_ok("cat 'DOCS/DOCS Home/Big/f007.txt' > /dev/null");
+    let first = server.requests().await.len();
+    assert!(first >= 1 && first <= 2, "{flavor:?}: {first} requests");
+    server.clear_requests().await;
+    let again = mount.sh_ok("cat 'DOCS/DOCS Home/Big/f007.txt'");
+    assert_eq!(again, "file 7\n");
+    let log = server.requests().await;
+    assert!(log.is_empty(), "{flavor:?} cached read:\n{}", describe(&log));
+
+    // One name in a directory that was never listed: one request for a file…
+    let fresh = Mounted::new(&server, &[]);
+    fresh.sh_ok("stat 'DOCS/DOCS Home' > /dev/null");
+    server.clear_requests().await;
+    fresh.sh_ok("stat 'DOCS/DOCS Home/readme.txt' > /dev/null");
+    let log = server.requests().await;
+    assert_eq!(log.len(), 1, "{flavor:?} one lookup:\n{}", describe(&log));
+
+    // …and a miss costs two (file, then page), after which it is remembered.
+    server.clear_requests().await;
+    let probe = fresh.sh("stat 'DOCS/DOCS Home/.hidden'");
+    assert!(!probe.status.success());
+    let log = server.requests().await;
+    assert_eq!(log.len(), 2, "{flavor:?} miss:\n{}", describe(&log));
+    server.clear_requests().await;
+    for name in [".hidden", ".hidden", ".hidden"] {
+        assert!(!fresh.sh(&format!("stat 'DOCS/DOCS Home/{name}'")).status.success());
+    }
+    let log = server.requests().await;
+    assert!(log.is_empty(), "{flavor:?} cached miss:\n{}", describe(&log));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_budgets_cloud() {
+    budgets(Flavor::Cloud).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_budgets_datacenter() {
+    budgets(Flavor::DataCenter).await;
+}
+
+async fn ttl(flavor: Flavor) {
+    let server = Server::start_seeded(flavor, seed_tree);
+    let mount = Mounted::new(&server, &["--metadata-ttl", "1"]);
+    let guide = "DOCS/DOCS Home/Guide";
+    assert!(!mount.sh_ok(&format!("ls '{guide}'")).contains("new.txt"));
+    assert_eq!(mount.sh_ok(&format!("cat '{guide}/notes.txt'")), "hello notes\n");
+
+    let client = server.client().await;
+    let page = page_by_title(&client, "DOCS", "Guide").await;
+    let notes = client
+        .find_attachment(&page.container(), "notes.txt")
+        .await
+        .unwrap()
+        .unwrap();
+    client
+        .upload_new_version(
+            &notes,
+            UploadSource::Bytes(b"notes v2, longer than before\n".to_vec().into()),
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    client
+        .upload_attachment(
+            &page.container(),
+            NewAttachment::from_bytes("new.txt", b"brand new\n".to_vec()),
+            true,
+        )
+        .await
+        .unwrap();
+    let chapter = page_by_title(&client, "DOCS", "Chapter One").await;
+    client.trash_content(&chapter.id).await.unwrap();
+    let created = client
+        .create_page("DOCS", ContentKind::Page, Some(&page.id), "Appendix")
+        .await
+        .unwrap();
+    assert_eq!(created.title, "Appendix");
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let names = mount.sh_ok(&format!("ls '{guide}'"));
+    assert!(names.contains("new.txt"), "{flavor:?}: {names}");
+    assert!(names.contains("Appendix"), "{flavor:?}: {names}");
+    assert!(!names.contains("Chapter One"), "{flavor:?}: {names}");
+    assert_eq!(mount.sh_ok(&format!("cat '{guide}/new.txt'")), "brand new\n");
+    assert_eq!(
+        mount.sh_ok(&format!("cat '{guide}/notes.txt'")),
+        "notes v2, longer than before\n",
+        "{flavor:?}: the new version, never the old bytes"
+    );
+    let size = mount.sh_ok(&format!("stat -c %s '{guide}/notes.txt'"));
+    assert_eq!(size.trim(), "29");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_changes_show_after_the_ttl_cloud() {
+    ttl(Flavor::Cloud).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_changes_show_after_the_ttl_datacenter() {
+    ttl(Flavor::DataCenter).await;
+}
