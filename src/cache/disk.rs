@@ -16,6 +16,7 @@
 //! survives the next remount. The directory is 0700 and files are 0600: cached attachments are
 //! as private as the credentials that fetched them.
 
+use std::fmt::Write as _;
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -30,8 +31,8 @@ use lru::LruCache;
 use super::block::BlockKey;
 use super::CacheError;
 
-/// Longest hex-encoded attachment id we store on disk; longer ids stay in memory only, so a
-/// file name never exceeds NAME_MAX (255).
+/// Longest hex-encoded attachment id we store on disk; longer (and empty) ids stay in memory
+/// only, so a file name never exceeds NAME_MAX (255).
 const MAX_HEX_ID: usize = 192;
 const TEMP_PREFIX: &str = ".tmp";
 
@@ -192,17 +193,19 @@ impl DiskCache {
 
     fn file_name(&self, key: &BlockKey) -> Option<String> {
         let id = key.object.attachment_id.as_bytes();
-        if id.len() * 2 > MAX_HEX_ID {
+        if id.is_empty() || id.len() * 2 > MAX_HEX_ID {
             return None;
         }
         let mut name = String::with_capacity(id.len() * 2 + 48);
         for byte in id {
-            name.push_str(&format!("{byte:02x}"));
+            // Writing to a String cannot fail.
+            let _ = write!(name, "{byte:02x}");
         }
-        name.push_str(&format!(
+        let _ = write!(
+            name,
             "_{}_{}_{}",
             key.object.version, self.block_size, key.index
-        ));
+        );
         Some(name)
     }
 

@@ -184,8 +184,9 @@ impl CachedFile {
         let (prefetch, slots) = {
             let mut state = self.lock();
             let decision = state.read_ahead.on_read(offset, end);
-            // The reader has passed these; holding them longer would only cost memory.
-            state.ahead = state.ahead.split_off(&needed.start);
+            // The reader has passed these; holding them longer would only cost memory. One
+            // block of slack, for a READ that arrives just after the one that followed it.
+            state.ahead = state.ahead.split_off(&needed.start.saturating_sub(1));
             if !decision.sequential {
                 state.ahead.retain(|index, _| needed.contains(index));
                 state.jobs.retain(|job| {
@@ -230,6 +231,12 @@ impl CachedFile {
             .fetch_unshared(&self.source, index..index + 1)
             .await?;
         Ok(blocks.remove(0))
+    }
+
+    /// Blocks this file holds read ahead (for tests of the memory bound).
+    #[cfg(test)]
+    pub(crate) fn held_ahead(&self) -> usize {
+        self.lock().ahead.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, FileState> {

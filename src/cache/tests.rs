@@ -185,6 +185,11 @@ async fn reads_are_byte_exact_at_block_boundaries_and_the_short_last_block() {
         assert_eq!(got, expected(7, offset, end), "read({offset}, {len})");
     }
     assert!(file.read(3500, 10).await.unwrap().is_empty());
+    let empty_server = FakeServer::new(0, 7);
+    let empty = cache.open(key("att0", 1), 0, fetcher(&empty_server));
+    assert!(empty.read(0, 4096).await.unwrap().is_empty());
+    assert_eq!(empty_server.calls(), 0);
+    assert!(cache.is_cached(&key("att0", 1), 0));
     assert!(file.read(9000, 10).await.unwrap().is_empty());
     assert!(file.read(10, 0).await.unwrap().is_empty());
 }
@@ -448,9 +453,12 @@ async fn sequential_read_uses_few_large_requests() {
     let cache = BlockCache::new(config.clone()).unwrap();
     let server = FakeServer::new(size, 11);
     let file = cache.open(key("att1", 1), size, fetcher(&server));
+    let window_blocks = (config.max_prefetch_bytes + config.max_request_bytes) / config.block_size;
+    let mut most_held = 0;
     let mut offset = 0;
     while offset < size {
         let piece = file.read(offset, 128 * KIB as u32).await.unwrap();
+        most_held = most_held.max(file.held_ahead());
         assert_eq!(piece.len() as u64, 128 * KIB);
         // Spot checks keep a debug build fast: the first and last byte of every read.
         assert_eq!(piece[0], byte_at(11, offset));
@@ -478,6 +486,11 @@ async fn sequential_read_uses_few_large_requests() {
         "most bytes come in full-size requests: {requests:?}"
     );
     assert_eq!(server.bytes.load(Ordering::SeqCst), size, "no block twice");
+    assert!(most_held > 8, "read-ahead was held: {most_held}");
+    assert!(
+        most_held as u64 <= window_blocks + 1,
+        "held read-ahead {most_held} blocks, window is {window_blocks}"
+    );
     assert!(
         server.max_running.load(Ordering::SeqCst) <= config.max_parallel_fetches + 1,
         "read-ahead in flight is bounded per file"
@@ -599,4 +612,23 @@ impl RangeFetch for ShortFetch {
         }
         .boxed()
     }
+}
+
+#[tokio::test]
+async fn a_failing_disk_is_not_an_error_for_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every bucket name taken by a plain file: each block write fails (ENOTDIR, standing in
+    // for ENOSPC, which a test cannot provoke without mounting a small filesystem).
+    for bucket in 0..=255u8 {
+        std::fs::write(dir.path().join(format!("{bucket:02x}")), b"").unwrap();
+    }
+    let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+    let server = FakeServer::new(5_000, 16);
+    let file = cache.open(key("att1", 1), 5_000, fetcher(&server));
+    assert_eq!(read_all(&file, 1000).await, expected(16, 0, 5_000));
+    cache.settled().await;
+    assert_eq!(cache.stats().disk_bytes, 0);
+    let calls = server.calls();
+    assert_eq!(read_all(&file, 1000).await, expected(16, 0, 5_000));
+    assert_eq!(server.calls(), calls, "served from memory");
 }
