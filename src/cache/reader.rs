@@ -17,10 +17,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future;
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::block::Geometry;
-use super::fetch::{ObjectSource, PendingBlock, StartedJob};
+use super::fetch::{BlockOutcome, ObjectSource, PendingBlock, StartedJob};
 use super::prefetch::ReadAhead;
 use super::store::{BlockCache, Claim};
 use super::{CacheError, ObjectKey, RangeFetch, ReadError};
@@ -38,7 +40,7 @@ pub struct CachedFile {
 
 struct FileState {
     read_ahead: ReadAhead,
-    /// Blocks read ahead and not yet passed by the reader.
+    /// Blocks read ahead and not yet passed by the reader, and the blocks of the last read.
     ahead: BTreeMap<u64, PendingBlock>,
     /// Read-ahead jobs this file started, to cancel them on a jump or on drop.
     jobs: Vec<StartedJob>,
@@ -169,6 +171,7 @@ impl CachedFile {
             }
             parts.push(block);
         }
+        self.hold(&needed, &parts);
         assemble(&parts, geometry.block_start(needed.start), offset, end)
     }
 
@@ -210,6 +213,19 @@ impl CachedFile {
             handle.abort();
         }
         (prefetch, slots)
+    }
+
+    /// Keeps the blocks just read with the read-ahead, so that the next READs inside the same
+    /// blocks (the kernel's 128 KiB pieces of a 1 MiB block) find them even if memory declined
+    /// them. A jump or the reader moving on releases them.
+    fn hold(&self, needed: &Range<u64>, parts: &[Bytes]) {
+        let mut state = self.lock();
+        for (index, block) in needed.clone().zip(parts) {
+            state.ahead.entry(index).or_insert_with(|| {
+                let outcome: BlockOutcome = Some(Ok(block.clone()));
+                future::ready(outcome).boxed().shared()
+            });
+        }
     }
 
     /// One block, after the job that was to deliver it was cancelled (or memory lost it).

@@ -171,8 +171,9 @@ impl BlockCache {
     ///
     /// Blocks in flight are joined; blocks on disk get a load job each; the rest are grouped
     /// into runs of contiguous blocks and fetched with one request per run (cut at
-    /// `max_request_bytes`). With `read_ahead` set, blocks already in memory or on disk are left
-    /// alone (they need no network), and the new jobs wait for the file's read-ahead permits.
+    /// `max_request_bytes`). With `read_ahead` set, blocks already in memory are left alone,
+    /// and the new jobs wait for the file's read-ahead permits. Blocks on disk are read ahead
+    /// too: the file then holds them, which memory's admission policy might not.
     pub(crate) fn claim(
         self: &Arc<Self>,
         source: &ObjectSource,
@@ -194,12 +195,16 @@ impl BlockCache {
                     claims.push((index, Claim::InMemory));
                 }
             } else if self.disk.as_ref().is_some_and(|disk| disk.contains(&key)) {
-                if read_ahead.is_none() {
-                    let (pending, job) =
-                        fetch::start(self, &mut map, source, index..index + 1, true, None);
-                    claims.extend(pending.into_iter().map(|(i, p)| (i, Claim::Pending(p))));
-                    jobs.push(job);
-                }
+                let (pending, job) = fetch::start(
+                    self,
+                    &mut map,
+                    source,
+                    index..index + 1,
+                    true,
+                    read_ahead.cloned(),
+                );
+                claims.extend(pending.into_iter().map(|(i, p)| (i, Claim::Pending(p))));
+                jobs.push(job);
             } else {
                 missing.push(index);
             }

@@ -632,3 +632,40 @@ async fn a_failing_disk_is_not_an_error_for_the_reader() {
     assert_eq!(read_all(&file, 1000).await, expected(16, 0, 5_000));
     assert_eq!(server.calls(), calls, "served from memory");
 }
+
+#[tokio::test]
+async fn a_file_read_from_disk_loads_each_block_once_even_without_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeServer::new(20_000, 17);
+    {
+        let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+        let file = cache.open(key("att1", 1), 20_000, fetcher(&server));
+        read_all(&file, 1000).await;
+        cache.settled().await;
+    }
+    let calls = server.calls();
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes: 0,
+        ..small_config(Some(dir.path()))
+    })
+    .unwrap();
+    let file = cache.open(key("att1", 1), 20_000, fetcher(&server));
+    // Four reads per block: without the file holding its blocks, memory (bound 0) would send
+    // every one of them back to the disk.
+    assert_eq!(read_all(&file, 250).await, expected(17, 0, 20_000));
+    cache.settled().await;
+    assert_eq!(server.calls(), calls);
+    assert_eq!(cache.stats().disk_hits, 20);
+}
+
+#[test]
+fn reads_can_move_between_threads() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn check(file: &CachedFile) {
+        assert_send(&file.read(0, 1));
+    }
+    let _ = check;
+    fn assert_sync<T: Send + Sync>() {}
+    assert_sync::<CachedFile>();
+    assert_sync::<BlockCache>();
+}
