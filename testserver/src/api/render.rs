@@ -298,8 +298,18 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
         "title".into(),
         json!(v.title.as_deref().unwrap_or(&c.title)),
     );
-    if app.flavor() == Flavor::Datacenter && is_att {
-        o.insert("position".into(), json!(-1));
+    // DC content carries a top-level `position`: -1 on attachments, the page's place on pages
+    // (as in the captured DC attachment and its container).
+    if app.flavor() == Flavor::Datacenter {
+        match c.kind {
+            ContentKind::Attachment => {
+                o.insert("position".into(), json!(-1));
+            }
+            ContentKind::Page => {
+                o.insert("position".into(), json!(0));
+            }
+            _ => {}
+        }
     }
     if app.is_cloud() {
         o.insert("macroRenderedOutput".into(), json!({}));
@@ -482,6 +492,14 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
             json!("")
         };
         exp.insert(k.into(), val);
+    }
+    if app.flavor() == Flavor::Datacenter {
+        exp.insert(
+            "relevantViewRestrictions".into(),
+            json!(format!(
+                "/rest/api/content/{id}/restriction/relevantViewRestrictions"
+            )),
+        );
     }
 
     match file {
