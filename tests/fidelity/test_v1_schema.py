@@ -168,6 +168,25 @@ def test_content_title_with_slash(srv):
     assert find_page(srv, "ENG", title)["id"] == made["id"]
 
 
+def test_content_move_via_ancestors(srv):
+    """PUT /content/{id} with `ancestors` moves a page (ContentUpdate.ancestors)."""
+    a = create_page(srv, "ENG", unique("Move A"))
+    b = create_page(srv, "ENG", unique("Move B"))
+    child = create_page(srv, "ENG", unique("Move child"), parent=a["id"])
+    upd = {"type": "page", "title": child["title"], "version": {"number": 2}, "ancestors": [{"id": b["id"]}]}
+    moved = check(srv.put(srv.v1(f"/content/{child['id']}"), json=upd))
+    assert moved["version"]["number"] == 2
+    got = check(srv.get(srv.v1(f"/content/{child['id']}"), params={"expand": "ancestors"}))
+    assert got["ancestors"][-1]["id"] == b["id"]
+    assert [c["id"] for c in check(srv.get(srv.v1(f"/content/{b['id']}/child/page")))["results"]] == [child["id"]]
+    assert check(srv.get(srv.v1(f"/content/{a['id']}/child/page")))["results"] == []
+    if srv.flavor == "cloud":
+        assert check(srv.get(srv.v2(f"/pages/{child['id']}")))["parentId"] == b["id"]
+    # Under itself: refused
+    upd = {"type": "page", "title": b["title"], "version": {"number": 2}, "ancestors": [{"id": child["id"]}]}
+    check(srv.put(srv.v1(f"/content/{b['id']}"), json=upd), 400)
+
+
 def test_content_create_duplicate_title(srv):
     title = unique("Dup")
     create_page(srv, "ENG", title)
