@@ -27,6 +27,7 @@ from server import TOKEN, USER
 from util import page_id, unique
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def v1_client(srv, token=False, **kw):
