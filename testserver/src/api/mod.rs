@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -323,9 +323,25 @@ pub fn routes(app: &Shared) -> Router<Shared> {
     r.layer(DefaultBodyLimit::disable())
 }
 
-/// Unknown paths: Confluence answers a plain 404.
-pub async fn not_found() -> errors::ApiError {
-    errors::ApiError::plain(404, "Not Found")
+/// Unknown paths: under `/rest/` Jersey's v1 answer (`null for uri: …`), under `/api/v2`
+/// the v2 shape, elsewhere a plain 404.
+pub async fn not_found(
+    State(app): State<Shared>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> errors::ApiError {
+    let path = uri.path();
+    let rel = path.strip_prefix(app.context.as_str()).unwrap_or(path);
+    if rel.starts_with("/rest/") {
+        let root = app
+            .base_url
+            .strip_suffix(app.context.as_str())
+            .unwrap_or(&app.base_url);
+        errors::ApiError::v1(404, format!("null for uri: {root}{uri}"))
+    } else if rel.starts_with("/api/v2") {
+        errors::ApiError::v2(404, "Not Found")
+    } else {
+        errors::ApiError::plain(404, "Not Found")
+    }
 }
 
 /// The media origin (Cloud): a separate listener, as `api.media.atlassian.com` is a separate host.
