@@ -61,6 +61,8 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     let client = runtime.block_on(Client::connect(config.client.clone()))?;
     let mountpoint = check_mountpoint(&config.mountpoint, config.options.nonempty)?;
     let cache_dir = config.cache_dir.join(site_dir_name(&client));
+    private_dir(&config.cache_dir)?;
+    private_dir(&cache_dir)?;
     let cache = BlockCache::new(CacheConfig {
         memory_bytes: config.memory_cache_bytes,
         disk_dir: (config.disk_cache_bytes > 0).then(|| cache_dir.join("blocks")),
@@ -240,6 +242,16 @@ fn site_dir_name(client: &Client) -> String {
     format!("{host}-{hash:016x}")
 }
 
+/// Creates `dir` (and its parents) and makes it 0700: cached blocks are the user's data.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private", dir.display()))?;
+    Ok(())
+}
+
 /// The kernel reads ahead 128 KiB by default on FUSE; 1 MiB requests make sequential reads
 /// several times faster (FUSE-NOTES §5). Best effort: only root may write the knob.
 fn raise_readahead(mountpoint: &Path) {
@@ -263,9 +275,11 @@ fn detach_stdio(log_file: Option<&Path>) {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
+            use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .ok()
         })

@@ -173,7 +173,7 @@ impl MountArgs {
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
             show_versions: self.show_versions,
             options,
-            log_file: (!self.foreground).then_some(log_file),
+            log_file: Some(log_file),
             notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),
         })
     }

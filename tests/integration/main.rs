@@ -13,5 +13,6 @@ mod client_odd_servers;
 mod client_retry;
 mod client_upload;
 
-mod mount_tree;
 mod mount_budgets;
+mod mount_faults;
+mod mount_tree;

@@ -15,7 +15,11 @@ const ATTACHMENTS: usize = 600;
 fn seed_big_page(root: &std::path::Path) {
     seed_tree(root);
     for i in 0..ATTACHMENTS {
-        write(root, &format!("DOCS/Big/f{i:03}.txt"), format!("file {i}\n").as_bytes());
+        write(
+            root,
+            &format!("DOCS/Big/f{i:03}.txt"),
+            format!("file {i}\n").as_bytes(),
+        );
     }
 }
 
@@ -38,7 +42,9 @@ async fn budgets(flavor: Flavor) {
     // Mounting costs the credential check (who am I) and the flavor probe (is there a v2).
     let log = server.requests().await;
     assert!(log.len() <= 2, "{flavor:?} mount cost:\n{}", describe(&log));
-    assert!(log.iter().any(|r| r.path.ends_with("/rest/api/user/current")));
+    assert!(log
+        .iter()
+        .any(|r| r.path.ends_with("/rest/api/user/current")));
 
     // Reaching the page by name lists nothing on the way.
     mount.sh_ok("stat 'DOCS/DOCS Home/Big' > /dev/null");
@@ -59,7 +65,12 @@ async fn budgets(flavor: Flavor) {
         "{flavor:?}:\n{}",
         describe(&log)
     );
-    assert_eq!(log.len(), listing_requests + 1, "{flavor:?}:\n{}", describe(&log));
+    assert_eq!(
+        log.len(),
+        listing_requests + 1,
+        "{flavor:?}:\n{}",
+        describe(&log)
+    );
 
     // A second `ls -l` inside the TTL costs nothing.
     server.clear_requests().await;
@@ -68,8 +79,15 @@ async fn budgets(flavor: Flavor) {
     server.clear_requests().await;
     mount.sh_ok("ls -lR DOCS > /dev/null");
     let log = server.requests().await;
-    assert!(log.is_empty(), "{flavor:?} warm ls -lR:\n{}", describe(&log));
-    assert!(!after_first.is_empty(), "the first ls -lR of DOCS listed what it had not seen");
+    assert!(
+        log.is_empty(),
+        "{flavor:?} warm ls -lR:\n{}",
+        describe(&log)
+    );
+    assert!(
+        !after_first.is_empty(),
+        "the first ls -lR of DOCS listed what it had not seen"
+    );
 
     // A file read twice is fetched once; the second read costs nothing.
     server.clear_requests().await;
@@ -80,7 +98,11 @@ async fn budgets(flavor: Flavor) {
     let again = mount.sh_ok("cat 'DOCS/DOCS Home/Big/f007.txt'");
     assert_eq!(again, "file 7\n");
     let log = server.requests().await;
-    assert!(log.is_empty(), "{flavor:?} cached read:\n{}", describe(&log));
+    assert!(
+        log.is_empty(),
+        "{flavor:?} cached read:\n{}",
+        describe(&log)
+    );
 
     // One name in a directory that was never listed: one request for a file…
     let fresh = Mounted::new(&server, &[]);
@@ -98,10 +120,17 @@ async fn budgets(flavor: Flavor) {
     assert_eq!(log.len(), 2, "{flavor:?} miss:\n{}", describe(&log));
     server.clear_requests().await;
     for name in [".hidden", ".hidden", ".hidden"] {
-        assert!(!fresh.sh(&format!("stat 'DOCS/DOCS Home/{name}'")).status.success());
+        assert!(!fresh
+            .sh(&format!("stat 'DOCS/DOCS Home/{name}'"))
+            .status
+            .success());
     }
     let log = server.requests().await;
-    assert!(log.is_empty(), "{flavor:?} cached miss:\n{}", describe(&log));
+    assert!(
+        log.is_empty(),
+        "{flavor:?} cached miss:\n{}",
+        describe(&log)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,7 +148,10 @@ async fn ttl(flavor: Flavor) {
     let mount = Mounted::new(&server, &["--metadata-ttl", "1"]);
     let guide = "DOCS/DOCS Home/Guide";
     assert!(!mount.sh_ok(&format!("ls '{guide}'")).contains("new.txt"));
-    assert_eq!(mount.sh_ok(&format!("cat '{guide}/notes.txt'")), "hello notes\n");
+    assert_eq!(
+        mount.sh_ok(&format!("cat '{guide}/notes.txt'")),
+        "hello notes\n"
+    );
 
     let client = server.client().await;
     let page = page_by_title(&client, "DOCS", "Guide").await;
@@ -158,7 +190,10 @@ async fn ttl(flavor: Flavor) {
     assert!(names.contains("new.txt"), "{flavor:?}: {names}");
     assert!(names.contains("Appendix"), "{flavor:?}: {names}");
     assert!(!names.contains("Chapter One"), "{flavor:?}: {names}");
-    assert_eq!(mount.sh_ok(&format!("cat '{guide}/new.txt'")), "brand new\n");
+    assert_eq!(
+        mount.sh_ok(&format!("cat '{guide}/new.txt'")),
+        "brand new\n"
+    );
     assert_eq!(
         mount.sh_ok(&format!("cat '{guide}/notes.txt'")),
         "notes v2, longer than before\n",

@@ -23,19 +23,32 @@ pub fn seed_tree(root: &Path) {
     );
     write(root, "DOCS/Guide/big.bin", &pattern(BIG));
     write(root, "DOCS/Guide/Chapter One/ch1.txt", b"chapter one\n");
-    write(root, "DOCS/@blog/2026-01-15 Launch Notes/launch.txt", b"we launched\n");
+    write(
+        root,
+        "DOCS/@blog/2026-01-15 Launch Notes/launch.txt",
+        b"we launched\n",
+    );
     write(root, "ENG/Runbook/run.sh", b"#!/bin/sh\necho run\n");
 }
 
 /// The files the seed above becomes, as paths inside the mount, with their bytes.
 fn expected_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("DOCS/@blog/2026-01-15 Launch Notes/launch.txt", b"we launched\n".to_vec()),
-        ("DOCS/DOCS Home/Guide/Chapter One/ch1.txt", b"chapter one\n".to_vec()),
+        (
+            "DOCS/@blog/2026-01-15 Launch Notes/launch.txt",
+            b"we launched\n".to_vec(),
+        ),
+        (
+            "DOCS/DOCS Home/Guide/Chapter One/ch1.txt",
+            b"chapter one\n".to_vec(),
+        ),
         ("DOCS/DOCS Home/Guide/big.bin", pattern(BIG)),
         ("DOCS/DOCS Home/Guide/notes.txt", b"hello notes\n".to_vec()),
         ("DOCS/DOCS Home/readme.txt", b"read me first\n".to_vec()),
-        ("ENG/ENG Home/Runbook/run.sh", b"#!/bin/sh\necho run\n".to_vec()),
+        (
+            "ENG/ENG Home/Runbook/run.sh",
+            b"#!/bin/sh\necho run\n".to_vec(),
+        ),
     ]
 }
 
@@ -63,11 +76,17 @@ fn find_ls_du_stat_and_cat_match_the_server() {
 
         let total: usize = expected.iter().map(|(_, data)| data.len()).sum();
         let du = mount.sh_ok("du -sb .");
-        assert_eq!(du.split_whitespace().next(), Some(total.to_string().as_str()));
+        assert_eq!(
+            du.split_whitespace().next(),
+            Some(total.to_string().as_str())
+        );
         // `du` without -b counts st_blocks: each file rounded up to 512 bytes, in KiB.
         let blocks: usize = expected.iter().map(|(_, d)| d.len().div_ceil(512)).sum();
         let du_k = mount.sh_ok("du -s --block-size=512 .");
-        assert_eq!(du_k.split_whitespace().next(), Some(blocks.to_string().as_str()));
+        assert_eq!(
+            du_k.split_whitespace().next(),
+            Some(blocks.to_string().as_str())
+        );
 
         for (path, data) in &expected {
             let bytes = std::fs::read(mount.join(path)).unwrap();
@@ -131,10 +150,14 @@ fn xattrs_show_properties_and_metadata() {
         let mount = Mounted::new(&server, &[]);
         let dump = mount.sh_ok("getfattr -d 'DOCS/DOCS Home/Guide/notes.txt'");
         assert!(dump.contains(r#"user.status="\"draft\"""#), "{dump}");
-        assert!(dump.contains(r#"user.reviewers="[\"ann\",\"bob\"]""#), "{dump}");
+        assert!(
+            dump.contains(r#"user.reviewers="[\"ann\",\"bob\"]""#),
+            "{dump}"
+        );
         assert!(dump.contains("user.confluence.version=\"1\""), "{dump}");
         assert!(dump.contains("user.confluence.media_type="), "{dump}");
-        let id = mount.sh_ok("getfattr --only-values -n user.confluence.id 'DOCS/DOCS Home/Guide/notes.txt'");
+        let id = mount
+            .sh_ok("getfattr --only-values -n user.confluence.id 'DOCS/DOCS Home/Guide/notes.txt'");
         match flavor {
             Flavor::Cloud => assert!(id.starts_with("att"), "{id}"),
             Flavor::DataCenter => assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}"),
@@ -171,7 +194,9 @@ fn versions_are_reachable_by_name_but_not_listed() {
     });
     let mount = Mounted::new(&server, &[]);
     let guide = "DOCS/DOCS Home/Guide";
-    assert!(!mount.sh_ok(&format!("ls -a '{guide}'")).contains("@versions"));
+    assert!(!mount
+        .sh_ok(&format!("ls -a '{guide}'"))
+        .contains("@versions"));
     assert_eq!(
         mount.sh_ok(&format!("ls '{guide}/@versions/notes.txt'")),
         "1.txt\n2.txt\n"
@@ -194,7 +219,9 @@ fn versions_are_reachable_by_name_but_not_listed() {
     assert!(!refused.status.success());
 
     let listed = Mounted::new(&server, &["--show-versions"]);
-    assert!(listed.sh_ok(&format!("ls -a '{guide}'")).contains("@versions"));
+    assert!(listed
+        .sh_ok(&format!("ls -a '{guide}'"))
+        .contains("@versions"));
 }
 
 #[test]
@@ -245,7 +272,10 @@ fn nasty_names_are_escaped_reachable_and_distinct() {
         "a‛／b.txt",
         "Q1／Q2 plans",
     ] {
-        assert!(names.contains(&expected), "{expected:?} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected:?} missing from {names:?}"
+        );
     }
     for (name, data) in [
         (".hidden", "dot file\n"),
@@ -254,18 +284,32 @@ fn nasty_names_are_escaped_reachable_and_distinct() {
         ("naïve ☃.txt", "unicode\n"),
         ("a‛／b.txt", "a fullwidth slash in the original\n"),
     ] {
-        assert_eq!(mount.sh_ok(&format!("cat '{guide}/{name}'")), data, "{name}");
+        assert_eq!(
+            mount.sh_ok(&format!("cat '{guide}/{name}'")),
+            data,
+            "{name}"
+        );
     }
-    let kind = mount.sh_ok(&format!("stat -c %F '{guide}/report.pdf (page {clash_id})'"));
+    let kind = mount.sh_ok(&format!(
+        "stat -c %F '{guide}/report.pdf (page {clash_id})'"
+    ));
     assert_eq!(kind.trim(), "directory");
 
     // The same names through lookups alone, on a fresh mount that has listed nothing.
     let fresh = Mounted::new(&server, &[]);
-    assert_eq!(fresh.sh_ok(&format!("cat '{guide}/naïve ☃.txt'")), "unicode\n");
-    assert_eq!(fresh.sh_ok(&format!("cat '{guide}/‛@versions'")), "not history\n");
+    assert_eq!(
+        fresh.sh_ok(&format!("cat '{guide}/naïve ☃.txt'")),
+        "unicode\n"
+    );
+    assert_eq!(
+        fresh.sh_ok(&format!("cat '{guide}/‛@versions'")),
+        "not history\n"
+    );
     let kind = fresh.sh_ok(&format!("stat -c %F '{guide}/Q1／Q2 plans'"));
     assert_eq!(kind.trim(), "directory");
-    let kind = fresh.sh_ok(&format!("stat -c %F '{guide}/report.pdf (page {clash_id})'"));
+    let kind = fresh.sh_ok(&format!(
+        "stat -c %F '{guide}/report.pdf (page {clash_id})'"
+    ));
     assert_eq!(kind.trim(), "directory");
 }
 
