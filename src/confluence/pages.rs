@@ -5,6 +5,11 @@
 //! silently omits folders and has no Data Center twin. Updates send `version = current + 1`,
 //! which is why a rename first reads the page (and sends its body back unchanged, so that a
 //! rename can never blank a page).
+//!
+//! Writes whose answer was lost are checked rather than blindly repeated: a create that failed
+//! with a 5xx or a broken connection looks for the title first (titles are unique per space),
+//! and a move whose retried `PUT` meets a 409 re-reads the page to see whether its own first
+//! attempt already landed.
 
 use reqwest::Method;
 use serde_json::json;
@@ -15,6 +20,7 @@ use super::model::{ContentKind, Page};
 use super::paging::{all_v1, V1_LIMIT};
 use super::retry::Repeat;
 use super::transport::{Channel, Transport};
+use super::upload::may_have_landed;
 use super::wire::V1Content;
 
 const PAGE_EXPAND: &str = "version,space,ancestors,history";
@@ -149,18 +155,59 @@ impl Client {
         let site = self.site();
         let url = site.v1(&["content"]);
         let line = Transport::line(Channel::Api, &Method::POST, &url);
-        let content: V1Content = self
-            .transport()
-            .call_json(Method::POST, url, Some(&body), Repeat::NotIdempotent)
-            .await?;
-        let mut page = content.into_page(site).ok_or_else(|| ClientError::Decode {
-            request: line,
-            detail: "the created content is not a page".into(),
-        })?;
-        if page.parent_id.is_none() {
-            page.parent_id = parent_id.map(str::to_string);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self
+                .transport()
+                .call_json::<V1Content>(
+                    Method::POST,
+                    url.clone(),
+                    Some(&body),
+                    Repeat::NotIdempotent,
+                )
+                .await
+            {
+                Ok(content) => {
+                    let mut page = content.into_page(site).ok_or_else(|| ClientError::Decode {
+                        request: line.clone(),
+                        detail: "the created content is not a page".into(),
+                    })?;
+                    if page.parent_id.is_none() {
+                        page.parent_id = parent_id.map(str::to_string);
+                    }
+                    return Ok(page);
+                }
+                Err(error) if may_have_landed(&error) => error,
+                Err(error) => return Err(error),
+            };
+            // The POST may have created the page before failing: titles are unique per space,
+            // so a page with this title now is ours (had it existed before, the answer would
+            // have been 400, not a 5xx or a broken connection).
+            match self.find_page(space_key, kind, title).await {
+                Ok(Some(mut page)) => {
+                    let parent_differs = matches!(
+                        (parent_id, page.parent_id.as_deref()),
+                        (Some(wanted), Some(actual)) if wanted != actual
+                    );
+                    if parent_differs {
+                        return Err(error);
+                    }
+                    if page.parent_id.is_none() {
+                        page.parent_id = parent_id.map(str::to_string);
+                    }
+                    tracing::info!(error = %error, "page creation failed in transit but arrived");
+                    return Ok(page);
+                }
+                Ok(None) => {}
+                Err(_) => return Err(error),
+            }
+            let policy = &self.transport().retry;
+            if attempt >= policy.max_attempts {
+                return Err(error);
+            }
+            tokio::time::sleep(policy.backoff(attempt)).await;
         }
-        Ok(page)
     }
 
     /// Renames and/or moves a page under another parent in the same space. Reads the page first
@@ -197,10 +244,26 @@ impl Client {
         let site = self.site();
         let url = site.v1(&["content", id]);
         let line = Transport::line(Channel::Api, &Method::PUT, &url);
-        let content: V1Content = self
+        let wanted_title = new_title.unwrap_or(&current.title).to_string();
+        let content: V1Content = match self
             .transport()
             .call_json(Method::PUT, url, Some(&body), Repeat::Idempotent)
-            .await?;
+            .await
+        {
+            Ok(content) => content,
+            Err(ClientError::Conflict { message, request }) => {
+                // A retried PUT whose first attempt landed meets its own new version. If the
+                // page is now exactly what we asked for, one version later, the move happened.
+                let now = self.get_page(id).await?;
+                let parent_ok =
+                    new_parent_id.is_none() || now.parent_id.as_deref() == new_parent_id;
+                if now.title == wanted_title && parent_ok && now.version == current.version + 1 {
+                    return Ok(now);
+                }
+                return Err(ClientError::Conflict { message, request });
+            }
+            Err(error) => return Err(error),
+        };
         let mut page = content.into_page(site).ok_or_else(|| ClientError::Decode {
             request: line,
             detail: "the updated content is not a page".into(),

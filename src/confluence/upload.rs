@@ -359,8 +359,8 @@ fn upload_timeout(bytes: u64) -> Duration {
     Duration::from_secs(120 + bytes / (32 * 1024))
 }
 
-/// Whether a failed upload might nevertheless have been stored.
-fn may_have_landed(error: &ClientError) -> bool {
+/// Whether a failed write might nevertheless have been applied.
+pub(crate) fn may_have_landed(error: &ClientError) -> bool {
     match error {
         ClientError::Transport { .. } => true,
         ClientError::Service { status, .. } => *status >= 500,

@@ -197,3 +197,36 @@ async fn cql_search_finds_pages_and_attachments(flavor: Flavor) {
         .unwrap();
     assert!(none.is_empty());
 }
+
+both_flavors!(lost_create_answer_is_not_repeated);
+
+async fn lost_create_answer_is_not_repeated(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let client = server.client().await;
+    let guide = page_by_title(&client, "DOCS", "Guide").await;
+
+    // The server creates the page, then the connection dies inside its answer.
+    server.clear_requests().await;
+    server.faults(json!({"reset_next": 1})).await;
+    let page = client
+        .create_page("DOCS", ContentKind::Page, Some(&guide.id), "Made Once")
+        .await
+        .unwrap();
+    assert_eq!(page.title, "Made Once");
+    let log = server.requests().await;
+    assert_eq!(
+        log.iter().filter(|r| r.method == "POST").count(),
+        1,
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.method == "GET" && r.query.contains("title=Made")),
+        "it looked for the page instead: {log:#?}"
+    );
+    let children = client.list_child_pages(&guide.id).await.unwrap();
+    assert_eq!(
+        children.iter().filter(|p| p.title == "Made Once").count(),
+        1
+    );
+}

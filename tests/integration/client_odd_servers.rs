@@ -1,6 +1,6 @@
 //! Behaviour the test server does not produce, served by a minimal hand-written HTTP server:
-//! a download answered with the whole file (200) despite `Range`, and a DELETE whose answer
-//! is lost after the server acted on it.
+//! a download answered with the whole file (200) despite `Range`, and writes (DELETE, a page
+//! move) whose answer is lost after the server acted on them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -103,4 +103,56 @@ async fn delete_whose_answer_was_lost_is_done() {
         "got {error:?}"
     );
     assert_eq!(deletes.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn move_whose_answer_was_lost_is_done() {
+    let page = |version: u64, title: &str| {
+        format!(
+            r#"{{"id":"7","type":"page","status":"current","title":"{title}","space":{{"key":"S"}},
+               "version":{{"number":{version},"when":"2026-01-01T00:00:00.000Z"}},
+               "ancestors":[{{"id":"1"}}],"body":{{"storage":{{"value":"<p>x</p>"}}}}}}"#
+        )
+    };
+    let puts = Arc::new(AtomicUsize::new(0));
+    let counter = puts.clone();
+    let url = plain_server(move |method, path, _| {
+        if path.starts_with("/rest/api/user/current") {
+            return current_user_response();
+        }
+        match method {
+            "GET" if path.starts_with("/rest/api/content/7?") => {
+                // Before any PUT: version 3, old title; after: version 4, new title.
+                let body = if counter.load(Ordering::SeqCst) == 0 {
+                    page(3, "Old")
+                } else {
+                    page(4, "New")
+                };
+                http_response("200 OK", "application/json", body.as_bytes())
+            }
+            "PUT" if path == "/rest/api/content/7" => {
+                // The first PUT is applied, then its answer is cut; the retry meets a 409.
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{\"id\"".to_vec()
+                } else {
+                    http_response(
+                        "409 Conflict",
+                        "application/json",
+                        br#"{"statusCode":409,"message":"Version must be incremented on update. Current version is: 4"}"#,
+                    )
+                }
+            }
+            _ => http_response("404 Not Found", "text/plain", b"nope"),
+        }
+    })
+    .await;
+    let client = connect(url).await;
+    let moved = client.move_page("7", Some("New"), None).await.unwrap();
+    assert_eq!(moved.title, "New");
+    assert_eq!(moved.version, 4);
+    assert_eq!(
+        puts.load(Ordering::SeqCst),
+        2,
+        "retried once, then recognised its own write"
+    );
 }
