@@ -10,8 +10,9 @@
 //! so there is no moment when a block is in neither place nor in flight.
 //!
 //! A failure is delivered to every waiter and cached nowhere; the next read starts a new job.
-//! A job can be cancelled (its file was closed, or the reader jumped away from the read-ahead);
-//! its waiters then see `None` and look for the block again.
+//! A job can be cancelled while it waits for its turn or its answer (its file was closed, or
+//! the reader jumped away from the read-ahead); its waiters then see `None` and look for the
+//! block again. Once the answer is in, storing it is no longer cancellable.
 //!
 //! Blocks cut out of a multi-block response are copied into their own buffers: a `Bytes` slice
 //! would keep the whole response alive for as long as any one of its blocks is cached.
@@ -151,22 +152,10 @@ impl Job {
         for (sender, (_, block)) in self.senders.into_iter().zip(&keyed) {
             let _ = sender.send(Ok(block.clone()));
         }
-        for (key, block) in &keyed {
-            self.cache.memory.insert(key.clone(), block.clone()).await;
-        }
-        if let (true, Some(disk)) = (fetched, self.cache.disk.clone()) {
-            // The blocking write owns its own token, so that a cancelled job does not make the
-            // cache look idle while the write still runs.
-            let token = self.cache.background_token();
-            let write = tokio::task::spawn_blocking(move || {
-                let _token = token;
-                for (key, block) in &keyed {
-                    disk.write(key, block);
-                }
-            });
-            let _ = write.await;
-        }
-        drop(guard);
+        // The bytes are paid for: storing them must not be cancelled with the job, or a block
+        // could reach its waiters and then be fetched again. A task of its own, which nobody
+        // holds a handle to, takes the in-flight entries along.
+        tokio::spawn(store(self.cache, keyed, fetched, guard));
     }
 
     async fn load_from_disk(&self) -> Option<Bytes> {
@@ -187,6 +176,28 @@ impl Job {
     async fn fetch(&self) -> Result<Vec<Bytes>, CacheError> {
         fetch_blocks(&self.cache, &self.source, self.blocks.clone()).await
     }
+}
+
+/// Puts delivered blocks into memory and (if they came from the server) on disk, then lets
+/// the in-flight entries go.
+async fn store(
+    cache: Arc<BlockCache>,
+    keyed: Vec<(BlockKey, Bytes)>,
+    fetched: bool,
+    guard: JobGuard,
+) {
+    for (key, block) in &keyed {
+        cache.memory.insert(key.clone(), block.clone()).await;
+    }
+    if let (true, Some(disk)) = (fetched, cache.disk.clone()) {
+        let write = tokio::task::spawn_blocking(move || {
+            for (key, block) in &keyed {
+                disk.write(key, block);
+            }
+        });
+        let _ = write.await;
+    }
+    drop(guard);
 }
 
 /// One range request for `blocks`, cut into blocks. Checks the length: an answer of the wrong

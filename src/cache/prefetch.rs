@@ -9,7 +9,9 @@
 //! cancelled.
 //!
 //! "Sequential" tolerates a block of slack either way around the previous read's end, because
-//! the kernel may send a file's READs concurrently and they can arrive slightly out of order.
+//! the kernel may send a file's READs concurrently and they can arrive slightly out of order;
+//! only a read that moves the end forward grows the window, so a program that reads the same
+//! header again and again never triggers read-ahead.
 //!
 //! The window is topped up in batches (at least half the window, capped by the largest request)
 //! rather than block by block as the reader advances; otherwise a full window would be refilled
@@ -57,22 +59,36 @@ impl ReadAhead {
     pub fn on_read(&mut self, offset: u64, end: u64) -> Decision {
         let block_size = self.geometry.block_size;
         let needed = self.geometry.blocks_for(offset, end);
-        let sequential = self.last_end.is_some_and(|previous| {
+        let near = self.last_end.filter(|&previous| {
             offset.saturating_add(block_size) >= previous
                 && offset <= previous.saturating_add(block_size)
         });
-        if sequential {
-            let grown = if self.window == 0 {
-                2 * block_size
-            } else {
-                self.window.saturating_mul(2)
-            };
-            self.window = grown.min(self.max_window);
-            self.last_end = self.last_end.max(Some(end));
-        } else {
-            self.window = 0;
-            self.last_end = Some(end);
-            self.scheduled_end = needed.end;
+        let sequential = near.is_some();
+        match near {
+            // Moving forward: the reader streams, so the window grows.
+            Some(previous) if end > previous => {
+                let grown = if self.window == 0 {
+                    2 * block_size
+                } else {
+                    self.window.saturating_mul(2)
+                };
+                self.window = grown.min(self.max_window);
+                self.last_end = Some(end);
+            }
+            // Near but not forward (a late READ, or the same header read again): keep the
+            // window as it is, and fetch nothing more for it.
+            Some(_) => {
+                self.scheduled_end = self.scheduled_end.max(needed.end);
+                return Decision {
+                    sequential,
+                    prefetch: None,
+                };
+            }
+            None => {
+                self.window = 0;
+                self.last_end = Some(end);
+                self.scheduled_end = needed.end;
+            }
         }
         self.scheduled_end = self.scheduled_end.max(needed.end);
         if self.window == 0 {
@@ -198,6 +214,16 @@ mod tests {
         assert!(ra.on_read(256 * KIB, 384 * KIB).sequential);
         assert!(ra.on_read(128 * KIB, 256 * KIB).sequential);
         assert!(ra.on_read(384 * KIB, 512 * KIB).sequential);
+    }
+
+    #[test]
+    fn rereading_the_same_bytes_reads_nothing_ahead() {
+        let mut ra = read_ahead(1024 * MIB);
+        for _ in 0..10 {
+            let decision = ra.on_read(0, 4 * KIB);
+            assert_eq!(decision.prefetch, None);
+        }
+        assert_eq!(ra.window, 0);
     }
 
     #[test]
