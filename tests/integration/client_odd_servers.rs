@@ -156,3 +156,24 @@ async fn move_whose_answer_was_lost_is_done() {
         "retried once, then recognised its own write"
     );
 }
+
+#[tokio::test]
+async fn html_site_is_not_confluence() {
+    let url = plain_server(|_, _, _| {
+        http_response(
+            "200 OK",
+            "text/html",
+            b"<!doctype html><title>Intranet</title><p>Welcome</p>",
+        )
+    })
+    .await;
+    let config = ClientConfig::new(format!("{url}/"), Credentials::basic("ann", "t"));
+    let error = Client::connect(config).await.unwrap_err();
+    match &error {
+        ClientError::NotConfluence { url: named, detail } => {
+            assert!(named.starts_with(&url), "{error}");
+            assert!(detail.contains("text/html"), "{detail}");
+        }
+        other => panic!("expected NotConfluence, got {other:?}"),
+    }
+}
