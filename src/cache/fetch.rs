@@ -25,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, Shared};
 use futures_util::FutureExt;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::block::{BlockKey, Geometry};
@@ -115,7 +115,7 @@ struct Job {
 
 impl Job {
     async fn run(self, permits: Option<Arc<Semaphore>>, guard: JobGuard) {
-        let _permit = match permits {
+        let permit = match permits {
             // The semaphore is never closed; a failure would only mean "no limit".
             Some(permits) => permits.acquire_owned().await.ok(),
             None => None,
@@ -155,7 +155,9 @@ impl Job {
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
         // could reach its waiters and then be fetched again. A task of its own, which nobody
         // holds a handle to, takes the in-flight entries along.
-        tokio::spawn(store(self.cache, keyed, fetched, guard));
+        // The read-ahead permit goes along, so a disk slower than the network holds read-ahead
+        // back instead of piling up blocks waiting to be written.
+        tokio::spawn(store(self.cache, keyed, fetched, guard, permit));
     }
 
     async fn load_from_disk(&self) -> Option<Bytes> {
@@ -185,6 +187,7 @@ async fn store(
     keyed: Vec<(BlockKey, Bytes)>,
     fetched: bool,
     guard: JobGuard,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     for (key, block) in &keyed {
         cache.memory.insert(key.clone(), block.clone()).await;
@@ -198,6 +201,7 @@ async fn store(
         let _ = write.await;
     }
     drop(guard);
+    drop(permit);
 }
 
 /// One range request for `blocks`, cut into blocks. Checks the length: an answer of the wrong
