@@ -214,6 +214,14 @@ pub(crate) async fn fetch_blocks(
     let geometry = source.geometry;
     let (offset, len) = geometry.byte_range(&blocks);
     cache.counters.requests.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(
+        attachment = %source.object.attachment_id,
+        version = source.object.version,
+        offset,
+        len,
+        blocks = blocks.end - blocks.start,
+        "range request"
+    );
     let data = source
         .fetch
         .fetch(offset, len)
