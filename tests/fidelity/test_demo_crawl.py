@@ -5,7 +5,7 @@ PDFs, nested trees, blog posts as the demo author made them)."""
 
 from __future__ import annotations
 
-from harness import assert_attachment_id, check, parse_timestamp
+from harness import assert_attachment_id, check, parse_timestamp, validate_against
 from util import fetch_attachment_bytes
 
 MAX_DOWNLOADS = 40
@@ -27,6 +27,20 @@ def _all_v1(srv, url, params=None):
     return out
 
 
+def _versions(srv, cid):
+    """Cloud: /rest/api/content/{id}/version; DC: the same model under /rest/experimental."""
+    if srv.flavor == "cloud":
+        body = check(srv.get(srv.v1(f"/content/{cid}/version")))
+    else:
+        r = srv.get(srv.base + f"/rest/experimental/content/{cid}/version")
+        assert r.status_code == 200, r.status_code
+        body = r.json()
+        validate_against(body, "GET", "/wiki/rest/api/content/1/version")
+    nums = [v["number"] for v in body["results"]]
+    assert len(nums) == len(set(nums)) and nums, nums
+    return body
+
+
 def test_demo_crawl_v1(demo):
     spaces = _all_v1(demo, demo.v1("/space"))
     assert len(spaces) >= 2, "the demo has several spaces"
@@ -46,8 +60,7 @@ def test_demo_crawl_v1(demo):
             parse_timestamp(full["version"]["when"], demo, f"{c['id']} version.when")
             check(demo.get(demo.v1(f"/content/{c['id']}/child/page")))
             check(demo.get(demo.v1(f"/content/{c['id']}/property")))
-            if demo.flavor == "cloud":
-                check(demo.get(demo.v1(f"/content/{c['id']}/version")))
+            _versions(demo, c["id"])
             for a in _all_v1(demo, demo.v1(f"/content/{c['id']}/child/attachment"), {"expand": "version,container,metadata"}):
                 kinds.add("attachment")
                 assert_attachment_id(demo, a["id"])
@@ -58,8 +71,7 @@ def test_demo_crawl_v1(demo):
                     data = fetch_attachment_bytes(demo, c["id"], a)
                     assert len(data) == a["extensions"]["fileSize"], (a["title"], len(data), a["extensions"]["fileSize"])
                 check(demo.get(demo.v1(f"/content/{a['id']}/property")))
-                if demo.flavor == "cloud":
-                    check(demo.get(demo.v1(f"/content/{a['id']}/version")))
+                _versions(demo, a["id"])
     assert {"page", "blogpost", "attachment"} <= kinds, kinds
 
 
