@@ -83,7 +83,8 @@ pub fn when(app: &App, ms: i64) -> String {
     clock::format(ms, app.flavor())
 }
 
-fn friendly(ms: i64) -> String {
+/// Confluence's human form of a time (`friendlyWhen`, `friendlyLastModified`).
+pub fn friendly(ms: i64) -> String {
     let age = (clock::now_ms() - ms).max(0) / 1000;
     match age {
         0..=59 => "just a moment ago".to_string(),

@@ -267,7 +267,7 @@ pub async fn search(State(app): State<Shared>, p: Params) -> Result<Json<Value>,
                 "entityType": "content",
                 "iconCssClass": format!("aui-icon content-type-{}", c.kind.as_str()),
                 "lastModified": clock::format(c.current().when_ms, app.flavor()),
-                "friendlyLastModified": clock::format(c.current().when_ms, app.flavor()),
+                "friendlyLastModified": render::friendly(c.current().when_ms),
                 "score": 0.0
             })
         })
