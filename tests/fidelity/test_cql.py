@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness import check, parse_timestamp
@@ -74,6 +76,9 @@ def test_search_result_fields(srv):
     assert res["url"]
     assert body["cqlQuery"] == 'type=page AND title="Guide"'
     parse_timestamp(res["lastModified"], srv, "lastModified")
+    # friendly* fields are human text ("just a moment ago", "Nov 23, 2021"; FACTS 4.2: localised),
+    # never a machine timestamp a client could come to rely on.
+    assert not re.match(r"^\d{4}-\d\d-\d\dT", res["friendlyLastModified"]), res["friendlyLastModified"]
 
 
 def test_cloud_search_next_is_cursor(cloud):
