@@ -219,6 +219,26 @@ def test_child_pages_paging(srv):
     assert "next" not in pages[-1]["_links"]
 
 
+def test_no_next_on_exact_fit(srv):
+    """`next` only when more remain: a page that ends exactly at the last row has none."""
+    gid = page_id(srv, "DOCS", "Guide")
+    body = check(srv.get(srv.v1(f"/content/{gid}/child/page"), params={"limit": 3}))
+    assert len(body["results"]) == 3 and "next" not in body["_links"]
+    body = check(srv.get(srv.v1(f"/content/{gid}/child/attachment"), params={"limit": 2, "start": 1}))
+    assert len(body["results"]) == 2 and "next" not in body["_links"]
+    body = check(srv.get(srv.v1(f"/content/{gid}/child/page"), params={"limit": 2}))
+    assert "next" in body["_links"]
+    if srv.flavor == "cloud":
+        from util import link_header_next
+
+        r = srv.get(srv.v2(f"/pages/{gid}/children"), params={"limit": 3})
+        body = check(r)
+        assert len(body["results"]) == 3 and "next" not in body["_links"] and link_header_next(r) is None
+        r = srv.get(srv.v2(f"/pages/{gid}/attachments"), params={"limit": 3})
+        body = check(r)
+        assert len(body["results"]) == 3 and "next" not in body["_links"] and link_header_next(r) is None
+
+
 def test_child_pages_missing_parent(srv):
     check(srv.get(srv.v1("/content/999999999/child/page")), 404)
 
