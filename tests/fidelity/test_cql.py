@@ -120,3 +120,27 @@ def test_cql_paging_follows_next(srv, route):
         assert pages < 20
     assert pages >= 3
     assert sorted(seen) == sorted(DOCS_PAGES), seen
+
+
+def test_cql_keywords_any_case(srv):
+    """CQL keywords are case-insensitive (the client's own example: `type=attachment and title="report.pdf"`)."""
+    titles, _ = search_titles(srv, 'type=attachment and title="notes.txt"', "/content/search")
+    assert titles == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "cql,expected",
+    [
+        ('type=page AND (title="Guide" OR title="Reference")', {"Guide", "Reference"}),
+        ('type=page and space=DOCS and not title="Guide"', DOCS_PAGES - {"Guide"}),
+    ],
+)
+def test_cql_beyond_the_subset_is_right_or_refused(srv, cql, expected):
+    """Real CQL has OR, NOT and parentheses. The server may implement a subset, but a query it does
+    not understand must be refused with 400, never answered with the wrong rows."""
+    r = srv.get(srv.v1("/search"), params={"cql": cql, "limit": 100})
+    if r.status_code == 400:
+        check(r, 400)
+        return
+    body = check(r)
+    assert {x["title"] for x in body["results"]} == expected
