@@ -251,3 +251,56 @@ def test_parallel_uploads(srv):
     assert sorted(r.status_code for r in rs) == [200] + [400] * 5, [r.status_code for r in rs]
     names = [a["title"] for a in attachments(srv, pid, limit=50)["results"]]
     assert names.count("same.txt") == 1 and len(names) == 9
+
+
+# -- server options that switch between documented real-world behaviours ---------------------
+
+
+def test_strict_xsrf_option(fresh):
+    """--strict-xsrf: only `no-check` passes (one DC report: `nocheck` gave 403, FACTS 5.5)."""
+    s = fresh("dc", "--strict-xsrf")
+    pid = create_page(s, "ENG", unique("Strict"))["id"]
+    _assert_xsrf_403(upload(s, pid, "n.txt", b"n", headers={"X-Atlassian-Token": "nocheck"}, expect=None))
+    upload(s, pid, "n.txt", b"n", headers={"X-Atlassian-Token": "no-check"})
+
+
+def test_legacy_download_links_option(fresh):
+    """--legacy-download-links: Cloud v1 `_links.download` in the pre-2026 servlet form
+    (`/download/attachments/{page}/{name}?version&modificationDate&cacheVersion=1&api=v2`, FACTS 1.6),
+    which answers 401 to API-token auth; the REST /download route still works."""
+    import re
+    from urllib.parse import parse_qs
+
+    from util import attachment_by_name, fetch_attachment_bytes, page_id
+
+    s = fresh("cloud", "--legacy-download-links")
+    gid = page_id(s, "DOCS", "Guide")
+    att = attachment_by_name(s, gid, "notes.txt", expand="version")
+    m = re.match(rf"^/download/attachments/{gid}/notes\.txt\?(.*)$", att["_links"]["download"])
+    assert m, att["_links"]["download"]
+    q = parse_qs(m.group(1))
+    assert q["version"] == ["1"] and q["api"] == ["v2"] and q["cacheVersion"] == ["1"] and "modificationDate" in q
+    assert s.get(s.abs(att["_links"]["download"])).status_code == 401
+    assert fetch_attachment_bytes(s, gid, att) == b"hello notes\n"
+
+
+def test_media_token_expires(fresh):
+    """The media URL's token is short-lived (FACTS 1.6: do not cache the Location for long)."""
+    import time
+
+    from util import attachment_by_name, page_id
+
+    s = fresh("cloud", "--media-token-ttl", "1")
+    gid = page_id(s, "DOCS", "Guide")
+    att = attachment_by_name(s, gid, "notes.txt")
+    r = s.get(s.v1(f"/content/{gid}/child/attachment/{att['id']}/download"))
+    loc = r.headers["Location"]
+    assert requests.get(loc, timeout=20).status_code == 200
+    time.sleep(2.2)
+    assert requests.get(loc, timeout=20).status_code in (401, 403)
+
+
+def test_v1_limit_is_clamped_and_echoed(srv):
+    """An over-large v1 `limit` is clamped and the effective limit echoed (FACTS 5.4)."""
+    body = check(srv.get(srv.v1("/space"), params={"limit": 1000}))
+    assert body["limit"] == 200
