@@ -93,7 +93,7 @@ async fn budgets(flavor: Flavor) {
     server.clear_requests().await;
     mount.sh_ok("cat 'DOCS/DOCS Home/Big/f007.txt' > /dev/null");
     let first = server.requests().await.len();
-    assert!(first >= 1 && first <= 2, "{flavor:?}: {first} requests");
+    assert!((1..=2).contains(&first), "{flavor:?}: {first} requests");
     server.clear_requests().await;
     let again = mount.sh_ok("cat 'DOCS/DOCS Home/Big/f007.txt'");
     assert_eq!(again, "file 7\n");
