@@ -141,29 +141,30 @@ pub fn spawn(config: Config) -> io::Result<ServerHandle> {
 
 /// Runs a server until SIGTERM or SIGINT; `ready` gets the base URL once it accepts connections.
 pub async fn serve(config: Config, ready: impl FnOnce(&str)) -> io::Result<()> {
-    run(config, shutdown_signal(), |b| ready(&b.base_url)).await
+    // Register the handlers before anyone can learn the URL: a SIGTERM sent right after the
+    // URL is printed must stop the server cleanly, not kill it.
+    let stop = shutdown_signal()?;
+    run(config, stop, |b| ready(&b.base_url)).await
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+#[cfg(unix)]
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 /// Loads (or seeds) the store for a configuration.

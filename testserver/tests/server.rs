@@ -132,7 +132,8 @@ async fn binary_prints_base_url_first_and_exits_on_sigterm() {
     let (s, v) = get_json(&c, &format!("{url}/rest/api/user/current")).await;
     assert_eq!(s, 200);
     assert_eq!(v["email"], USER);
-    assert!(sigterm_and_wait(child).success());
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "{status:?}");
 
     let (child, url) = run_binary(&[
         "--flavor",
@@ -156,7 +157,8 @@ async fn binary_prints_base_url_first_and_exits_on_sigterm() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["username"], "admin");
-    assert!(sigterm_and_wait(child).success());
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]

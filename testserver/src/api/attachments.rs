@@ -6,7 +6,7 @@
 //! short critical section, and duplicate names are checked for the whole request before any
 //! file is committed, so a refused request leaves nothing behind.
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -133,15 +133,31 @@ fn apply(app: &super::App, cid: u64, upload: &Upload, upsert: bool) -> Result<Ve
     Ok(ids)
 }
 
+/// Reads a multipart upload request's body into `incoming/`.
+async fn read_request(app: &Shared, req: Request) -> Result<Upload, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(read_upload(
+        content_type.as_deref(),
+        req.into_body(),
+        &app.blobs,
+        app.config.max_attachment_size,
+    )
+    .await?)
+}
+
 async fn receive(
     app: &Shared,
     id: &str,
-    mp: Multipart,
+    req: Request,
     upsert: bool,
 ) -> Result<Json<Value>, ApiError> {
     let cid = app.parse_id(id)?;
     check_container(&app.store(), cid)?;
-    let upload = read_upload(mp, &app.blobs, app.config.max_attachment_size).await?;
+    let upload = read_request(app, req).await?;
     let ids = apply(app, cid, &upload, upsert)?;
     app.persist().await;
     let store = app.store();
@@ -160,9 +176,9 @@ async fn receive(
 pub async fn create(
     State(app): State<Shared>,
     Path(id): Path<String>,
-    mp: Multipart,
+    req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    receive(&app, &id, mp, false).await
+    receive(&app, &id, req, false).await
 }
 
 pub async fn create_or_update(
@@ -177,10 +193,7 @@ pub async fn create_or_update(
             .insert(header::ALLOW, HeaderValue::from_static("GET,POST,OPTIONS"));
         return Ok(r);
     }
-    let mp = <Multipart as axum::extract::FromRequest<Shared>>::from_request(req, &app)
-        .await
-        .map_err(|e| ApiError::v1(400, e.body_text()))?;
-    Ok(receive(&app, &id, mp, true).await?.into_response())
+    Ok(receive(&app, &id, req, true).await?.into_response())
 }
 
 fn attachment_of(store: &Store, cid: u64, att: u64) -> Result<(), ApiError> {
@@ -199,12 +212,12 @@ fn attachment_of(store: &Store, cid: u64, att: u64) -> Result<(), ApiError> {
 pub async fn new_version(
     State(app): State<Shared>,
     Path((id, att)): Path<(String, String)>,
-    mp: Multipart,
+    req: Request,
 ) -> Result<Json<Value>, ApiError> {
     let cid = app.parse_id(&id)?;
     let aid = app.parse_id(&att)?;
     attachment_of(&app.store(), cid, aid)?;
-    let upload = read_upload(mp, &app.blobs, app.config.max_attachment_size).await?;
+    let upload = read_request(&app, req).await?;
     {
         let mut store = app.store();
         attachment_of(&store, cid, aid)?;

@@ -10,6 +10,7 @@ pub mod content;
 pub mod download;
 pub mod errors;
 pub mod guard;
+pub mod multipart;
 pub mod paging;
 pub mod properties;
 pub mod render;

@@ -9,12 +9,13 @@
 
 use std::path::PathBuf;
 
-use axum::extract::multipart::{Field, Multipart};
+use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use percent_encoding::percent_decode;
 use tokio::io::AsyncWriteExt;
 
 use super::errors::ApiError;
+use super::multipart::{boundary, MultipartError, MultipartReader};
 use crate::blobs::BlobDir;
 
 /// A received file part, sitting in `incoming/` until it is committed. Dropping it deletes
@@ -50,6 +51,8 @@ pub enum UploadError {
     TooLarge(u64),
     #[error("malformed multipart body: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    Multipart(#[from] MultipartError),
     #[error("no file part named 'file' in the request")]
     NoFile,
     #[error("writing the upload: {0}")]
@@ -64,6 +67,9 @@ impl From<UploadError> for ApiError {
                 format!("com.atlassian.confluence.api.service.exceptions.ServiceException: {e}"),
             ),
             UploadError::Io(_) => ApiError::v1(500, e.to_string()),
+            UploadError::Multipart(MultipartError::NotMultipart) => {
+                ApiError::v1(415, e.to_string())
+            }
             _ => ApiError::v1(400, e.to_string()),
         }
     }
@@ -199,13 +205,9 @@ pub fn guess_media_type(name: &str) -> &'static str {
     }
 }
 
-async fn small_part(field: &mut Field<'_>) -> Result<Vec<u8>, UploadError> {
+async fn small_part(mp: &mut MultipartReader) -> Result<Vec<u8>, UploadError> {
     let mut out = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| UploadError::Malformed(e.body_text()))?
-    {
+    while let Some(chunk) = mp.chunk().await? {
         if out.len() + chunk.len() > 1 << 20 {
             return Err(UploadError::Malformed("text part larger than 1 MiB".into()));
         }
@@ -215,13 +217,13 @@ async fn small_part(field: &mut Field<'_>) -> Result<Vec<u8>, UploadError> {
 }
 
 async fn file_part(
-    field: &mut Field<'_>,
+    mp: &mut MultipartReader,
+    headers: &HeaderMap,
     blobs: &BlobDir,
     name: String,
     max: Option<u64>,
 ) -> Result<IncomingFile, UploadError> {
-    let media_type = field
-        .headers()
+    let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| ct.split(';').next().unwrap_or("").trim().to_string())
@@ -236,11 +238,7 @@ async fn file_part(
     };
     let file = tokio::fs::File::create(&incoming.path).await?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| UploadError::Malformed(e.body_text()))?
-    {
+    while let Some(chunk) = mp.chunk().await? {
         incoming.size += chunk.len() as u64;
         if let Some(limit) = max {
             if incoming.size > limit {
@@ -253,23 +251,24 @@ async fn file_part(
     Ok(incoming)
 }
 
+/// Reads an upload request body: files to `incoming/`, comments decoded, flags parsed.
 pub async fn read_upload(
-    mut mp: Multipart,
+    content_type: Option<&str>,
+    body: Body,
     blobs: &BlobDir,
     max: Option<u64>,
 ) -> Result<Upload, UploadError> {
+    let boundary = content_type
+        .and_then(boundary)
+        .ok_or(MultipartError::NotMultipart)?;
+    let mut mp = MultipartReader::new(body, &boundary);
     let mut upload = Upload {
         files: Vec::new(),
         comments: Vec::new(),
         minor_edit: false,
     };
-    while let Some(mut field) = mp
-        .next_field()
-        .await
-        .map_err(|e| UploadError::Malformed(e.body_text()))?
-    {
-        let d = field
-            .headers()
+    while let Some(headers) = mp.next_part().await? {
+        let d = headers
             .get(header::CONTENT_DISPOSITION)
             .map(|v| parse_disposition(v.as_bytes()))
             .unwrap_or_default();
@@ -284,23 +283,23 @@ pub async fn read_upload(
                 }
                 upload
                     .files
-                    .push(file_part(&mut field, blobs, name, max).await?);
+                    .push(file_part(&mut mp, &headers, blobs, name, max).await?);
             }
             Some("comment") => {
-                let charset = charset_of(field.headers());
-                let bytes = small_part(&mut field).await?;
+                let charset = charset_of(&headers);
+                let bytes = small_part(&mut mp).await?;
                 upload
                     .comments
                     .push(decode_text(&bytes, charset.as_deref()));
             }
             Some("minorEdit") => {
-                let bytes = small_part(&mut field).await?;
+                let bytes = small_part(&mut mp).await?;
                 upload.minor_edit = String::from_utf8_lossy(&bytes)
                     .trim()
                     .eq_ignore_ascii_case("true");
             }
             _ => {
-                small_part(&mut field).await?;
+                small_part(&mut mp).await?;
             }
         }
     }
