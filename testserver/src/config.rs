@@ -51,6 +51,8 @@ pub struct Config {
     pub legacy_download_links: bool,
     /// Accept only `X-Atlassian-Token: no-check` (as some DC versions do), not `nocheck`.
     pub strict_xsrf: bool,
+    /// The status of an upload over `max_attachment_size`: 413, or 404 as the v1 spec says.
+    pub oversize_status: u16,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             media_token_ttl: Duration::from_secs(600),
             legacy_download_links: false,
             strict_xsrf: false,
+            oversize_status: 413,
         }
     }
 }

@@ -57,6 +57,17 @@ struct Args {
     /// Accept only `X-Atlassian-Token: no-check`, not `nocheck`.
     #[arg(long)]
     strict_xsrf: bool,
+    /// Status for uploads over --max-attachment-size: 413, or 404 as the v1 spec documents.
+    #[arg(long, default_value_t = 413, value_parser = parse_oversize_status)]
+    oversize_status: u16,
+}
+
+fn parse_oversize_status(s: &str) -> Result<u16, String> {
+    match s {
+        "413" => Ok(413),
+        "404" => Ok(404),
+        other => Err(format!("{other}: expected 413 or 404")),
+    }
 }
 
 impl From<Args> for Config {
@@ -76,6 +87,7 @@ impl From<Args> for Config {
             media_token_ttl: Duration::from_secs(a.media_token_ttl),
             legacy_download_links: a.legacy_download_links,
             strict_xsrf: a.strict_xsrf,
+            oversize_status: a.oversize_status,
         }
     }
 }

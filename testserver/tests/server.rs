@@ -962,3 +962,45 @@ async fn pages_are_created_renamed_moved_trashed_and_purged() {
     let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{id}?status=trashed")).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn datacenter_fails_xsrf_for_browser_agents_and_oversize_can_answer_404() {
+    let c = client();
+    let s = spawn(Config {
+        flavor: Flavor::Datacenter,
+        demo: true,
+        max_attachment_size: Some(10),
+        oversize_status: 404,
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let page = page_id(&c, b, "HR", "Policies").await;
+    let r = c
+        .post(format!("{b}/rest/api/content/{page}/child/attachment"))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "no-check")
+        .header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .multipart(Form::new().part("file", file_part("ua.txt", b"x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.unwrap(), "XSRF check failed");
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("big.txt", &[b'x'; 11])),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("ok.txt", &[b'x'; 10])),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::errors::ApiError;
 use super::paging::{v1_envelope, Window};
 use super::render;
-use super::upload::{read_upload, IncomingFile, Upload};
+use super::upload::{read_upload, IncomingFile, Upload, UploadError};
 use super::{Expand, Params, Shared};
 use crate::blobs::new_uuid;
 use crate::clock;
@@ -140,13 +140,18 @@ async fn read_request(app: &Shared, req: Request) -> Result<Upload, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    Ok(read_upload(
+    read_upload(
         content_type.as_deref(),
         req.into_body(),
         &app.blobs,
         app.config.max_attachment_size,
     )
-    .await?)
+    .await
+    .map_err(|e| match (e, app.config.oversize_status) {
+        // The v1 spec documents 404 for "exceeds the maximum configured attachment size".
+        (e @ UploadError::TooLarge(_), 404) => ApiError::v1(404, e.to_string()),
+        (e, _) => e.into(),
+    })
 }
 
 async fn receive(

@@ -4,7 +4,8 @@
 //! Confluence` on `/user/current`, `Current user not permitted to use Confluence` elsewhere);
 //! Cloud v2 hides everything behind a bare 404; Datacenter says 401. Cloud's legacy download
 //! servlet refuses API tokens outright (401) since 2026. The XSRF check runs after
-//! authentication and only on multipart POST/PUT, answering plain text like the real filter.
+//! authentication and only on multipart POST/PUT, answering plain text like the real filter;
+//! on Datacenter a browser `User-Agent` fails it on POST even with the token header.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
@@ -104,10 +105,18 @@ pub async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Respo
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if multipart
-        && (req.method() == Method::POST || req.method() == Method::PUT)
-        && !xsrf_ok(&app, req.headers())
-    {
+    let writing = req.method() == Method::POST || req.method() == Method::PUT;
+    // Datacenter also fails the check for a browser User-Agent on POST, token or not
+    // (measured on DC 7.19; Atlassian KB "REST API calls with a browser User-Agent header may
+    // fail CSRF checks").
+    let browser_post = app.flavor() == Flavor::Datacenter
+        && req.method() == Method::POST
+        && req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if multipart && writing && (!xsrf_ok(&app, req.headers()) || browser_post) {
         return ApiError::plain(403, "XSRF check failed").into_response();
     }
     next.run(req).await
