@@ -1004,3 +1004,127 @@ async fn datacenter_fails_xsrf_for_browser_agents_and_oversize_can_answer_404() 
     .await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn the_request_log_counts_bytes_and_can_be_cleared() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let (b, root) = (s.base_url(), s.root_url());
+    let log = || async {
+        c.get(format!("{root}/__testserver/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let r = c
+        .delete(format!("{root}/__testserver/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = c
+        .get(format!("{b}/rest/api/space?limit=1"))
+        .basic_auth(USER, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    let len = r.bytes().await.unwrap().len() as u64;
+    let page = page_id(&c, b, "HR", "Policies").await;
+    let body = vec![b'z'; 10_000];
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("z.bin", &body)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let entries = log().await;
+    let entries = entries.as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        3,
+        "hook requests are not logged: {entries:?}"
+    );
+    assert_eq!(entries[0]["path"], "/wiki/rest/api/space");
+    assert_eq!(entries[0]["query"], "limit=1");
+    assert_eq!(entries[0]["origin"], "api");
+    assert_eq!(entries[0]["status"], 200);
+    assert_eq!(entries[0]["bytes"], len);
+    assert!(entries[2]["request_bytes"].as_u64().unwrap() > 10_000);
+    assert_eq!(entries[2]["method"], "POST");
+
+    faults(&c, &root, json!({"latency_ms": 300})).await;
+    let started = std::time::Instant::now();
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
+    assert_eq!(st, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    faults(&c, &root, json!({})).await;
+    c.delete(format!("{root}/__testserver/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log().await.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn v2_properties_by_id_and_attachment_trash_then_purge() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let page = page_id(&c, b, "DOCS", "Getting Started").await;
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{page}/child/attachment?filename=guide.pdf"),
+    )
+    .await;
+    let att = v["results"][0]["id"].as_str().unwrap().to_string();
+    let (st, v) = get_json(&c, &format!("{b}/api/v2/attachments/{att}/properties")).await;
+    assert_eq!(st, 200);
+    let keys: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, vec!["classification", "reviewers"]);
+    let pid = v["results"][0]["id"].as_str().unwrap().to_string();
+    let put = |n: u32| {
+        c.put(format!("{b}/api/v2/attachments/{att}/properties/{pid}"))
+            .basic_auth(USER, Some(TOKEN))
+            .json(&json!({"key": "classification", "value": "internal", "version": {"number": n}}))
+            .send()
+    };
+    assert_eq!(put(1).await.unwrap().status(), 409);
+    let r = put(2).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["value"], "internal");
+
+    // Purging needs the trash first; afterwards the id is gone for good.
+    let del = |purge: bool| {
+        let url = if purge {
+            format!("{b}/api/v2/attachments/{att}?purge=true")
+        } else {
+            format!("{b}/api/v2/attachments/{att}")
+        };
+        c.delete(url).basic_auth(USER, Some(TOKEN)).send()
+    };
+    assert_eq!(del(true).await.unwrap().status(), 400);
+    assert_eq!(del(false).await.unwrap().status(), 204);
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{page}/child/attachment?filename=guide.pdf"),
+    )
+    .await;
+    assert_eq!(v["size"], 0, "trashed attachments are hidden from lists");
+    let (st, v) = get_json(&c, &format!("{b}/api/v2/attachments/{att}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["status"], "trashed");
+    assert_eq!(del(true).await.unwrap().status(), 204);
+    let (st, v) = get_json(&c, &format!("{b}/api/v2/attachments/{att}")).await;
+    assert_eq!(st, 404);
+    assert_eq!(v["errors"][0]["code"], "NOT_FOUND");
+}
