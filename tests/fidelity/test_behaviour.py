@@ -304,3 +304,20 @@ def test_v1_limit_is_clamped_and_echoed(srv):
     """An over-large v1 `limit` is clamped and the effective limit echoed (FACTS 5.4)."""
     body = check(srv.get(srv.v1("/space"), params={"limit": 1000}))
     assert body["limit"] == 200
+
+
+def test_dc_browser_user_agent_trips_xsrf(dc):
+    """DC: a browser-like User-Agent gets the XSRF page on POST even with the token header
+    (FACTS 5.5, measured on DC 7.19.6; Atlassian KB 802591455)."""
+    pid = _page(dc)
+    h = {"X-Atlassian-Token": "no-check", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+    _assert_xsrf_403(upload(dc, pid, "ua.txt", b"u", headers=h, expect=None))
+    upload(dc, pid, "ua.txt", b"u", headers={"X-Atlassian-Token": "no-check", "User-Agent": "confluencefs/0.1"})
+
+
+def test_oversize_status_404_option(fresh):
+    """--oversize-status 404: the status the v1 spec documents for an over-size attachment."""
+    s = fresh("cloud", "--max-attachment-size", "4", "--oversize-status", "404")
+    pid = create_page(s, "ENG", unique("Big404"))["id"]
+    body = check(upload(s, pid, "big.bin", b"12345", expect=None), 404)
+    assert body["statusCode"] == 404
