@@ -39,7 +39,8 @@ def test_spaces(cloud):
     _no_next(r, body)
     for s in body["results"]:
         assert isinstance(s["id"], str) and s["id"].isdigit()
-        parse_timestamp(s["createdAt"], cloud, "createdAt") if s.get("createdAt") else None
+        if s.get("createdAt"):
+            parse_timestamp(s["createdAt"], cloud, "createdAt")
     assert body["_links"].get("base") in (None, cloud.base)
 
 
