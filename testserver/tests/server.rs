@@ -1128,3 +1128,33 @@ async fn v2_properties_by_id_and_attachment_trash_then_purge() {
     assert_eq!(st, 404);
     assert_eq!(v["errors"][0]["code"], "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn datacenter_allow_duplicated_makes_a_new_version() {
+    let c = client();
+    let s = demo(Flavor::Datacenter);
+    let b = s.base_url();
+    let page = page_id(&c, b, "HR", "Onboarding").await;
+    let r = upload(
+        &c,
+        b,
+        &page,
+        Form::new().part("file", file_part("welcome-letter.txt", b"y")),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = c
+        .post(format!(
+            "{b}/rest/api/content/{page}/child/attachment?allowDuplicated=true"
+        ))
+        .basic_auth(USER, Some(TOKEN))
+        .header("X-Atlassian-Token", "no-check")
+        .multipart(Form::new().part("file", file_part("welcome-letter.txt", b"y")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["version"]["number"], 2);
+    assert_eq!(v["results"][0]["extensions"]["fileSize"], 1);
+}

@@ -181,9 +181,14 @@ async fn receive(
 pub async fn create(
     State(app): State<Shared>,
     Path(id): Path<String>,
+    p: Params,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    receive(&app, &id, req, false).await
+    // Datacenter's `allowDuplicated=true` (AttachmentService.addAttachments(…, allowDuplicated,
+    // …)): read here as "a same-named upload becomes a new version". The exact semantics are
+    // unverified (FACTS 1.2).
+    let upsert = !app.is_cloud() && p.flag("allowDuplicated");
+    receive(&app, &id, req, upsert).await
 }
 
 pub async fn create_or_update(
