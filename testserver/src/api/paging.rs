@@ -79,10 +79,15 @@ pub fn next_link(path: &str, p: &Params, keep: &[&str], limit: usize, start: usi
     }
 }
 
-/// An embedded v1 array (inside an expansion): `{results,start,limit,size,_links{self,next?}}`.
-pub fn v1_embedded(app: &App, all: Vec<Value>, limit: usize, path: &str) -> Value {
-    let total = all.len();
-    let results: Vec<Value> = all.into_iter().take(limit).collect();
+/// An embedded v1 array (inside an expansion): the first `results` of `total`, as
+/// `{results,start:0,limit,size,_links{self,next?}}`.
+pub fn v1_embedded(
+    app: &App,
+    results: Vec<Value>,
+    total: usize,
+    limit: usize,
+    path: &str,
+) -> Value {
     let size = results.len();
     let mut links = serde_json::Map::new();
     links.insert("self".into(), json!(format!("{}{path}", app.base_url)));

@@ -522,8 +522,7 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
             o.insert("extensions".into(), ext);
         }
         None => {
-            let position = store.get(c.parent.unwrap_or(0)).map(|_| 0).unwrap_or(0);
-            o.insert("extensions".into(), json!({"position": position}));
+            o.insert("extensions".into(), json!({"position": 0}));
         }
     }
 
@@ -583,11 +582,7 @@ pub fn children(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
                 .filter_map(|i| store.get(*i))
                 .map(|x| content(app, store, x, &sub))
                 .collect();
-            // Only the first 25 are rendered, but `size` must say how many exist beyond.
-            let mut arr = super::paging::v1_embedded(app, items, 25, &path);
-            if ids.len() > 25 {
-                arr["_links"]["next"] = json!(format!("{path}?limit=25&start=25"));
-            }
+            let arr = super::paging::v1_embedded(app, items, ids.len(), 25, &path);
             o.insert(kind.into(), arr);
         } else {
             exp.insert(kind.into(), json!(path));
