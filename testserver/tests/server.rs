@@ -644,9 +644,9 @@ async fn faults_fail_cut_and_rate_limit_requests() {
 
     faults(&c, &root, json!({"rate_limit_per_s": 2})).await;
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         let r = c
-            .get(format!("{b}/rest/api/space"))
+            .get(format!("{b}/rest/api/user/current"))
             .basic_auth(USER, Some(TOKEN))
             .send()
             .await
@@ -658,11 +658,10 @@ async fn faults_fail_cut_and_rate_limit_requests() {
         }
         statuses.push(r.status().as_u16());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        2,
-        "{statuses:?}"
-    );
+    // The window is one second: however slow this machine, the first two pass and a third
+    // within the same second does not.
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
     faults(&c, &root, json!({})).await;
     let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
     assert_eq!(st, 200);
