@@ -19,7 +19,7 @@ use fuser::{
 };
 use tokio::runtime::Handle;
 
-use crate::fs::{Attr, ConfluenceFs, FsError};
+use crate::fs::{Attr, ConfluenceFs, FsError, SetAttr};
 
 pub struct FuseAdapter {
     fs: Arc<ConfluenceFs>,
@@ -119,14 +119,14 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -135,19 +135,49 @@ impl fuser::Filesystem for FuseAdapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let ttl = self.ttl();
+        let change = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+            caller_uid: req.uid(),
+        };
+        self.runtime.spawn(async move {
+            match fs.setattr(ino.0, change).await {
+                Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let ttl = self.ttl();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.mkdir(parent.0, &name).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
     }
 
     fn mknod(
@@ -185,38 +215,89 @@ impl fuser::Filesystem for FuseAdapter {
         reply.error(errno(&self.fs.refuse_special("hard link")));
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno(&self.fs.refuse_write()));
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.unlink(parent.0, &name).await,
+                Err(err) => Err(err),
+            };
+            reply_empty(reply, result);
+        });
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno(&self.fs.refuse_write()));
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.rmdir(parent.0, &name).await,
+                Err(err) => Err(err),
+            };
+            reply_empty(reply, result);
+        });
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno(&self.fs.refuse_write()));
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            return reply.error(Errno::from_i32(libc::EINVAL));
+        }
+        let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let fs = self.fs.clone();
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.runtime.spawn(async move {
+            let result = match (name_str(&name), name_str(&newname)) {
+                (Ok(name), Ok(newname)) => {
+                    fs.rename(parent.0, &name, newparent.0, &newname, no_replace)
+                        .await
+                }
+                (Err(err), _) | (_, Err(err)) => Err(err),
+            };
+            reply_empty(reply, result);
+        });
     }
 
     fn create(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let ttl = self.ttl();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.create(parent.0, &name).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok((attr, handle)) => reply.created(
+                    &ttl,
+                    &file_attr(&attr),
+                    Generation(0),
+                    FileHandle(handle),
+                    FopenFlags::empty(),
+                ),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -263,26 +344,41 @@ impl fuser::Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let data = data.to_vec();
+        self.runtime.spawn(async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(written) => reply.written(written),
+                Err(err) => reply.error(errno(&err)),
+            }
+        });
     }
 
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Only handles opened for writing can have changes to upload.
+        if self.fs.handle_inode(fh.0).is_none() {
+            return reply.ok();
+        }
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            let result = fs.flush(fs.handle_inode(fh.0).unwrap_or(ino.0)).await;
+            reply_empty(reply, result);
+        });
     }
 
     fn release(
@@ -295,6 +391,7 @@ impl fuser::Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _runtime = self.runtime.enter();
         self.fs.release(fh.0);
         reply.ok();
     }
@@ -302,12 +399,19 @@ impl fuser::Filesystem for FuseAdapter {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        if self.fs.handle_inode(fh.0).is_none() {
+            return reply.ok();
+        }
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            let result = fs.flush(fs.handle_inode(fh.0).unwrap_or(ino.0)).await;
+            reply_empty(reply, result);
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -445,9 +549,9 @@ impl fuser::Filesystem for FuseAdapter {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         name: &OsStr,
-        _value: &[u8],
+        value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
@@ -455,7 +559,16 @@ impl fuser::Filesystem for FuseAdapter {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
         }
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        let value = value.to_vec();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.setxattr(ino.0, &name, &value).await,
+                Err(err) => Err(err),
+            };
+            reply_empty(reply, result);
+        });
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -481,15 +594,30 @@ impl fuser::Filesystem for FuseAdapter {
         });
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
-        reply.error(errno(&self.fs.refuse_write()));
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.runtime.spawn(async move {
+            let result = match name_str(&name) {
+                Ok(name) => fs.removexattr(ino.0, &name).await,
+                Err(err) => Err(err),
+            };
+            reply_empty(reply, result);
+        });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         reply.ok();
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty, result: Result<(), FsError>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(err) => reply.error(errno(&err)),
     }
 }
 

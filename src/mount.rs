@@ -17,8 +17,9 @@ use anyhow::{bail, Context};
 use crate::cache::{BlockCache, CacheConfig};
 use crate::cli::mount::MountOptions;
 use crate::confluence::{Client, ClientConfig};
-use crate::fs::{ConfluenceFs, FsConfig};
+use crate::fs::{ConfluenceFs, FsConfig, WriteConfig, Writer};
 use crate::fuse::FuseAdapter;
+use crate::spool::{Spool, UploadEvent, Uploader};
 
 /// What the background process prints on stdout once the mount is ready.
 pub const READY_LINE: &str = "confluencefs: mounted";
@@ -35,6 +36,9 @@ pub struct MountConfig {
     pub memory_cache_bytes: u64,
     pub metadata_ttl: Duration,
     pub show_versions: bool,
+    pub write: WriteConfig,
+    /// How long unmounting waits for uploads still in flight.
+    pub unmount_wait: Duration,
     pub options: MountOptions,
     /// Where the background process logs once it is detached; `None` in the foreground.
     pub log_file: Option<PathBuf>,
@@ -71,6 +75,34 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot open the cache in {}", cache_dir.display()))?;
 
+    let writer = if config.read_only {
+        None
+    } else {
+        let staging_dir = cache_dir.join("staging");
+        private_dir(&staging_dir)?;
+        clear_dir(&staging_dir);
+        let spool =
+            Arc::new(Spool::open(&cache_dir.join("spool")).with_context(|| {
+                format!("cannot open the upload spool in {}", cache_dir.display())
+            })?);
+        let (uploader, events) =
+            runtime.block_on(async { Uploader::new(client.clone(), spool.clone()) });
+        Some((
+            Writer {
+                config: config.write.clone(),
+                staging_dir,
+                spool,
+                uploader,
+            },
+            events,
+        ))
+    };
+    let (writer, events) = match writer {
+        Some((writer, events)) => (Some(writer), Some(events)),
+        None => (None, None),
+    };
+    let uploader = writer.as_ref().map(|w| w.uploader.clone());
+
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs = Arc::new(ConfluenceFs::new(
@@ -84,7 +116,30 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             spaces: config.spaces.clone(),
             show_versions: config.show_versions,
         },
+        writer,
     ));
+    if let (Some(uploader), Some(mut events)) = (uploader.clone(), events) {
+        let _guard = runtime.enter();
+        uploader.spawn_retries();
+        let fs = fs.clone();
+        runtime.spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    UploadEvent::Done { id, record, attachment } => {
+                        tracing::info!(path = %record.display_path, "uploaded from the spool");
+                        fs.spooled_upload_done(&id, attachment).await;
+                    }
+                    UploadEvent::Failed { record, errno, .. } => {
+                        tracing::warn!(
+                            path = %record.display_path,
+                            errno,
+                            "upload refused for good; it stays in the spool (see `confluencefs pending`)"
+                        );
+                    }
+                }
+            }
+        });
+    }
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
 
     let mut fuse_config = fuser::Config::default();
@@ -116,10 +171,11 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     }
     tracing::info!(mountpoint = %mountpoint.display(), "mounted");
 
+    let unmount_wait = config.unmount_wait;
     runtime.block_on(async move {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
+        let result = tokio::select! {
             result = done_rx => {
                 tracing::info!("the mount ended");
                 if let Ok(Err(err)) = result {
@@ -129,8 +185,38 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             }
             _ = tokio::signal::ctrl_c() => unmount(&mut unmounter, &mountpoint),
             _ = terminate.recv() => unmount(&mut unmounter, &mountpoint),
+        };
+        if let Some(uploader) = uploader {
+            let left = uploader.drain(unmount_wait).await;
+            if left.is_empty() {
+                tracing::info!("no uploads left");
+            } else {
+                for entry in &left {
+                    tracing::warn!(
+                        path = %entry.record.display_path,
+                        "still waiting to upload; it resumes on the next mount"
+                    );
+                }
+                eprintln!(
+                    "confluencefs: {} upload(s) still waiting in {}; they resume on the next mount \
+                     (see `confluencefs pending`)",
+                    left.len(),
+                    uploader.spool().dir().display()
+                );
+            }
         }
+        result
     })
+}
+
+/// Removes leftovers in `dir` (staging files of a process that died: their bytes were never
+/// acknowledged to anyone, and whatever was acknowledged is in the spool).
+fn clear_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn unmount(unmounter: &mut fuser::SessionUnmounter, mountpoint: &Path) -> anyhow::Result<()> {

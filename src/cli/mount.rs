@@ -56,6 +56,18 @@ pub struct MountArgs {
     /// List @versions in page directories (it is always reachable by name).
     #[arg(long)]
     pub show_versions: bool,
+    /// Version comment of uploads (a file's `user.confluence.comment` xattr overrides it once).
+    #[arg(long, default_value = "Saved with confluencefs")]
+    pub comment: String,
+    /// Upload as regular edits, which e-mail the page's watchers (default: minor edits, silent).
+    #[arg(long)]
+    pub notify_watchers: bool,
+    /// Largest file that may be written; larger writes fail with EFBIG.
+    #[arg(long, default_value = "100M", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Seconds unmounting waits for uploads in flight before leaving them to the next mount.
+    #[arg(long, default_value_t = 30.0)]
+    pub unmount_wait: f64,
     /// Let other users reach the mount (same as -o allow_other).
     #[arg(long)]
     pub allow_other: bool,
@@ -156,6 +168,9 @@ impl MountArgs {
         if !(self.metadata_ttl.is_finite() && self.metadata_ttl >= 0.0) {
             bail!("--metadata-ttl must be a number of seconds, 0 or more");
         }
+        if !(self.unmount_wait.is_finite() && self.unmount_wait >= 0.0) {
+            bail!("--unmount-wait must be a number of seconds, 0 or more");
+        }
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let log_file = self
             .log_file
@@ -172,6 +187,12 @@ impl MountArgs {
             memory_cache_bytes: self.memory_cache_size,
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
             show_versions: self.show_versions,
+            write: crate::fs::WriteConfig {
+                comment: self.comment,
+                minor_edit: !self.notify_watchers,
+                max_file_size: self.max_file_size,
+            },
+            unmount_wait: Duration::from_secs_f64(self.unmount_wait),
             options,
             log_file: Some(log_file),
             notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),

@@ -38,12 +38,31 @@ impl ConfluenceFs {
             Node::Versions { .. } => (0, self.mounted_at, true, true),
             Node::VersionsOf(att) => (0, att.modified, true, true),
             Node::Version { size, modified, .. } => (*size, *modified, false, true),
+            Node::Local(local) => (0, local.created, false, false),
         };
+        // Local bytes (being written, or waiting to upload) decide the size.
+        let size = match self.staged_size(ino) {
+            Some(staged) if !is_dir => staged,
+            _ => size,
+        };
+        let overrides = self
+            .overrides
+            .lock()
+            .unwrap()
+            .get(&ino)
+            .copied()
+            .unwrap_or_default();
+        let mtime = overrides.mtime.unwrap_or(mtime);
         let perm = match (is_dir, writable && !history) {
             (true, true) => 0o755,
             (true, false) => 0o555,
             (false, true) => 0o644,
             (false, false) => 0o444,
+        };
+        // A mode set by chmod is shown, but never more than the mount allows.
+        let perm = match overrides.mode {
+            Some(mode) if writable && !history => mode & 0o7777,
+            _ => perm,
         };
         Attr {
             ino,

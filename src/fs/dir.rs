@@ -34,7 +34,24 @@ pub struct Listing {
 }
 
 impl Listing {
-    fn find(&self, name: &str) -> Option<u64> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// This listing less one name (after our own delete or move).
+    pub(crate) fn without(&self, name: &str) -> Listing {
+        Listing {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(n, _)| n != name)
+                .cloned()
+                .collect(),
+            hidden: self.hidden.clone(),
+        }
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<u64> {
         self.entries
             .iter()
             .chain(self.hidden.iter())
@@ -61,7 +78,8 @@ impl ConfluenceFs {
     /// The attributes of `ino`, refreshed from the server when older than the TTL.
     pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
         let mut entry = self.entry(ino)?;
-        if !self.fresh(entry.refreshed) {
+        let local_changes = self.staged_if_any(ino).is_some();
+        if !self.fresh(entry.refreshed) && !local_changes {
             let node = match &entry.node {
                 Node::Attachment(att) => {
                     Some(Node::Attachment(self.client.get_attachment(&att.id).await?))
@@ -85,8 +103,16 @@ impl ConfluenceFs {
             return Err(FsError::NotDirectory);
         }
         let listing = self.listing(ino).await?;
-        let mut entries = Vec::with_capacity(listing.entries.len());
-        for (name, child) in &listing.entries {
+        let (local, hidden) = self.local.view(ino);
+        let mut entries = Vec::with_capacity(listing.entries.len() + local.len());
+        let merged = listing
+            .entries
+            .iter()
+            .filter(|(name, _)| {
+                !hidden.contains(name) && !local.iter().any(|(local, _)| local == name)
+            })
+            .chain(local.iter());
+        for (name, child) in merged {
             if let Some(child_entry) = self.inodes.get(*child) {
                 entries.push(DirEntry {
                     name: name.clone(),
@@ -119,6 +145,11 @@ impl ConfluenceFs {
         if !entry.node.is_dir() {
             return Err(FsError::NotDirectory);
         }
+        match self.local.lookup(parent, name) {
+            super::local::LocalAnswer::Entry(ino) => return self.attr_by_ino(ino),
+            super::local::LocalAnswer::Hidden => return Err(FsError::NotFound),
+            super::local::LocalAnswer::Unknown => {}
+        }
         if let Some(listing) = self.listings.get(&parent).await {
             let ino = listing.find(name).ok_or(FsError::NotFound)?;
             return self.attr_by_ino(ino);
@@ -137,7 +168,7 @@ impl ConfluenceFs {
         }
     }
 
-    fn attr_by_ino(&self, ino: u64) -> Result<Attr, FsError> {
+    pub(crate) fn attr_by_ino(&self, ino: u64) -> Result<Attr, FsError> {
         let entry = self.entry(ino)?;
         Ok(self.attr_of(ino, &entry))
     }
@@ -226,7 +257,9 @@ impl ConfluenceFs {
                     .collect()
             }
             Node::VersionsOf(att) => self.version_entries(ino, att).await?,
-            Node::Attachment(_) | Node::Version { .. } => return Err(FsError::NotDirectory),
+            Node::Attachment(_) | Node::Version { .. } | Node::Local(_) => {
+                return Err(FsError::NotDirectory)
+            }
         };
         Ok(Listing { entries, hidden })
     }

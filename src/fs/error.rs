@@ -29,6 +29,23 @@ pub enum FsError {
     Invalid(String),
     #[error("stale file handle")]
     BadHandle,
+    #[error("permission denied")]
+    Permission,
+    #[error("file too large")]
+    TooLarge,
+    #[error("file exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("busy: an upload of it is in progress")]
+    Busy,
+    #[error("cannot move between spaces")]
+    CrossDevice,
+    #[error("not supported")]
+    NotSupported,
+    /// An errno decided by a lower layer (the uploader's own table).
+    #[error("errno {0}")]
+    Errno(i32),
     #[error(transparent)]
     Client(Arc<ClientError>),
     #[error("local I/O: {0}")]
@@ -73,6 +90,14 @@ impl FsError {
             FsError::BufferTooSmall => libc::ERANGE,
             FsError::Invalid(_) => libc::EINVAL,
             FsError::BadHandle => libc::EBADF,
+            FsError::Permission => libc::EACCES,
+            FsError::TooLarge => libc::EFBIG,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Busy => libc::EBUSY,
+            FsError::CrossDevice => libc::EXDEV,
+            FsError::NotSupported => libc::EOPNOTSUPP,
+            FsError::Errno(errno) => *errno,
             FsError::Io(err) => err.raw_os_error().unwrap_or(libc::EIO),
             FsError::Client(err) => client_errno(err),
         }

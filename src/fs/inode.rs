@@ -41,11 +41,32 @@ pub enum Node {
         size: u64,
         modified: SystemTime,
     },
+    /// A file that exists only here so far: just created, a tool's scratch file, or an
+    /// attachment renamed to a scratch name (`origin`), whose server copy stays put.
+    Local(LocalFile),
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// Distinguishes local files from each other (they have no Confluence id yet).
+    pub serial: u64,
+    /// The page or blog post it belongs to.
+    pub container: ContainerRef,
+    /// The attachment name it would get (unescaped).
+    pub filename: String,
+    /// An application's scratch file: never uploaded under this name.
+    pub temporary: bool,
+    /// The attachment whose bytes (at its version then) this file starts from.
+    pub origin: Option<Attachment>,
+    pub created: SystemTime,
 }
 
 impl Node {
     pub fn is_dir(&self) -> bool {
-        !matches!(self, Node::Attachment(_) | Node::Version { .. })
+        !matches!(
+            self,
+            Node::Attachment(_) | Node::Version { .. } | Node::Local(_)
+        )
     }
 
     fn key(&self) -> NodeKey {
@@ -60,6 +81,7 @@ impl Node {
             Node::Version {
                 attachment, number, ..
             } => NodeKey::Version(attachment.id.clone(), *number),
+            Node::Local(local) => NodeKey::Local(local.serial),
         }
     }
 }
@@ -74,6 +96,7 @@ enum NodeKey {
     Versions(String),
     VersionsOf(String),
     Version(String, u64),
+    Local(u64),
 }
 
 /// An inode's node and when its metadata was last confirmed by the server.
@@ -138,6 +161,38 @@ impl InodeTable {
             },
         );
         ino
+    }
+
+    /// Gives `ino` a new identity (a local file that became an attachment, an attachment that
+    /// became a local scratch alias). Whatever inode the new identity had before loses it.
+    pub fn rebind(&self, ino: u64, parent: u64, node: Node) {
+        let key = node.key();
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(old) = tables.entries.get(&ino).map(|e| e.node.key()) {
+            if tables.by_key.get(&old) == Some(&ino) {
+                tables.by_key.remove(&old);
+            }
+        }
+        tables.by_key.insert(key, ino);
+        tables.entries.insert(
+            ino,
+            Entry {
+                node,
+                parent,
+                refreshed: Instant::now(),
+            },
+        );
+    }
+
+    /// Drops `ino` (a deleted object); its number is never handed out again.
+    pub fn remove(&self, ino: u64) {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(entry) = tables.entries.remove(&ino) {
+            let key = entry.node.key();
+            if tables.by_key.get(&key) == Some(&ino) {
+                tables.by_key.remove(&key);
+            }
+        }
     }
 
     pub fn get(&self, ino: u64) -> Option<Entry> {

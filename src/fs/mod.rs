@@ -14,11 +14,15 @@
 //! metadata), `names` (title ↔ file name), `error` (the errno table).
 
 mod attr;
+mod change;
 mod dir;
 pub mod error;
 pub mod inode;
+mod local;
 pub mod names;
 mod read;
+pub mod tempname;
+mod write;
 mod xattr;
 
 use std::collections::HashMap;
@@ -28,11 +32,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::BlockCache;
 use crate::confluence::Client;
+use crate::spool::{Spool, Uploader};
 
 pub use attr::{Attr, BLOCK_SIZE};
+pub use change::SetAttr;
 pub use dir::DirEntry;
 pub use error::FsError;
 use inode::InodeTable;
+pub use write::WriteConfig;
 
 /// What the filesystem needs to know about the mount.
 #[derive(Debug, Clone)]
@@ -62,8 +69,18 @@ impl Default for FsConfig {
     }
 }
 
+/// What a writable mount has and a read-only one does not.
+pub struct Writer {
+    pub config: WriteConfig,
+    /// Where files being written are staged (under the cache directory).
+    pub staging_dir: std::path::PathBuf,
+    pub spool: Arc<Spool>,
+    pub uploader: Arc<Uploader>,
+}
+
 pub struct ConfluenceFs {
     client: Client,
+    writer: Option<Writer>,
     cache: Arc<BlockCache>,
     config: FsConfig,
     inodes: InodeTable,
@@ -73,6 +90,15 @@ pub struct ConfluenceFs {
     /// Content properties of an inode's object, fetched on the first xattr question.
     properties: moka::future::Cache<u64, Arc<Vec<crate::confluence::Property>>>,
     files: Mutex<HashMap<u64, read::OpenFile>>,
+    /// Files with local changes, by inode.
+    writes: Mutex<HashMap<u64, write::StagedRef>>,
+    /// `user.confluence.comment` set for an inode's next upload.
+    comments: Mutex<HashMap<u64, String>>,
+    /// Spool entries uploading or waiting, and the inode each belongs to.
+    pending_uploads: Mutex<HashMap<String, u64>>,
+    /// Modes and times set by tools, kept for the life of the mount.
+    overrides: Mutex<HashMap<u64, change::Overrides>>,
+    local: local::LocalLayer,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     /// The version each file inode was last opened at: the kernel may keep its page cache
     /// only when the version has not changed since.
@@ -82,10 +108,22 @@ pub struct ConfluenceFs {
 }
 
 impl ConfluenceFs {
-    pub fn new(client: Client, cache: Arc<BlockCache>, config: FsConfig) -> ConfluenceFs {
+    /// A filesystem; `writer` is `None` for a read-only mount.
+    pub fn new(
+        client: Client,
+        cache: Arc<BlockCache>,
+        config: FsConfig,
+        writer: Option<Writer>,
+    ) -> ConfluenceFs {
         let ttl = config.metadata_ttl.max(Duration::from_millis(1));
         ConfluenceFs {
             client,
+            writer,
+            writes: Mutex::new(HashMap::new()),
+            comments: Mutex::new(HashMap::new()),
+            pending_uploads: Mutex::new(HashMap::new()),
+            overrides: Mutex::new(HashMap::new()),
+            local: local::LocalLayer::default(),
             cache,
             inodes: InodeTable::new(),
             listings: moka::future::Cache::builder()
@@ -127,9 +165,14 @@ impl ConfluenceFs {
         at.elapsed() < self.config.metadata_ttl
     }
 
-    /// Refuses a change on a read-only mount, and — until write-back lands — on any mount.
-    pub fn refuse_write(&self) -> FsError {
-        FsError::ReadOnly
+    /// The write side, or EROFS on a read-only mount.
+    fn writer(&self) -> Result<&Writer, FsError> {
+        self.writer.as_ref().ok_or(FsError::ReadOnly)
+    }
+
+    /// The spool directory of a writable mount (shown as `user.confluencefs.spool` on the root).
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        self.writer.as_ref().map(|w| w.spool.dir())
     }
 
     /// Refuses what Confluence cannot hold: symlinks, hard links, device nodes.

@@ -16,8 +16,11 @@ use super::ConfluenceFs;
 use crate::cache::{CachedFile, ObjectKey, RangeFetch};
 use crate::confluence::{Attachment, Client, ClientError};
 
-pub(crate) struct OpenFile {
-    file: Arc<CachedFile>,
+/// An open file handle: a reader pinned to one version, or a writer of an inode's staged
+/// bytes.
+pub(crate) enum OpenFile {
+    Read { file: Arc<CachedFile> },
+    Write { ino: u64 },
 }
 
 /// The answer to `open`: the handle, and whether the kernel may keep its cached pages.
@@ -27,10 +30,20 @@ pub struct Opened {
 }
 
 /// Fetches byte ranges of one version of one attachment.
-struct AttachmentRange {
+pub(crate) struct AttachmentRange {
     client: Client,
     attachment: Attachment,
     version: u64,
+}
+
+impl AttachmentRange {
+    pub(crate) fn new(client: Client, attachment: Attachment, version: u64) -> AttachmentRange {
+        AttachmentRange {
+            client,
+            attachment,
+            version,
+        }
+    }
 }
 
 impl RangeFetch for AttachmentRange {
@@ -49,7 +62,19 @@ impl RangeFetch for AttachmentRange {
 impl ConfluenceFs {
     pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, FsError> {
         let entry = self.entry(ino)?;
+        if write {
+            if matches!(entry.node, Node::Version { .. }) {
+                return Err(FsError::Permission);
+            }
+            self.writer()?;
+            self.staged(ino)?;
+            return Ok(Opened {
+                handle: self.open_write_handle(ino),
+                keep_cache: false,
+            });
+        }
         let (attachment, version, size) = match entry.node {
+            // Other readers see the server's version until an upload replaces it.
             Node::Attachment(att) => {
                 let (version, size) = (att.version, att.size);
                 (att, version, size)
@@ -60,23 +85,32 @@ impl ConfluenceFs {
                 size,
                 ..
             } => (attachment, number, size),
+            // A file that exists only here (new, scratch, or waiting to upload) reads its
+            // local bytes.
+            Node::Local(_) => {
+                self.staged(ino)?;
+                return Ok(Opened {
+                    handle: self.open_write_handle(ino),
+                    keep_cache: false,
+                });
+            }
             _ => return Err(FsError::IsDirectory),
         };
-        if write {
-            return Err(self.refuse_write());
-        }
         let key = ObjectKey {
             attachment_id: attachment.id.clone(),
             version,
         };
-        let fetch = Arc::new(AttachmentRange {
-            client: self.client.clone(),
+        let fetch = Arc::new(AttachmentRange::new(
+            self.client.clone(),
             attachment,
             version,
-        });
+        ));
         let file = Arc::new(self.cache.open(key, size, fetch));
         let handle = self.new_handle();
-        self.files.lock().unwrap().insert(handle, OpenFile { file });
+        self.files
+            .lock()
+            .unwrap()
+            .insert(handle, OpenFile::Read { file });
         let previous = self.opened_versions.lock().unwrap().insert(ino, version);
         Ok(Opened {
             handle,
@@ -84,18 +118,41 @@ impl ConfluenceFs {
         })
     }
 
-    pub async fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
-        let file = self
-            .files
+    /// A handle on the staged bytes of `ino`.
+    pub(crate) fn open_write_handle(&self, ino: u64) -> u64 {
+        let handle = self.new_handle();
+        self.files
             .lock()
             .unwrap()
-            .get(&handle)
-            .map(|open| open.file.clone())
-            .ok_or(FsError::BadHandle)?;
-        Ok(file.read(offset, len).await?)
+            .insert(handle, OpenFile::Write { ino });
+        self.opened_versions.lock().unwrap().remove(&ino);
+        handle
     }
 
-    pub fn release(&self, handle: u64) {
-        self.files.lock().unwrap().remove(&handle);
+    pub async fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
+        let open = match self.files.lock().unwrap().get(&handle) {
+            Some(OpenFile::Read { file }) => Ok(file.clone()),
+            Some(OpenFile::Write { ino }) => Err(*ino),
+            None => return Err(FsError::BadHandle),
+        };
+        match open {
+            Ok(file) => Ok(file.read(offset, len).await?),
+            Err(ino) => self.read_staged(ino, offset, len).await,
+        }
+    }
+
+    /// The inode a handle is open on, for FLUSH (which uploads inodes, not handles).
+    pub fn handle_inode(&self, handle: u64) -> Option<u64> {
+        match self.files.lock().unwrap().get(&handle)? {
+            OpenFile::Write { ino } => Some(*ino),
+            OpenFile::Read { .. } => None,
+        }
+    }
+
+    pub fn release(self: &Arc<Self>, handle: u64) {
+        let removed = self.files.lock().unwrap().remove(&handle);
+        if let Some(OpenFile::Write { ino }) = removed {
+            self.release_staged(ino);
+        }
     }
 }

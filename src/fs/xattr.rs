@@ -14,6 +14,8 @@ use crate::confluence::Property;
 
 const USER: &str = "user.";
 const META: &str = "user.confluence.";
+/// On the mount root: where this mount spools uploads (read by `confluencefs pending`).
+pub const SPOOL_XATTR: &str = "user.confluencefs.spool";
 
 impl ConfluenceFs {
     /// The value of xattr `name` of `ino`.
@@ -21,6 +23,17 @@ impl ConfluenceFs {
         let Some(key) = name.strip_prefix(USER) else {
             return Err(FsError::NoAttribute);
         };
+        if name == SPOOL_XATTR && ino == super::inode::ROOT_INO {
+            return self
+                .spool_dir()
+                .map(|dir| dir.as_os_str().as_encoded_bytes().to_vec())
+                .ok_or(FsError::NoAttribute);
+        }
+        if name == "user.confluence.comment" {
+            if let Some(comment) = self.comments.lock().unwrap().get(&ino) {
+                return Ok(comment.clone().into_bytes());
+            }
+        }
         if let Some(field) = name.strip_prefix(META) {
             return self
                 .metadata(ino)?
@@ -35,6 +48,84 @@ impl ConfluenceFs {
             .find(|p| p.key == key)
             .map(|p| p.value.to_string().into_bytes())
             .ok_or(FsError::NoAttribute)
+    }
+
+    /// `setfattr -n user.KEY -v VALUE`: creates or updates content property KEY (JSON when the
+    /// value parses as JSON, a JSON string otherwise). `user.confluence.comment` sets the
+    /// version comment of the file's next upload; other `user.confluence.*` are read-only.
+    pub async fn setxattr(&self, ino: u64, name: &str, value: &[u8]) -> Result<(), FsError> {
+        self.writer()?;
+        let Some(key) = name.strip_prefix(USER) else {
+            return Err(FsError::NotSupported);
+        };
+        if name == "user.confluence.comment" {
+            let entry = self.entry(ino)?;
+            if entry.node.is_dir() {
+                return Err(FsError::NotPermitted("comments belong to files"));
+            }
+            let comment = String::from_utf8(value.to_vec())
+                .map_err(|_| FsError::Invalid("a comment must be UTF-8".into()))?;
+            self.comments.lock().unwrap().insert(ino, comment);
+            return Ok(());
+        }
+        if name.starts_with(META) || name.starts_with("user.confluencefs.") {
+            return Err(FsError::NotPermitted("confluence metadata is read-only"));
+        }
+        if key.is_empty() {
+            return Err(FsError::Invalid("an empty property key".into()));
+        }
+        let id = self.property_owner(ino)?;
+        let json = serde_json::from_slice::<serde_json::Value>(value).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(value).into_owned())
+        });
+        self.client.set_property(&id, key, json).await?;
+        self.properties.invalidate(&ino).await;
+        Ok(())
+    }
+
+    /// `setfattr -x user.KEY`: deletes content property KEY.
+    pub async fn removexattr(&self, ino: u64, name: &str) -> Result<(), FsError> {
+        self.writer()?;
+        let Some(key) = name.strip_prefix(USER) else {
+            return Err(FsError::NoAttribute);
+        };
+        if name == "user.confluence.comment" {
+            return self
+                .comments
+                .lock()
+                .unwrap()
+                .remove(&ino)
+                .map(|_| ())
+                .ok_or(FsError::NoAttribute);
+        }
+        if name.starts_with(META) || name.starts_with("user.confluencefs.") {
+            return Err(FsError::NotPermitted("confluence metadata is read-only"));
+        }
+        let id = self.property_owner(ino)?;
+        let known = self.properties_of(ino).await?;
+        if !known.iter().any(|p| p.key == key) {
+            return Err(FsError::NoAttribute);
+        }
+        match self.client.delete_property(&id, key).await {
+            Ok(()) => {}
+            Err(err) if err.status() == Some(404) => return Err(FsError::NoAttribute),
+            Err(err) => return Err(err.into()),
+        }
+        self.properties.invalidate(&ino).await;
+        Ok(())
+    }
+
+    /// The content id whose properties an inode's xattrs are.
+    fn property_owner(&self, ino: u64) -> Result<String, FsError> {
+        match self.entry(ino)?.node {
+            Node::Page(page) => Ok(page.id),
+            Node::Attachment(att) => Ok(att.id),
+            // Not on the server yet: it has no properties to set until its upload lands.
+            Node::Local(_) => Err(FsError::Busy),
+            _ => Err(FsError::NotPermitted(
+                "only pages and files carry properties",
+            )),
+        }
     }
 
     /// The xattr names of `ino`, each NUL-terminated, as `listxattr(2)` returns them.
@@ -134,7 +225,7 @@ impl ConfluenceFs {
                 push("title", Some(attachment.title.clone()));
                 push("version", Some(number.to_string()));
             }
-            Node::Root | Node::Blog { .. } | Node::Versions { .. } => {}
+            Node::Root | Node::Blog { .. } | Node::Versions { .. } | Node::Local(_) => {}
         }
         Ok(fields)
     }

@@ -1,0 +1,510 @@
+//! Changing the tree: create, unlink, mkdir, rmdir, rename, and the attribute changes that
+//! `cp -a`, `rsync -a` and `tar -x` insist on.
+//!
+//! Each operation maps to the one Confluence call that means the same thing (a page created
+//! or trashed, an attachment renamed or moved, a new version), and updates the cached
+//! listing in place so the next `ls` costs nothing. The save patterns of editors and rsync
+//! go through the local layer (`local.rs`): a scratch name never reaches the server, and the
+//! rename that ends a save becomes exactly one new version of the file that was saved.
+//!
+//! What Confluence cannot keep (modes, owners, times) is accepted and remembered for the
+//! life of the mount, so tools that set them succeed; README says so.
+
+use std::time::SystemTime;
+
+use super::error::FsError;
+use super::inode::Node;
+use super::local::LocalAnswer;
+use super::names;
+use super::tempname::is_temporary;
+use super::{Attr, ConfluenceFs};
+use crate::confluence::{Attachment, ContentKind, Page};
+
+/// Attribute changes kept locally: Confluence has no place for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub mode: Option<u16>,
+    pub mtime: Option<SystemTime>,
+}
+
+/// What `setattr` asks for.
+#[derive(Debug, Default, Clone)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+    /// The caller's uid: only root and the mounting user may chown.
+    pub caller_uid: u32,
+}
+
+impl ConfluenceFs {
+    /// The inode behind `name` in `parent`, local layer first; `None` if there is none.
+    pub(crate) async fn resolve(&self, parent: u64, name: &str) -> Result<Option<u64>, FsError> {
+        match self.lookup(parent, name).await {
+            Ok(attr) => Ok(Some(attr.ino)),
+            Err(FsError::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn page_of(&self, ino: u64) -> Result<Page, FsError> {
+        match self.entry(ino)?.node {
+            Node::Page(page) => Ok(page),
+            Node::Versions { .. } | Node::VersionsOf(_) => Err(FsError::Permission),
+            _ => Err(FsError::NotPermitted("files live in page directories")),
+        }
+    }
+
+    /// `creat`/`open(O_CREAT)`: a local file, uploaded on close unless it is a scratch file.
+    pub async fn create(&self, parent: u64, name: &str) -> Result<(Attr, u64), FsError> {
+        self.writer()?;
+        let page = self.page_of(parent)?;
+        let filename = names::decode(name).ok_or_else(|| FsError::Invalid(name.into()))?;
+        if name == names::VERSIONS_DIR {
+            return Err(FsError::Exists);
+        }
+        if self.resolve(parent, name).await?.is_some() {
+            return Err(FsError::Exists);
+        }
+        let ino = self.new_local_file(parent, page.container(), filename, is_temporary(name), None);
+        self.local.add(parent, name, ino);
+        self.forget_negative(parent, name).await;
+        let staged = self.staged(ino)?;
+        staged.lock().await.mark_new();
+        let handle = self.open_write_handle(ino);
+        Ok((self.attr_now(ino)?, handle))
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), FsError> {
+        self.writer()?;
+        let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
+        match self.entry(ino)?.node {
+            Node::Attachment(att) => {
+                self.client.trash_content(&att.id).await?;
+                self.drop_from_listing(parent, name).await;
+            }
+            Node::Local(local) => {
+                if self.has_pending_upload(ino) {
+                    return Err(FsError::Busy);
+                }
+                self.local.remove(parent, name);
+                if let Some(origin) = &local.origin {
+                    // An editor's backup of a file: if nothing took the file's place, the user
+                    // deleted the file itself.
+                    if let Some((home, old_name)) = self.local.vacated_name_of(&origin.id) {
+                        if self.local.lookup(home, &old_name).is_hidden() {
+                            self.client.trash_content(&origin.id).await?;
+                            self.local.take_vacated(home, &old_name);
+                            self.local.unhide(home, &old_name);
+                            self.drop_from_listing(home, &old_name).await;
+                        }
+                    }
+                }
+                self.writes.lock().unwrap().remove(&ino);
+            }
+            Node::Version { .. } => return Err(FsError::Permission),
+            _ => return Err(FsError::IsDirectory),
+        }
+        self.inodes.remove(ino);
+        Ok(())
+    }
+
+    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        self.writer()?;
+        let raw = names::decode(name).ok_or_else(|| FsError::Invalid(name.into()))?;
+        if self.resolve(parent, name).await?.is_some() {
+            return Err(FsError::Exists);
+        }
+        let page = match self.entry(parent)?.node {
+            Node::Page(page) if page.kind == ContentKind::Page => {
+                let space = page.space_key.clone().unwrap_or_default();
+                self.client
+                    .create_page(&space, ContentKind::Page, Some(&page.id), &raw)
+                    .await?
+            }
+            Node::Space(space) => {
+                self.client
+                    .create_page(&space.key, ContentKind::Page, None, &raw)
+                    .await?
+            }
+            Node::Blog { space_key } => {
+                let title = strip_date(&raw);
+                self.client
+                    .create_page(&space_key, ContentKind::BlogPost, None, title)
+                    .await?
+            }
+            Node::Page(_) => return Err(FsError::NotPermitted("blog posts have no child pages")),
+            _ => return Err(FsError::Permission),
+        };
+        let ino = self.inodes.upsert(parent, Node::Page(page));
+        self.forget_negative(parent, name).await;
+        self.forget_listing(parent).await;
+        self.attr_now(ino)
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), FsError> {
+        self.writer()?;
+        let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
+        let page = match self.entry(ino)?.node {
+            Node::Page(page) => page,
+            Node::Attachment(_) | Node::Local(_) | Node::Version { .. } => {
+                return Err(FsError::NotDirectory)
+            }
+            _ => return Err(FsError::Permission),
+        };
+        self.forget_listing(ino).await;
+        let listing = self.listing(ino).await?;
+        let (local, _) = self.local.view(ino);
+        if !listing.is_empty() || !local.is_empty() {
+            return Err(FsError::NotEmpty);
+        }
+        self.client.trash_content(&page.id).await?;
+        self.drop_from_listing(parent, name).await;
+        self.inodes.remove(ino);
+        Ok(())
+    }
+
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        no_replace: bool,
+    ) -> Result<(), FsError> {
+        self.writer()?;
+        let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
+        let target = self.resolve(new_parent, new_name).await?;
+        if target == Some(ino) {
+            return Ok(());
+        }
+        if target.is_some() && no_replace {
+            return Err(FsError::Exists);
+        }
+        let new_raw = names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
+        match self.entry(ino)?.node {
+            Node::Page(page) => {
+                self.rename_page(parent, name, &page, new_parent, &new_raw, target)
+                    .await
+            }
+            Node::Attachment(att) => {
+                self.rename_attachment(parent, name, ino, att, new_parent, new_name, target)
+                    .await
+            }
+            Node::Local(_) => {
+                self.rename_local(parent, name, ino, new_parent, new_name, target)
+                    .await
+            }
+            _ => Err(FsError::Permission),
+        }
+    }
+
+    async fn rename_page(
+        &self,
+        parent: u64,
+        name: &str,
+        page: &Page,
+        new_parent: u64,
+        new_title: &str,
+        target: Option<u64>,
+    ) -> Result<(), FsError> {
+        if target.is_some() {
+            return Err(FsError::NotEmpty);
+        }
+        let parent_id = if new_parent == parent {
+            None
+        } else {
+            match self.entry(new_parent)?.node {
+                Node::Page(p) if p.kind == ContentKind::Page && p.space_key == page.space_key => {
+                    Some(p.id)
+                }
+                Node::Page(_) | Node::Space(_) | Node::Blog { .. } => {
+                    return Err(FsError::CrossDevice)
+                }
+                _ => return Err(FsError::Permission),
+            }
+        };
+        let title = (new_title != page.title).then_some(new_title);
+        let moved = self
+            .client
+            .move_page(&page.id, title, parent_id.as_deref())
+            .await?;
+        self.inodes.upsert(new_parent, Node::Page(moved));
+        self.drop_from_listing(parent, name).await;
+        self.forget_listing(new_parent).await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn rename_attachment(
+        &self,
+        parent: u64,
+        name: &str,
+        ino: u64,
+        att: Attachment,
+        new_parent: u64,
+        new_name: &str,
+        target: Option<u64>,
+    ) -> Result<(), FsError> {
+        let new_page = self.page_of(new_parent)?;
+        if is_temporary(new_name) {
+            // An editor moving the file aside before writing it anew: keep the attachment
+            // where it is on the server, show it under the scratch name here, and let the
+            // next file created under the old name become its next version.
+            if let Some(old) = target {
+                self.discard_local(new_parent, new_name, old).await?;
+            }
+            let raw = names::decode(new_name).unwrap_or_default();
+            // The kernel keeps this inode for the new name, so the inode becomes the alias.
+            let serial = self.new_handle();
+            self.inodes.rebind(
+                ino,
+                new_parent,
+                Node::Local(super::inode::LocalFile {
+                    serial,
+                    container: new_page.container(),
+                    filename: raw,
+                    temporary: true,
+                    origin: Some(att.clone()),
+                    created: SystemTime::now(),
+                }),
+            );
+            self.local.add(new_parent, new_name, ino);
+            self.local.hide(parent, name);
+            self.local.vacate(parent, name, att);
+            return Ok(());
+        }
+        match target.map(|t| (t, self.entry(t))) {
+            Some((_, Ok(entry))) if matches!(entry.node, Node::Attachment(_)) => {
+                // Over an existing file: the source's bytes become the target's next version,
+                // and the inode the kernel keeps (the source's) stands for the target.
+                let Node::Attachment(dest) = entry.node else {
+                    unreachable!()
+                };
+                let staged = self.staged(ino)?;
+                let mut staged = staged.lock().await;
+                staged.mark_dirty();
+                self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
+                self.upload_staged(ino, &mut staged).await?;
+                drop(staged);
+                self.client.trash_content(&att.id).await?;
+                self.drop_from_listing(parent, name).await;
+                Ok(())
+            }
+            Some((t, _)) => {
+                self.discard_local(new_parent, new_name, t).await?;
+                self.move_attachment(parent, name, ino, att, new_parent, new_name, &new_page)
+                    .await
+            }
+            None => {
+                self.move_attachment(parent, name, ino, att, new_parent, new_name, &new_page)
+                    .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn move_attachment(
+        &self,
+        parent: u64,
+        name: &str,
+        ino: u64,
+        att: Attachment,
+        new_parent: u64,
+        new_name: &str,
+        new_page: &Page,
+    ) -> Result<(), FsError> {
+        let raw = names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
+        let title = (raw != att.title).then_some(raw.as_str());
+        let container = new_page.container();
+        let moved_to = (container.id != att.container.id).then_some(&container);
+        let moved = self.client.rename_attachment(&att, title, moved_to).await?;
+        self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
+        self.drop_from_listing(parent, name).await;
+        self.forget_negative(new_parent, new_name).await;
+        self.forget_listing(new_parent).await;
+        Ok(())
+    }
+
+    async fn rename_local(
+        &self,
+        parent: u64,
+        name: &str,
+        ino: u64,
+        new_parent: u64,
+        new_name: &str,
+        target: Option<u64>,
+    ) -> Result<(), FsError> {
+        let new_page = self.page_of(new_parent)?;
+        let Node::Local(mut local) = self.entry(ino)?.node else {
+            return Err(FsError::NotFound);
+        };
+        if let Some(t) = target {
+            match self.entry(t)?.node {
+                Node::Local(_) => self.discard_local(new_parent, new_name, t).await?,
+                Node::Attachment(dest) => {
+                    // The end of a save: the scratch file becomes the target's next version.
+                    self.local.remove(parent, name);
+                    self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
+                    let staged = self.staged(ino)?;
+                    let mut staged = staged.lock().await;
+                    staged.mark_dirty();
+                    return self.upload_staged(ino, &mut staged).await;
+                }
+                _ => return Err(FsError::IsDirectory),
+            }
+        }
+        self.local.remove(parent, name);
+        local.filename =
+            names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
+        local.container = new_page.container();
+        local.temporary = is_temporary(new_name);
+        let origin = local.origin.clone();
+        let temporary = local.temporary;
+        self.inodes.rebind(ino, new_parent, Node::Local(local));
+        self.local.add(new_parent, new_name, ino);
+        self.forget_negative(new_parent, new_name).await;
+        if temporary {
+            return Ok(());
+        }
+        // A scratch file renamed to an ordinary name: upload it there. An editor's backup
+        // renamed back over its own vacated name changes nothing on the server.
+        if let (Some(origin), Some(vacated)) =
+            (origin.as_ref(), self.local.vacated(new_parent, new_name))
+        {
+            if origin.id == vacated.id && !self.is_dirty(ino) {
+                self.local.take_vacated(new_parent, new_name);
+                self.local.unhide(new_parent, new_name);
+                self.local.remove(new_parent, new_name);
+                self.inodes
+                    .rebind(ino, new_parent, Node::Attachment(vacated));
+                return Ok(());
+            }
+        }
+        let staged = self.staged(ino)?;
+        let mut staged = staged.lock().await;
+        staged.mark_dirty();
+        self.upload_staged(ino, &mut staged).await
+    }
+
+    /// Removes a local entry that a rename replaces.
+    async fn discard_local(&self, parent: u64, name: &str, ino: u64) -> Result<(), FsError> {
+        if self.has_pending_upload(ino) {
+            return Err(FsError::Busy);
+        }
+        self.local.remove(parent, name);
+        self.writes.lock().unwrap().remove(&ino);
+        self.inodes.remove(ino);
+        Ok(())
+    }
+
+    fn is_dirty(&self, ino: u64) -> bool {
+        self.staged_if_any(ino)
+            .and_then(|s| s.try_lock().ok().map(|s| s.is_dirty()))
+            .unwrap_or(false)
+    }
+
+    fn has_pending_upload(&self, ino: u64) -> bool {
+        self.pending_uploads
+            .lock()
+            .unwrap()
+            .values()
+            .any(|i| *i == ino)
+    }
+
+    /// `chmod`, `chown`, `utimens`, `truncate`.
+    pub async fn setattr(&self, ino: u64, change: SetAttr) -> Result<Attr, FsError> {
+        self.writer()?;
+        let entry = self.entry(ino)?;
+        if matches!(
+            entry.node,
+            Node::Version { .. } | Node::VersionsOf(_) | Node::Versions { .. }
+        ) {
+            return Err(FsError::Permission);
+        }
+        let owner_ok = |id: Option<u32>, own: u32| match id {
+            None => true,
+            Some(id) => id == own || change.caller_uid == 0,
+        };
+        if !owner_ok(change.uid, self.config.uid) || !owner_ok(change.gid, self.config.gid) {
+            return Err(FsError::NotPermitted("chown to another user"));
+        }
+        if let Some(size) = change.size {
+            if entry.node.is_dir() {
+                return Err(FsError::IsDirectory);
+            }
+            self.truncate(ino, size).await?;
+        }
+        {
+            let mut overrides = self.overrides.lock().unwrap();
+            let slot = overrides.entry(ino).or_default();
+            if let Some(mode) = change.mode {
+                slot.mode = Some((mode & 0o7777) as u16);
+            }
+            if let Some(mtime) = change.mtime {
+                slot.mtime = Some(mtime);
+            }
+        }
+        self.getattr(ino).await
+    }
+
+    /// Removes `name` from the cached listing of `parent` (after a delete or a move).
+    pub(crate) async fn drop_from_listing(&self, parent: u64, name: &str) {
+        self.local.remove(parent, name);
+        if let Some(listing) = self.listings.get(&parent).await {
+            let edited = listing.without(name);
+            self.listings
+                .insert(parent, std::sync::Arc::new(edited))
+                .await;
+        }
+        self.negatives.insert((parent, name.to_string()), ()).await;
+    }
+
+    pub(crate) async fn forget_listing(&self, parent: u64) {
+        self.listings.invalidate(&parent).await;
+    }
+
+    pub(crate) async fn forget_negative(&self, parent: u64, name: &str) {
+        self.negatives.invalidate(&(parent, name.to_string())).await;
+    }
+}
+
+/// `2024-01-15 Title` → `Title` (blog post directories carry their date).
+fn strip_date(raw: &str) -> &str {
+    let bytes = raw.as_bytes();
+    let dated = bytes.len() > 11
+        && bytes[..10].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && bytes[10] == b' ';
+    if dated {
+        &raw[11..]
+    } else {
+        raw
+    }
+}
+
+impl LocalAnswer {
+    pub fn is_hidden(&self) -> bool {
+        matches!(self, LocalAnswer::Hidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_date;
+
+    #[test]
+    fn blog_directory_names_lose_their_date() {
+        assert_eq!(strip_date("2024-01-15 Q4 results"), "Q4 results");
+        assert_eq!(strip_date("Q4 results"), "Q4 results");
+        assert_eq!(strip_date("2024-01-15"), "2024-01-15");
+        assert_eq!(strip_date("2024-1-15 x"), "2024-1-15 x");
+    }
+}

@@ -1,0 +1,162 @@
+//! What this machine knows that the server does not (yet): the local layer over listings.
+//!
+//! Three kinds of facts live here, per directory:
+//! - local entries: files created here and not uploaded yet, scratch files of editors and
+//!   rsync (which are never uploaded under their own name), uploads waiting in the spool;
+//! - hidden names: an attachment renamed to a scratch name keeps its place on the server
+//!   (so that the editor's "rename away, write anew" save becomes one new version), but
+//!   must look gone here;
+//! - vacated names: which attachment such a hidden name stood for, so that a new file
+//!   created under that name uploads as the attachment's next version rather than a
+//!   duplicate.
+//!
+//! Listings from the server are merged with this layer on every readdir and lookup.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::confluence::Attachment;
+
+#[derive(Default)]
+pub struct LocalLayer {
+    inner: Mutex<Layers>,
+}
+
+#[derive(Default)]
+struct Layers {
+    entries: HashMap<u64, BTreeMap<String, u64>>,
+    hidden: HashMap<u64, HashSet<String>>,
+    vacated: HashMap<(u64, String), Attachment>,
+}
+
+/// What the local layer says about one name.
+pub enum LocalAnswer {
+    /// A local entry with this inode.
+    Entry(u64),
+    /// The name is hidden here although the server still lists it.
+    Hidden,
+    /// Nothing local: ask the listing.
+    Unknown,
+}
+
+impl LocalLayer {
+    pub fn lookup(&self, parent: u64, name: &str) -> LocalAnswer {
+        let layers = self.inner.lock().unwrap();
+        if let Some(ino) = layers.entries.get(&parent).and_then(|e| e.get(name)) {
+            return LocalAnswer::Entry(*ino);
+        }
+        if layers
+            .hidden
+            .get(&parent)
+            .is_some_and(|hidden| hidden.contains(name))
+        {
+            return LocalAnswer::Hidden;
+        }
+        LocalAnswer::Unknown
+    }
+
+    pub fn add(&self, parent: u64, name: &str, ino: u64) {
+        let mut layers = self.inner.lock().unwrap();
+        layers
+            .entries
+            .entry(parent)
+            .or_default()
+            .insert(name.to_string(), ino);
+        if let Some(hidden) = layers.hidden.get_mut(&parent) {
+            hidden.remove(name);
+        }
+    }
+
+    pub fn remove(&self, parent: u64, name: &str) {
+        let mut layers = self.inner.lock().unwrap();
+        if let Some(entries) = layers.entries.get_mut(&parent) {
+            entries.remove(name);
+        }
+    }
+
+    pub fn hide(&self, parent: u64, name: &str) {
+        let mut layers = self.inner.lock().unwrap();
+        layers
+            .hidden
+            .entry(parent)
+            .or_default()
+            .insert(name.to_string());
+    }
+
+    pub fn unhide(&self, parent: u64, name: &str) {
+        let mut layers = self.inner.lock().unwrap();
+        if let Some(hidden) = layers.hidden.get_mut(&parent) {
+            hidden.remove(name);
+        }
+    }
+
+    pub fn vacate(&self, parent: u64, name: &str, attachment: Attachment) {
+        self.inner
+            .lock()
+            .unwrap()
+            .vacated
+            .insert((parent, name.to_string()), attachment);
+    }
+
+    /// The attachment that last stood under `name`, if it was renamed to a scratch name.
+    pub fn vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
+        self.inner
+            .lock()
+            .unwrap()
+            .vacated
+            .get(&(parent, name.to_string()))
+            .cloned()
+    }
+
+    pub fn take_vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
+        self.inner
+            .lock()
+            .unwrap()
+            .vacated
+            .remove(&(parent, name.to_string()))
+    }
+
+    /// Where attachment `id` was vacated from, if it was.
+    pub fn vacated_name_of(&self, id: &str) -> Option<(u64, String)> {
+        self.inner
+            .lock()
+            .unwrap()
+            .vacated
+            .iter()
+            .find(|(_, att)| att.id == id)
+            .map(|(key, _)| key.clone())
+    }
+
+    /// Local entries and hidden names of `parent`, for merging into a listing.
+    pub fn view(&self, parent: u64) -> (Vec<(String, u64)>, HashSet<String>) {
+        let layers = self.inner.lock().unwrap();
+        let entries = layers
+            .entries
+            .get(&parent)
+            .map(|e| e.iter().map(|(n, i)| (n.clone(), *i)).collect())
+            .unwrap_or_default();
+        let hidden = layers.hidden.get(&parent).cloned().unwrap_or_default();
+        (entries, hidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_hide_and_vacate() {
+        let layer = LocalLayer::default();
+        assert!(matches!(layer.lookup(1, "a"), LocalAnswer::Unknown));
+        layer.hide(1, "a");
+        assert!(matches!(layer.lookup(1, "a"), LocalAnswer::Hidden));
+        layer.add(1, "a", 7);
+        assert!(matches!(layer.lookup(1, "a"), LocalAnswer::Entry(7)));
+        let (entries, hidden) = layer.view(1);
+        assert_eq!(entries, vec![("a".to_string(), 7)]);
+        assert!(hidden.is_empty());
+        layer.remove(1, "a");
+        assert!(matches!(layer.lookup(1, "a"), LocalAnswer::Unknown));
+        assert!(matches!(layer.lookup(2, "a"), LocalAnswer::Unknown));
+    }
+}
