@@ -1091,6 +1091,14 @@ async fn v2_properties_by_id_and_attachment_trash_then_purge() {
         .collect();
     assert_eq!(keys, vec!["classification", "reviewers"]);
     let pid = v["results"][0]["id"].as_str().unwrap().to_string();
+    let (_, one) = get_json(
+        &c,
+        &format!("{b}/api/v2/attachments/{att}?include-properties=true&include-versions=true"),
+    )
+    .await;
+    assert_eq!(one["properties"]["results"].as_array().unwrap().len(), 2);
+    assert_eq!(one["versions"]["results"][0]["number"], 1);
+    assert_eq!(one["versions"]["meta"]["hasMore"], false);
     let put = |n: u32| {
         c.put(format!("{b}/api/v2/attachments/{att}/properties/{pid}"))
             .basic_auth(USER, Some(TOKEN))

@@ -473,6 +473,47 @@ async fn attachment(
     };
     let mut o = render_v2::attachment(&app, &store, a, v);
     o["_links"]["base"] = serde_json::json!(app.base_url);
+    let wire = app.wire_id(a);
+    // `include-*` sub-collections: the first 50, with `meta.hasMore` and a link to the rest.
+    let sub = |items: Vec<Value>, total: usize, path: &str| {
+        let more = total > items.len();
+        let mut meta = serde_json::json!({"hasMore": more});
+        if more {
+            meta["cursor"] = serde_json::json!(super::paging::encode_cursor(items.len()));
+        }
+        serde_json::json!({
+            "results": items,
+            "meta": meta,
+            "_links": {"self": format!("{}/api/v2/attachments/{wire}/{path}", app.context)},
+        })
+    };
+    if p.flag("include-versions") {
+        let all: Vec<Value> = a
+            .versions
+            .iter()
+            .rev()
+            .map(|v| render_v2::version(&app, v))
+            .collect();
+        let total = all.len();
+        o["versions"] = sub(all.into_iter().take(50).collect(), total, "versions");
+    }
+    if p.flag("include-properties") {
+        let all: Vec<Value> = a
+            .properties
+            .values()
+            .map(|pr| render_v2::property(&app, pr))
+            .collect();
+        let total = all.len();
+        o["properties"] = sub(all.into_iter().take(50).collect(), total, "properties");
+    }
+    if p.flag("include-labels") {
+        o["labels"] = sub(Vec::new(), 0, "labels");
+    }
+    if p.get("include-version") == Some("false") {
+        if let Some(m) = o.as_object_mut() {
+            m.remove("version");
+        }
+    }
     Ok(Json(o))
 }
 
