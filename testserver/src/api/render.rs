@@ -473,10 +473,20 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
                 .collect();
             md.insert("properties".into(), Value::Object(props));
         }
-        md.insert(
-            "_expandable".into(),
-            json!({"currentuser": "", "comments": "", "simple": "", "properties": "", "frontend": "", "likes": ""}),
-        );
+        let mut md_exp = Map::new();
+        for k in [
+            "currentuser",
+            "comments",
+            "simple",
+            "properties",
+            "frontend",
+            "likes",
+        ] {
+            if !md.contains_key(k) {
+                md_exp.insert(k.into(), json!(""));
+            }
+        }
+        md.insert("_expandable".into(), Value::Object(md_exp));
         o.insert("metadata".into(), Value::Object(md));
     } else {
         exp.insert("metadata".into(), json!(""));
