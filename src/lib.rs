@@ -10,3 +10,4 @@ pub mod confluence;
 pub mod fs;
 pub mod fuse;
 pub mod mount;
+pub mod spool;

@@ -8,6 +8,7 @@
 
 mod check;
 pub mod mount;
+mod pending;
 mod tree;
 
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ enum Command {
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
     /// `umount MOUNTPOINT` ends it.
     Mount(mount::MountArgs),
+    /// List the uploads waiting in the spool, and why; retry or drop them.
+    Pending(pending::PendingArgs),
     /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
     Tree {
         #[command(flatten)]
@@ -67,6 +70,7 @@ pub fn main() -> i32 {
     let args = Args::parse();
     let result = match args.command {
         Command::Mount(args) => run_mount(args),
+        Command::Pending(args) => pending::run(args),
         command => {
             init_logging("warn");
             run_client_command(command)
@@ -108,7 +112,7 @@ fn run_client_command(command: Command) -> anyhow::Result<()> {
         match command {
             Command::Check { site } => check::run(connect_config(&site)?).await,
             Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
-            Command::Mount(_) => unreachable!("handled by run_mount"),
+            Command::Mount(_) | Command::Pending(_) => unreachable!("handled in main"),
         }
     })
 }

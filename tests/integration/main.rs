@@ -16,3 +16,5 @@ mod client_upload;
 mod mount_budgets;
 mod mount_faults;
 mod mount_tree;
+
+mod spool;

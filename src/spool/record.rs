@@ -1,0 +1,124 @@
+//! What a spool entry says about its bytes: where they go, and how far they got.
+//!
+//! The record is the only thing that survives a crash besides the bytes, so it carries
+//! everything an upload needs without asking the filesystem: the container, the filename, the
+//! comment, and, for a new version, the attachment id and the version the user's bytes were
+//! based on (which is how a restarted upload tells "my version landed" from "not yet"). The
+//! site's base URL is recorded too, so a spool is never replayed against another site.
+//!
+//! On disk it is `record.json`, written with a `format` number so that a later release can
+//! read an older spool. The container is written through a small mirror type, so the file's
+//! shape belongs to this module and not to the client's model.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::confluence::{ContainerRef, ContentKind};
+
+/// The on-disk format number written into every `record.json`.
+pub(crate) const FORMAT: u32 = 1;
+
+/// Where an entry's bytes go.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadTarget {
+    /// A new attachment named `filename` in the container.
+    New {
+        #[serde(with = "container_json")]
+        container: ContainerRef,
+    },
+    /// A new version of an existing attachment (same id), based on `base_version`.
+    Version {
+        #[serde(with = "container_json")]
+        container: ContainerRef,
+        attachment_id: String,
+        base_version: u64,
+    },
+}
+
+impl UploadTarget {
+    pub fn container(&self) -> &ContainerRef {
+        match self {
+            UploadTarget::New { container } | UploadTarget::Version { container, .. } => container,
+        }
+    }
+}
+
+/// Whether the uploader should keep trying.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    /// Waiting for its (next) upload attempt.
+    Pending,
+    /// Refused for good (403, 413, a rejected name …): kept until the user retries or drops it.
+    Failed { errno: i32, reason: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub target: UploadTarget,
+    /// The attachment's name on the server.
+    pub filename: String,
+    pub comment: String,
+    pub minor_edit: bool,
+    pub size: u64,
+    /// Where the user wrote it, relative to the mount root, for `pending`.
+    pub display_path: String,
+    /// The site's base URL, so a spool is never replayed against another site.
+    pub site: String,
+    pub created_unix_ms: u64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub state: EntryState,
+}
+
+/// One admitted upload: its id (the entry directory's name), its record and its bytes.
+#[derive(Clone, Debug)]
+pub struct SpoolEntry {
+    pub id: String,
+    pub record: UploadRecord,
+    pub data_path: PathBuf,
+}
+
+/// `record.json` as written: the record plus the format number.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RecordFile {
+    pub format: u32,
+    #[serde(flatten)]
+    pub record: UploadRecord,
+}
+
+/// `ContainerRef` as `{"kind":"page","id":"123"}`.
+mod container_json {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Container {
+        kind: String,
+        id: String,
+    }
+
+    pub fn serialize<S: Serializer>(container: &ContainerRef, s: S) -> Result<S::Ok, S::Error> {
+        Container {
+            kind: container.kind.v1_type().to_string(),
+            id: container.id.clone(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerRef, D::Error> {
+        let c = Container::deserialize(d)?;
+        let kind = match c.kind.as_str() {
+            "page" => ContentKind::Page,
+            "blogpost" => ContentKind::BlogPost,
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown container kind {other:?}"
+                )))
+            }
+        };
+        Ok(ContainerRef { kind, id: c.id })
+    }
+}

@@ -1,0 +1,320 @@
+//! The spool directory: entries that survive crashes, written in an order that makes them so.
+//!
+//! One entry is one directory, `<dir>/<id>/`, holding `data` (the bytes) and `record.json`.
+//! `admit` writes them in this order: the bytes (a hard link to the caller's staged file, or a
+//! copy when linking is impossible), fsync of the bytes, the record through a temporary file and
+//! a rename, fsync of the entry directory and of the spool directory. A crash at any point
+//! leaves either nothing the spool counts as an entry (a directory without `record.json`,
+//! removed as debris at the next `open`) or a whole entry. The record is only ever replaced by
+//! a rename, so a reader sees the old record or the new one, never half of one.
+//!
+//! Ids start with the admission time in milliseconds, so the directory order is the age order
+//! and `pending` can name entries briefly. Everything is private to the user: 0700 directories,
+//! 0600 files (a linked data file is the caller's staged copy, made 0600 too).
+//!
+//! Only `open` removes debris; `inspect` (used by `confluencefs pending` while a mount may be
+//! admitting) reads the same directory without touching what it does not understand.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::record::{RecordFile, SpoolEntry, UploadRecord, FORMAT};
+
+const DATA: &str = "data";
+const RECORD: &str = "record.json";
+/// Prefix of a record being written; the rename makes it `record.json`.
+const RECORD_TEMP: &str = ".record.json.";
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// Local I/O failed (the disk is full, the directory is gone …).
+    #[error("spool {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// A `record.json` that does not parse.
+    #[error("spool record {path}: {detail}")]
+    Record { path: PathBuf, detail: String },
+    /// No entry with this id (it was uploaded or dropped).
+    #[error("no spool entry {id}")]
+    NoEntry { id: String },
+}
+
+impl SpoolError {
+    fn io(path: &Path, source: std::io::Error) -> SpoolError {
+        SpoolError::Io {
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// ENOSPC stays ENOSPC, so a full disk reaches the writer as such.
+    pub fn errno(&self) -> i32 {
+        match self {
+            SpoolError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            SpoolError::Record { .. } => libc::EIO,
+            SpoolError::NoEntry { .. } => libc::ENOENT,
+        }
+    }
+}
+
+/// A directory of upload entries.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    /// Makes temp names and ids unique within the process.
+    counter: AtomicU64,
+}
+
+impl Spool {
+    /// Opens (creating it 0700) the spool at `dir`, and removes debris of crashes: entry
+    /// directories without `record.json` and temporary record files. Call it once per spool
+    /// and process, before anything is admitted.
+    pub fn open(dir: &Path) -> Result<Spool, SpoolError> {
+        fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| SpoolError::io(dir, e))?;
+        let spool = Spool::inspect(dir);
+        spool.remove_debris()?;
+        Ok(spool)
+    }
+
+    /// The spool at `dir` as it is, for reading and editing records: nothing is created or
+    /// cleaned (a mount may be admitting an entry right now).
+    pub fn inspect(dir: &Path) -> Spool {
+        Spool {
+            dir: dir.to_path_buf(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Durably takes the bytes of `data` with `record`. Only after this returns may the caller
+    /// report success for the write. `data` is hard-linked when possible: the caller must not
+    /// write to that file afterwards (it may replace it, e.g. by a copy and a rename).
+    /// `record.size` is set to the size of the bytes taken, whatever the caller wrote there.
+    pub fn admit(&self, data: &Path, mut record: UploadRecord) -> Result<SpoolEntry, SpoolError> {
+        let (id, entry_dir) = self.new_entry_dir(record.created_unix_ms)?;
+        let result = self.fill_entry(&entry_dir, data, &mut record);
+        if result.is_err() {
+            // Nothing was promised yet; leave no half entry behind.
+            let _ = fs::remove_dir_all(&entry_dir);
+        }
+        result?;
+        Ok(SpoolEntry {
+            id,
+            record,
+            data_path: entry_dir.join(DATA),
+        })
+    }
+
+    fn new_entry_dir(&self, created_unix_ms: u64) -> Result<(String, PathBuf), SpoolError> {
+        loop {
+            let salt = rand::random::<u32>() & 0xff_ffff;
+            let id = format!("{created_unix_ms:013}-{salt:06x}");
+            let path = self.dir.join(&id);
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok((id, path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(SpoolError::io(&path, e)),
+            }
+        }
+    }
+
+    fn fill_entry(
+        &self,
+        entry_dir: &Path,
+        data: &Path,
+        record: &mut UploadRecord,
+    ) -> Result<(), SpoolError> {
+        let target = entry_dir.join(DATA);
+        if let Err(error) = fs::hard_link(data, &target) {
+            tracing::debug!(%error, "cannot link {} into the spool; copying", data.display());
+            copy_private(data, &target)?;
+        }
+        let file = File::open(&target).map_err(|e| SpoolError::io(&target, e))?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| SpoolError::io(&target, e))?;
+        file.sync_all().map_err(|e| SpoolError::io(&target, e))?;
+        record.size = file
+            .metadata()
+            .map_err(|e| SpoolError::io(&target, e))?
+            .len();
+        self.write_record(entry_dir, record)?;
+        sync_dir(&self.dir)
+    }
+
+    /// Every entry with a readable record, oldest first. Directories without a record (an
+    /// admission in progress) and unreadable records are skipped, with a warning for the latter.
+    pub fn list(&self) -> Result<Vec<SpoolEntry>, SpoolError> {
+        let reader = match fs::read_dir(&self.dir) {
+            Ok(reader) => reader,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(SpoolError::io(&self.dir, e)),
+        };
+        let mut entries = Vec::new();
+        for item in reader {
+            let item = item.map_err(|e| SpoolError::io(&self.dir, e))?;
+            let Some(id) = entry_id(&item) else { continue };
+            match self.get(&id) {
+                Ok(entry) => entries.push(entry),
+                Err(SpoolError::NoEntry { .. }) => {}
+                Err(error) => tracing::warn!(%error, "skipping a spool entry"),
+            }
+        }
+        entries.sort_by(|a, b| {
+            (a.record.created_unix_ms, &a.id).cmp(&(b.record.created_unix_ms, &b.id))
+        });
+        Ok(entries)
+    }
+
+    /// The entry `id` as it is on disk now.
+    pub fn get(&self, id: &str) -> Result<SpoolEntry, SpoolError> {
+        let entry_dir = self.entry_dir(id)?;
+        let path = entry_dir.join(RECORD);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpoolError::NoEntry { id: id.to_string() })
+            }
+            Err(e) => return Err(SpoolError::io(&path, e)),
+        };
+        let file: RecordFile = serde_json::from_slice(&bytes).map_err(|e| SpoolError::Record {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        if file.format > FORMAT {
+            return Err(SpoolError::Record {
+                path,
+                detail: format!("format {} is newer than this release reads", file.format),
+            });
+        }
+        Ok(SpoolEntry {
+            id: id.to_string(),
+            record: file.record,
+            data_path: entry_dir.join(DATA),
+        })
+    }
+
+    /// Rewrites the entry's record atomically. An entry that is gone is `NoEntry`.
+    pub fn update(&self, entry: &SpoolEntry) -> Result<(), SpoolError> {
+        let entry_dir = self.entry_dir(&entry.id)?;
+        if !entry_dir.join(RECORD).exists() {
+            return Err(SpoolError::NoEntry {
+                id: entry.id.clone(),
+            });
+        }
+        self.write_record(&entry_dir, &entry.record)
+    }
+
+    /// Deletes the entry and its bytes. Removing an entry that is already gone is not an error.
+    pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
+        let entry_dir = self.entry_dir(id)?;
+        // The record goes first: from then on the directory is debris, never a half entry.
+        match fs::remove_file(entry_dir.join(RECORD)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SpoolError::io(&entry_dir, e)),
+        }
+        match fs::remove_dir_all(&entry_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(SpoolError::io(&entry_dir, e)),
+        }
+        sync_dir(&self.dir)
+    }
+
+    fn entry_dir(&self, id: &str) -> Result<PathBuf, SpoolError> {
+        // An id is one path component of ours; anything else would reach outside the spool.
+        if id.is_empty() || id.starts_with('.') || id.contains('/') {
+            return Err(SpoolError::NoEntry { id: id.to_string() });
+        }
+        Ok(self.dir.join(id))
+    }
+
+    /// Temp file, fsync, rename over `record.json`, fsync of the entry directory.
+    fn write_record(&self, entry_dir: &Path, record: &UploadRecord) -> Result<(), SpoolError> {
+        let file = RecordFile {
+            format: FORMAT,
+            record: record.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| SpoolError::Record {
+            path: entry_dir.join(RECORD),
+            detail: e.to_string(),
+        })?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let temp = entry_dir.join(format!("{RECORD_TEMP}{}.{n}", std::process::id()));
+        let written = (|| {
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
+            out.write_all(&json)?;
+            out.sync_all()?;
+            fs::rename(&temp, entry_dir.join(RECORD))
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(SpoolError::io(&temp, e));
+        }
+        sync_dir(entry_dir)
+    }
+
+    fn remove_debris(&self) -> Result<(), SpoolError> {
+        let reader = fs::read_dir(&self.dir).map_err(|e| SpoolError::io(&self.dir, e))?;
+        for item in reader {
+            let item = item.map_err(|e| SpoolError::io(&self.dir, e))?;
+            let Some(id) = entry_id(&item) else { continue };
+            let entry_dir = self.dir.join(&id);
+            if !entry_dir.join(RECORD).exists() {
+                tracing::info!("removing {} (an admission that did not finish)", id);
+                fs::remove_dir_all(&entry_dir).map_err(|e| SpoolError::io(&entry_dir, e))?;
+                continue;
+            }
+            let inner = fs::read_dir(&entry_dir).map_err(|e| SpoolError::io(&entry_dir, e))?;
+            for file in inner.flatten() {
+                if file.file_name().to_string_lossy().starts_with(RECORD_TEMP) {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+/// The id of a directory entry of the spool that can be an upload entry.
+fn entry_id(item: &fs::DirEntry) -> Option<String> {
+    let name = item.file_name().into_string().ok()?;
+    let is_dir = item.file_type().ok()?.is_dir();
+    (is_dir && !name.starts_with('.')).then_some(name)
+}
+
+/// Copies `from` to a new 0600 file `to` (contents only; `fill_entry` fsyncs it).
+fn copy_private(from: &Path, to: &Path) -> Result<(), SpoolError> {
+    let mut source = File::open(from).map_err(|e| SpoolError::io(from, e))?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| SpoolError::io(to, e))?;
+    std::io::copy(&mut source, &mut out).map_err(|e| SpoolError::io(to, e))?;
+    Ok(())
+}
+
+/// Makes a directory's entries (creations, renames, removals) durable.
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SpoolError::io(dir, e))
+}

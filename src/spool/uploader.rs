@@ -1,0 +1,597 @@
+//! Getting spooled bytes to the server exactly once.
+//!
+//! An upload is not idempotent: sending bytes that already landed makes a duplicate attachment
+//! or an extra version. The client checks before it repeats a request *within* one call; this
+//! module covers what lies beyond one call — a failure reported after the bytes arrived, a
+//! process killed between the server's answer and the removal of the entry, a retry an hour
+//! later. So an entry that may already be on the server (it failed before, or it was found in
+//! the spool when the uploader started) is **checked first**:
+//! - a new attachment: `find_attachment(container, filename)`; present with the same size means
+//!   it was ours (done); present with another size means the name is taken, so the bytes become a
+//!   new version of it; absent means upload;
+//! - a new version: `get_attachment(id)`; a version past `base_version` with the same size means
+//!   it was ours (done); otherwise upload a new version.
+//!
+//! One entry is never uploaded twice at once: an in-flight set hands a second caller (FLUSH
+//! while the background retry runs, or the other way round) the outcome of the first instead
+//! of a second request. Failures update the record (attempts, last error; `Failed` for a
+//! permanent refusal, which the background leaves alone until `pending --retry`) and wait an
+//! exponential backoff per entry: 1 s, 2 s, 4 s … capped at 5 minutes.
+//!
+//! Events report what happened in the background (the FLUSH caller gets its result directly).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
+use super::store::{Spool, SpoolError};
+use crate::confluence::{Attachment, Client, ClientError, NewAttachment, UploadSource};
+use crate::fs::FsError;
+
+/// The wait after the first failure; it doubles with every further failure.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts of one entry.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often the background loop looks at the spool.
+const TICK: Duration = Duration::from_secs(2);
+/// How many finished uploads are remembered, for a caller that asks after the entry is gone.
+const REMEMBERED: usize = 1024;
+
+/// The wait before the next attempt of an entry that has failed `attempts` times.
+pub fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    (FIRST_BACKOFF * (1u32 << doublings)).min(MAX_BACKOFF)
+}
+
+/// The site string records carry: the client's REST base without a trailing slash.
+pub fn site_of(client: &Client) -> String {
+    client.base_url().as_str().trim_end_matches('/').to_string()
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Client(Arc<ClientError>),
+    #[error(transparent)]
+    Spool(SpoolError),
+    /// The entry was written for another site; it is left alone.
+    #[error("spool entry {id} belongs to {entry_site}, not to {client_site}")]
+    OtherSite {
+        id: String,
+        entry_site: String,
+        client_site: String,
+    },
+}
+
+impl From<ClientError> for UploadError {
+    fn from(err: ClientError) -> UploadError {
+        UploadError::Client(Arc::new(err))
+    }
+}
+
+impl UploadError {
+    /// The errno of DESIGN.md's table; client errors go through the filesystem's one mapping.
+    pub fn errno(&self) -> i32 {
+        match self {
+            UploadError::Client(err) => FsError::Client(err.clone()).errno(),
+            UploadError::Spool(err) => err.errno(),
+            UploadError::OtherSite { .. } => libc::EIO,
+        }
+    }
+
+    /// A refusal that trying again will not change: 400, 401, 403, 404, 413, or spooled bytes
+    /// that cannot be read any more.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            UploadError::Client(err) => match &**err {
+                ClientError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+                other => matches!(other.status(), Some(400 | 401 | 403 | 404 | 413)),
+            },
+            UploadError::Spool(_) | UploadError::OtherSite { .. } => false,
+        }
+    }
+}
+
+/// What the background work finished.
+// One event per finished upload: their size does not matter, plain fields are easier to match.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum UploadEvent {
+    /// The bytes are on the server and the entry is gone.
+    Done {
+        id: String,
+        record: UploadRecord,
+        attachment: Attachment,
+    },
+    /// A permanent refusal; the entry stays, `Failed`.
+    Failed {
+        id: String,
+        record: UploadRecord,
+        errno: i32,
+    },
+}
+
+type Outcome = Option<Result<Attachment, UploadError>>;
+
+pub struct Uploader {
+    client: Client,
+    spool: Arc<Spool>,
+    site: String,
+    events: mpsc::UnboundedSender<UploadEvent>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// How many uploads are in flight (`drain` waits for 0).
+    busy: watch::Sender<usize>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    in_flight: HashMap<String, watch::Receiver<Outcome>>,
+    /// Entries that may be on the server already: found at start, or cut off mid-upload.
+    suspects: HashSet<String>,
+    /// Entries that failed here: the attempts count they failed at, and when they are due.
+    next_try: HashMap<String, (u32, Instant)>,
+    finished: HashMap<String, Attachment>,
+    finished_order: VecDeque<String>,
+    started: bool,
+    warned_site: HashSet<String>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The right to upload one entry; dropping it ends the in-flight mark.
+struct Claim {
+    shared: Arc<Shared>,
+    id: String,
+    tx: watch::Sender<Outcome>,
+    /// Bytes may be on their way: a claim dropped in this state (a cancelled FLUSH, a drain
+    /// that timed out) makes the entry a suspect, checked before the next attempt.
+    sending: bool,
+}
+
+impl Claim {
+    fn finish(mut self, outcome: &Result<Attachment, UploadError>) {
+        self.sending = false;
+        self.tx.send_replace(Some(outcome.clone()));
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.in_flight.remove(&self.id);
+        if self.sending {
+            state.suspects.insert(self.id.clone());
+        }
+        let busy = state.in_flight.len();
+        drop(state);
+        self.shared.busy.send_replace(busy);
+    }
+}
+
+enum Slot {
+    Claimed(Claim),
+    Busy(watch::Receiver<Outcome>),
+}
+
+impl Uploader {
+    /// Every entry already in the spool is taken to be possibly on the server (checked first).
+    pub fn new(
+        client: Client,
+        spool: Arc<Spool>,
+    ) -> (Arc<Uploader>, mpsc::UnboundedReceiver<UploadEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let mut state = State::default();
+        match spool.list() {
+            Ok(entries) => state.suspects.extend(entries.into_iter().map(|e| e.id)),
+            Err(error) => tracing::warn!(%error, "cannot list the spool"),
+        }
+        let uploader = Uploader {
+            site: site_of(&client),
+            client,
+            spool,
+            events,
+            shared: Arc::new(Shared {
+                state: Mutex::new(state),
+                busy: watch::Sender::new(0),
+                wake: Notify::new(),
+            }),
+        };
+        (Arc::new(uploader), receiver)
+    }
+
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
+    }
+
+    /// The site string this uploader accepts in records (see [`site_of`]).
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// Uploads one admitted entry now (FLUSH waits for this). Success removes the entry and
+    /// returns the attachment; failure updates the record and keeps the entry. If the entry is
+    /// being uploaded already, waits for that upload and returns its outcome.
+    pub async fn upload(&self, entry: &SpoolEntry) -> Result<Attachment, UploadError> {
+        loop {
+            match self.claim(&entry.id) {
+                Slot::Busy(mut rx) => {
+                    if let Ok(outcome) = rx.wait_for(Option::is_some).await {
+                        if let Some(result) = outcome.clone() {
+                            return result;
+                        }
+                    }
+                    // That upload was cancelled: try ourselves.
+                }
+                Slot::Claimed(claim) => {
+                    let fresh = match self.spool.get(&entry.id) {
+                        Ok(fresh) => fresh,
+                        Err(SpoolError::NoEntry { id }) => {
+                            // Uploaded a moment ago (or dropped by the user).
+                            let done = self.shared.lock().finished.get(&id).cloned();
+                            return done.ok_or(UploadError::Spool(SpoolError::NoEntry { id }));
+                        }
+                        Err(error) => return Err(UploadError::Spool(error)),
+                    };
+                    return self.attempt(claim, &fresh).await;
+                }
+            }
+        }
+    }
+
+    /// Starts the background loop (once): entries left from before at once, then every few
+    /// seconds whatever is `Pending`, not in flight and past its backoff.
+    pub fn spawn_retries(self: &Arc<Self>) {
+        {
+            let mut state = self.shared.lock();
+            if state.started {
+                return;
+            }
+            state.started = true;
+        }
+        let weak = Arc::downgrade(self);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            loop {
+                match weak.upgrade() {
+                    Some(uploader) => uploader.retry_round(),
+                    None => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = shared.wake.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// Gives every `Pending` entry one more try now (backoff ignored) and waits until nothing
+    /// is in flight, for at most `timeout`. Returns the entries left.
+    pub async fn drain(&self, timeout: Duration) -> Vec<SpoolEntry> {
+        let work = async {
+            let entries = self.spool.list().unwrap_or_default();
+            let tries = entries
+                .iter()
+                .filter(|e| e.record.state == EntryState::Pending && self.same_site(&e.record))
+                .map(|e| self.upload(e));
+            futures_util::future::join_all(tries).await;
+            let mut busy = self.shared.busy.subscribe();
+            let _ = busy.wait_for(|n| *n == 0).await;
+        };
+        if tokio::time::timeout(timeout, work).await.is_err() {
+            tracing::warn!(?timeout, "uploads still running when the drain ended");
+        }
+        self.spool.list().unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot list the spool");
+            Vec::new()
+        })
+    }
+
+    /// Wakes the background loop now and makes every waiting entry due.
+    pub fn nudge(&self) {
+        let now = Instant::now();
+        for (_, at) in self.shared.lock().next_try.values_mut() {
+            *at = now;
+        }
+        self.shared.wake.notify_one();
+    }
+
+    fn claim(&self, id: &str) -> Slot {
+        let mut state = self.shared.lock();
+        if let Some(rx) = state.in_flight.get(id) {
+            return Slot::Busy(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        state.in_flight.insert(id.to_string(), rx);
+        let busy = state.in_flight.len();
+        drop(state);
+        self.shared.busy.send_replace(busy);
+        Slot::Claimed(Claim {
+            shared: self.shared.clone(),
+            id: id.to_string(),
+            tx,
+            sending: false,
+        })
+    }
+
+    fn same_site(&self, record: &UploadRecord) -> bool {
+        record.site.trim_end_matches('/') == self.site
+    }
+
+    fn retry_round(self: &Arc<Self>) {
+        let entries = match self.spool.list() {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the spool");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for entry in entries {
+            if entry.record.state != EntryState::Pending {
+                continue;
+            }
+            if !self.same_site(&entry.record) {
+                if self.shared.lock().warned_site.insert(entry.id.clone()) {
+                    tracing::warn!(
+                        id = %entry.id,
+                        site = %entry.record.site,
+                        "spool entry of another site left alone"
+                    );
+                }
+                continue;
+            }
+            let due = {
+                let state = self.shared.lock();
+                match state.next_try.get(&entry.id) {
+                    Some((attempts, at)) if *attempts == entry.record.attempts => *at <= now,
+                    // The record changed elsewhere (`pending --retry`): try now.
+                    Some(_) => true,
+                    // Admitted here and not tried: give its FLUSH the first go.
+                    None => {
+                        state.suspects.contains(&entry.id)
+                            || age(&entry.record) >= FIRST_BACKOFF
+                            || entry.record.attempts > 0
+                    }
+                }
+            };
+            if !due {
+                continue;
+            }
+            let Slot::Claimed(claim) = self.claim(&entry.id) else {
+                continue;
+            };
+            let uploader = self.clone();
+            tokio::spawn(async move { uploader.background_attempt(claim).await });
+        }
+    }
+
+    async fn background_attempt(&self, claim: Claim) {
+        let id = claim.id.clone();
+        // Re-read: the entry may have been uploaded, dropped or failed since it was listed.
+        let fresh = match self.spool.get(&id) {
+            Ok(fresh) if fresh.record.state == EntryState::Pending => fresh,
+            _ => return,
+        };
+        let event = match self.attempt(claim, &fresh).await {
+            Ok(attachment) => {
+                tracing::info!(%id, path = %fresh.record.display_path, "uploaded from the spool");
+                UploadEvent::Done {
+                    id,
+                    record: fresh.record,
+                    attachment,
+                }
+            }
+            Err(error) if error.is_permanent() => {
+                tracing::warn!(%id, path = %fresh.record.display_path, %error, "upload refused");
+                let record = self
+                    .spool
+                    .get(&id)
+                    .map(|e| e.record)
+                    .unwrap_or(fresh.record);
+                UploadEvent::Failed {
+                    id,
+                    record,
+                    errno: error.errno(),
+                }
+            }
+            Err(error) => {
+                tracing::info!(%id, %error, "upload failed; will retry");
+                return;
+            }
+        };
+        let _ = self.events.send(event);
+    }
+
+    /// One attempt with its bookkeeping: the record, the backoff, the in-flight outcome.
+    async fn attempt(
+        &self,
+        mut claim: Claim,
+        entry: &SpoolEntry,
+    ) -> Result<Attachment, UploadError> {
+        let result = self.attempt_inner(&mut claim, entry).await;
+        claim.finish(&result);
+        result
+    }
+
+    async fn attempt_inner(
+        &self,
+        claim: &mut Claim,
+        entry: &SpoolEntry,
+    ) -> Result<Attachment, UploadError> {
+        let record = &entry.record;
+        if !self.same_site(record) {
+            return Err(UploadError::OtherSite {
+                id: entry.id.clone(),
+                entry_site: record.site.clone(),
+                client_site: self.site.clone(),
+            });
+        }
+        let check_first = record.attempts > 0 || {
+            let state = self.shared.lock();
+            state.suspects.contains(&entry.id) || state.next_try.contains_key(&entry.id)
+        };
+        claim.sending = true;
+        match self.deliver(entry, check_first).await {
+            Ok(attachment) => {
+                let removed = self.spool.remove(&entry.id);
+                let mut state = self.shared.lock();
+                state.next_try.remove(&entry.id);
+                state.warned_site.remove(&entry.id);
+                if let Err(error) = removed {
+                    // The next attempt will find it on the server rather than send it again.
+                    tracing::warn!(id = %entry.id, %error, "uploaded, but cannot remove the entry");
+                    state.suspects.insert(entry.id.clone());
+                } else {
+                    state.suspects.remove(&entry.id);
+                }
+                remember(&mut state, &entry.id, &attachment);
+                Ok(attachment)
+            }
+            Err(error) => {
+                let mut failed = entry.clone();
+                failed.record.attempts += 1;
+                failed.record.last_error = Some(error.to_string());
+                if error.is_permanent() {
+                    failed.record.state = EntryState::Failed {
+                        errno: error.errno(),
+                        reason: error.to_string(),
+                    };
+                }
+                match self.spool.update(&failed) {
+                    Ok(()) | Err(SpoolError::NoEntry { .. }) => {}
+                    Err(update) => {
+                        tracing::warn!(id = %entry.id, %update, "cannot update the record")
+                    }
+                }
+                let due = Instant::now() + backoff(failed.record.attempts);
+                self.shared
+                    .lock()
+                    .next_try
+                    .insert(entry.id.clone(), (failed.record.attempts, due));
+                Err(error)
+            }
+        }
+    }
+
+    /// The requests of one attempt, checking first when the bytes may be there already.
+    async fn deliver(
+        &self,
+        entry: &SpoolEntry,
+        check_first: bool,
+    ) -> Result<Attachment, UploadError> {
+        let record = &entry.record;
+        match &record.target {
+            UploadTarget::New { container } => {
+                if check_first {
+                    match self
+                        .client
+                        .find_attachment(container, &record.filename)
+                        .await?
+                    {
+                        Some(found) if found.size == record.size => {
+                            tracing::info!(id = %entry.id, "already on the server");
+                            return Ok(found);
+                        }
+                        Some(found) => return self.new_version(&found, entry).await,
+                        None => {}
+                    }
+                }
+                let file = NewAttachment {
+                    filename: record.filename.clone(),
+                    source: UploadSource::Path(entry.data_path.clone()),
+                    media_type: None,
+                    comment: comment(record).map(str::to_string),
+                };
+                match self
+                    .client
+                    .upload_attachment(container, file, record.minor_edit)
+                    .await
+                {
+                    Err(ClientError::AlreadyExists { .. }) => {
+                        // The name was taken meanwhile: the user wrote that path, so the bytes
+                        // become its next version.
+                        match self
+                            .client
+                            .find_attachment(container, &record.filename)
+                            .await?
+                        {
+                            Some(found) => self.new_version(&found, entry).await,
+                            None => Err(UploadError::Client(Arc::new(ClientError::Config(
+                                format!("{} is said to exist but is not found", record.filename),
+                            )))),
+                        }
+                    }
+                    other => Ok(other?),
+                }
+            }
+            UploadTarget::Version {
+                attachment_id,
+                base_version,
+                ..
+            } => {
+                let current = self.client.get_attachment(attachment_id).await?;
+                if check_first && current.version > *base_version && current.size == record.size {
+                    tracing::info!(id = %entry.id, "version already on the server");
+                    return Ok(current);
+                }
+                self.new_version(&current, entry).await
+            }
+        }
+    }
+
+    async fn new_version(
+        &self,
+        current: &Attachment,
+        entry: &SpoolEntry,
+    ) -> Result<Attachment, UploadError> {
+        let record = &entry.record;
+        Ok(self
+            .client
+            .upload_new_version(
+                current,
+                UploadSource::Path(entry.data_path.clone()),
+                comment(record),
+                record.minor_edit,
+            )
+            .await?)
+    }
+}
+
+fn comment(record: &UploadRecord) -> Option<&str> {
+    Some(record.comment.as_str()).filter(|c| !c.is_empty())
+}
+
+fn age(record: &UploadRecord) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Duration::from_millis(now.saturating_sub(record.created_unix_ms))
+}
+
+fn remember(state: &mut State, id: &str, attachment: &Attachment) {
+    if state
+        .finished
+        .insert(id.to_string(), attachment.clone())
+        .is_none()
+    {
+        state.finished_order.push_back(id.to_string());
+    }
+    while state.finished_order.len() > REMEMBERED {
+        if let Some(old) = state.finished_order.pop_front() {
+            state.finished.remove(&old);
+        }
+    }
+}
