@@ -28,7 +28,9 @@ both_flavors!(
     too_large_is_kept_as_failed_efbig,
     forbidden_is_kept_as_failed_eacces,
     server_down_then_back,
-    drain_returns_what_is_left
+    drain_returns_what_is_left,
+    one_entry_is_uploaded_once_when_asked_twice,
+    entries_of_another_site_are_left_alone
 );
 
 struct Fixture {
@@ -350,6 +352,58 @@ async fn drain_returns_what_is_left(flavor: Flavor) {
         EntryState::Failed { errno, .. } if errno == libc::ENOENT
     ));
     assert_eq!(named(&f.client, &container, "good.txt").await.len(), 1);
+}
+
+async fn one_entry_is_uploaded_once_when_asked_twice(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let f = Fixture::new(&server).await;
+    let container = guide(&f.client).await;
+    let (uploader, mut events) = f.uploader();
+    let entry = f.admit(
+        UploadTarget::New {
+            container: container.clone(),
+        },
+        "twice.bin",
+        &pattern(200_000),
+    );
+    // FLUSH from two descriptors, and the background loop, all at once.
+    uploader.spawn_retries();
+    uploader.nudge();
+    let (a, b) = tokio::join!(uploader.upload(&entry), uploader.upload(&entry));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.id, b.id);
+    let found = named(&f.client, &container, "twice.bin").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].version, 1, "one upload, not two");
+    assert!(f.spool.list().unwrap().is_empty());
+    let log = server.requests().await;
+    let posts = log.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "{log:#?}");
+    // A later FLUSH of the same (now uploaded) entry gets the same answer, with no request.
+    server.clear_requests().await;
+    assert_eq!(uploader.upload(&entry).await.unwrap().id, a.id);
+    assert!(server.requests().await.is_empty());
+    assert!(events.try_recv().is_err(), "FLUSH results are not events");
+}
+
+async fn entries_of_another_site_are_left_alone(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let f = Fixture::new(&server).await;
+    let container = guide(&f.client).await;
+    let (uploader, _events) = f.uploader();
+    let staged = f.work.join("elsewhere");
+    std::fs::write(&staged, b"for another wiki").unwrap();
+    let mut other = record(&f.client, UploadTarget::New { container }, "elsewhere.txt");
+    other.site = "https://other.example/wiki".into();
+    let entry = f.spool.admit(&staged, other).unwrap();
+    server.clear_requests().await;
+    let error = uploader.upload(&entry).await.unwrap_err();
+    assert!(error.to_string().contains("other.example"), "{error}");
+    let left = uploader.drain(Duration::from_secs(5)).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].record.state, EntryState::Pending);
+    assert_eq!(left[0].record.attempts, 0);
+    assert!(server.requests().await.is_empty(), "nothing was sent");
 }
 
 #[test]
