@@ -167,6 +167,26 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     })
 }
 
+fn trim_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Request {
+    let path = req.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let pq = match req.uri().query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(pq) = pq.parse::<axum::http::uri::PathAndQuery>() {
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
 /// Loads (or seeds) the store for a configuration.
 fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
     if let Some(dir) = &config.data_dir {
@@ -257,12 +277,18 @@ async fn run(
     let mut servers = Vec::new();
     {
         let mut rx = stop_tx.subscribe();
+        // Jersey matches `/rest/api/space/` like `/rest/api/space`; axum does not, so trailing
+        // slashes are trimmed before routing.
+        let main_service = tower::ServiceExt::map_request(main_router, trim_trailing_slash);
         servers.push(tokio::spawn(
-            axum::serve(listener, main_router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.recv().await;
-                })
-                .into_future(),
+            axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service(main_service),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.recv().await;
+            })
+            .into_future(),
         ));
     }
     if let Some(l) = media_listener {

@@ -1165,3 +1165,19 @@ async fn datacenter_allow_duplicated_makes_a_new_version() {
     assert_eq!(v["results"][0]["version"]["number"], 2);
     assert_eq!(v["results"][0]["extensions"]["fileSize"], 1);
 }
+
+#[tokio::test]
+async fn trailing_slashes_and_unknown_paths_answer_like_confluence() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let (st, v) = get_json(&c, &format!("{b}/rest/api/space/DOCS/")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["key"], "DOCS");
+    let (st, v) = get_json(&c, &format!("{b}/rest/api/nope")).await;
+    assert_eq!(st, 404);
+    assert!(v["message"].as_str().unwrap().starts_with("null for uri: "));
+    let (st, v) = get_json(&c, &format!("{b}/api/v2/nope")).await;
+    assert_eq!(st, 404);
+    assert_eq!(v["errors"][0]["status"], 404);
+}
