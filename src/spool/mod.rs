@@ -16,7 +16,7 @@ mod store;
 mod uploader;
 
 pub use record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
-pub use store::{Spool, SpoolError};
+pub use store::{EntryLock, Spool, SpoolError};
 pub use uploader::{
     backoff, site_of, UploadError, UploadEvent, Uploader, FIRST_BACKOFF, MAX_BACKOFF,
 };

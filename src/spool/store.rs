@@ -17,6 +17,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +63,14 @@ impl SpoolError {
             SpoolError::NoEntry { .. } => libc::ENOENT,
         }
     }
+}
+
+/// An exclusive hold on one entry, across processes, released when dropped. The uploader holds
+/// it while it sends an entry, so that two processes sharing a spool (a remount while the old
+/// process still drains its queue) never send the same bytes twice.
+#[derive(Debug)]
+pub struct EntryLock {
+    _dir: File,
 }
 
 /// A directory of upload entries.
@@ -231,6 +240,31 @@ impl Spool {
             Err(e) => return Err(SpoolError::io(&entry_dir, e)),
         }
         sync_dir(&self.dir)
+    }
+
+    /// Takes the entry's lock if no one (in this or another process) holds it; `None` if
+    /// someone does. An `flock` on the entry directory: the kernel drops it when its holder
+    /// dies, so a killed mount never leaves an entry locked.
+    pub fn try_lock(&self, id: &str) -> Result<Option<EntryLock>, SpoolError> {
+        let entry_dir = self.entry_dir(id)?;
+        let dir = match File::open(&entry_dir) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpoolError::NoEntry { id: id.to_string() })
+            }
+            Err(e) => return Err(SpoolError::io(&entry_dir, e)),
+        };
+        // SAFETY: flock reads no memory; the descriptor is owned by `dir` and open for the call.
+        let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Some(EntryLock { _dir: dir }));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(SpoolError::io(&entry_dir, error))
+        }
     }
 
     fn entry_dir(&self, id: &str) -> Result<PathBuf, SpoolError> {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
-use super::store::{Spool, SpoolError};
+use super::store::{EntryLock, Spool, SpoolError};
 use crate::confluence::{Attachment, Client, ClientError, NewAttachment, UploadSource};
 use crate::fs::FsError;
 
@@ -37,6 +37,8 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often the background loop looks at the spool.
 const TICK: Duration = Duration::from_secs(2);
+/// How often an upload waiting for another process's hold on its entry looks again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
 /// How many finished uploads are remembered, for a caller that asks after the entry is gone.
 const REMEMBERED: usize = 1024;
 
@@ -438,6 +440,13 @@ impl Uploader {
                 client_site: self.site.clone(),
             });
         }
+        // Another process sharing this spool may be sending it: wait for it, then look again.
+        let (_lock, entry) = match self.lock_entry(entry).await? {
+            Some(locked) => locked,
+            None => return self.delivered_elsewhere(entry).await,
+        };
+        let entry = &entry;
+        let record = &entry.record;
         let check_first = record.attempts > 0 || {
             let state = self.shared.lock();
             state.suspects.contains(&entry.id) || state.next_try.contains_key(&entry.id)
@@ -483,6 +492,61 @@ impl Uploader {
                 Err(error)
             }
         }
+    }
+
+    /// The entry's cross-process lock and the entry as it is once the lock is ours; `None` if
+    /// the entry went away meanwhile.
+    async fn lock_entry(
+        &self,
+        entry: &SpoolEntry,
+    ) -> Result<Option<(EntryLock, SpoolEntry)>, UploadError> {
+        let mut waited = false;
+        loop {
+            match self.spool.try_lock(&entry.id) {
+                Ok(Some(lock)) if !waited => return Ok(Some((lock, entry.clone()))),
+                Ok(Some(lock)) => {
+                    // The other holder may have died mid-upload: check before sending.
+                    self.shared.lock().suspects.insert(entry.id.clone());
+                    return match self.spool.get(&entry.id) {
+                        Ok(fresh) => Ok(Some((lock, fresh))),
+                        Err(SpoolError::NoEntry { .. }) => Ok(None),
+                        Err(error) => Err(UploadError::Spool(error)),
+                    };
+                }
+                Ok(None) => {
+                    waited = true;
+                    tokio::time::sleep(LOCK_POLL).await;
+                }
+                Err(SpoolError::NoEntry { .. }) => return Ok(None),
+                Err(error) => return Err(UploadError::Spool(error)),
+            }
+        }
+    }
+
+    /// The entry vanished while we waited for it: another process uploaded it (find it), or
+    /// the user dropped it.
+    async fn delivered_elsewhere(&self, entry: &SpoolEntry) -> Result<Attachment, UploadError> {
+        let record = &entry.record;
+        let found = match &record.target {
+            UploadTarget::New { container } => {
+                self.client
+                    .find_attachment(container, &record.filename)
+                    .await?
+            }
+            UploadTarget::Version {
+                attachment_id,
+                base_version,
+                ..
+            } => Some(self.client.get_attachment(attachment_id).await?)
+                .filter(|current| current.version > *base_version),
+        };
+        found
+            .filter(|attachment| attachment.size == record.size)
+            .ok_or_else(|| {
+                UploadError::Spool(SpoolError::NoEntry {
+                    id: entry.id.clone(),
+                })
+            })
     }
 
     /// The requests of one attempt, checking first when the bytes may be there already.

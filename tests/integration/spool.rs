@@ -30,7 +30,8 @@ both_flavors!(
     server_down_then_back,
     drain_returns_what_is_left,
     one_entry_is_uploaded_once_when_asked_twice,
-    entries_of_another_site_are_left_alone
+    entries_of_another_site_are_left_alone,
+    two_processes_sharing_a_spool_send_an_entry_once
 );
 
 struct Fixture {
@@ -404,6 +405,36 @@ async fn entries_of_another_site_are_left_alone(flavor: Flavor) {
     assert_eq!(left[0].record.state, EntryState::Pending);
     assert_eq!(left[0].record.attempts, 0);
     assert!(server.requests().await.is_empty(), "nothing was sent");
+}
+
+async fn two_processes_sharing_a_spool_send_an_entry_once(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let f = Fixture::new(&server).await;
+    let container = guide(&f.client).await;
+    let entry = f.admit(
+        UploadTarget::New {
+            container: container.clone(),
+        },
+        "shared.bin",
+        &pattern(300_000),
+    );
+    // A remount while the old process still drains: two uploaders, one spool directory (the
+    // entry lock is per open file, so two spool handles in one process stand for two).
+    let (old, _old_events) = f.uploader();
+    let other_spool = Arc::new(Spool::inspect(f.spool.dir()));
+    let (new, _new_events) = Uploader::new(f.client.clone(), other_spool);
+    let (left_old, left_new) = tokio::join!(
+        old.drain(Duration::from_secs(30)),
+        new.drain(Duration::from_secs(30))
+    );
+    assert!(left_old.is_empty() && left_new.is_empty());
+    let found = named(&f.client, &container, "shared.bin").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].version, 1, "sent once, not twice");
+    let log = server.requests().await;
+    let posts = log.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "{log:#?}");
+    assert!(f.spool.get(&entry.id).is_err());
 }
 
 #[test]
