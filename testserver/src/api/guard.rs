@@ -92,10 +92,13 @@ pub async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Respo
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"Confluence\""),
                 );
-                r.headers_mut().insert(
-                    "X-Seraph-LoginReason",
-                    HeaderValue::from_static("AUTHENTICATED_FAILED"),
-                );
+                // Seraph names the reason only when credentials were offered and refused.
+                if req.headers().contains_key(header::AUTHORIZATION) {
+                    r.headers_mut().insert(
+                        "X-Seraph-LoginReason",
+                        HeaderValue::from_static("AUTHENTICATED_FAILED"),
+                    );
+                }
                 r
             }
         };
