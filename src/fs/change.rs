@@ -184,6 +184,7 @@ impl ConfluenceFs {
             return Err(FsError::Exists);
         }
         let new_raw = names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
+        self.forget_negative(new_parent, new_name).await;
         match self.entry(ino)?.node {
             Node::Page(page) => {
                 self.rename_page(parent, name, &page, new_parent, &new_raw, target)

@@ -58,12 +58,16 @@ pub(crate) struct Staged {
     /// The attachment version whose bytes stand in for everything not covered yet.
     base: Option<Attachment>,
     dirty: bool,
-    /// Bytes were written since the last upload. A change without writes (a new empty file,
-    /// a truncation) waits for RELEASE: a shell's `> file` sends FLUSH before its first write
-    /// (it dup2s and closes the descriptor), and uploading then would add an empty version.
+    /// Bytes were written since the last upload. An empty file that no write made (a new
+    /// file, a truncation to 0) waits for RELEASE: a shell's `> file` sends FLUSH before its
+    /// first write (it dup2s and closes the descriptor), and uploading then would add an empty
+    /// version before the real one.
     written: bool,
     /// The staging file is also the spool's: copy it before changing it.
     shared: bool,
+    /// A write went past `--max-file-size`: the file is refused whole (EFBIG at close too)
+    /// rather than uploaded cut short.
+    too_large: bool,
 }
 
 impl Staged {
@@ -118,6 +122,7 @@ impl ConfluenceFs {
             dirty: false,
             written: false,
             shared: false,
+            too_large: false,
         })
     }
 
@@ -158,11 +163,12 @@ impl ConfluenceFs {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::TooLarge)?;
-        if end > self.writer()?.config.max_file_size {
-            return Err(FsError::TooLarge);
-        }
         let staged = self.staged(ino)?;
         let mut staged = staged.lock().await;
+        if end > self.writer()?.config.max_file_size {
+            staged.too_large = true;
+            return Err(FsError::TooLarge);
+        }
         self.unshare(&mut staged)?;
         if staged.base.is_some() && offset > staged.covered {
             self.fill(&mut staged).await?;
@@ -195,6 +201,7 @@ impl ConfluenceFs {
         }
         staged.size = size;
         staged.dirty = true;
+        staged.too_large = false;
         Ok(())
     }
 
@@ -284,7 +291,10 @@ impl ConfluenceFs {
             return Ok(());
         };
         let mut staged = staged.lock().await;
-        if !staged.dirty || !staged.written {
+        if staged.too_large {
+            return Err(FsError::TooLarge);
+        }
+        if !staged.dirty || (!staged.written && staged.size == 0) {
             return Ok(());
         }
         if self.is_scratch(ino) {
@@ -325,10 +335,10 @@ impl ConfluenceFs {
             last_error: None,
             state: EntryState::Pending,
         };
-        let spooled = writer
-            .spool
-            .admit(&staged.path, record)
-            .map_err(|err| FsError::Io(std::io::Error::other(err.to_string())))?;
+        let spooled = writer.spool.admit(&staged.path, record).map_err(|err| {
+            tracing::warn!("cannot spool an upload: {err}");
+            FsError::Errno(err.errno())
+        })?;
         staged.shared = true;
         staged.dirty = false;
         staged.written = false;
@@ -443,6 +453,13 @@ impl ConfluenceFs {
         let fs = self.clone();
         tokio::spawn(async move {
             let mut guard = staged.lock().await;
+            if guard.too_large {
+                // Refused at close already: drop the changes, and a file that only existed
+                // here with them.
+                drop(guard);
+                fs.discard_refused(ino);
+                return;
+            }
             if guard.dirty && !fs.is_scratch(ino) {
                 if let Err(err) = fs.upload_staged(ino, &mut guard).await {
                     tracing::warn!(ino, "upload after close failed: {err}");
@@ -454,6 +471,18 @@ impl ConfluenceFs {
                 fs.writes.lock().unwrap().remove(&ino);
             }
         });
+    }
+
+    /// Forgets the changes of a file refused for its size (and the file, if it was new).
+    fn discard_refused(&self, ino: u64) {
+        self.writes.lock().unwrap().remove(&ino);
+        if let Some(entry) = self.inodes.get(ino) {
+            if let Node::Local(local) = entry.node {
+                self.local
+                    .remove(entry.parent, &super::names::encode(&local.filename));
+                self.inodes.remove(ino);
+            }
+        }
     }
 
     /// Creates a local file in a page directory; it reaches the server on close.

@@ -18,3 +18,4 @@ mod mount_faults;
 mod mount_tree;
 
 mod spool;
+mod mount_write;

@@ -123,3 +123,24 @@ pub fn is_mounted(path: &Path) -> bool {
         .lines()
         .any(|line| line.split(' ').nth(1) == Some(wanted.as_str()))
 }
+
+/// The pid of the `confluencefs` process serving `mountpoint`.
+pub fn mount_pid(mountpoint: &Path) -> Option<u32> {
+    let wanted = mountpoint.as_os_str().as_encoded_bytes();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.first().is_some_and(|a| a.ends_with(b"confluencefs"))
+            && args.contains(&b"--foreground".as_slice())
+            && args.contains(&wanted);
+        if ours {
+            return Some(pid);
+        }
+    }
+    None
+}

@@ -466,14 +466,17 @@ fn pending_lists_retries_and_drops() {
     record.state = EntryState::Pending;
     let waiting = spool.admit(&staged, record).unwrap();
 
-    let pending = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_confluencefs"))
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_confluencefs"))
             .arg("pending")
             .arg("--cache-dir")
             .arg(cache.path())
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let pending = |args: &[&str]| {
+        let out = run(args);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "pending {args:?}: {text}{err}");
@@ -499,6 +502,14 @@ fn pending_lists_retries_and_drops() {
     let now = spool.get(&failed.id).unwrap();
     assert_eq!(now.record.state, EntryState::Pending);
     assert_eq!(now.record.attempts, 0);
+
+    // While a mount sends an entry (it holds the entry's lock), it shows so and is not dropped.
+    let held = spool.try_lock(&waiting.id).unwrap().expect("free");
+    assert!(pending(&[]).contains("uploading"));
+    let refused = run(&["--drop", &waiting.id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("being uploaded"));
+    drop(held);
 
     let dropped = pending(&["--drop", &waiting.id]);
     assert!(dropped.contains("dropping") && dropped.contains("waiting.txt"));
