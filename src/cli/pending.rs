@@ -42,6 +42,13 @@ pub fn run(args: PendingArgs) -> anyhow::Result<()> {
     }
     if let Some(wanted) = &args.drop {
         let (spool, entry) = find_entry(&spools, wanted)?;
+        // Dropping bytes that are on their way would not stop them: refuse until it is over.
+        let Some(_held) = spool.try_lock(&entry.id)? else {
+            bail!(
+                "{} is being uploaded right now; look again in a moment",
+                entry.id
+            );
+        };
         println!(
             "dropping {}: {} ({}, {}) — these bytes will not be uploaded",
             entry.id,
@@ -111,10 +118,15 @@ fn list(spools: &[Spool]) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|e| format!("  last error: {e}"))
                 .unwrap_or_default();
+            // A held entry lock means a mount is sending it at this moment.
+            let state = match spool.try_lock(&entry.id) {
+                Ok(None) => "uploading".to_string(),
+                _ => state_text(&record.state),
+            };
             println!(
                 "{}  {:<15}  {:>10}  {:>2} tries  {:>4} old  {}  → {}{error}",
                 entry.id,
-                state_text(&record.state),
+                state,
                 human_size(record.size),
                 record.attempts,
                 human_age(now.saturating_sub(record.created_unix_ms)),
@@ -126,9 +138,10 @@ fn list(spools: &[Spool]) -> anyhow::Result<()> {
     if pending + failed == 0 {
         println!("nothing pending");
     } else {
+        let total = pending + failed;
+        let noun = if total == 1 { "entry" } else { "entries" };
         println!(
-            "{} entries ({pending} pending, {failed} failed), {} waiting to be uploaded",
-            pending + failed,
+            "{total} {noun} ({pending} pending, {failed} failed), {} waiting to be uploaded",
             human_size(bytes)
         );
     }
