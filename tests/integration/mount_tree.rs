@@ -314,7 +314,7 @@ fn nasty_names_are_escaped_reachable_and_distinct() {
 }
 
 #[test]
-fn writes_are_refused_with_erofs_until_write_back_lands() {
+fn a_read_only_mount_refuses_every_change_with_erofs() {
     let server = Server::start_seeded(Flavor::Cloud, seed_tree);
     let mount = Mounted::new(&server, &["--read-only"]);
     for script in [

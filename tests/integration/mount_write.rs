@@ -710,3 +710,26 @@ fn a_full_staging_disk_gives_enospc_to_the_writer() {
     assert_eq!(view.bytes(&view.attachment("Guide", "small.txt")), b"small");
     drop(mount);
 }
+
+#[test]
+fn links_and_device_nodes_are_refused_with_eperm() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let mount = Mounted::new(&server, &[]);
+    for script in [
+        format!("ln -s notes.txt '{GUIDE}/link'"),
+        format!("ln '{GUIDE}/notes.txt' '{GUIDE}/hard'"),
+        format!("mknod '{GUIDE}/fifo' p"),
+    ] {
+        let output = mount.sh(&script);
+        assert!(!output.status.success(), "{script}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains("Operation not permitted"), "{script}: {err}");
+    }
+    // chmod, chown to oneself and utimens succeed (cp -a and rsync -a need them).
+    mount.sh_ok(&format!(
+        "chmod 600 '{GUIDE}/notes.txt' && chown $(id -u):$(id -g) '{GUIDE}/notes.txt' \
+         && touch -d 2020-01-02 '{GUIDE}/notes.txt'"
+    ));
+    let stat = mount.sh_ok(&format!("stat -c '%a %y' '{GUIDE}/notes.txt'"));
+    assert!(stat.starts_with("600 2020-01-02"), "{stat}");
+}
