@@ -190,7 +190,8 @@ fn trim_trailing_slash(mut req: axum::extract::Request) -> axum::extract::Reques
 /// Loads (or seeds) the store for a configuration.
 fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
     if let Some(dir) = &config.data_dir {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("data dir {}: {e}", dir.display())))?;
         if let Some(store) = Persister::load(dir)? {
             return Ok(store);
         }
@@ -200,7 +201,9 @@ fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
         demo::load(&mut store, blobs)?;
     }
     if let Some(seed) = &config.seed_dir {
-        seed::import(&mut store, seed)?;
+        seed::import(&mut store, seed).map_err(|e| {
+            io::Error::new(e.kind(), format!("seeding from {}: {e}", seed.display()))
+        })?;
     }
     Ok(store)
 }
