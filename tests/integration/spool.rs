@@ -31,7 +31,8 @@ both_flavors!(
     drain_returns_what_is_left,
     one_entry_is_uploaded_once_when_asked_twice,
     entries_of_another_site_are_left_alone,
-    two_processes_sharing_a_spool_send_an_entry_once
+    two_processes_sharing_a_spool_send_an_entry_once,
+    a_cancelled_upload_is_checked_before_it_is_sent_again
 );
 
 struct Fixture {
@@ -435,6 +436,39 @@ async fn two_processes_sharing_a_spool_send_an_entry_once(flavor: Flavor) {
     let posts = log.iter().filter(|r| r.method == "POST").count();
     assert_eq!(posts, 1, "{log:#?}");
     assert!(f.spool.get(&entry.id).is_err());
+}
+
+async fn a_cancelled_upload_is_checked_before_it_is_sent_again(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let f = Fixture::new(&server).await;
+    let container = guide(&f.client).await;
+    let (uploader, _events) = f.uploader();
+    let bytes = pattern(50_000);
+    let entry = f.admit(
+        UploadTarget::New {
+            container: container.clone(),
+        },
+        "cancelled.bin",
+        &bytes,
+    );
+    // A FLUSH whose caller went away mid-upload (or a drain that timed out).
+    server.faults(json!({"latency_ms": 1500})).await;
+    let cut = tokio::time::timeout(Duration::from_millis(300), uploader.upload(&entry)).await;
+    assert!(cut.is_err(), "the upload was cut off");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    server.faults(json!({})).await;
+    server.clear_requests().await;
+
+    let uploaded = uploader.upload(&entry).await.unwrap();
+    assert_eq!(bytes_of(&f.client, &uploaded).await, bytes);
+    let log = server.requests().await;
+    assert_eq!(
+        log[0].method, "GET",
+        "looked before sending again: {log:#?}"
+    );
+    let found = named(&f.client, &container, "cancelled.bin").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].version, 1, "{found:?}");
 }
 
 #[test]
