@@ -377,6 +377,15 @@ async fn datacenter_refuses_put_upsert_and_serves_ranges_from_the_servlet() {
     }
     let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401, "the DC servlet needs credentials");
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{page}/child/attachment?limit=1"),
+    )
+    .await;
+    assert_eq!(
+        v["_links"]["next"],
+        format!("/rest/api/content/{page}/child/attachment?limit=1&start=1")
+    );
 }
 
 #[tokio::test]
@@ -526,7 +535,7 @@ async fn v1_pages_clamp_limits_and_link_next_only_when_more_remain() {
     let next = v["_links"]["next"].as_str().unwrap();
     assert_eq!(
         next,
-        format!("/rest/api/content/{page}/child/attachment?limit=3&start=3")
+        format!("/rest/api/content/{page}/child/attachment?next=true&limit=3&start=3")
     );
     assert!(
         v["results"][0]["metadata"]["mediaType"].is_string(),

@@ -1,7 +1,8 @@
 //! The two pagination dialects.
 //!
 //! v1 pages by offset: `{results,start,limit,size,_links{base,context,self,next?}}`, with `limit`
-//! clamped to a cap and echoed, and `next` (context-relative) present only when more remain.
+//! clamped to a cap and echoed, and `next` (context-relative; on Cloud it carries `next=true`)
+//! present only when more remain.
 //! v2 pages by opaque cursor: `{results,_links{next?,base}}` plus a `Link` header, both only when
 //! more remain, and `next` carries the `/wiki` prefix. Cursors here encode an offset, but they are
 //! base64 so that clients cannot (and need not) read them.
@@ -64,19 +65,32 @@ pub fn v1_envelope(
     if w.limit > 0 && w.start + size < total {
         links.insert(
             "next".into(),
-            json!(next_link(path, p, keep, w.limit, w.start + size)),
+            json!(next_link(app, path, p, keep, w.limit, w.start + size)),
         );
     }
     json!({"results": results, "start": w.start, "limit": w.limit, "size": size, "_links": links})
 }
 
-pub fn next_link(path: &str, p: &Params, keep: &[&str], limit: usize, start: usize) -> String {
-    let kept = p.encode_only(keep);
-    if kept.is_empty() {
-        format!("{path}?limit={limit}&start={start}")
-    } else {
-        format!("{path}?{kept}&limit={limit}&start={start}")
+/// The context-relative `next` link of an offset page. Cloud starts it with `next=true`
+/// (seen live, FACTS 1.1); Datacenter's documented example has no such flag.
+pub fn next_link(
+    app: &App,
+    path: &str,
+    p: &Params,
+    keep: &[&str],
+    limit: usize,
+    start: usize,
+) -> String {
+    let mut query = String::new();
+    if app.is_cloud() {
+        query.push_str("next=true&");
     }
+    let kept = p.encode_only(keep);
+    if !kept.is_empty() {
+        query.push_str(&kept);
+        query.push('&');
+    }
+    format!("{path}?{query}limit={limit}&start={start}")
 }
 
 /// An embedded v1 array (inside an expansion): the first `results` of `total`, as
@@ -92,9 +106,10 @@ pub fn v1_embedded(
     let mut links = serde_json::Map::new();
     links.insert("self".into(), json!(format!("{}{path}", app.base_url)));
     if size < total {
+        let flag = if app.is_cloud() { "next=true&" } else { "" };
         links.insert(
             "next".into(),
-            json!(format!("{path}?limit={limit}&start={size}")),
+            json!(format!("{path}?{flag}limit={limit}&start={size}")),
         );
     }
     json!({"results": results, "start": 0, "limit": limit, "size": size, "_links": links})
