@@ -13,7 +13,11 @@
 //! 0600 files (a linked data file is the caller's staged copy, made 0600 too).
 //!
 //! Only `open` removes debris; `inspect` (used by `confluencefs pending` while a mount may be
-//! admitting) reads the same directory without touching what it does not understand.
+//! admitting) reads the same directory without touching what it does not understand. Two
+//! mounts that share one spool at the same moment are not expected (the directory is per site
+//! and user); should one open while the other admits, the half-admitted entry it removes was
+//! never acknowledged, so that admit fails and its close reports it — nothing confirmed is lost.
+//! Uploads themselves are serialized across processes by `try_lock`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

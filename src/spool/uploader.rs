@@ -14,7 +14,9 @@
 //!
 //! One entry is never uploaded twice at once: an in-flight set hands a second caller (FLUSH
 //! while the background retry runs, or the other way round) the outcome of the first instead
-//! of a second request. Failures update the record (attempts, last error; `Failed` for a
+//! of a second request, and an `flock` on the entry keeps a second process sharing the spool (a
+//! remount while the old process still drains) waiting; when it gets the entry, it checks first.
+//! A caller that gives up mid-upload (a drain that timed out) leaves the entry checked-first too. Failures update the record (attempts, last error; `Failed` for a
 //! permanent refusal, which the background leaves alone until `pending --retry`) and wait an
 //! exponential backoff per entry: 1 s, 2 s, 4 s … capped at 5 minutes.
 //!
