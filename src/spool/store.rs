@@ -15,9 +15,8 @@
 //! Only `open` removes debris; `inspect` (used by `confluencefs pending` while a mount may be
 //! admitting) reads the same directory without touching what it does not understand. Two
 //! mounts that share one spool at the same moment are not expected (the directory is per site
-//! and user); should one open while the other admits, the half-admitted entry it removes was
-//! never acknowledged, so that admit fails and its close reports it — nothing confirmed is lost.
-//! Uploads themselves are serialized across processes by `try_lock`.
+//! and user), but they are safe: `admit` holds the entry's lock (an `flock`) until the record
+//! is written, uploads hold it while they send, and `open` leaves locked entries alone.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -116,7 +115,8 @@ impl Spool {
     /// write to that file afterwards (it may replace it, e.g. by a copy and a rename).
     /// `record.size` is set to the size of the bytes taken, whatever the caller wrote there.
     pub fn admit(&self, data: &Path, mut record: UploadRecord) -> Result<SpoolEntry, SpoolError> {
-        let (id, entry_dir) = self.new_entry_dir(record.created_unix_ms)?;
+        // Held until the record is written, so that no `open` elsewhere takes it for debris.
+        let (id, entry_dir, _hold) = self.new_entry_dir(record.created_unix_ms)?;
         let result = self.fill_entry(&entry_dir, data, &mut record);
         if result.is_err() {
             // Nothing was promised yet; leave no half entry behind.
@@ -130,15 +130,24 @@ impl Spool {
         })
     }
 
-    fn new_entry_dir(&self, created_unix_ms: u64) -> Result<(String, PathBuf), SpoolError> {
+    fn new_entry_dir(
+        &self,
+        created_unix_ms: u64,
+    ) -> Result<(String, PathBuf, EntryLock), SpoolError> {
         loop {
             let salt = rand::random::<u32>() & 0xff_ffff;
             let id = format!("{created_unix_ms:013}-{salt:06x}");
             let path = self.dir.join(&id);
             match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok((id, path)),
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(SpoolError::io(&path, e)),
+            }
+            match self.try_lock(&id) {
+                Ok(Some(hold)) => return Ok((id, path, hold)),
+                // Another process's `open` took it for debris first: it is its to remove.
+                Ok(None) | Err(SpoolError::NoEntry { .. }) => continue,
+                Err(error) => return Err(error),
             }
         }
     }
@@ -314,6 +323,10 @@ impl Spool {
             let item = item.map_err(|e| SpoolError::io(&self.dir, e))?;
             let Some(id) = entry_id(&item) else { continue };
             let entry_dir = self.dir.join(&id);
+            // Held elsewhere: being admitted or uploaded by a live process, not debris.
+            let Ok(Some(_hold)) = self.try_lock(&id) else {
+                continue;
+            };
             if !entry_dir.join(RECORD).exists() {
                 tracing::info!("removing {} (an admission that did not finish)", id);
                 fs::remove_dir_all(&entry_dir).map_err(|e| SpoolError::io(&entry_dir, e))?;

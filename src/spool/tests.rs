@@ -118,11 +118,21 @@ fn debris_is_removed_at_open_but_not_by_inspect() {
     let temp = dir.join(&kept.id).join(".record.json.99.1");
     std::fs::write(&temp, b"{\"trunc").unwrap();
 
+    // An admission in progress in another process holds its entry's lock: not debris.
+    let busy = dir.join("0000000000003-123456");
+    std::fs::create_dir(&busy).unwrap();
+    let hold = Spool::inspect(&dir)
+        .try_lock("0000000000003-123456")
+        .unwrap()
+        .unwrap();
+
     let inspected = Spool::inspect(&dir);
     assert_eq!(inspected.list().unwrap().len(), 1);
     assert!(half.exists() && temp.exists(), "inspect touches nothing");
 
     let spool = Spool::open(&dir).unwrap();
+    assert!(busy.exists(), "a locked entry is left alone");
+    drop(hold);
     assert!(!half.exists(), "entry without a record removed");
     assert!(!temp.exists(), "temporary record removed");
     let entries = spool.list().unwrap();
