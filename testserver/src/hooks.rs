@@ -1,6 +1,7 @@
 //! Test hooks outside the Confluence paths (`/__testserver/...`, no auth): a log of every
 //! request with the bytes really sent, fault injection (latency, failing statuses, connections
-//! cut mid-body, a rate limit), and a dump of the state.
+//! cut mid-body, a rate limit; optionally only for one path substring and method), and a dump
+//! of the state.
 //!
 //! The same middleware (`observe`) wraps the API and the media origin. It logs the request
 //! when it arrives and fills in the status when the handler answers; the response body is
@@ -44,6 +45,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Faults {
+    /// Only requests whose path contains this (and whose method is `method`) are affected.
+    path_contains: Option<String>,
+    method: Option<String>,
     latency: Duration,
     fail_next: VecDeque<u16>,
     retry_after: u64,
@@ -55,6 +59,8 @@ struct Faults {
 
 #[derive(Deserialize, Default)]
 pub struct FaultSpec {
+    path_contains: Option<String>,
+    method: Option<String>,
     latency_ms: Option<u64>,
     #[serde(default)]
     fail_next: Vec<u16>,
@@ -86,8 +92,21 @@ enum Decision {
 }
 
 impl Hooks {
-    fn decide(&self) -> Decision {
+    fn decide(&self, method: &str, path: &str) -> Decision {
         let mut f = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let selected = f
+            .path_contains
+            .as_deref()
+            .map_or(true, |s| path.contains(s))
+            && f.method
+                .as_deref()
+                .map_or(true, |m| m.eq_ignore_ascii_case(method));
+        if !selected {
+            return Decision::Pass {
+                latency: Duration::ZERO,
+                cut: false,
+            };
+        }
         let latency = f.latency;
         if let Some(limit) = f.rate_limit_per_s {
             let now = Instant::now();
@@ -267,7 +286,7 @@ pub async fn observe(
             entry: entry.clone(),
         }),
     );
-    let (resp, cut) = match hooks.decide() {
+    let (resp, cut) = match hooks.decide(&entry.method, &path) {
         Decision::RateLimited { limit, retry_after } => {
             let mut r = with_retry_after(
                 error_for_path(&path, 429, "Rate limit exceeded"),
@@ -380,6 +399,8 @@ async fn set_faults(State(app): State<Shared>, body: Bytes) -> Response {
     };
     let mut f = app.hooks.faults.lock().unwrap_or_else(|p| p.into_inner());
     *f = Faults {
+        path_contains: spec.path_contains.filter(|s| !s.is_empty()),
+        method: spec.method.filter(|s| !s.is_empty()),
         latency: Duration::from_millis(spec.latency_ms.unwrap_or(0)),
         fail_next: spec.fail_next.into_iter().collect(),
         retry_after: spec.retry_after.unwrap_or(1),
@@ -394,6 +415,8 @@ async fn set_faults(State(app): State<Shared>, body: Bytes) -> Response {
 async fn get_faults(State(app): State<Shared>) -> Json<Value> {
     let f = app.hooks.faults.lock().unwrap_or_else(|p| p.into_inner());
     Json(json!({
+        "path_contains": f.path_contains,
+        "method": f.method,
         "latency_ms": f.latency.as_millis() as u64,
         "fail_next": f.fail_next.iter().collect::<Vec<_>>(),
         "retry_after": f.retry_after,

@@ -1194,3 +1194,23 @@ async fn trailing_slashes_and_unknown_paths_answer_like_confluence() {
     assert_eq!(st, 404);
     assert_eq!(v["errors"][0]["status"], 404);
 }
+
+#[tokio::test]
+async fn faults_can_target_one_path_and_method() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let (b, root) = (s.base_url(), s.root_url());
+    faults(
+        &c,
+        &root,
+        json!({"path_contains": "/child/attachment", "method": "GET", "fail_next": [503]}),
+    )
+    .await;
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/space")).await;
+    assert_eq!(st, 200, "other paths are untouched");
+    let page = page_id(&c, b, "HR", "Policies").await;
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/attachment")).await;
+    assert_eq!(st, 503);
+    let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/attachment")).await;
+    assert_eq!(st, 200);
+}
