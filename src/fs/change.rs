@@ -85,24 +85,9 @@ impl ConfluenceFs {
                 self.client.trash_content(&att.id).await?;
                 self.drop_from_listing(parent, name).await;
             }
-            Node::Local(local) => {
-                if self.has_pending_upload(ino) {
-                    return Err(FsError::Busy);
-                }
-                self.local.remove(parent, name);
-                if let Some(origin) = &local.origin {
-                    // An editor's backup of a file: if nothing took the file's place, the user
-                    // deleted the file itself.
-                    if let Some((home, old_name)) = self.local.vacated_name_of(&origin.id) {
-                        if self.local.lookup(home, &old_name).is_hidden() {
-                            self.client.trash_content(&origin.id).await?;
-                            self.local.take_vacated(home, &old_name);
-                            self.local.unhide(home, &old_name);
-                            self.drop_from_listing(home, &old_name).await;
-                        }
-                    }
-                }
-                self.writes.lock().unwrap().remove(&ino);
+            Node::Local(_) => {
+                self.discard_local(parent, name, ino).await?;
+                return Ok(());
             }
             Node::Version { .. } => return Err(FsError::Permission),
             _ => return Err(FsError::IsDirectory),
@@ -277,33 +262,31 @@ impl ConfluenceFs {
             self.local.vacate(parent, name, att);
             return Ok(());
         }
-        match target.map(|t| (t, self.entry(t))) {
-            Some((_, Ok(entry))) if matches!(entry.node, Node::Attachment(_)) => {
-                // Over an existing file: the source's bytes become the target's next version,
-                // and the inode the kernel keeps (the source's) stands for the target.
-                let Node::Attachment(dest) = entry.node else {
-                    unreachable!()
-                };
-                let staged = self.staged(ino)?;
-                let mut staged = staged.lock().await;
-                staged.mark_dirty();
-                self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
-                self.upload_staged(ino, &mut staged).await?;
-                drop(staged);
-                self.client.trash_content(&att.id).await?;
-                self.drop_from_listing(parent, name).await;
-                Ok(())
-            }
-            Some((t, _)) => {
-                self.discard_local(new_parent, new_name, t).await?;
-                self.move_attachment(parent, name, ino, att, new_parent, new_name, &new_page)
-                    .await
-            }
-            None => {
-                self.move_attachment(parent, name, ino, att, new_parent, new_name, &new_page)
-                    .await
-            }
+        // The attachment already under the new name: a listed one, or one an editor moved
+        // aside (its name is held for it).
+        let (dest, local_target) = match target.map(|t| (t, self.entry(t).map(|e| e.node))) {
+            Some((_, Ok(Node::Attachment(dest)))) => (Some(dest), None),
+            Some((t, _)) => (None, Some(t)),
+            None => (self.local.vacated(new_parent, new_name), None),
+        };
+        if let Some(dest) = dest {
+            // Over an existing file: the source's bytes become the target's next version,
+            // and the inode the kernel keeps (the source's) stands for the target.
+            let staged = self.staged(ino)?;
+            let mut staged = staged.lock().await;
+            staged.mark_dirty();
+            self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
+            self.upload_staged(ino, &mut staged).await?;
+            drop(staged);
+            self.client.trash_content(&att.id).await?;
+            self.drop_from_listing(parent, name).await;
+            return Ok(());
         }
+        if let Some(t) = local_target {
+            self.discard_local(new_parent, new_name, t).await?;
+        }
+        self.move_attachment(parent, name, ino, att, new_parent, new_name, &new_page)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -347,22 +330,55 @@ impl ConfluenceFs {
                 Node::Local(_) => self.discard_local(new_parent, new_name, t).await?,
                 Node::Attachment(dest) => {
                     // The end of a save: the scratch file becomes the target's next version.
+                    // Its bytes are staged before the inode turns into the target.
+                    let staged = self.staged(ino)?;
+                    let set_aside = self.set_aside(&local);
                     self.local.remove(parent, name);
                     self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
-                    let staged = self.staged(ino)?;
-                    let mut staged = staged.lock().await;
-                    staged.mark_dirty();
-                    return self.upload_staged(ino, &mut staged).await;
+                    let mut guard = staged.lock().await;
+                    guard.mark_dirty();
+                    self.upload_staged(ino, &mut guard).await?;
+                    if let Some(origin) = set_aside {
+                        if origin.id != self.attachment_id(ino) {
+                            self.client.trash_content(&origin.id).await?;
+                        }
+                        self.settle_set_aside(&origin).await;
+                    }
+                    return Ok(());
                 }
                 _ => return Err(FsError::IsDirectory),
             }
         }
+        let set_aside = self.set_aside(&local);
         self.local.remove(parent, name);
         local.filename =
             names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
         local.container = new_page.container();
         local.temporary = is_temporary(new_name);
         let origin = local.origin.clone();
+        let back_home = set_aside.as_ref().is_some_and(|a| {
+            self.local
+                .vacated(new_parent, new_name)
+                .is_some_and(|v| v.id == a.id)
+        });
+        if let (Some(att), false, false) = (&set_aside, local.temporary, back_home) {
+            // A file moved aside and now to an ordinary name elsewhere: the attachment itself
+            // moves there (same id), then takes any changes as a new version.
+            let staged = self.staged(ino)?;
+            let title = (local.filename != att.title).then_some(local.filename.as_str());
+            let container = local.container.clone();
+            let moved_to = (container.id != att.container.id).then_some(&container);
+            let moved = self.client.rename_attachment(att, title, moved_to).await?;
+            self.settle_set_aside(att).await;
+            self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
+            self.forget_negative(new_parent, new_name).await;
+            self.forget_listing(new_parent).await;
+            let mut guard = staged.lock().await;
+            if guard.is_dirty() {
+                self.upload_staged(ino, &mut guard).await?;
+            }
+            return Ok(());
+        }
         let temporary = local.temporary;
         self.inodes.rebind(ino, new_parent, Node::Local(local));
         self.local.add(new_parent, new_name, ino);
@@ -390,10 +406,18 @@ impl ConfluenceFs {
         self.upload_staged(ino, &mut staged).await
     }
 
-    /// Removes a local entry that a rename replaces.
+    /// Removes a local entry (unlinked, or replaced by a rename). If it was an attachment that
+    /// an editor moved aside and nothing took the attachment's name since, the user has in
+    /// effect deleted that file: it goes to the trash on the server.
     async fn discard_local(&self, parent: u64, name: &str, ino: u64) -> Result<(), FsError> {
         if self.has_pending_upload(ino) {
             return Err(FsError::Busy);
+        }
+        if let Node::Local(local) = self.entry(ino)?.node {
+            if let Some(origin) = self.set_aside(&local) {
+                self.client.trash_content(&origin.id).await?;
+                self.settle_set_aside(&origin).await;
+            }
         }
         self.local.remove(parent, name);
         self.writes.lock().unwrap().remove(&ino);
@@ -401,10 +425,35 @@ impl ConfluenceFs {
         Ok(())
     }
 
+    /// The attachment a local file stands for, when it was renamed to a scratch name and its
+    /// old name has not been taken again.
+    fn set_aside(&self, local: &super::inode::LocalFile) -> Option<Attachment> {
+        let origin = local.origin.as_ref()?;
+        let (home, old_name) = self.local.vacated_name_of(&origin.id)?;
+        self.local
+            .lookup(home, &old_name)
+            .is_hidden()
+            .then(|| origin.clone())
+    }
+
+    /// The set-aside attachment moved or went: its old name is no longer held for it.
+    async fn settle_set_aside(&self, origin: &Attachment) {
+        if let Some((home, old_name)) = self.local.vacated_name_of(&origin.id) {
+            self.local.take_vacated(home, &old_name);
+            self.local.unhide(home, &old_name);
+            self.drop_from_listing(home, &old_name).await;
+        }
+    }
+
+    fn attachment_id(&self, ino: u64) -> String {
+        match self.inodes.get(ino).map(|e| e.node) {
+            Some(Node::Attachment(att)) => att.id,
+            _ => String::new(),
+        }
+    }
+
     fn is_dirty(&self, ino: u64) -> bool {
-        self.staged_if_any(ino)
-            .and_then(|s| s.try_lock().ok().map(|s| s.is_dirty()))
-            .unwrap_or(false)
+        self.staged_if_any(ino).is_some_and(|s| s.is_dirty())
     }
 
     fn has_pending_upload(&self, ino: u64) -> bool {

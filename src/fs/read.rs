@@ -74,8 +74,8 @@ impl ConfluenceFs {
             });
         }
         let (attachment, version, size) = match entry.node {
-            // Other readers see the server's version until an upload replaces it.
-            Node::Attachment(att) => {
+            // Without local changes, readers get the server's version (pinned for this handle).
+            Node::Attachment(att) if self.staged_if_any(ino).is_none() => {
                 let (version, size) = (att.version, att.size);
                 (att, version, size)
             }
@@ -85,9 +85,10 @@ impl ConfluenceFs {
                 size,
                 ..
             } => (attachment, number, size),
-            // A file that exists only here (new, scratch, or waiting to upload) reads its
-            // local bytes.
-            Node::Local(_) => {
+            // A file with local bytes (being written, waiting to upload, or existing only here)
+            // reads them: what was written and closed is what is read back, as on a local disk.
+            // Readers that opened earlier keep the version they opened.
+            Node::Attachment(_) | Node::Local(_) => {
                 self.staged(ino)?;
                 return Ok(Opened {
                     handle: self.open_write_handle(ino),

@@ -14,6 +14,7 @@
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -93,7 +94,66 @@ impl Drop for Staged {
     }
 }
 
-pub(crate) type StagedRef = Arc<tokio::sync::Mutex<Staged>>;
+pub(crate) type StagedRef = Arc<StagedCell>;
+
+/// A staged file behind its lock, with its size and dirtiness also readable without the lock:
+/// `stat` must not wait for (or guess around) an upload that holds the lock for seconds.
+pub(crate) struct StagedCell {
+    size: AtomicU64,
+    dirty: AtomicBool,
+    state: tokio::sync::Mutex<Staged>,
+}
+
+impl StagedCell {
+    fn new(staged: Staged) -> StagedCell {
+        StagedCell {
+            size: AtomicU64::new(staged.size),
+            dirty: AtomicBool::new(staged.dirty),
+            state: tokio::sync::Mutex::new(staged),
+        }
+    }
+
+    pub(crate) async fn lock(&self) -> StagedGuard<'_> {
+        StagedGuard {
+            guard: self.state.lock().await,
+            cell: self,
+        }
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+}
+
+/// The lock on a staged file; what it changed is published when it is released.
+pub(crate) struct StagedGuard<'a> {
+    guard: tokio::sync::MutexGuard<'a, Staged>,
+    cell: &'a StagedCell,
+}
+
+impl std::ops::Deref for StagedGuard<'_> {
+    type Target = Staged;
+    fn deref(&self) -> &Staged {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StagedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Staged {
+        &mut self.guard
+    }
+}
+
+impl Drop for StagedGuard<'_> {
+    fn drop(&mut self) {
+        self.cell.size.store(self.guard.size, Ordering::Release);
+        self.cell.dirty.store(self.guard.dirty, Ordering::Release);
+    }
+}
 
 const FILL_CHUNK: u32 = 1 << 20;
 
@@ -137,7 +197,7 @@ impl ConfluenceFs {
             Node::Version { .. } => return Err(FsError::Permission),
             _ => return Err(FsError::IsDirectory),
         };
-        let staged = Arc::new(tokio::sync::Mutex::new(self.new_staged(base)?));
+        let staged = Arc::new(StagedCell::new(self.new_staged(base)?));
         Ok(self
             .writes
             .lock()
@@ -153,9 +213,7 @@ impl ConfluenceFs {
 
     /// Size of a file with local changes, when it has any.
     pub(crate) fn staged_size(&self, ino: u64) -> Option<u64> {
-        let staged = self.staged_if_any(ino)?;
-        let guard = staged.try_lock().ok()?;
-        Some(guard.size)
+        Some(self.staged_if_any(ino)?.size())
     }
 
     pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {

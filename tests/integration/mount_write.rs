@@ -733,3 +733,114 @@ fn links_and_device_nodes_are_refused_with_eperm() {
     let stat = mount.sh_ok(&format!("stat -c '%a %y' '{GUIDE}/notes.txt'"));
     assert!(stat.starts_with("600 2020-01-02"), "{stat}");
 }
+
+/// Random sequences of create/overwrite/append/rename/unlink/read in one page directory,
+/// compared after every step with an in-memory model, and at the end with the server:
+/// every ordinary name is an attachment with the model's bytes, and no scratch name is.
+#[test]
+fn random_operation_sequences_match_a_model() {
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    let names = ["a.txt", "b.txt", "c.bin", "a.txt~", ".b.txt.Xy12Z3", "4913"];
+    let seeds: Vec<u64> = match std::env::var("CONFLUENCEFS_MODEL_SEEDS") {
+        Ok(n) => (0..n.parse().unwrap_or(3)).collect(),
+        Err(_) => vec![7, 21, 1234, 99, 4242],
+    };
+    for seed in seeds {
+        let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+        let mount = Mounted::new(&server, &[]);
+        mount.sh_ok(&format!("mkdir '{GUIDE}/Model'"));
+        let dir = mount.join(&format!("{GUIDE}/Model"));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut model: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        let mut log = Vec::new();
+        for step in 0..60 {
+            let name = names[rng.random_range(0..names.len())];
+            let other = names[rng.random_range(0..names.len())];
+            let op = rng.random_range(0..6);
+            let data: Vec<u8> = (0..rng.random_range(0..3000))
+                .map(|_| rng.random_range(b'a'..=b'z'))
+                .collect();
+            log.push(format!(
+                "{step}: op {op} {name} {other} ({} bytes)",
+                data.len()
+            ));
+            let path = dir.join(name);
+            match op {
+                0 | 1 => {
+                    std::fs::write(&path, &data).unwrap_or_else(|e| panic!("{log:?}: {e}"));
+                    model.insert(name, data);
+                }
+                2 if model.contains_key(name) => {
+                    use std::io::Write;
+                    let mut file = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .unwrap();
+                    file.write_all(&data).unwrap();
+                    drop(file);
+                    model.get_mut(name).unwrap().extend_from_slice(&data);
+                }
+                3 if model.contains_key(name) && name != other => {
+                    std::fs::rename(&path, dir.join(other))
+                        .unwrap_or_else(|e| panic!("{log:?}: {e}"));
+                    let bytes = model.remove(name).unwrap();
+                    model.insert(other, bytes);
+                }
+                4 if model.contains_key(name) => {
+                    std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{log:?}: {e}"));
+                    model.remove(name);
+                }
+                _ => {}
+            }
+            for (name, bytes) in &model {
+                let got = std::fs::read(dir.join(name))
+                    .unwrap_or_else(|e| panic!("seed {seed} {log:?}: read {name}: {e}"));
+                assert!(
+                    got == *bytes,
+                    "seed {seed}, after {log:?}: {name} differs: {} bytes, want {}",
+                    got.len(),
+                    bytes.len()
+                );
+            }
+            let mut listed: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            listed.sort();
+            let expected: Vec<String> = model.keys().map(|k| k.to_string()).collect();
+            assert_eq!(listed, expected, "seed {seed}, after {log:?}");
+        }
+        // Tools delete their scratch files when done; a file renamed to a scratch name stays
+        // on the server under its old name until then (README, "Scratch files").
+        for name in model
+            .keys()
+            .filter(|n| confluencefs::fs::tempname::is_temporary(n))
+        {
+            std::fs::remove_file(dir.join(name)).unwrap_or_else(|e| panic!("{log:?}: {e}"));
+        }
+        model.retain(|name, _| !confluencefs::fs::tempname::is_temporary(name));
+        let view = ServerView::new(&server);
+        let mut on_server: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for att in view.attachments("Model") {
+            on_server.insert(att.title.clone(), view.bytes(&att));
+        }
+        let expected: BTreeMap<String, Vec<u8>> = model
+            .iter()
+            .filter(|(name, _)| !confluencefs::fs::tempname::is_temporary(name))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        assert_eq!(
+            on_server.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "seed {seed}: {log:?}"
+        );
+        for (name, bytes) in &expected {
+            assert!(
+                on_server[name] == *bytes,
+                "seed {seed}: {name} on the server differs"
+            );
+        }
+    }
+}
