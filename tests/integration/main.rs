@@ -17,5 +17,5 @@ mod mount_budgets;
 mod mount_faults;
 mod mount_tree;
 
-mod spool;
 mod mount_write;
+mod spool;
