@@ -8,8 +8,10 @@
 //! exactly the blocks it touches, and the read-ahead that was meant for the old position can be
 //! cancelled.
 //!
-//! "Sequential" tolerates a block of slack either way around the previous read's end, because
-//! the kernel may send a file's READs concurrently and they can arrive slightly out of order;
+//! "Sequential" tolerates slack either way around the previous read's end — a block, or four
+//! reads' worth when reads are larger (the kernel sends 1 MiB READs with a raised read-ahead,
+//! and dispatches them concurrently, so one arriving a place late starts 2 MiB back); a late
+//! READ taken for a jump would reset the window and cancel the read-ahead it is part of;
 //! only a read that moves the end forward grows the window, so a program that reads the same
 //! header again and again never triggers read-ahead.
 //!
@@ -59,9 +61,9 @@ impl ReadAhead {
     pub fn on_read(&mut self, offset: u64, end: u64) -> Decision {
         let block_size = self.geometry.block_size;
         let needed = self.geometry.blocks_for(offset, end);
+        let slack = block_size.max((end - offset).saturating_mul(4));
         let near = self.last_end.filter(|&previous| {
-            offset.saturating_add(block_size) >= previous
-                && offset <= previous.saturating_add(block_size)
+            offset.saturating_add(slack) >= previous && offset <= previous.saturating_add(slack)
         });
         let sequential = near.is_some();
         match near {
@@ -189,6 +191,29 @@ mod tests {
         }
         let last = all.last().unwrap().end;
         assert_eq!(last, 6, "the short last block is fetched, nothing beyond");
+    }
+
+    #[test]
+    fn large_reads_arriving_out_of_order_stay_sequential() {
+        let mut ra = read_ahead(1024 * MIB);
+        let offset = 500 * KIB;
+        ra.on_read(offset, offset + MIB);
+        let mut scheduled = 0;
+        // 1 MiB READs, unaligned, each pair swapped as two fuser threads may deliver them.
+        for pair in 0..40u64 {
+            let a = offset + (1 + 2 * pair) * MIB;
+            let b = a + MIB;
+            for (start, end) in [(b, b + MIB), (a, a + MIB)] {
+                let decision = ra.on_read(start, end);
+                assert!(decision.sequential, "read at {start} taken for a jump");
+                scheduled += decision.prefetch.map_or(0, |r| r.end - r.start);
+            }
+        }
+        assert_eq!(ra.window, 64 * MIB);
+        assert!(
+            scheduled <= 82 + 64,
+            "{scheduled} blocks scheduled for 81 MiB read"
+        );
     }
 
     #[test]

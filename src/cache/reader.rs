@@ -46,6 +46,9 @@ struct FileState {
     jobs: Vec<StartedJob>,
 }
 
+/// Blocks behind the reader that a file keeps holding, for READs that arrive late.
+const HELD_BEHIND: u64 = 4;
+
 impl CachedFile {
     pub(crate) fn new(
         cache: Arc<BlockCache>,
@@ -187,9 +190,11 @@ impl CachedFile {
         let (prefetch, slots) = {
             let mut state = self.lock();
             let decision = state.read_ahead.on_read(offset, end);
-            // The reader has passed these; holding them longer would only cost memory. One
-            // block of slack, for a READ that arrives just after the one that followed it.
-            state.ahead = state.ahead.split_off(&needed.start.saturating_sub(1));
+            // The reader has passed these; holding them longer would only cost memory. A few
+            // blocks of slack, for READs that arrive after the ones that followed them.
+            state.ahead = state
+                .ahead
+                .split_off(&needed.start.saturating_sub(HELD_BEHIND));
             if !decision.sequential {
                 state.ahead.retain(|index, _| needed.contains(index));
                 state.jobs.retain(|job| {

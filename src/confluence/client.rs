@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub(crate) transport: Transport,
     pub(crate) site: Site,
     pub(crate) user: User,
+    /// Where Cloud's download URLs redirected to lately (see `download.rs`).
+    pub(crate) media_links: super::download::MediaLinks,
 }
 
 impl std::fmt::Debug for Client {
@@ -141,6 +143,7 @@ impl Client {
                 transport,
                 site: Site::new(base, flavor),
                 user,
+                media_links: Default::default(),
             }),
         })
     }

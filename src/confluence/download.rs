@@ -6,6 +6,11 @@
 //! `Authorization` and no cookies (FACTS §1.6). Data Center serves
 //! `{base}/download/attachments/{page}/{filename}?version=N` itself, with the credential.
 //!
+//! Cloud's redirect costs a round trip per range, so the media URL a download URL led to is
+//! reused for up to [`MEDIA_LINK_REUSE`] (the token in it lives 10 minutes on Cloud, FACTS
+//! §1.6; we stay well inside that). A reused link that is refused (401/403/404/410: the token
+//! expired or the file moved) is forgotten and the redirect followed again.
+//!
 //! Every hop carries `Range`. A 206 is used as is; a 200 means the range was ignored and we
 //! skip to the offset ourselves; 416 is [`ClientError::RangeNotSatisfiable`]. A body that ends
 //! early — a reset, or fewer bytes than `Content-Range`/`Content-Length` announced — is a
@@ -33,6 +38,35 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Se
 
 /// Redirect hops we follow before calling it a loop.
 const MAX_REDIRECTS: usize = 5;
+
+/// How long a media link found through a redirect is used without asking again.
+pub const MEDIA_LINK_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Recent redirect targets of download URLs, by download URL.
+#[derive(Default)]
+pub(crate) struct MediaLinks {
+    links: std::sync::Mutex<std::collections::HashMap<String, (Url, std::time::Instant)>>,
+}
+
+impl MediaLinks {
+    fn get(&self, source: &Url) -> Option<Url> {
+        let links = self.links.lock().unwrap();
+        let (target, at) = links.get(source.as_str())?;
+        (at.elapsed() < MEDIA_LINK_REUSE).then(|| target.clone())
+    }
+
+    fn put(&self, source: &Url, target: Url) {
+        let mut links = self.links.lock().unwrap();
+        if links.len() > 4096 {
+            links.retain(|_, (_, at)| at.elapsed() < MEDIA_LINK_REUSE);
+        }
+        links.insert(source.to_string(), (target, std::time::Instant::now()));
+    }
+
+    fn forget(&self, source: &Url) {
+        self.links.lock().unwrap().remove(source.as_str());
+    }
+}
 
 impl Client {
     /// `len` bytes of `version` of `attachment` starting at `offset`; fewer when the file ends
@@ -121,6 +155,15 @@ impl Client {
             None => format!("bytes={pos}-"),
         };
         let base = self.site().base().clone();
+        if let Some(media) = self.inner.media_links.get(source) {
+            match self.open_media(&media, &range, pos).await {
+                Ok(body) => return Ok(body),
+                Err(err) if matches!(err.status(), Some(401 | 403 | 404 | 410)) => {
+                    self.inner.media_links.forget(source);
+                }
+                Err(err) => return Err(err),
+            }
+        }
         let mut url = source.clone();
         for _ in 0..=MAX_REDIRECTS {
             let channel = if same_origin(&url, &base) {
@@ -155,12 +198,39 @@ impl Client {
                 })?;
                 continue;
             }
+            if channel == Channel::Media {
+                self.inner.media_links.put(source, url.clone());
+            }
             return Body::new(opened, line, pos);
         }
         Err(ClientError::Decode {
             request: Transport::line(Channel::Api, &Method::GET, source),
             detail: format!("more than {MAX_REDIRECTS} redirects"),
         })
+    }
+}
+
+impl Client {
+    /// Opens a media link found earlier, without credentials (another origin).
+    async fn open_media(&self, url: &Url, range: &str, pos: u64) -> Result<Body, ClientError> {
+        let line = Transport::line(Channel::Media, &Method::GET, url);
+        let transport = self.transport();
+        let opened = transport
+            .open(&line, Channel::Media, Repeat::Idempotent, || {
+                let request = transport
+                    .request(Channel::Media, Method::GET, url.clone())
+                    .header(RANGE, range.to_string());
+                async move { Ok(request) }
+            })
+            .await?;
+        if opened.response.status().is_redirection() {
+            return Err(ClientError::Service {
+                status: 410,
+                message: "the media link redirects again".into(),
+                request: line,
+            });
+        }
+        Body::new(opened, line, pos)
     }
 }
 

@@ -9,6 +9,7 @@ mod client_connect;
 mod client_content;
 mod client_download;
 mod client_listing;
+mod client_media;
 mod client_odd_servers;
 mod client_retry;
 mod client_upload;
