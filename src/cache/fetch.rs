@@ -14,8 +14,9 @@
 //! the reader jumped away from the read-ahead); its waiters then see `None` and look for the
 //! block again. Once the answer is in, storing it is no longer cancellable.
 //!
-//! Blocks cut out of a multi-block response are copied into their own buffers: a `Bytes` slice
-//! would keep the whole response alive for as long as any one of its blocks is cached.
+//! Blocks of a multi-block response arrive in buffers of their own (`RangeFetch::fetch_cut`):
+//! a `Bytes` slice would keep the whole response alive for as long as any one of its blocks is
+//! cached.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -155,8 +156,6 @@ impl Job {
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
         // could reach its waiters and then be fetched again. A task of its own, which nobody
         // holds a handle to, takes the in-flight entries along.
-        // The read-ahead permit goes along, so a disk slower than the network holds read-ahead
-        // back instead of piling up blocks waiting to be written.
         tokio::spawn(store(self.cache, keyed, fetched, guard, permit));
     }
 
@@ -180,6 +179,12 @@ impl Job {
     }
 }
 
+/// Blocks waiting for the disk writer, at most; past it, fetched blocks skip the disk tier.
+/// Reading is never slowed down to the disk's pace (the disk cache is a cache: a skipped block
+/// is fetched again next time), and memory stays bounded when the disk is slower than the
+/// network.
+const DISK_BACKLOG: u64 = 32 << 20;
+
 /// Puts delivered blocks into memory and (if they came from the server) on disk, then lets
 /// the in-flight entries go.
 async fn store(
@@ -192,16 +197,28 @@ async fn store(
     for (key, block) in &keyed {
         cache.memory.insert(key.clone(), block.clone()).await;
     }
+    // In memory now: the read-ahead may go on while the disk catches up.
+    drop(permit);
     if let (true, Some(disk)) = (fetched, cache.disk.clone()) {
-        let write = tokio::task::spawn_blocking(move || {
-            for (key, block) in &keyed {
-                disk.write(key, block);
-            }
-        });
-        let _ = write.await;
+        let bytes: u64 = keyed.iter().map(|(_, b)| b.len() as u64).sum();
+        let backlog = &cache.counters.disk_backlog;
+        if backlog.fetch_add(bytes, Ordering::AcqRel) + bytes > DISK_BACKLOG {
+            backlog.fetch_sub(bytes, Ordering::AcqRel);
+            cache
+                .counters
+                .disk_skipped
+                .fetch_add(keyed.len() as u64, Ordering::Relaxed);
+        } else {
+            let write = tokio::task::spawn_blocking(move || {
+                for (key, block) in &keyed {
+                    disk.write(key, block);
+                }
+            });
+            let _ = write.await;
+            backlog.fetch_sub(bytes, Ordering::AcqRel);
+        }
     }
     drop(guard);
-    drop(permit);
 }
 
 /// One range request for `blocks`, cut into blocks. Checks the length: an answer of the wrong
@@ -222,16 +239,28 @@ pub(crate) async fn fetch_blocks(
         blocks = blocks.end - blocks.start,
         "range request"
     );
-    let data = source
-        .fetch
-        .fetch(offset, len)
-        .await
-        .map_err(|e| CacheError::Fetch(Arc::new(e)))?;
-    if data.len() as u64 != len {
+    let lens: Vec<u64> = blocks.clone().map(|i| geometry.block_len(i)).collect();
+    let cut = if lens.len() == 1 {
+        vec![source
+            .fetch
+            .fetch(offset, len)
+            .await
+            .map_err(|e| CacheError::Fetch(Arc::new(e)))?]
+    } else {
+        source
+            .fetch
+            .fetch_cut(offset, lens.clone())
+            .await
+            .map_err(|e| CacheError::Fetch(Arc::new(e)))?
+    };
+    let got: u64 = cut.iter().map(|b| b.len() as u64).sum();
+    let shaped =
+        cut.len() == lens.len() && cut.iter().zip(&lens).all(|(b, l)| b.len() as u64 == *l);
+    if got != len || !shaped {
         return Err(CacheError::WrongLength {
             offset,
             expected: len,
-            got: data.len() as u64,
+            got,
         });
     }
     cache
@@ -242,16 +271,6 @@ pub(crate) async fn fetch_blocks(
         .counters
         .misses
         .fetch_add(blocks.end - blocks.start, Ordering::Relaxed);
-    if blocks.end - blocks.start == 1 {
-        return Ok(vec![data]);
-    }
-    let mut cut = Vec::with_capacity((blocks.end - blocks.start) as usize);
-    let mut at = 0usize;
-    for index in blocks {
-        let block_len = geometry.block_len(index) as usize;
-        cut.push(Bytes::copy_from_slice(&data[at..at + block_len]));
-        at += block_len;
-    }
     Ok(cut)
 }
 

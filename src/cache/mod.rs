@@ -50,4 +50,33 @@ pub struct ObjectKey {
 /// [`CacheError::WrongLength`].
 pub trait RangeFetch: Send + Sync + 'static {
     fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>>;
+
+    /// The bytes from `offset`, cut into pieces of `lens` (block lengths, in order), each in a
+    /// buffer of its own so that caching one block never keeps its neighbours alive. The
+    /// default fetches once and copies the pieces out; a source that streams overrides it to
+    /// fill each block's buffer as the bytes arrive (one copy instead of two). Fewer bytes
+    /// than asked for come back as they are; the cache refuses them.
+    fn fetch_cut(
+        &self,
+        offset: u64,
+        lens: Vec<u64>,
+    ) -> BoxFuture<'static, Result<Vec<Bytes>, ClientError>> {
+        let total = lens.iter().sum();
+        let whole = self.fetch(offset, total);
+        Box::pin(async move {
+            let data = whole.await?;
+            if data.len() as u64 != total {
+                return Ok(vec![data]);
+            }
+            let mut at = 0usize;
+            Ok(lens
+                .iter()
+                .map(|len| {
+                    let piece = Bytes::copy_from_slice(&data[at..at + *len as usize]);
+                    at += *len as usize;
+                    piece
+                })
+                .collect())
+        })
+    }
 }

@@ -55,6 +55,10 @@ pub(crate) struct Counters {
     pub misses: AtomicU64,
     pub requests: AtomicU64,
     pub fetched_bytes: AtomicU64,
+    /// Bytes handed to the disk writer and not written yet.
+    pub disk_backlog: AtomicU64,
+    /// Blocks not written to disk because the writer was too far behind.
+    pub disk_skipped: AtomicU64,
 }
 
 #[derive(Default)]

@@ -57,6 +57,51 @@ impl RangeFetch for AttachmentRange {
                 .await
         })
     }
+
+    /// Streams the range straight into one buffer per block: the bytes are copied once, from
+    /// the socket's chunks into the block that keeps them.
+    fn fetch_cut(
+        &self,
+        offset: u64,
+        lens: Vec<u64>,
+    ) -> BoxFuture<'static, Result<Vec<Bytes>, ClientError>> {
+        let client = self.client.clone();
+        let attachment = self.attachment.clone();
+        let version = self.version;
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            let total = lens.iter().sum();
+            let mut stream = client
+                .download_stream(&attachment, version, offset, Some(total))
+                .await?;
+            let mut blocks = Vec::with_capacity(lens.len());
+            let mut wanted = lens.into_iter();
+            let mut current: Option<(bytes::BytesMut, usize)> = None;
+            while let Some(chunk) = stream.next().await {
+                let mut chunk = chunk?;
+                while !chunk.is_empty() {
+                    if current.is_none() {
+                        let Some(len) = wanted.next() else {
+                            return Ok(blocks);
+                        };
+                        current =
+                            Some((bytes::BytesMut::with_capacity(len as usize), len as usize));
+                    }
+                    let (buf, len) = current.as_mut().expect("set above");
+                    let take = (*len - buf.len()).min(chunk.len());
+                    buf.extend_from_slice(&chunk.split_to(take));
+                    if buf.len() == *len {
+                        let (buf, _) = current.take().expect("set above");
+                        blocks.push(buf.freeze());
+                    }
+                }
+            }
+            if let Some((buf, _)) = current {
+                blocks.push(buf.freeze());
+            }
+            Ok(blocks)
+        })
+    }
 }
 
 impl ConfluenceFs {
