@@ -125,7 +125,7 @@ impl ConfluenceFs {
         };
         let ino = self.inodes.upsert(parent, Node::Page(page));
         self.forget_negative(parent, name).await;
-        self.forget_listing(parent).await;
+        self.add_to_listing(parent, name, ino).await;
         self.attr_now(ino)
     }
 
@@ -217,9 +217,10 @@ impl ConfluenceFs {
             .client
             .move_page(&page.id, title, parent_id.as_deref())
             .await?;
-        self.inodes.upsert(new_parent, Node::Page(moved));
+        let moved_ino = self.inodes.upsert(new_parent, Node::Page(moved));
         self.drop_from_listing(parent, name).await;
-        self.forget_listing(new_parent).await;
+        self.add_to_listing(new_parent, &names::encode(new_title), moved_ino)
+            .await;
         Ok(())
     }
 
@@ -308,7 +309,7 @@ impl ConfluenceFs {
         self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
         self.drop_from_listing(parent, name).await;
         self.forget_negative(new_parent, new_name).await;
-        self.forget_listing(new_parent).await;
+        self.add_to_listing(new_parent, new_name, ino).await;
         Ok(())
     }
 
@@ -372,7 +373,7 @@ impl ConfluenceFs {
             self.settle_set_aside(att).await;
             self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
             self.forget_negative(new_parent, new_name).await;
-            self.forget_listing(new_parent).await;
+            self.add_to_listing(new_parent, new_name, ino).await;
             let mut guard = staged.lock().await;
             if guard.is_dirty() {
                 self.upload_staged(ino, &mut guard).await?;
@@ -510,6 +511,18 @@ impl ConfluenceFs {
                 .await;
         }
         self.negatives.insert((parent, name.to_string()), ()).await;
+    }
+
+    /// Adds (or replaces) `name` in the cached listing of `parent` after our own change, so the
+    /// next `ls` or lookup there needs no request.
+    pub(crate) async fn add_to_listing(&self, parent: u64, name: &str, ino: u64) {
+        if let Some(listing) = self.listings.get(&parent).await {
+            let edited = listing.with(name, ino);
+            self.listings
+                .insert(parent, std::sync::Arc::new(edited))
+                .await;
+        }
+        self.negatives.invalidate(&(parent, name.to_string())).await;
     }
 
     pub(crate) async fn forget_listing(&self, parent: u64) {

@@ -14,7 +14,11 @@
 //! the name is tried as an attachment (one request, `filename=`) and then as a child page
 //! (one more, by title), so a file costs one request and a miss two; misses are remembered
 //! for the TTL, because file managers probe for `.hidden`, `.Trash` and friends constantly.
+//! From the third name asked for in one directory within the TTL, the directory is listed
+//! instead: a copy of many files into a page then costs one listing, not two requests a file.
+//! Our own changes (uploads, mkdir, renames) edit the cached listing in place.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -36,6 +40,21 @@ pub struct Listing {
 impl Listing {
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// This listing with `name` standing for `ino` (after our own create, upload or move).
+    pub(crate) fn with(&self, name: &str, ino: u64) -> Listing {
+        let mut entries: Vec<(String, u64)> = self
+            .entries
+            .iter()
+            .filter(|(n, i)| n != name && *i != ino)
+            .cloned()
+            .collect();
+        entries.push((name.to_string(), ino));
+        Listing {
+            entries,
+            hidden: self.hidden.clone(),
+        }
     }
 
     /// This listing less one name (after our own delete or move).
@@ -66,6 +85,9 @@ pub struct DirEntry {
     pub name: String,
     pub attr: Attr,
 }
+
+/// Names looked up one by one in a directory before it is listed instead.
+const LIST_AFTER_LOOKUPS: u32 = 2;
 
 /// Older versions whose sizes are fetched at once when a history directory is listed.
 const VERSION_FETCH_PARALLELISM: usize = 4;
@@ -157,6 +179,22 @@ impl ConfluenceFs {
         let negative_key = (parent, name.to_string());
         if self.negatives.contains_key(&negative_key) {
             return Err(FsError::NotFound);
+        }
+        // A directory asked about name after name (a copy into it, a tool probing) is cheaper
+        // listed once than looked up per name.
+        let asked = self
+            .targeted_lookups
+            .get_with(parent, async { Arc::new(AtomicU32::new(0)) })
+            .await;
+        if asked.fetch_add(1, Ordering::Relaxed) >= LIST_AFTER_LOOKUPS {
+            let listing = self.listing(parent).await?;
+            return match listing.find(name) {
+                Some(ino) => self.attr_by_ino(ino),
+                None => {
+                    self.negatives.insert(negative_key, ()).await;
+                    Err(FsError::NotFound)
+                }
+            };
         }
         match self.find(parent, &entry.node, name).await {
             Ok(ino) => self.attr_by_ino(ino),

@@ -85,6 +85,8 @@ pub struct ConfluenceFs {
     config: FsConfig,
     inodes: InodeTable,
     listings: moka::future::Cache<u64, Arc<dir::Listing>>,
+    /// How many names were looked up one by one in a directory (see `dir.rs`).
+    targeted_lookups: moka::future::Cache<u64, Arc<std::sync::atomic::AtomicU32>>,
     /// (parent, name) pairs known not to exist.
     negatives: moka::future::Cache<(u64, String), ()>,
     /// Content properties of an inode's object, fetched on the first xattr question.
@@ -127,6 +129,10 @@ impl ConfluenceFs {
             cache,
             inodes: InodeTable::new(),
             listings: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+            targeted_lookups: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),

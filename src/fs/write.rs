@@ -480,7 +480,7 @@ impl ConfluenceFs {
         self.local.unhide(parent, &name);
         self.inodes
             .rebind(ino, parent, Node::Attachment(attachment));
-        self.forget_listing(parent).await;
+        self.add_to_listing(parent, &name, ino).await;
     }
 
     /// A handle's inode, if the handle was opened for writing.

@@ -212,3 +212,40 @@ async fn server_changes_show_after_the_ttl_cloud() {
 async fn server_changes_show_after_the_ttl_datacenter() {
     ttl(Flavor::DataCenter).await;
 }
+
+/// `cp -r` of many files into a page: one upload per file, and lookups that stop costing
+/// requests once the page has been asked about a few times (it is listed instead).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_copy_costs_one_request_per_file() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let mount = Mounted::new(&server, &[]);
+    mount.sh_ok("stat 'DOCS/DOCS Home/Guide' > /dev/null");
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        std::fs::write(
+            src.path().join(format!("f{i:02}.txt")),
+            format!("file {i}\n"),
+        )
+        .unwrap();
+    }
+    server.clear_requests().await;
+    mount.sh_ok(&format!(
+        "cp {}/* 'DOCS/DOCS Home/Guide/'",
+        src.path().display()
+    ));
+    let log = server.requests().await;
+    let uploads = log.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(uploads, 30, "{}", describe(&log));
+    assert!(
+        log.len() <= 30 + 8,
+        "{} requests:\n{}",
+        log.len(),
+        describe(&log)
+    );
+    server.clear_requests().await;
+    mount.sh_ok("ls -l 'DOCS/DOCS Home/Guide' > /dev/null");
+    assert!(
+        server.requests().await.is_empty(),
+        "our uploads are in the cached listing"
+    );
+}
