@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / "target" / "release"
+BIN = Path(os.environ["BIN_DIR"]) if os.environ.get("BIN_DIR") else REPO / "target" / "release"
 OUT = REPO / "target" / "bench"
 HERE = Path(__file__).resolve().parent
 USER, TOKEN = "demo@example.com", "demo-token"
@@ -283,8 +283,13 @@ def summarize(entries):
         shape = re.sub(r"/\d+", "/N", e.get("path", ""))
         shape = re.sub(r"/download/attachments/N/.*", "/download/attachments/N/NAME", shape)
         shapes[f"{e.get('method')} {shape} {e.get('status')}"] += 1
+    sizes = collections.Counter()
+    for e in entries:  # file bytes: the size of each download answer, in MiB (rounded up)
+        if "/download/" in e.get("path", "") and e.get("bytes"):
+            sizes[-(-e["bytes"] // MIB)] += 1
     return {
         "requests": len(entries),
+        "download_mib_histogram": {str(k): v for k, v in sorted(sizes.items())},
         "max_response_bytes": max((e.get("bytes") or 0 for e in entries), default=0),
         "max_request_bytes": max((e.get("request_bytes") or 0 for e in entries), default=0),
         "response_bytes": sum(e.get("bytes") or 0 for e in entries),
@@ -368,6 +373,33 @@ class Bench:
             f"  requests={row['requests']} rss_kib={row['peak_rss_kib']}")
         return row
 
+    def profiled(self, name, pid):
+        """With --perf: `perf stat` + `perf record` of the mount process around a step."""
+        if not self.args.perf or pid is None:
+            return []
+        base = OUT / f"perf-{name}"
+        stat = subprocess.Popen(["perf", "stat", "-e", "task-clock,context-switches,cpu-migrations,"
+                                 "page-faults", "-p", str(pid), "-o", f"{base}.stat.txt"],
+                                stderr=subprocess.DEVNULL)
+        rec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-e", "cpu-clock", "-g",
+                                "-p", str(pid), "-o", f"{base}.data"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return [(stat, None), (rec, base)]
+
+    def end_profile(self, profs):
+        for p, base in profs:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+            if base is not None:
+                with open(f"{base}.report.txt", "w") as out:
+                    subprocess.run(["perf", "report", "-i", f"{base}.data", "--stdio",
+                                    "--no-children", "--percent-limit", "1.5"],
+                                   stdout=out, stderr=subprocess.DEVNULL, timeout=300)
+
     def timed(self, cmd, timeout, shell=False, env=None):
         t = time.perf_counter()
         run(cmd, timeout=timeout, shell=shell, env=env, stdout=subprocess.DEVNULL)
@@ -386,7 +418,9 @@ class Bench:
         os.stat(path)
         drop_caches()
         self.server.clear_log()
+        profs = self.profiled(f"cold_read-{lat}ms", pid)
         secs = self.timed(["cat", str(path)], to)
+        self.end_profile(profs)
         self.record("cold_read", "confluencefs", lat, secs, big, pid)
         self.server.clear_log()
         secs = self.timed(["cat", str(path)], to)
@@ -435,12 +469,14 @@ class Bench:
             drop_caches()
             self.server.clear_log()
             top = str(mnt / "WALK")
+            profs = self.profiled(f"metadata_walk-{lat}ms", pid if system == "confluencefs" else None)
             t = time.perf_counter()
             found = subprocess.run(f"find '{top}' -type f | wc -l", shell=True, check=True,
                                    capture_output=True, timeout=self.args.timeout).stdout
             t_find = time.perf_counter() - t
             self.timed(["ls", "-lR", top], self.args.timeout)
             secs = time.perf_counter() - t
+            self.end_profile(profs)
             if int(found) != files:
                 log(f"   !! {system}: find saw {int(found)} files, expected {files}")
             self.record("metadata_walk", system, lat, secs, None, pid,
@@ -491,6 +527,7 @@ class Bench:
                 title = upload_page(lat, workload, system)
                 for f in files:  # the source is read from the page cache by everyone
                     f.read_bytes() if workload == "large_upload" else None
+                page = self.server.page_id("UP", title)  # setup, not counted
                 self.server.clear_log()
                 pid = None
                 if system == "confluencefs":
@@ -505,7 +542,6 @@ class Bench:
                     secs = self.timed(cmd, self.args.timeout)
                     secs += self.wait_server_uploads(len(files))
                 elif system == "curl":
-                    page = self.server.page_id("UP", title)
                     url = f"{self.api}/rest/api/content/{page}/child/attachment"
                     script = ('for f in "$@"; do curl -sSf -u "$AUTH" -H "X-Atlassian-Token: no-check" '
                               '-F "file=@$f" "$URL" >/dev/null || exit 1; done')
@@ -513,7 +549,6 @@ class Bench:
                     secs = self.timed(["bash", "-c", script, "bench", *map(str, files)],
                                       self.args.timeout, env=env)
                 elif system == "seed_script":
-                    page = self.server.page_id("UP", title)
                     cmd = (self.seed_cmd("bulk", page, *map(str, files)) if workload == "bulk_upload"
                            else self.seed_cmd("upload", page, str(large)))
                     secs = self.timed(cmd, self.args.timeout, env=self.seed_env())
@@ -662,6 +697,9 @@ def main():
                     help="comma-separated workloads (default: all)")
     ap.add_argument("--timeout", type=float, default=1800.0,
                     help="seconds any one step may take")
+    ap.add_argument("--perf", action="store_true",
+                    help="profile the mount process during cold_read and metadata_walk "
+                         "(perf stat + perf record into target/bench/perf-*; slows those runs)")
     ap.add_argument("--python", default=sys.executable, help="Python with requests")
     args = ap.parse_args()
     global LATENCIES
@@ -675,8 +713,10 @@ def main():
     started = time.time()
     uname = os.uname()
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    tree = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                          capture_output=True, text=True).stdout.strip()
+    tree = os.environ.get("BENCH_TREE") or (
+        f"binaries from {BIN}" if os.environ.get("BIN_DIR") else
+        subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                       capture_output=True, text=True).stdout.strip())
     machine = (f"nproc {os.cpu_count()}, RAM {mem_kib / 1048576:.1f} GiB, "
                f"kernel {uname.release}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                f"tree {tree}")

@@ -93,9 +93,15 @@ async def main():
     listen = loopback(args.listen)
     target = loopback(args.target)
     delay = args.delay_ms / 1000.0
-    server = await asyncio.start_server(
-        lambda r, w: serve_client(r, w, target, delay), *listen, limit=4 * CHUNK
-    )
+    # Connections are our own tasks, held until they end (asyncio keeps only weak references).
+    tasks = set()
+
+    def accept(reader, writer):
+        task = asyncio.get_running_loop().create_task(serve_client(reader, writer, target, delay))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(accept, *listen, limit=4 * CHUNK)
     host, port = server.sockets[0].getsockname()[:2]
     print(f"{host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -103,6 +109,9 @@ async def main():
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with server:
         await stop.wait()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 if __name__ == "__main__":
