@@ -183,7 +183,7 @@ impl Job {
 /// Reading is never slowed down to the disk's pace (the disk cache is a cache: a skipped block
 /// is fetched again next time), and memory stays bounded when the disk is slower than the
 /// network.
-const DISK_BACKLOG: u64 = 32 << 20;
+const DISK_BACKLOG: u64 = 16 << 20;
 
 /// Puts delivered blocks into memory and (if they came from the server) on disk, then lets
 /// the in-flight entries go.
