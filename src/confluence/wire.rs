@@ -378,7 +378,6 @@ pub(crate) struct V2Attachment {
     pub(crate) file_id: Option<String>,
     pub(crate) file_size: Option<u64>,
     pub(crate) webui_link: Option<String>,
-    pub(crate) download_link: Option<String>,
     pub(crate) version: Option<V2Version>,
     #[serde(default, rename = "_links")]
     pub(crate) links: Links,
@@ -400,11 +399,15 @@ impl V2Attachment {
         let webui = self
             .webui_link
             .or_else(|| self.links.get("webui").map(str::to_string));
+        // v2's `downloadLink` is the servlet path, which Cloud refuses for API tokens since 2026
+        // (FACTS §1.6): the REST download path is the one a user can actually fetch.
+        let download_path = Some(format!(
+            "/rest/api/content/{}/child/attachment/{}/download",
+            container.id, self.id
+        ));
         Some(Attachment {
             web_url: web_url(site, webui.as_deref()),
-            download_path: self
-                .download_link
-                .or_else(|| self.links.get("download").map(str::to_string)),
+            download_path,
             id: self.id,
             title: self.title,
             container,

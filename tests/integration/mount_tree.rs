@@ -162,6 +162,18 @@ fn xattrs_show_properties_and_metadata() {
             Flavor::Cloud => assert!(id.starts_with("att"), "{id}"),
             Flavor::DataCenter => assert!(id.chars().all(|c| c.is_ascii_digit()), "{id}"),
         }
+        // The download link is one a user can fetch: Cloud's REST download (the old servlet path
+        // refuses API tokens), Data Center's servlet path.
+        let link = mount.sh_ok(
+            "getfattr --only-values -n user.confluence.download 'DOCS/DOCS Home/Guide/notes.txt'",
+        );
+        match flavor {
+            Flavor::Cloud => assert!(
+                link.starts_with("/rest/api/content/") && link.ends_with("/download"),
+                "{link}"
+            ),
+            Flavor::DataCenter => assert!(link.starts_with("/download/attachments/"), "{link}"),
+        }
         let page = mount.sh_ok("getfattr -d 'DOCS/DOCS Home/Guide'");
         assert!(page.contains("user.confluence.title=\"Guide\""), "{page}");
         let missing = mount.sh("getfattr -n user.nothing 'DOCS/DOCS Home/Guide/notes.txt'");
