@@ -113,6 +113,14 @@ impl StagedCell {
         }
     }
 
+    /// The lock, if nobody holds it right now.
+    pub(crate) fn try_lock(&self) -> Option<StagedGuard<'_>> {
+        Some(StagedGuard {
+            guard: self.state.try_lock().ok()?,
+            cell: self,
+        })
+    }
+
     pub(crate) async fn lock(&self) -> StagedGuard<'_> {
         StagedGuard {
             guard: self.state.lock().await,
@@ -239,6 +247,30 @@ impl ConfluenceFs {
         staged.dirty = true;
         staged.written = true;
         Ok(data.len() as u32)
+    }
+
+    /// [`ConfluenceFs::write`] without waiting: `None` when it would have to wait (the staged
+    /// file is locked, shared with the spool, or needs bytes from the server first), and the
+    /// caller should take the async path.
+    pub fn write_now(&self, handle: u64, offset: u64, data: &[u8]) -> Option<Result<u32, FsError>> {
+        let ino = self.write_handle(handle).ok()?;
+        let cell = self.staged_if_any(ino)?;
+        let mut staged = cell.try_lock()?;
+        let end = offset.checked_add(data.len() as u64)?;
+        let max = self.writer.as_ref()?.config.max_file_size;
+        if staged.shared || (staged.base.is_some() && offset > staged.covered) || end > max {
+            return None;
+        }
+        if let Err(err) = staged.file.write_all_at(data, offset) {
+            return Some(Err(err.into()));
+        }
+        if offset <= staged.covered {
+            staged.covered = staged.covered.max(end);
+        }
+        staged.size = staged.size.max(end);
+        staged.dirty = true;
+        staged.written = true;
+        Some(Ok(data.len() as u32))
     }
 
     /// `truncate(2)`/`ftruncate(2)`/`O_TRUNC`.
