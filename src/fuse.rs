@@ -59,7 +59,7 @@ fn file_attr(attr: &Attr) -> FileAttr {
         uid: attr.uid,
         gid: attr.gid,
         rdev: 0,
-        blksize: crate::fs::BLOCK_SIZE,
+        blksize: crate::fs::IO_SIZE,
         flags: 0,
     }
 }

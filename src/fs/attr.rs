@@ -12,6 +12,11 @@ use super::ConfluenceFs;
 
 pub const BLOCK_SIZE: u32 = 4096;
 
+/// `st_blksize`, the preferred I/O size: `cp`, `cat` and friends size their buffers by it
+/// (at least 128 KiB). One cache block means 1 MiB READs and WRITEs, eight times fewer FUSE
+/// round trips than 128 KiB for the same bytes.
+pub const IO_SIZE: u32 = 1 << 20;
+
 /// Kernel-independent attributes; the FUSE adapter turns them into `fuser::FileAttr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {

@@ -34,7 +34,7 @@ use crate::cache::BlockCache;
 use crate::confluence::Client;
 use crate::spool::{Spool, Uploader};
 
-pub use attr::{Attr, BLOCK_SIZE};
+pub use attr::{Attr, BLOCK_SIZE, IO_SIZE};
 pub use change::SetAttr;
 pub use dir::DirEntry;
 pub use error::FsError;
