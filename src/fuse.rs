@@ -94,19 +94,15 @@ impl fuser::Filesystem for FuseAdapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let fs = self.fs.clone();
         let ttl = self.ttl();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.lookup(parent.0, &name).await,
-                Err(err) => Err(err),
-            };
-            match result {
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.lookup(parent.0, &name).await },
+            move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -168,19 +164,15 @@ impl fuser::Filesystem for FuseAdapter {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let fs = self.fs.clone();
         let ttl = self.ttl();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.mkdir(parent.0, &name).await,
-                Err(err) => Err(err),
-            };
-            match result {
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.mkdir(parent.0, &name).await },
+            move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn mknod(
@@ -219,27 +211,19 @@ impl fuser::Filesystem for FuseAdapter {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.unlink(parent.0, &name).await,
-                Err(err) => Err(err),
-            };
-            reply_empty(reply, result);
-        });
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.unlink(parent.0, &name).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.fs.clone();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.rmdir(parent.0, &name).await,
-                Err(err) => Err(err),
-            };
-            reply_empty(reply, result);
-        });
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.rmdir(parent.0, &name).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn rename(
@@ -282,15 +266,11 @@ impl fuser::Filesystem for FuseAdapter {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let fs = self.fs.clone();
         let ttl = self.ttl();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.create(parent.0, &name).await,
-                Err(err) => Err(err),
-            };
-            match result {
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.create(parent.0, &name).await },
+            move |result| match result {
                 Ok((attr, handle)) => reply.created(
                     &ttl,
                     &file_attr(&attr),
@@ -299,8 +279,8 @@ impl fuser::Filesystem for FuseAdapter {
                     FopenFlags::empty(),
                 ),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -570,16 +550,12 @@ impl fuser::Filesystem for FuseAdapter {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
         }
-        let fs = self.fs.clone();
-        let name = name.to_owned();
         let value = value.to_vec();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.setxattr(ino.0, &name, &value).await,
-                Err(err) => Err(err),
-            };
-            reply_empty(reply, result);
-        });
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.setxattr(ino.0, &name, &value).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -609,19 +585,37 @@ impl fuser::Filesystem for FuseAdapter {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
-        let fs = self.fs.clone();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.removexattr(ino.0, &name).await,
-                Err(err) => Err(err),
-            };
-            reply_empty(reply, result);
-        });
+        self.on_name(
+            name,
+            move |fs, name| async move { fs.removexattr(ino.0, &name).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         reply.ok();
+    }
+}
+
+impl FuseAdapter {
+    /// Runs `op` on the runtime with `name` as UTF-8 (EINVAL when it is not), then hands its
+    /// result to `finish`, which replies.
+    fn on_name<T, Op, Fut, Finish>(&self, name: &OsStr, op: Op, finish: Finish)
+    where
+        T: Send + 'static,
+        Op: FnOnce(Arc<ConfluenceFs>, String) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
+        Finish: FnOnce(Result<T, FsError>) + Send + 'static,
+    {
+        let fs = self.fs.clone();
+        let name = name_str(name);
+        self.runtime.spawn(async move {
+            let result = match name {
+                Ok(name) => op(fs, name).await,
+                Err(err) => Err(err),
+            };
+            finish(result);
+        });
     }
 }
 
