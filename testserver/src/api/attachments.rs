@@ -48,12 +48,7 @@ pub async fn list(
                 && media_type.map_or(true, |m| a.file().is_some_and(|f| f.media_type == m))
         })
         .collect();
-    let results = w
-        .slice(&ids)
-        .into_iter()
-        .filter_map(|i| store.get(i))
-        .map(|a| render::content(&app, &store, a, &ex))
-        .collect();
+    let results = render::contents(&app, &store, &w.slice(&ids), &ex);
     Ok(Json(v1_envelope(
         &app,
         results,

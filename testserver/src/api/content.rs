@@ -105,12 +105,7 @@ pub async fn lookup(State(app): State<Shared>, p: Params) -> Result<Json<Value>,
         }
     }
     ids.sort_unstable();
-    let results = w
-        .slice(&ids)
-        .into_iter()
-        .filter_map(|i| store.get(i))
-        .map(|c| render::content(&app, &store, c, &ex))
-        .collect();
+    let results = render::contents(&app, &store, &w.slice(&ids), &ex);
     Ok(Json(v1_envelope(
         &app,
         results,
@@ -322,12 +317,7 @@ pub async fn children_of_type(
             ))
         }
     };
-    let results = w
-        .slice(&ids)
-        .into_iter()
-        .filter_map(|i| store.get(i))
-        .map(|x| render::content(&app, &store, x, &ex))
-        .collect();
+    let results = render::contents(&app, &store, &w.slice(&ids), &ex);
     Ok(Json(v1_envelope(
         &app,
         results,

@@ -195,6 +195,15 @@ pub fn content(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
     content_at(app, store, c, c.current(), ex)
 }
 
+/// The v1 bodies of one page of results, in the order of `ids` (ids no longer stored are
+/// skipped).
+pub fn contents(app: &App, store: &Store, ids: &[u64], ex: &Expand) -> Vec<Value> {
+    ids.iter()
+        .filter_map(|&id| store.get(id))
+        .map(|c| content(app, store, c, ex))
+        .collect()
+}
+
 fn blog_path(c: &Content) -> String {
     let (y, m, d) = clock::ymd(c.created_ms);
     format!("{y:04}/{m:02}/{d:02}")

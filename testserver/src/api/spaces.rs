@@ -72,12 +72,7 @@ fn typed_array(
         .filter(|c| !(root_only && kind == ContentKind::Page && c.parent.is_some()))
         .map(|c| c.id)
         .collect();
-    let results = w
-        .slice(&ids)
-        .into_iter()
-        .filter_map(|i| store.get(i))
-        .map(|c| render::content(app, store, c, &ex))
-        .collect();
+    let results = render::contents(app, store, &w.slice(&ids), &ex);
     Ok(v1_envelope(
         app,
         results,
