@@ -93,6 +93,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
                 staging_dir,
                 spool,
                 uploader,
+                early_slots: crate::fs::early_slots(),
             },
             events,
         ))

@@ -8,7 +8,7 @@
 //! Module map: `client` (connect, flavor detection), `site` (every URL), `transport` (one request:
 //! auth, concurrency, retries), `retry` (the policy), `paging` (following `next`), `wire` (the
 //! JSON shapes) → `model` (what callers get); one module per kind of operation: `spaces`,
-//! `pages`, `attachments`, `download`, `upload`, `properties`, `search`.
+//! `pages`, `attachments`, `download`, `upload`, `streamed`, `properties`, `search`.
 
 mod attachments;
 mod client;
@@ -23,6 +23,7 @@ mod retry;
 mod search;
 mod site;
 mod spaces;
+mod streamed;
 mod timestamp;
 mod transport;
 mod upload;
@@ -38,4 +39,6 @@ pub use model::{
 };
 pub use retry::RetryPolicy;
 pub use site::Flavor;
-pub use upload::{NewAttachment, UploadSource};
+pub use streamed::{StreamLabels, StreamTarget, StreamedUpload};
+pub(crate) use upload::may_have_landed;
+pub use upload::{guess_media_type, NewAttachment, UploadSource};

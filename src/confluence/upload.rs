@@ -355,7 +355,7 @@ impl Client {
 /// The cap on one upload request: 2 minutes plus the time to send `bytes` at 32 KiB/s. The
 /// upload client has no read timeout (see `transport`), so this is what ends an upload to a
 /// server that stopped reading; it is generous so that slow links still get big files through.
-fn upload_timeout(bytes: u64) -> Duration {
+pub(super) fn upload_timeout(bytes: u64) -> Duration {
     Duration::from_secs(120 + bytes / (32 * 1024))
 }
 
@@ -368,7 +368,10 @@ pub(crate) fn may_have_landed(error: &ClientError) -> bool {
     }
 }
 
-fn first_content(line: &RequestLine, value: serde_json::Value) -> Result<V1Content, ClientError> {
+pub(super) fn first_content(
+    line: &RequestLine,
+    value: serde_json::Value,
+) -> Result<V1Content, ClientError> {
     let value = match value.get("results").and_then(|r| r.as_array()) {
         Some(results) => results.first().cloned().unwrap_or_default(),
         None => value,
@@ -380,36 +383,60 @@ fn first_content(line: &RequestLine, value: serde_json::Value) -> Result<V1Conte
 }
 
 async fn build_form(files: &[&NewAttachment], minor_edit: bool) -> Result<Form, ClientError> {
+    let mut parts = Vec::with_capacity(files.len());
+    for file in files {
+        parts.push(FilePart {
+            part: file.source.part().await?,
+            filename: file.filename.clone(),
+            media_type: file
+                .media_type
+                .clone()
+                .unwrap_or_else(|| guess_media_type(&file.filename).to_string()),
+            comment: file.comment.clone(),
+        });
+    }
+    multipart_form(parts, minor_edit)
+}
+
+/// One `file` part of an upload form, with what labels it.
+pub(super) struct FilePart {
+    pub part: Part,
+    pub filename: String,
+    pub media_type: String,
+    pub comment: Option<String>,
+}
+
+/// The form Confluence expects: the `file` parts, then their `comment`s, then `minorEdit`.
+pub(super) fn multipart_form(files: Vec<FilePart>, minor_edit: bool) -> Result<Form, ClientError> {
+    // Either every file has a comment, in order, or none does (FACTS §1.2).
+    let comments: Option<Vec<String>> = files.iter().any(|f| f.comment.is_some()).then(|| {
+        files
+            .iter()
+            .map(|f| f.comment.clone().unwrap_or_default())
+            .collect()
+    });
     // Raw UTF-8 filenames: reqwest would otherwise percent-encode non-ASCII names.
     let mut form = Form::new().percent_encode_noop();
     for file in files {
-        let media_type = file
-            .media_type
-            .clone()
-            .unwrap_or_else(|| guess_media_type(&file.filename).to_string());
+        let media_type = file.media_type;
         let part = file
-            .source
-            .part()
-            .await?
-            .file_name(file.filename.clone())
+            .part
+            .file_name(file.filename)
             .mime_str(&media_type)
             .map_err(|e| ClientError::Config(format!("bad media type {media_type:?}: {e}")))?;
         form = form.part("file", part);
     }
-    // Either every file has a comment, in order, or none does (FACTS §1.2).
-    if files.iter().any(|f| f.comment.is_some()) {
-        for file in files {
-            let comment = Part::text(file.comment.clone().unwrap_or_default())
-                .mime_str("text/plain; charset=UTF-8")
-                .expect("a valid media type");
-            form = form.part("comment", comment);
-        }
+    for comment in comments.into_iter().flatten() {
+        let comment = Part::text(comment)
+            .mime_str("text/plain; charset=UTF-8")
+            .expect("a valid media type");
+        form = form.part("comment", comment);
     }
     Ok(form.text("minorEdit", if minor_edit { "true" } else { "false" }))
 }
 
 /// A media type from the extension, for the common cases; Confluence sniffs the rest.
-pub(crate) fn guess_media_type(filename: &str) -> &'static str {
+pub fn guess_media_type(filename: &str) -> &'static str {
     let ext = filename
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())

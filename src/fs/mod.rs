@@ -10,12 +10,14 @@
 //! blocks.
 //!
 //! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
-//! holds and how a name is found), `attr` (stat), `read` (open/read), `xattr` (properties and
-//! metadata), `names` (title ↔ file name), `error` (the errno table).
+//! holds and how a name is found), `attr` (stat), `read` (open/read), `write` (staging and the
+//! upload at close), `early` (uploads that start while a file is written), `xattr` (properties
+//! and metadata), `names` (title ↔ file name), `error` (the errno table).
 
 mod attr;
 mod change;
 mod dir;
+mod early;
 pub mod error;
 pub mod inode;
 mod local;
@@ -37,6 +39,7 @@ use crate::spool::{Spool, Uploader};
 pub use attr::{Attr, BLOCK_SIZE, IO_SIZE};
 pub use change::SetAttr;
 pub use dir::DirEntry;
+pub use early::slots as early_slots;
 pub use error::FsError;
 use inode::InodeTable;
 pub use write::WriteConfig;
@@ -76,6 +79,8 @@ pub struct Writer {
     pub staging_dir: std::path::PathBuf,
     pub spool: Arc<Spool>,
     pub uploader: Arc<Uploader>,
+    /// Permits for uploads that start while a file is written (`early.rs`).
+    pub early_slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct ConfluenceFs {

@@ -7,10 +7,11 @@
 //! not the handle: FLUSH arrives on every close of every descriptor (FUSE-NOTES §3), and only
 //! the first one after a change uploads.
 //!
-//! The upload is `close()`'s answer: FLUSH puts the bytes in the spool (durably, before
-//! anything else), uploads, and returns the errno of a refusal. The staging file is
-//! hard-linked into the spool rather than copied, so it becomes read-only for us: a write
-//! after an upload copies it first.
+//! The upload is `close()`'s answer: FLUSH puts the bytes in the spool (the record durably,
+//! the bytes on the disk only if the upload fails), uploads, and returns the errno of a
+//! refusal. The staging file is hard-linked into the spool rather than copied, so it becomes
+//! read-only for us: a write after an upload copies it first. A large file written front to
+//! back starts uploading before `close` (`early.rs`).
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::early::{Destination, EarlyUpload};
 use super::error::FsError;
 use super::inode::{LocalFile, Node};
 use super::read::AttachmentRange;
@@ -69,6 +71,12 @@ pub(crate) struct Staged {
     /// A write went past `--max-file-size`: the file is refused whole (EFBIG at close too)
     /// rather than uploaded cut short.
     too_large: bool,
+    /// Every byte was written in order from an empty file (see `early.rs`).
+    appending: bool,
+    /// The upload that started while the file was being written, if one did.
+    early: Option<EarlyUpload>,
+    /// Whether this run of appending writes has had its chance to start an early upload.
+    early_tried: bool,
 }
 
 impl Staged {
@@ -85,6 +93,41 @@ impl Staged {
 
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// The bookkeeping of a write of `offset..end` that reached the staging file.
+    fn wrote(&mut self, offset: u64, end: u64) {
+        if offset != self.size {
+            self.appending = false;
+        }
+        if offset <= self.covered {
+            self.covered = self.covered.max(end);
+        }
+        self.size = self.size.max(end);
+        self.dirty = true;
+        self.written = true;
+        match &self.early {
+            Some(early) if self.appending => early.upload.grow(self.size),
+            Some(_) => self.give_up_early(),
+            None => {}
+        }
+    }
+
+    /// Whether a write ending at `end` should be the one that starts an early upload.
+    fn may_start_early(&self, offset: u64, end: u64) -> bool {
+        self.early.is_none()
+            && !self.early_tried
+            && self.appending
+            && offset == self.size
+            && end >= super::early::START_AFTER
+    }
+
+    /// The bytes no longer grow front to back: the early upload, if any, must not complete.
+    fn give_up_early(&mut self) {
+        if let Some(early) = self.early.take() {
+            tracing::debug!("early upload given up");
+            early.upload.abandon();
+        }
     }
 }
 
@@ -191,6 +234,9 @@ impl ConfluenceFs {
             written: false,
             shared: false,
             too_large: false,
+            appending: size == 0,
+            early: None,
+            early_tried: false,
         })
     }
 
@@ -233,19 +279,23 @@ impl ConfluenceFs {
         let mut staged = staged.lock().await;
         if end > self.writer()?.config.max_file_size {
             staged.too_large = true;
+            staged.give_up_early();
             return Err(FsError::TooLarge);
         }
         self.unshare(&mut staged)?;
         if staged.base.is_some() && offset > staged.covered {
             self.fill(&mut staged).await?;
         }
-        staged.file.write_all_at(data, offset)?;
-        if offset <= staged.covered {
-            staged.covered = staged.covered.max(end);
+        let start_early = staged.may_start_early(offset, end);
+        if let Err(err) = staged.file.write_all_at(data, offset) {
+            staged.give_up_early();
+            return Err(err.into());
         }
-        staged.size = staged.size.max(end);
-        staged.dirty = true;
-        staged.written = true;
+        staged.wrote(offset, end);
+        if start_early {
+            staged.early_tried = true;
+            staged.early = self.start_early_upload(ino, &staged.path, end);
+        }
         Ok(data.len() as u32)
     }
 
@@ -258,18 +308,19 @@ impl ConfluenceFs {
         let mut staged = cell.try_lock()?;
         let end = offset.checked_add(data.len() as u64)?;
         let max = self.writer.as_ref()?.config.max_file_size;
-        if staged.shared || (staged.base.is_some() && offset > staged.covered) || end > max {
+        if staged.shared
+            || (staged.base.is_some() && offset > staged.covered)
+            || end > max
+            // Starting an early upload needs the runtime: the async path does it.
+            || staged.may_start_early(offset, end)
+        {
             return None;
         }
         if let Err(err) = staged.file.write_all_at(data, offset) {
+            staged.give_up_early();
             return Some(Err(err.into()));
         }
-        if offset <= staged.covered {
-            staged.covered = staged.covered.max(end);
-        }
-        staged.size = staged.size.max(end);
-        staged.dirty = true;
-        staged.written = true;
+        staged.wrote(offset, end);
         Some(Ok(data.len() as u32))
     }
 
@@ -284,7 +335,10 @@ impl ConfluenceFs {
         if staged.base.is_some() && size > staged.covered {
             self.fill(&mut staged).await?;
         }
+        staged.give_up_early();
         staged.file.set_len(size)?;
+        staged.appending = size == 0;
+        staged.early_tried = false;
         if size <= staged.covered {
             staged.covered = size;
             staged.base = None;
@@ -393,16 +447,23 @@ impl ConfluenceFs {
         self.upload_staged(ino, &mut staged).await
     }
 
-    fn is_scratch(&self, ino: u64) -> bool {
+    pub(super) fn is_scratch(&self, ino: u64) -> bool {
         matches!(self.inodes.get(ino).map(|e| e.node), Some(Node::Local(l)) if l.temporary)
     }
 
     /// Spools and uploads the staged bytes of `ino` to where its node says they belong.
+    ///
+    /// The spool takes the bytes without an `fsync`: the upload goes first, and the bytes are
+    /// flushed to the disk only if it fails (they must outlive a power cut then, to be retried).
+    /// An upload that succeeds never needed them durable — a 1 GiB `fsync` costs about as
+    /// much as the upload itself — and one cut short by a crash never told `close` it was done.
     pub(crate) async fn upload_staged(&self, ino: u64, staged: &mut Staged) -> Result<(), FsError> {
         self.fill(staged).await?;
-        staged.file.sync_all()?;
+        let early = staged.early.take();
         let entry = self.entry(ino)?;
-        let (target, filename) = self.upload_target(entry.parent, &entry.node)?;
+        let Destination {
+            target, filename, ..
+        } = self.destination(entry.parent, &entry.node)?;
         let writer = self.writer()?;
         let comment = self
             .comments
@@ -410,6 +471,17 @@ impl ConfluenceFs {
             .unwrap()
             .remove(&ino)
             .unwrap_or_else(|| writer.config.comment.clone());
+        let early = match early {
+            Some(early) if staged.appending && early.matches(&target, &filename, &comment) => {
+                Some(early)
+            }
+            Some(early) => {
+                tracing::debug!(ino, "early upload no longer matches the file; giving it up");
+                early.upload.abandon();
+                None
+            }
+            None => None,
+        };
         let record = UploadRecord {
             target,
             filename,
@@ -425,10 +497,13 @@ impl ConfluenceFs {
             last_error: None,
             state: EntryState::Pending,
         };
-        let spooled = writer.spool.admit(&staged.path, record).map_err(|err| {
-            tracing::warn!("cannot spool an upload: {err}");
-            FsError::Errno(err.errno())
-        })?;
+        let spooled = writer
+            .spool
+            .admit_unsynced(&staged.path, record)
+            .map_err(|err| {
+                tracing::warn!("cannot spool an upload: {err}");
+                FsError::Errno(err.errno())
+            })?;
         staged.shared = true;
         staged.dirty = false;
         staged.written = false;
@@ -436,7 +511,16 @@ impl ConfluenceFs {
             .lock()
             .unwrap()
             .insert(spooled.id.clone(), ino);
-        match writer.uploader.upload(&spooled).await {
+        let result = match early {
+            Some(early) => {
+                writer
+                    .uploader
+                    .upload_streamed(&spooled, early.upload)
+                    .await
+            }
+            None => writer.uploader.upload(&spooled).await,
+        };
+        match result {
             Ok(attachment) => {
                 self.pending_uploads.lock().unwrap().remove(&spooled.id);
                 self.uploaded(ino, attachment).await;
@@ -444,41 +528,52 @@ impl ConfluenceFs {
             }
             Err(err) => {
                 tracing::warn!(path = %spooled.record.display_path, "upload failed: {err}");
-                Err(FsError::Errno(err.errno()))
+                // Kept for a retry: the bytes must be on the disk before `close` answers.
+                let file = staged.file.try_clone()?;
+                match tokio::task::spawn_blocking(move || file.sync_all()).await {
+                    Ok(Ok(())) => Err(FsError::Errno(err.errno())),
+                    Ok(Err(sync)) => {
+                        tracing::warn!(path = %spooled.record.display_path, "cannot flush the spooled bytes: {sync}");
+                        Err(FsError::Errno(libc::EIO))
+                    }
+                    Err(_) => Err(FsError::Errno(libc::EIO)),
+                }
             }
         }
     }
 
     /// Where the bytes of `node` go: a new version of the attachment it is (or that its name
     /// stood for before an editor renamed it away), or a new attachment.
-    fn upload_target(&self, parent: u64, node: &Node) -> Result<(UploadTarget, String), FsError> {
+    pub(super) fn destination(&self, parent: u64, node: &Node) -> Result<Destination, FsError> {
         match node {
-            Node::Attachment(att) => Ok((
-                UploadTarget::Version {
+            Node::Attachment(att) => Ok(Destination {
+                target: UploadTarget::Version {
                     container: att.container.clone(),
                     attachment_id: att.id.clone(),
                     base_version: att.version,
                 },
-                att.title.clone(),
-            )),
+                filename: att.title.clone(),
+                media_type: Some(att.media_type.clone()),
+            }),
             Node::Local(local) => {
                 let name = super::names::encode(&local.filename);
-                let existing = self.local.vacated(parent, &name);
-                Ok(match existing {
-                    Some(att) => (
-                        UploadTarget::Version {
+                Ok(match self.local.vacated(parent, &name) {
+                    Some(att) => Destination {
+                        target: UploadTarget::Version {
                             container: att.container.clone(),
                             attachment_id: att.id.clone(),
                             base_version: att.version,
                         },
-                        att.title,
-                    ),
-                    None => (
-                        UploadTarget::New {
+                        filename: att.title,
+                        media_type: Some(att.media_type),
+                    },
+                    None => Destination {
+                        target: UploadTarget::New {
                             container: local.container.clone(),
                         },
-                        local.filename.clone(),
-                    ),
+                        filename: local.filename.clone(),
+                        media_type: None,
+                    },
                 })
             }
             _ => Err(FsError::IsDirectory),

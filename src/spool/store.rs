@@ -114,10 +114,32 @@ impl Spool {
     /// report success for the write. `data` is hard-linked when possible: the caller must not
     /// write to that file afterwards (it may replace it, e.g. by a copy and a rename).
     /// `record.size` is set to the size of the bytes taken, whatever the caller wrote there.
-    pub fn admit(&self, data: &Path, mut record: UploadRecord) -> Result<SpoolEntry, SpoolError> {
+    pub fn admit(&self, data: &Path, record: UploadRecord) -> Result<SpoolEntry, SpoolError> {
+        self.admit_with(data, record, true)
+    }
+
+    /// [`admit`](Self::admit), except that the bytes are not flushed to the disk: the caller
+    /// does that (`fsync` of the file it gave), alongside the upload, and may answer success
+    /// only once either has finished. The record is durable, so an interrupted upload resumes;
+    /// bytes that a power cut left short are refused at the next attempt (their length is not
+    /// the record's), never sent.
+    pub fn admit_unsynced(
+        &self,
+        data: &Path,
+        record: UploadRecord,
+    ) -> Result<SpoolEntry, SpoolError> {
+        self.admit_with(data, record, false)
+    }
+
+    fn admit_with(
+        &self,
+        data: &Path,
+        mut record: UploadRecord,
+        sync_data: bool,
+    ) -> Result<SpoolEntry, SpoolError> {
         // Held until the record is written, so that no `open` elsewhere takes it for debris.
         let (id, entry_dir, _hold) = self.new_entry_dir(record.created_unix_ms)?;
-        let result = self.fill_entry(&entry_dir, data, &mut record);
+        let result = self.fill_entry(&entry_dir, data, &mut record, sync_data);
         if result.is_err() {
             // Nothing was promised yet; leave no half entry behind.
             let _ = fs::remove_dir_all(&entry_dir);
@@ -157,16 +179,22 @@ impl Spool {
         entry_dir: &Path,
         data: &Path,
         record: &mut UploadRecord,
+        sync_data: bool,
     ) -> Result<(), SpoolError> {
         let target = entry_dir.join(DATA);
+        let mut sync_data = sync_data;
         if let Err(error) = fs::hard_link(data, &target) {
             tracing::debug!(%error, "cannot link {} into the spool; copying", data.display());
             copy_private(data, &target)?;
+            // The caller's fsync covers its own file, not this copy.
+            sync_data = true;
         }
         let file = File::open(&target).map_err(|e| SpoolError::io(&target, e))?;
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|e| SpoolError::io(&target, e))?;
-        file.sync_all().map_err(|e| SpoolError::io(&target, e))?;
+        if sync_data {
+            file.sync_all().map_err(|e| SpoolError::io(&target, e))?;
+        }
         record.size = file
             .metadata()
             .map_err(|e| SpoolError::io(&target, e))?

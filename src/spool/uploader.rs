@@ -30,7 +30,9 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
 use super::store::{EntryLock, Spool, SpoolError};
-use crate::confluence::{Attachment, Client, ClientError, NewAttachment, UploadSource};
+use crate::confluence::{
+    may_have_landed, Attachment, Client, ClientError, NewAttachment, StreamedUpload, UploadSource,
+};
 use crate::fs::FsError;
 
 /// The wait after the first failure; it doubles with every further failure.
@@ -61,6 +63,14 @@ pub enum UploadError {
     Client(Arc<ClientError>),
     #[error(transparent)]
     Spool(SpoolError),
+    /// The spooled bytes are not all there (a power cut before they reached the disk): they
+    /// are never sent.
+    #[error("spool entry {id} has {found} bytes instead of {expected}: the copy is incomplete")]
+    Incomplete {
+        id: String,
+        expected: u64,
+        found: u64,
+    },
     /// The entry was written for another site; it is left alone.
     #[error("spool entry {id} belongs to {entry_site}, not to {client_site}")]
     OtherSite {
@@ -82,18 +92,19 @@ impl UploadError {
         match self {
             UploadError::Client(err) => FsError::Client(err.clone()).errno(),
             UploadError::Spool(err) => err.errno(),
-            UploadError::OtherSite { .. } => libc::EIO,
+            UploadError::OtherSite { .. } | UploadError::Incomplete { .. } => libc::EIO,
         }
     }
 
     /// A refusal that trying again will not change: 400, 401, 403, 404, 413, or spooled bytes
-    /// that cannot be read any more.
+    /// that cannot be read any more or are incomplete.
     pub fn is_permanent(&self) -> bool {
         match self {
             UploadError::Client(err) => match &**err {
                 ClientError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
                 other => matches!(other.status(), Some(400 | 401 | 403 | 404 | 413)),
             },
+            UploadError::Incomplete { .. } => true,
             UploadError::Spool(_) | UploadError::OtherSite { .. } => false,
         }
     }
@@ -454,20 +465,13 @@ impl Uploader {
             state.suspects.contains(&entry.id) || state.next_try.contains_key(&entry.id)
         };
         claim.sending = true;
-        match self.deliver(entry, check_first).await {
+        let delivery = match complete(entry) {
+            Ok(()) => self.deliver(entry, check_first).await,
+            Err(error) => Err(error),
+        };
+        match delivery {
             Ok(attachment) => {
-                let removed = self.spool.remove(&entry.id);
-                let mut state = self.shared.lock();
-                state.next_try.remove(&entry.id);
-                state.warned_site.remove(&entry.id);
-                if let Err(error) = removed {
-                    // The next attempt will find it on the server rather than send it again.
-                    tracing::warn!(id = %entry.id, %error, "uploaded, but cannot remove the entry");
-                    state.suspects.insert(entry.id.clone());
-                } else {
-                    state.suspects.remove(&entry.id);
-                }
-                remember(&mut state, &entry.id, &attachment);
+                self.delivered(&entry.id, &attachment);
                 Ok(attachment)
             }
             Err(error) => {
@@ -492,6 +496,61 @@ impl Uploader {
                     .next_try
                     .insert(entry.id.clone(), (failed.record.attempts, due));
                 Err(error)
+            }
+        }
+    }
+
+    /// The bookkeeping of an entry that reached the server: gone from the spool, remembered.
+    fn delivered(&self, id: &str, attachment: &Attachment) {
+        let removed = self.spool.remove(id);
+        let mut state = self.shared.lock();
+        state.next_try.remove(id);
+        state.warned_site.remove(id);
+        if let Err(error) = removed {
+            // The next attempt will find it on the server rather than send it again.
+            tracing::warn!(%id, %error, "uploaded, but cannot remove the entry");
+            state.suspects.insert(id.to_string());
+        } else {
+            state.suspects.remove(id);
+        }
+        remember(&mut state, id, attachment);
+    }
+
+    /// Uploads an admitted entry whose bytes are on their way already in `streamed` (sent
+    /// while the file was written): waits for the server's answer. If another upload of the
+    /// entry is in flight, the stream is given up for it; if the stream fails, an ordinary
+    /// attempt follows, checked first when the failed request may have landed.
+    pub async fn upload_streamed(
+        &self,
+        entry: &SpoolEntry,
+        streamed: StreamedUpload,
+    ) -> Result<Attachment, UploadError> {
+        let mut claim = match self.claim(&entry.id) {
+            Slot::Claimed(claim) => claim,
+            Slot::Busy(_) => {
+                streamed.abandon();
+                return self.upload(entry).await;
+            }
+        };
+        let Ok(Some(lock)) = self.spool.try_lock(&entry.id) else {
+            streamed.abandon();
+            return self.attempt(claim, entry).await;
+        };
+        claim.sending = true;
+        match streamed.finish(entry.record.size).await {
+            Ok(attachment) => {
+                self.delivered(&entry.id, &attachment);
+                let result = Ok(attachment);
+                claim.finish(&result);
+                result
+            }
+            Err(error) => {
+                tracing::info!(id = %entry.id, %error, "the streamed upload failed; sending the file");
+                if may_have_landed(&error) {
+                    self.shared.lock().suspects.insert(entry.id.clone());
+                }
+                drop(lock);
+                self.attempt(claim, entry).await
             }
         }
     }
@@ -632,6 +691,25 @@ impl Uploader {
                 record.minor_edit,
             )
             .await?)
+    }
+}
+
+/// Whether the spooled bytes are all there (`admit_unsynced` leaves them to the page cache
+/// until their `fsync`; a power cut in between can leave them short).
+fn complete(entry: &SpoolEntry) -> Result<(), UploadError> {
+    let found = match std::fs::metadata(&entry.data_path) {
+        Ok(meta) => meta.len(),
+        // Unreadable bytes are the client's error to report, as before.
+        Err(_) => return Ok(()),
+    };
+    if found == entry.record.size {
+        Ok(())
+    } else {
+        Err(UploadError::Incomplete {
+            id: entry.id.clone(),
+            expected: entry.record.size,
+            found,
+        })
     }
 }
 

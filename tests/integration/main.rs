@@ -18,5 +18,6 @@ mod mount_budgets;
 mod mount_faults;
 mod mount_tree;
 
+mod mount_early;
 mod mount_write;
 mod spool;

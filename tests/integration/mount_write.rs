@@ -13,31 +13,31 @@ use crate::mount_tree::seed_tree;
 use crate::mounted::Mounted;
 use crate::support::{page_by_title, pattern, Server};
 
-const GUIDE: &str = "DOCS/DOCS Home/Guide";
+pub(crate) const GUIDE: &str = "DOCS/DOCS Home/Guide";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
 /// Reads the server's view: the attachments of a page, with their bytes.
-struct ServerView<'a> {
-    server: &'a Server,
-    rt: tokio::runtime::Runtime,
+pub(crate) struct ServerView<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) rt: tokio::runtime::Runtime,
     client: Client,
 }
 
 impl<'a> ServerView<'a> {
-    fn new(server: &'a Server) -> ServerView<'a> {
+    pub(crate) fn new(server: &'a Server) -> ServerView<'a> {
         let rt = runtime();
         let client = rt.block_on(server.client());
         ServerView { server, rt, client }
     }
 
-    fn page(&self, title: &str) -> Page {
+    pub(crate) fn page(&self, title: &str) -> Page {
         self.rt.block_on(page_by_title(&self.client, "DOCS", title))
     }
 
-    fn attachments(&self, page: &str) -> Vec<Attachment> {
+    pub(crate) fn attachments(&self, page: &str) -> Vec<Attachment> {
         let page = self.page(page);
         let mut list = self
             .rt
@@ -47,21 +47,21 @@ impl<'a> ServerView<'a> {
         list
     }
 
-    fn names(&self, page: &str) -> Vec<String> {
+    pub(crate) fn names(&self, page: &str) -> Vec<String> {
         self.attachments(page)
             .into_iter()
             .map(|a| a.title)
             .collect()
     }
 
-    fn attachment(&self, page: &str, name: &str) -> Attachment {
+    pub(crate) fn attachment(&self, page: &str, name: &str) -> Attachment {
         self.attachments(page)
             .into_iter()
             .find(|a| a.title == name)
             .unwrap_or_else(|| panic!("no {name} on {page}"))
     }
 
-    fn bytes(&self, att: &Attachment) -> Vec<u8> {
+    pub(crate) fn bytes(&self, att: &Attachment) -> Vec<u8> {
         self.rt
             .block_on(
                 self.client
@@ -78,12 +78,12 @@ impl<'a> ServerView<'a> {
             .unwrap()
     }
 
-    fn faults(&self, faults: serde_json::Value) {
+    pub(crate) fn faults(&self, faults: serde_json::Value) {
         self.rt.block_on(self.server.faults(faults));
     }
 }
 
-fn both(test: impl Fn(Flavor)) {
+pub(crate) fn both(test: impl Fn(Flavor)) {
     test(Flavor::Cloud);
     test(Flavor::DataCenter);
 }

@@ -32,7 +32,8 @@ both_flavors!(
     one_entry_is_uploaded_once_when_asked_twice,
     entries_of_another_site_are_left_alone,
     two_processes_sharing_a_spool_send_an_entry_once,
-    a_cancelled_upload_is_checked_before_it_is_sent_again
+    a_cancelled_upload_is_checked_before_it_is_sent_again,
+    bytes_cut_short_are_never_sent
 );
 
 struct Fixture {
@@ -117,6 +118,54 @@ async fn next_event(events: &mut UnboundedReceiver<UploadEvent>) -> UploadEvent 
         .await
         .expect("an upload event within 30 s")
         .expect("the uploader is alive")
+}
+
+/// Bytes admitted without an `fsync` that a crash left shorter than their record are kept as
+/// failed (EIO), not uploaded.
+async fn bytes_cut_short_are_never_sent(flavor: Flavor) {
+    let server = Server::start(flavor);
+    let f = Fixture::new(&server).await;
+    let container = guide(&f.client).await;
+    let (uploader, _events) = f.uploader();
+    let staged = f.work.join("staged-short");
+    std::fs::write(&staged, pattern(50_000)).unwrap();
+    let entry = f
+        .spool
+        .admit_unsynced(
+            &staged,
+            record(
+                &f.client,
+                UploadTarget::New {
+                    container: container.clone(),
+                },
+                "short.bin",
+            ),
+        )
+        .unwrap();
+    assert_eq!(entry.record.size, 50_000);
+    // What a power cut before writeback can leave: the bytes cut short.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&entry.data_path)
+        .unwrap()
+        .set_len(20_000)
+        .unwrap();
+    server.clear_requests().await;
+
+    let err = uploader.upload(&entry).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(
+        server.requests().await.iter().all(|r| r.method != "POST"),
+        "nothing sent"
+    );
+    let kept = f.spool.get(&entry.id).unwrap();
+    assert!(
+        matches!(kept.record.state, EntryState::Failed { errno, .. } if errno == libc::EIO),
+        "{:?}",
+        kept.record.state
+    );
+    assert!(named(&f.client, &container, "short.bin").await.is_empty());
 }
 
 async fn new_file_then_new_version(flavor: Flavor) {

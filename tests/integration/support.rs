@@ -172,6 +172,8 @@ pub struct Logged {
     pub status: u16,
     /// Response body bytes actually sent.
     pub bytes: u64,
+    /// Request body bytes the server has read so far.
+    pub request_bytes: u64,
     pub origin: String,
 }
 
@@ -184,6 +186,7 @@ impl From<Value> for Logged {
             query: s("query"),
             status: v.get("status").and_then(|x| x.as_u64()).unwrap_or(0) as u16,
             bytes: v.get("bytes").and_then(|x| x.as_u64()).unwrap_or(0),
+            request_bytes: v.get("request_bytes").and_then(|x| x.as_u64()).unwrap_or(0),
             origin: s("origin"),
         }
     }
