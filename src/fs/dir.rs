@@ -21,7 +21,8 @@
 //! A tree walk (the listings of two child pages of one directory asked for within the TTL)
 //! fetches the listings of the pages it will reach next in the background (`walk`). They are
 //! the listings above, fetched once each, so a walk that visits everything costs what it
-//! costs without read-ahead, and the operations above, which are not walks, cost no more.
+//! costs without read-ahead, one that stops early at most 64 listings more, and the
+//! operations above, which are not walks, cost no more.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
