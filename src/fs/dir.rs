@@ -17,6 +17,12 @@
 //! From the third name asked for in one directory within the TTL, the directory is listed
 //! instead: a copy of many files into a page then costs one listing, not two requests a file.
 //! Our own changes (uploads, mkdir, renames) edit the cached listing in place.
+//!
+//! A tree walk (the listings of two child pages of one directory asked for within the TTL)
+//! fetches the listings of the pages it will reach next in the background (`walk`). They are
+//! the listings above, fetched once each, so a walk that visits everything costs what it
+//! costs without read-ahead, one that stops early at most 64 listings more, and the
+//! operations above, which are not walks, cost no more.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -70,6 +76,11 @@ impl Listing {
         }
     }
 
+    /// The listed entries' inodes, in readdir order.
+    pub(crate) fn inodes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().map(|(_, ino)| *ino)
+    }
+
     pub(crate) fn find(&self, name: &str) -> Option<u64> {
         self.entries
             .iter()
@@ -118,13 +129,14 @@ impl ConfluenceFs {
     }
 
     /// Opens a directory: its listing, snapshotted for the handle so that readdir pages through
-    /// one consistent list however long the reader takes.
-    pub async fn opendir(&self, ino: u64) -> Result<u64, FsError> {
+    /// one consistent list however long the reader takes. A tree walk reads ahead (`walk`).
+    pub async fn opendir(self: &Arc<Self>, ino: u64) -> Result<u64, FsError> {
         let entry = self.entry(ino)?;
         if !entry.node.is_dir() {
             return Err(FsError::NotDirectory);
         }
         let listing = self.listing(ino).await?;
+        self.walk_opened(ino, &listing).await;
         let (local, hidden) = self.local.view(ino);
         let mut entries = Vec::with_capacity(listing.entries.len() + local.len());
         let merged = listing

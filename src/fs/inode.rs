@@ -198,6 +198,17 @@ impl InodeTable {
     pub fn get(&self, ino: u64) -> Option<Entry> {
         self.tables.lock().unwrap().entries.get(&ino).cloned()
     }
+
+    /// The inodes among `inos` whose node passes `keep`, in order (one lock, no copies).
+    pub fn select(
+        &self,
+        inos: impl Iterator<Item = u64>,
+        keep: impl Fn(&Node) -> bool,
+    ) -> Vec<u64> {
+        let tables = self.tables.lock().unwrap();
+        inos.filter(|ino| tables.entries.get(ino).is_some_and(|e| keep(&e.node)))
+            .collect()
+    }
 }
 
 impl Default for InodeTable {

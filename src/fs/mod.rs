@@ -10,9 +10,10 @@
 //! blocks.
 //!
 //! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
-//! holds and how a name is found), `attr` (stat), `read` (open/read), `write` (staging and the
-//! upload at close), `early` (uploads that start while a file is written), `xattr` (properties
-//! and metadata), `names` (title ↔ file name), `error` (the errno table).
+//! holds and how a name is found), `walk` (listings read ahead of a tree walk), `attr` (stat),
+//! `read` (open/read), `write` (staging and the upload at close), `early` (uploads that start
+//! while a file is written), `xattr` (properties and metadata), `names` (title ↔ file name),
+//! `error` (the errno table).
 
 mod attr;
 mod change;
@@ -24,6 +25,7 @@ mod local;
 pub mod names;
 mod read;
 pub mod tempname;
+mod walk;
 mod write;
 mod xattr;
 
@@ -90,6 +92,8 @@ pub struct ConfluenceFs {
     config: FsConfig,
     inodes: InodeTable,
     listings: moka::future::Cache<u64, Arc<dir::Listing>>,
+    /// Read-ahead of listings for tree walks (see `walk.rs`).
+    walk: walk::WalkAhead,
     /// How many names were looked up one by one in a directory (see `dir.rs`).
     targeted_lookups: moka::future::Cache<u64, Arc<std::sync::atomic::AtomicU32>>,
     /// (parent, name) pairs known not to exist.
@@ -137,6 +141,7 @@ impl ConfluenceFs {
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
+            walk: walk::WalkAhead::new(ttl),
             targeted_lookups: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)

@@ -17,6 +17,7 @@ mod client_upload;
 mod mount_budgets;
 mod mount_faults;
 mod mount_tree;
+mod mount_walk;
 
 mod mount_early;
 mod mount_write;
