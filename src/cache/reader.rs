@@ -189,13 +189,16 @@ impl CachedFile {
         let mut cancelled = Vec::new();
         let (prefetch, slots) = {
             let mut state = self.lock();
+            // Before the first read, what the file holds was fetched ahead for this reader
+            // (`adopt`), not for an old position: a first read is no jump away from it.
+            let first = !state.read_ahead.has_read();
             let decision = state.read_ahead.on_read(offset, end);
             // The reader has passed these; holding them longer would only cost memory. A few
             // blocks of slack, for READs that arrive after the ones that followed them.
             state.ahead = state
                 .ahead
                 .split_off(&needed.start.saturating_sub(HELD_BEHIND));
-            if !decision.sequential {
+            if !decision.sequential && !first {
                 state.ahead.retain(|index, _| needed.contains(index));
                 state.jobs.retain(|job| {
                     let serves_read =
@@ -252,6 +255,15 @@ impl CachedFile {
             .fetch_unshared(&self.source, index..index + 1)
             .await?;
         Ok(blocks.remove(0))
+    }
+
+    /// Holds `blocks` (fetched ahead by someone else for this file) and owns their `jobs`.
+    pub(crate) fn take_ahead(&self, blocks: Vec<(u64, PendingBlock)>, jobs: Vec<StartedJob>) {
+        let mut state = self.lock();
+        for (index, block) in blocks {
+            state.ahead.entry(index).or_insert(block);
+        }
+        state.jobs.extend(jobs);
     }
 
     /// Blocks this file holds read ahead (for tests of the memory bound).

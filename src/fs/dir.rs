@@ -70,6 +70,11 @@ impl Listing {
         }
     }
 
+    /// Listed entries (name, inode), in readdir order.
+    pub(crate) fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
+
     pub(crate) fn find(&self, name: &str) -> Option<u64> {
         self.entries
             .iter()
