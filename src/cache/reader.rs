@@ -132,7 +132,7 @@ impl CachedFile {
                 }
             }
         }
-        if let Some(blocks) = prefetch {
+        if let Some(blocks) = prefetch.filter(|blocks| !blocks.is_empty()) {
             let (claims, jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
             let mut state = self.lock();
             for (index, claim) in claims {
@@ -185,7 +185,7 @@ impl CachedFile {
         offset: u64,
         end: u64,
         needed: &Range<u64>,
-    ) -> (Option<Range<u64>>, Vec<Option<PendingBlock>>) {
+    ) -> (Option<Vec<u64>>, Vec<Option<PendingBlock>>) {
         let mut cancelled = Vec::new();
         let (prefetch, slots) = {
             let mut state = self.lock();
@@ -214,7 +214,14 @@ impl CachedFile {
                 .clone()
                 .map(|index| state.ahead.get(&index).cloned())
                 .collect();
-            (decision.prefetch, slots)
+            // Blocks held already (fetched ahead for this file before it was opened) are not
+            // fetched again, even when memory declined them.
+            let prefetch: Option<Vec<u64>> = decision.prefetch.map(|blocks| {
+                blocks
+                    .filter(|index| !state.ahead.contains_key(index))
+                    .collect()
+            });
+            (prefetch, slots)
         };
         // Outside the lock: a cancelled job's cleanup must never wait on our state.
         for handle in cancelled {
