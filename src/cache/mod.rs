@@ -11,11 +11,13 @@
 //! Module map: `config` (sizes and defaults), `block` (block keys and byte↔block arithmetic),
 //! `memory` (moka tier), `disk` (file-per-block tier), `fetch` (shared jobs that obtain blocks),
 //! `prefetch` (the read-ahead decision), `store` ([`BlockCache`], shared by the mount), `reader`
-//! ([`CachedFile`], one per open handle), `error`.
+//! ([`CachedFile`], one per open handle), `ahead` (whole files fetched before their reader
+//! opens them), `error`.
 //!
 //! Where bytes come from is the [`RangeFetch`] trait: the filesystem implements it with the
 //! Confluence client, tests with a fake; the cache never sees an URL.
 
+mod ahead;
 mod block;
 mod config;
 mod disk;
@@ -33,6 +35,7 @@ use futures_util::future::BoxFuture;
 
 use crate::confluence::ClientError;
 
+pub use ahead::FetchedAhead;
 pub use config::CacheConfig;
 pub use error::{CacheError, ReadError};
 pub use reader::CachedFile;

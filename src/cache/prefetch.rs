@@ -57,6 +57,11 @@ impl ReadAhead {
         }
     }
 
+    /// Whether any read was recorded yet.
+    pub fn has_read(&self) -> bool {
+        self.last_end.is_some()
+    }
+
     /// Records a read of bytes `[offset, end)` (`end` already clamped to EOF, `offset < end`).
     pub fn on_read(&mut self, offset: u64, end: u64) -> Decision {
         let block_size = self.geometry.block_size;

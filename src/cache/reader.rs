@@ -132,7 +132,7 @@ impl CachedFile {
                 }
             }
         }
-        if let Some(blocks) = prefetch {
+        if let Some(blocks) = prefetch.filter(|blocks| !blocks.is_empty()) {
             let (claims, jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
             let mut state = self.lock();
             for (index, claim) in claims {
@@ -185,17 +185,20 @@ impl CachedFile {
         offset: u64,
         end: u64,
         needed: &Range<u64>,
-    ) -> (Option<Range<u64>>, Vec<Option<PendingBlock>>) {
+    ) -> (Option<Vec<u64>>, Vec<Option<PendingBlock>>) {
         let mut cancelled = Vec::new();
         let (prefetch, slots) = {
             let mut state = self.lock();
+            // Before the first read, what the file holds was fetched ahead for this reader
+            // (`adopt`), not for an old position: a first read is no jump away from it.
+            let first = !state.read_ahead.has_read();
             let decision = state.read_ahead.on_read(offset, end);
             // The reader has passed these; holding them longer would only cost memory. A few
             // blocks of slack, for READs that arrive after the ones that followed them.
             state.ahead = state
                 .ahead
                 .split_off(&needed.start.saturating_sub(HELD_BEHIND));
-            if !decision.sequential {
+            if !decision.sequential && !first {
                 state.ahead.retain(|index, _| needed.contains(index));
                 state.jobs.retain(|job| {
                     let serves_read =
@@ -211,7 +214,14 @@ impl CachedFile {
                 .clone()
                 .map(|index| state.ahead.get(&index).cloned())
                 .collect();
-            (decision.prefetch, slots)
+            // Blocks held already (fetched ahead for this file before it was opened) are not
+            // fetched again, even when memory declined them.
+            let prefetch: Option<Vec<u64>> = decision.prefetch.map(|blocks| {
+                blocks
+                    .filter(|index| !state.ahead.contains_key(index))
+                    .collect()
+            });
+            (prefetch, slots)
         };
         // Outside the lock: a cancelled job's cleanup must never wait on our state.
         for handle in cancelled {
@@ -252,6 +262,15 @@ impl CachedFile {
             .fetch_unshared(&self.source, index..index + 1)
             .await?;
         Ok(blocks.remove(0))
+    }
+
+    /// Holds `blocks` (fetched ahead by someone else for this file) and owns their `jobs`.
+    pub(crate) fn take_ahead(&self, blocks: Vec<(u64, PendingBlock)>, jobs: Vec<StartedJob>) {
+        let mut state = self.lock();
+        for (index, block) in blocks {
+            state.ahead.entry(index).or_insert(block);
+        }
+        state.jobs.extend(jobs);
     }
 
     /// Blocks this file holds read ahead (for tests of the memory bound).

@@ -722,3 +722,68 @@ async fn random_concurrent_readers_get_exact_bytes_and_share_every_block() {
     assert!(fetched.iter().filter(|&&n| n == 1).count() > 100);
     assert!(cache.lock_in_flight().is_empty());
 }
+
+fn ahead_permits() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(2))
+}
+
+#[tokio::test]
+async fn a_file_fetched_ahead_is_read_without_another_request_even_without_memory() {
+    // No memory tier: what the reader gets comes from the fetch ahead it adopted.
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes: 0,
+        ..small_config(None)
+    })
+    .unwrap();
+    let server = FakeServer::new(5_500, 21);
+    server.hold();
+    let ahead = cache.fetch_ahead(key("att1", 1), 5_500, fetcher(&server), &ahead_permits());
+    assert_eq!(ahead.size(), 5_500);
+    tokio::task::yield_now().await;
+    // Opened while its requests are on their way: the reader joins them.
+    let file = cache.open(key("att1", 1), 5_500, fetcher(&server));
+    file.adopt(ahead);
+    server.release();
+    assert_eq!(read_all(&file, 700).await, expected(21, 0, 5_500));
+    assert_eq!(server.calls(), 2, "4 + 2 blocks, each fetched once");
+}
+
+#[tokio::test]
+async fn a_failed_fetch_ahead_is_no_error_for_the_reader() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(3_000, 22);
+    server.set_failing(true);
+    let ahead = cache.fetch_ahead(key("att1", 1), 3_000, fetcher(&server), &ahead_permits());
+    cache.settled().await;
+    server.set_failing(false);
+    let file = cache.open(key("att1", 1), 3_000, fetcher(&server));
+    file.adopt(ahead);
+    assert_eq!(read_all(&file, 1000).await, expected(22, 0, 3_000));
+}
+
+#[tokio::test]
+async fn dropping_a_fetch_ahead_cancels_it() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let server = FakeServer::new(3_000, 23);
+    server.hold();
+    let ahead = cache.fetch_ahead(key("att1", 1), 3_000, fetcher(&server), &ahead_permits());
+    tokio::task::yield_now().await;
+    drop(ahead);
+    tokio::time::timeout(std::time::Duration::from_secs(60), cache.settled())
+        .await
+        .expect("the fetch ahead was not cancelled");
+    assert!(cache.lock_in_flight().is_empty());
+    assert!(!cache.is_cached(&key("att1", 1), 3_000));
+}
+
+#[tokio::test]
+async fn a_fetch_ahead_of_another_version_is_not_adopted() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let old = FakeServer::new(2_000, 24);
+    let new = FakeServer::new(2_000, 25);
+    let ahead = cache.fetch_ahead(key("att1", 1), 2_000, fetcher(&old), &ahead_permits());
+    cache.settled().await;
+    let file = cache.open(key("att1", 2), 2_000, fetcher(&new));
+    file.adopt(ahead);
+    assert_eq!(read_all(&file, 1000).await, expected(25, 0, 2_000));
+}

@@ -81,6 +81,11 @@ impl Listing {
         self.entries.iter().map(|(_, ino)| *ino)
     }
 
+    /// Listed entries (name, inode), in readdir order.
+    pub(crate) fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
+
     pub(crate) fn find(&self, name: &str) -> Option<u64> {
         self.entries
             .iter()

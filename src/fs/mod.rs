@@ -11,19 +11,22 @@
 //!
 //! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
 //! holds and how a name is found), `walk` (listings read ahead of a tree walk), `attr` (stat),
-//! `read` (open/read), `write` (staging and the upload at close), `early` (uploads that start
-//! while a file is written), `xattr` (properties and metadata), `names` (title ↔ file name),
-//! `error` (the errno table).
+//! `read` (open/read), `read_order` and `file_prefetch` (which files a reader opens next, and
+//! fetching them before it does), `write` (staging and the upload at close), `early` (uploads
+//! that start while a file is written), `xattr` (properties and metadata), `names` (title ↔ file
+//! name), `error` (the errno table).
 
 mod attr;
 mod change;
 mod dir;
 mod early;
 pub mod error;
+mod file_prefetch;
 pub mod inode;
 mod local;
 pub mod names;
 mod read;
+mod read_order;
 pub mod tempname;
 mod walk;
 mod write;
@@ -89,6 +92,8 @@ pub struct ConfluenceFs {
     client: Client,
     writer: Option<Writer>,
     cache: Arc<BlockCache>,
+    /// Files of a directory fetched before their reader opens them.
+    file_prefetch: file_prefetch::FilePrefetch,
     config: FsConfig,
     inodes: InodeTable,
     listings: moka::future::Cache<u64, Arc<dir::Listing>>,
@@ -135,6 +140,7 @@ impl ConfluenceFs {
             pending_uploads: Mutex::new(HashMap::new()),
             overrides: Mutex::new(HashMap::new()),
             local: local::LocalLayer::default(),
+            file_prefetch: file_prefetch::FilePrefetch::new(&cache),
             cache,
             inodes: InodeTable::new(),
             listings: moka::future::Cache::builder()

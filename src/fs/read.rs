@@ -19,8 +19,15 @@ use crate::confluence::{Attachment, Client, ClientError};
 /// An open file handle: a reader pinned to one version, or a writer of an inode's staged
 /// bytes.
 pub(crate) enum OpenFile {
-    Read { file: Arc<CachedFile> },
-    Write { ino: u64 },
+    /// `start` is the inode until the handle's first read from offset 0, which may reveal a
+    /// reader going through a directory file by file (`file_prefetch`).
+    Read {
+        file: Arc<CachedFile>,
+        start: Option<u64>,
+    },
+    Write {
+        ino: u64,
+    },
 }
 
 /// The answer to `open`: the handle, and whether the kernel may keep its cached pages.
@@ -151,12 +158,19 @@ impl ConfluenceFs {
             attachment,
             version,
         ));
+        let ahead = self.file_prefetch.take(ino, &key);
         let file = Arc::new(self.cache.open(key, size, fetch));
+        if let Some(ahead) = ahead {
+            file.adopt(ahead);
+        }
         let handle = self.new_handle();
-        self.files
-            .lock()
-            .unwrap()
-            .insert(handle, OpenFile::Read { file });
+        self.files.lock().unwrap().insert(
+            handle,
+            OpenFile::Read {
+                file,
+                start: Some(ino),
+            },
+        );
         let previous = self.opened_versions.lock().unwrap().insert(ino, version);
         Ok(Opened {
             handle,
@@ -176,11 +190,21 @@ impl ConfluenceFs {
     }
 
     pub async fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
-        let open = match self.files.lock().unwrap().get(&handle) {
-            Some(OpenFile::Read { file }) => Ok(file.clone()),
+        let mut started = None;
+        let open = match self.files.lock().unwrap().get_mut(&handle) {
+            Some(OpenFile::Read { file, start }) => {
+                if offset == 0 {
+                    started = start.take();
+                }
+                Ok(file.clone())
+            }
             Some(OpenFile::Write { ino }) => Err(*ino),
             None => return Err(FsError::BadHandle),
         };
+        if let Some(ino) = started {
+            // Before this read, so that the next files' requests overlap with its own.
+            self.started_reading(ino).await;
+        }
         match open {
             Ok(file) => Ok(file.read(offset, len).await?),
             Err(ino) => self.read_staged(ino, offset, len).await,

@@ -16,6 +16,7 @@ mod client_upload;
 
 mod mount_budgets;
 mod mount_faults;
+mod mount_prefetch;
 mod mount_tree;
 mod mount_walk;
 
