@@ -71,6 +71,17 @@ impl CacheConfig {
         self.max_prefetch_bytes = (self.max_prefetch_bytes / self.block_size) * self.block_size;
         Ok(self)
     }
+
+    /// What the memory tier itself may hold: `memory_bytes` less what a reader holds outside
+    /// it (its read-ahead window and the ranges in flight), so that the option bounds the block
+    /// data in memory as a whole — but never less than half of it.
+    pub(crate) fn memory_tier_bytes(&self) -> u64 {
+        let outside =
+            self.max_prefetch_bytes + self.max_request_bytes * self.max_parallel_fetches as u64;
+        self.memory_bytes
+            .saturating_sub(outside)
+            .max(self.memory_bytes / 2)
+    }
 }
 
 #[cfg(test)]
@@ -107,5 +118,22 @@ mod tests {
         .validated()
         .unwrap();
         assert_eq!(tiny.max_request_bytes, 1000);
+    }
+
+    #[test]
+    fn the_memory_bound_includes_one_readers_window() {
+        let config = CacheConfig::default().validated().unwrap();
+        // 256 MiB less a 32 MiB window and 4 × 4 MiB in flight.
+        assert_eq!(config.memory_tier_bytes(), 208 * MIB);
+        let small = CacheConfig {
+            memory_bytes: 40 * MIB,
+            ..CacheConfig::default()
+        };
+        assert_eq!(small.memory_tier_bytes(), 20 * MIB);
+        let off = CacheConfig {
+            memory_bytes: 0,
+            ..CacheConfig::default()
+        };
+        assert_eq!(off.memory_tier_bytes(), 0);
     }
 }

@@ -100,7 +100,7 @@ impl BlockCache {
             None => None,
         };
         Ok(Arc::new(BlockCache {
-            memory: MemoryCache::new(config.memory_bytes),
+            memory: MemoryCache::new(config.memory_tier_bytes()),
             disk,
             config,
             in_flight: Mutex::new(InFlightMap::new()),
