@@ -4,6 +4,7 @@
 //! configuration and runs it; `confluence` is the REST client, which knows HTTP and Confluence
 //! but never inodes or errnos. The binary in `main.rs` only calls `cli::run`.
 
+pub mod allocator;
 pub mod cache;
 pub mod cli;
 pub mod confluence;

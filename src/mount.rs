@@ -49,6 +49,7 @@ pub struct MountConfig {
 
 /// Mounts and serves until unmounted. Returns once the filesystem is gone.
 pub fn run(config: MountConfig) -> anyhow::Result<()> {
+    crate::allocator::keep_block_buffers();
     if config.notify_ready {
         // Detached from the terminal's process group, so Ctrl-C there does not reach us.
         // SAFETY: setsid has no memory-safety preconditions; failure (already a leader) is fine.
