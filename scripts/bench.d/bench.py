@@ -214,6 +214,8 @@ def cleanup():
             stop(p)
         except Exception as e:
             log(f"cleanup: {e}")
+    MOUNTS.clear()
+    PROCS.clear()
 
 
 def peak_rss_kib(pid):
@@ -701,6 +703,8 @@ def main():
                     help="profile the mount process during cold_read and metadata_walk "
                          "(perf stat + perf record into target/bench/perf-*; slows those runs)")
     ap.add_argument("--python", default=sys.executable, help="Python with requests")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run everything N times and report each system's median run")
     args = ap.parse_args()
     global LATENCIES
     LATENCIES = [0, args.latency_ms]
@@ -722,42 +726,66 @@ def main():
                f"tree {tree}")
     log(f"== {size_name} run; {machine}; load average {loadavg()}")
     log("== test server flavor: datacenter (same-origin downloads: one proxy delays them all)")
-    try:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        generate(data, size)
-        for lat in LATENCIES:  # uploads of a previous run into rclone's served pages
-            for w in ("bulk_upload", "large_upload"):
-                d = data / "seed" / "UP" / upload_page(lat, w, "rclone")
-                shutil.rmtree(d, ignore_errors=True)
-                d.mkdir(parents=True)
-        bench = Bench(args, size, data, work)
-        for lat in LATENCIES:
-            bench.pass_(lat)
-        results = bench.results
-    finally:
-        cleanup()
-        for lat in LATENCIES:
-            for w in ("bulk_upload", "large_upload"):
-                d = data / "seed" / "UP" / upload_page(lat, w, "rclone")
-                if d.exists():
-                    shutil.rmtree(d, ignore_errors=True)
-                    d.mkdir(parents=True)
+    runs = []
+    for run in range(max(args.repeat, 1)):
+        if args.repeat > 1:
+            log(f"== run {run + 1} of {args.repeat}")
+        try:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            generate(data, size)
+            reset_rclone_uploads(data)  # uploads of a previous run into rclone's served pages
+            bench = Bench(args, size, data, work)
+            for lat in LATENCIES:
+                bench.pass_(lat)
+            runs.extend(dict(r, run=run) for r in bench.results)
+        finally:
+            cleanup()
+            reset_rclone_uploads(data)
+    results = medians(runs)
     core = ["workload", "system", "latency_ms", "seconds", "requests", "bytes", "peak_rss_kib"]
     (OUT / "results.json").write_text(json.dumps(
         [{k: r.get(k) for k in core} for r in results], indent=1) + "\n")
     (OUT / "results-detail.json").write_text(json.dumps(
-        {"machine": machine, "size": size_name, "sizes": size, "results": results}, indent=1) + "\n")
+        {"machine": machine, "size": size_name, "sizes": size, "repeat": args.repeat,
+         "results": results, "all_runs": runs}, indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     log("")
     log(f"== {size_name} run, {time.time() - started:.0f} s; {machine}; load average {loadavg()} after")
     log(f"== sizes: {json.dumps(size)}")
+    if args.repeat > 1:
+        log(f"== each row is that system's median of {args.repeat} runs (all runs in "
+            "results-detail.json)")
     log(table(results, size_name))
     log("")
     log("== targets")
     for met, text in targets(results):
         log(f"   {'met   ' if met else 'MISSED'} {text}")
     log(f"\nwrote {OUT / 'results.json'} (and results-detail.json: request shapes, loads)")
+
+
+def reset_rclone_uploads(data: Path) -> None:
+    """Empties the directories rclone's upload workloads write into."""
+    for lat in LATENCIES:
+        for w in ("bulk_upload", "large_upload"):
+            d = data / "seed" / "UP" / upload_page(lat, w, "rclone")
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+
+
+def medians(runs):
+    """One row per (workload, system, latency): the run with the median seconds (the lower
+    one of the middle two for an even count), with every run's seconds beside it."""
+    groups = collections.OrderedDict()
+    for r in runs:
+        groups.setdefault((r["workload"], r["system"], r["latency_ms"]), []).append(r)
+    out = []
+    for rows in groups.values():
+        ranked = sorted(rows, key=lambda r: r["seconds"])
+        row = dict(ranked[(len(ranked) - 1) // 2])
+        row["seconds_all_runs"] = [r["seconds"] for r in rows]
+        out.append(row)
+    return out
 
 
 LATENCIES = [0, 10]
