@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::dir::Listing;
-use super::inode::Node;
-use super::read::AttachmentRange;
+use super::read::{AttachmentRange, ServerBytes};
 use super::read_order::{self, DirOrders, Trail, Upcoming, Window};
 use super::ConfluenceFs;
 use crate::cache::{BlockCache, FetchedAhead, ObjectKey};
@@ -239,28 +238,7 @@ impl ConfluenceFs {
     /// What fetching `ino` ahead takes: a server file without local changes.
     fn candidate(&self, ino: u64) -> Option<Candidate> {
         let entry = self.inodes.get(ino)?;
-        let (attachment, version, size) = match entry.node {
-            Node::Attachment(att) if self.staged_if_any(ino).is_none() => {
-                let (version, size) = (att.version, att.size);
-                (att, version, size)
-            }
-            Node::Version {
-                attachment,
-                number,
-                size,
-                ..
-            } => (attachment, number, size),
-            _ => return None,
-        };
-        let key = ObjectKey {
-            attachment_id: attachment.id.clone(),
-            version,
-        };
-        let range = Arc::new(AttachmentRange::new(
-            self.client.clone(),
-            attachment,
-            version,
-        ));
+        let ServerBytes { key, size, range } = self.server_bytes(ino, &entry.node)?;
         Some(Candidate {
             ino,
             key,

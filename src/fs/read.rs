@@ -111,7 +111,42 @@ impl RangeFetch for AttachmentRange {
     }
 }
 
+/// The server's bytes of a file without local changes: an attachment's current version
+/// (pinned for whoever reads it), or an older version under `@versions`.
+pub(crate) struct ServerBytes {
+    pub key: ObjectKey,
+    pub size: u64,
+    pub range: Arc<AttachmentRange>,
+}
+
 impl ConfluenceFs {
+    /// What reading `ino` from the server takes; `None` for a directory or a file with local
+    /// bytes (staged or local only), which are read from the staging file instead.
+    pub(crate) fn server_bytes(&self, ino: u64, node: &Node) -> Option<ServerBytes> {
+        let (attachment, version, size) = match node {
+            Node::Attachment(att) if self.staged_if_any(ino).is_none() => {
+                (att.clone(), att.version, att.size)
+            }
+            Node::Version {
+                attachment,
+                number,
+                size,
+                ..
+            } => (attachment.clone(), *number, *size),
+            _ => return None,
+        };
+        let key = ObjectKey {
+            attachment_id: attachment.id.clone(),
+            version,
+        };
+        let range = Arc::new(AttachmentRange::new(
+            self.client.clone(),
+            attachment,
+            version,
+        ));
+        Some(ServerBytes { key, size, range })
+    }
+
     pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, FsError> {
         let entry = self.entry(ino)?;
         if write {
@@ -125,41 +160,24 @@ impl ConfluenceFs {
                 keep_cache: false,
             });
         }
-        let (attachment, version, size) = match entry.node {
-            // Without local changes, readers get the server's version (pinned for this handle).
-            Node::Attachment(att) if self.staged_if_any(ino).is_none() => {
-                let (version, size) = (att.version, att.size);
-                (att, version, size)
-            }
-            Node::Version {
-                attachment,
-                number,
-                size,
-                ..
-            } => (attachment, number, size),
-            // A file with local bytes (being written, waiting to upload, or existing only here)
-            // reads them: what was written and closed is what is read back, as on a local disk.
-            // Readers that opened earlier keep the version they opened.
-            Node::Attachment(_) | Node::Local(_) => {
-                self.staged(ino)?;
-                return Ok(Opened {
-                    handle: self.open_write_handle(ino),
-                    keep_cache: false,
-                });
-            }
-            _ => return Err(FsError::IsDirectory),
+        let Some(ServerBytes { key, size, range }) = self.server_bytes(ino, &entry.node) else {
+            return match entry.node {
+                // A file with local bytes (being written, waiting to upload, or existing only
+                // here) reads them: what was written and closed is what is read back, as on a
+                // local disk. Readers that opened earlier keep the version they opened.
+                Node::Attachment(_) | Node::Local(_) => {
+                    self.staged(ino)?;
+                    Ok(Opened {
+                        handle: self.open_write_handle(ino),
+                        keep_cache: false,
+                    })
+                }
+                _ => Err(FsError::IsDirectory),
+            };
         };
-        let key = ObjectKey {
-            attachment_id: attachment.id.clone(),
-            version,
-        };
-        let fetch = Arc::new(AttachmentRange::new(
-            self.client.clone(),
-            attachment,
-            version,
-        ));
         let ahead = self.file_prefetch.take(ino, &key);
-        let file = Arc::new(self.cache.open(key, size, fetch));
+        let version = key.version;
+        let file = Arc::new(self.cache.open(key, size, range));
         if let Some(ahead) = ahead {
             file.adopt(ahead);
         }
