@@ -67,7 +67,7 @@ impl Client {
                     .collect())
             }
             Flavor::DataCenter => {
-                let mut url = site.v1(&["content", &container.id, "child", "attachment"]);
+                let mut url = site.v1_attachments(&container.id);
                 {
                     let mut q = url.query_pairs_mut();
                     q.append_pair("limit", V1_LIMIT);
@@ -164,13 +164,7 @@ impl Client {
             "container": {"id": target.id, "type": target.kind.v1_type()},
         });
         let site = self.site();
-        let url = site.v1(&[
-            "content",
-            &attachment.container.id,
-            "child",
-            "attachment",
-            &attachment.id,
-        ]);
+        let url = site.v1_attachment(&attachment.container.id, &attachment.id, &[]);
         let line = Transport::line(Channel::Api, &Method::PUT, &url);
         let content: V1Content = self
             .transport()

@@ -123,14 +123,9 @@ impl Client {
     fn download_url(&self, attachment: &Attachment, version: u64) -> Url {
         let site = self.site();
         let mut url = match site.flavor {
-            Flavor::Cloud => site.v1(&[
-                "content",
-                &attachment.container.id,
-                "child",
-                "attachment",
-                &attachment.id,
-                "download",
-            ]),
+            Flavor::Cloud => {
+                site.v1_attachment(&attachment.container.id, &attachment.id, &["download"])
+            }
             Flavor::DataCenter => site.at(&[
                 "download",
                 "attachments",

@@ -59,6 +59,20 @@ impl Site {
         self.at(&all)
     }
 
+    /// `{base}/rest/api/content/{container}/child/attachment`: a container's attachments
+    /// (listed, looked up by name, uploaded to).
+    pub(crate) fn v1_attachments(&self, container_id: &str) -> Url {
+        self.v1(&["content", container_id, "child", "attachment"])
+    }
+
+    /// `{base}/rest/api/content/{container}/child/attachment/{id}/{more…}`: one attachment
+    /// (`data` for a new version, `download` for its bytes, nothing for its metadata).
+    pub(crate) fn v1_attachment(&self, container_id: &str, id: &str, more: &[&str]) -> Url {
+        let mut all = vec!["content", container_id, "child", "attachment", id];
+        all.extend_from_slice(more);
+        self.v1(&all)
+    }
+
     /// `{base}/api/v2/{segments…}` (Cloud only).
     pub(crate) fn v2(&self, segments: &[&str]) -> Url {
         let mut all = vec!["api", "v2"];

@@ -149,20 +149,11 @@ impl Client {
     ) -> Result<Attachment, ClientError> {
         let site = self.site();
         let url = match target {
-            StreamTarget::New(container) => {
-                site.v1(&["content", &container.id, "child", "attachment"])
-            }
+            StreamTarget::New(container) => site.v1_attachments(&container.id),
             StreamTarget::Version {
                 container,
                 attachment_id,
-            } => site.v1(&[
-                "content",
-                &container.id,
-                "child",
-                "attachment",
-                attachment_id,
-                "data",
-            ]),
+            } => site.v1_attachment(&container.id, attachment_id, &["data"]),
         };
         let line = Transport::line(Channel::Upload, &Method::POST, &url);
         let timeout = upload_timeout(max_size);

@@ -225,14 +225,7 @@ impl Client {
         };
         let expected_size = file.source.len().await?;
         let site = self.site();
-        let url = site.v1(&[
-            "content",
-            &attachment.container.id,
-            "child",
-            "attachment",
-            &attachment.id,
-            "data",
-        ]);
+        let url = site.v1_attachment(&attachment.container.id, &attachment.id, &["data"]);
         let line = Transport::line(Channel::Upload, &Method::POST, &url);
         let mut attempt = 0;
         loop {
@@ -271,9 +264,7 @@ impl Client {
     }
 
     fn upload_line(&self, container: &ContainerRef) -> RequestLine {
-        let url = self
-            .site()
-            .v1(&["content", &container.id, "child", "attachment"]);
+        let url = self.site().v1_attachments(&container.id);
         Transport::line(Channel::Upload, &Method::POST, &url)
     }
 
@@ -284,7 +275,7 @@ impl Client {
         minor_edit: bool,
     ) -> Result<Vec<Attachment>, ClientError> {
         let site = self.site();
-        let url = site.v1(&["content", &container.id, "child", "attachment"]);
+        let url = site.v1_attachments(&container.id);
         let line = Transport::line(Channel::Upload, &Method::POST, &url);
         let value = self.send_multipart(&line, &url, files, minor_edit).await?;
         let sizes: Vec<u64> = {
