@@ -65,6 +65,9 @@ fn file_attr(attr: &Attr) -> FileAttr {
 }
 
 fn name_str(name: &OsStr) -> Result<String, FsError> {
+    if name.len() > crate::fs::NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
     name.to_str()
         .map(str::to_string)
         .ok_or_else(|| FsError::Invalid("file names must be UTF-8".into()))
@@ -356,18 +359,17 @@ impl fuser::Filesystem for FuseAdapter {
     fn flush(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Only handles opened for writing can have changes to upload.
-        if self.fs.handle_inode(fh.0).is_none() {
+        if !self.fs.has_changes_to_flush(fh.0) {
             return reply.ok();
         }
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
-            let result = fs.flush(fs.handle_inode(fh.0).unwrap_or(ino.0)).await;
+            let result = fs.flush(fh.0).await;
             reply_empty(reply, result);
         });
     }
@@ -390,17 +392,17 @@ impl fuser::Filesystem for FuseAdapter {
     fn fsync(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if self.fs.handle_inode(fh.0).is_none() {
+        if !self.fs.has_changes_to_flush(fh.0) {
             return reply.ok();
         }
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
-            let result = fs.flush(fs.handle_inode(fh.0).unwrap_or(ino.0)).await;
+            let result = fs.flush(fh.0).await;
             reply_empty(reply, result);
         });
     }
@@ -594,6 +596,22 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         reply.ok();
+    }
+
+    /// No ioctl means anything here; ENOTTY is what a terminal probe (`TCGETS`, sent by every
+    /// Python `open()`) expects from a regular file, and it is answered without a log line.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::from_i32(libc::ENOTTY));
     }
 }
 

@@ -78,7 +78,14 @@ impl ConfluenceFs {
             ctime: mtime,
             is_dir,
             perm,
-            nlink: if is_dir { 2 } else { 1 },
+            // A file deleted while open has no name left (`fstat` says so, as on a local disk).
+            nlink: if is_dir {
+                2
+            } else if self.handles.is_orphan(ino) {
+                0
+            } else {
+                1
+            },
             uid: self.config.uid,
             gid: self.config.gid,
         }

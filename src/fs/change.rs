@@ -13,6 +13,7 @@
 use std::time::SystemTime;
 
 use super::error::FsError;
+use super::files::FileGuard;
 use super::inode::Node;
 use super::local::LocalAnswer;
 use super::names;
@@ -69,11 +70,12 @@ impl ConfluenceFs {
             return Err(FsError::Exists);
         }
         let ino = self.new_local_file(parent, page.container(), filename, is_temporary(name), None);
+        let mut file = self.files.lock(ino).await;
+        self.ensure_staged(&mut file)?.mark_new();
         self.local.add(parent, name, ino);
         self.forget_negative(parent, name).await;
-        let staged = self.staged(ino)?;
-        staged.lock().await.mark_new();
-        let handle = self.open_write_handle(ino);
+        let handle = self.add_staged_handle(&mut file, true);
+        drop(file);
         Ok((self.attr_now(ino)?, handle))
     }
 
@@ -81,19 +83,66 @@ impl ConfluenceFs {
         self.writer()?;
         let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
         match self.entry(ino)?.node {
-            Node::Attachment(att) => {
-                self.client.trash_content(&att.id).await?;
-                self.drop_from_listing(parent, name).await;
-            }
-            Node::Local(_) => {
-                self.discard_local(parent, name, ino).await?;
-                return Ok(());
-            }
+            Node::Attachment(_) | Node::Local(_) => {}
             Node::Version { .. } => return Err(FsError::Permission),
             _ => return Err(FsError::IsDirectory),
         }
-        self.inodes.remove(ino);
+        // After an upload of this file still running (the background one of an empty file at
+        // its last close), so that the delete is the last word; a waiting retry is taken back.
+        let mut file = self.files.lock(ino).await;
+        self.withdraw_pending(&mut file).await?;
+        match self.entry(ino)?.node {
+            Node::Attachment(att) => {
+                self.keep_for_readers(&mut file).await?;
+                self.client.trash_content(&att.id).await?;
+                self.drop_from_listing(parent, name).await;
+            }
+            Node::Local(_) => self.discard_local(parent, name, ino).await?,
+            _ => return Err(FsError::NotFound),
+        }
+        self.bury(ino, &mut file);
         Ok(())
+    }
+
+    /// Before an attachment goes to the trash: readers that hold it open keep reading it (as
+    /// on a local disk), so its whole bytes are staged here first and they read those.
+    async fn keep_for_readers(&self, file: &mut FileGuard) -> Result<(), FsError> {
+        let ino = file.cell().ino();
+        if !self.handles.has_reader(ino) {
+            return Ok(());
+        }
+        self.ensure_staged(file)?;
+        self.fill_staged(file).await?;
+        let cell = file.cell().clone();
+        file.handles += self.handles.restage_readers(ino, &cell);
+        Ok(())
+    }
+
+    /// The name of `ino` is gone: so are its local state and its inode, unless handles still
+    /// hold it (then it lives on, nameless, until the last one closes: `handles.rs`).
+    fn bury(&self, ino: u64, file: &mut FileGuard) {
+        if self.handles.orphan_if_open(ino) {
+            self.files.settle(file, false);
+            return;
+        }
+        self.files.retire(file);
+        self.inodes.remove(ino);
+    }
+
+    /// The states of a file and of the file it replaces, locked in inode order, so that two
+    /// renames crossing each other cannot each hold the lock the other waits for.
+    async fn lock_pair(&self, ino: u64, other: Option<u64>) -> (FileGuard, Option<FileGuard>) {
+        match other {
+            None => (self.files.lock(ino).await, None),
+            Some(other) if other < ino => {
+                let second = self.files.lock(other).await;
+                (self.files.lock(ino).await, Some(second))
+            }
+            Some(other) => {
+                let first = self.files.lock(ino).await;
+                (first, Some(self.files.lock(other).await))
+            }
+        }
     }
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
@@ -172,19 +221,37 @@ impl ConfluenceFs {
         self.forget_negative(new_parent, new_name).await;
         match self.entry(ino)?.node {
             Node::Page(page) => {
-                self.rename_page(parent, name, &page, new_parent, &new_raw, target)
+                return self
+                    .rename_page(parent, name, &page, new_parent, &new_raw, target)
                     .await
             }
+            Node::Attachment(_) | Node::Local(_) => {}
+            _ => return Err(FsError::Permission),
+        }
+        // After any upload of either file still running; waiting retries are taken back (the
+        // bytes go up under the new name, or the moved attachment takes them as a version).
+        let (mut file, mut replaced) = self.lock_pair(ino, target).await;
+        self.withdraw_pending(&mut file).await?;
+        if let Some(replaced) = replaced.as_mut() {
+            self.withdraw_pending(replaced).await?;
+        }
+        match self.entry(ino)?.node {
             Node::Attachment(att) => {
-                self.rename_attachment(parent, name, ino, att, new_parent, new_name, target)
-                    .await
+                self.rename_attachment(parent, name, &mut file, att, new_parent, new_name, target)
+                    .await?
             }
             Node::Local(_) => {
-                self.rename_local(parent, name, ino, new_parent, new_name, target)
-                    .await
+                self.rename_local(parent, name, &mut file, new_parent, new_name, target)
+                    .await?
             }
-            _ => Err(FsError::Permission),
+            _ => return Err(FsError::NotFound),
         }
+        if let (Some(t), Some(mut replaced)) = (target, replaced) {
+            self.bury(t, &mut replaced);
+        }
+        let local = self.is_local(ino);
+        self.files.settle(&mut file, local);
+        Ok(())
     }
 
     async fn rename_page(
@@ -229,12 +296,13 @@ impl ConfluenceFs {
         &self,
         parent: u64,
         name: &str,
-        ino: u64,
+        file: &mut FileGuard,
         att: Attachment,
         new_parent: u64,
         new_name: &str,
         target: Option<u64>,
     ) -> Result<(), FsError> {
+        let ino = file.cell().ino();
         let new_page = self.page_of(new_parent)?;
         if is_temporary(new_name) {
             // An editor moving the file aside before writing it anew: keep the attachment
@@ -273,12 +341,9 @@ impl ConfluenceFs {
         if let Some(dest) = dest {
             // Over an existing file: the source's bytes become the target's next version,
             // and the inode the kernel keeps (the source's) stands for the target.
-            let staged = self.staged(ino)?;
-            let mut staged = staged.lock().await;
-            staged.mark_dirty();
+            self.ensure_staged(file)?.mark_dirty();
             self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
-            self.upload_staged(ino, &mut staged).await?;
-            drop(staged);
+            self.upload_staged(ino, file).await?;
             self.client.trash_content(&att.id).await?;
             self.drop_from_listing(parent, name).await;
             return Ok(());
@@ -317,11 +382,12 @@ impl ConfluenceFs {
         &self,
         parent: u64,
         name: &str,
-        ino: u64,
+        file: &mut FileGuard,
         new_parent: u64,
         new_name: &str,
         target: Option<u64>,
     ) -> Result<(), FsError> {
+        let ino = file.cell().ino();
         let new_page = self.page_of(new_parent)?;
         let Node::Local(mut local) = self.entry(ino)?.node else {
             return Err(FsError::NotFound);
@@ -332,13 +398,12 @@ impl ConfluenceFs {
                 Node::Attachment(dest) => {
                     // The end of a save: the scratch file becomes the target's next version.
                     // Its bytes are staged before the inode turns into the target.
-                    let staged = self.staged(ino)?;
+                    self.ensure_staged(file)?;
                     let set_aside = self.set_aside(&local);
                     self.local.remove(parent, name);
                     self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
-                    let mut guard = staged.lock().await;
-                    guard.mark_dirty();
-                    self.upload_staged(ino, &mut guard).await?;
+                    self.ensure_staged(file)?.mark_dirty();
+                    self.upload_staged(ino, file).await?;
                     if let Some(origin) = set_aside {
                         if origin.id != self.attachment_id(ino) {
                             self.client.trash_content(&origin.id).await?;
@@ -365,7 +430,7 @@ impl ConfluenceFs {
         if let (Some(att), false, false) = (&set_aside, local.temporary, back_home) {
             // A file moved aside and now to an ordinary name elsewhere: the attachment itself
             // moves there (same id), then takes any changes as a new version.
-            let staged = self.staged(ino)?;
+            self.ensure_staged(file)?;
             let title = (local.filename != att.title).then_some(local.filename.as_str());
             let container = local.container.clone();
             let moved_to = (container.id != att.container.id).then_some(&container);
@@ -374,9 +439,8 @@ impl ConfluenceFs {
             self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
             self.forget_negative(new_parent, new_name).await;
             self.add_to_listing(new_parent, new_name, ino).await;
-            let mut guard = staged.lock().await;
-            if guard.is_dirty() {
-                self.upload_staged(ino, &mut guard).await?;
+            if file.is_dirty() {
+                self.upload_staged(ino, file).await?;
             }
             return Ok(());
         }
@@ -392,7 +456,7 @@ impl ConfluenceFs {
         if let (Some(origin), Some(vacated)) =
             (origin.as_ref(), self.local.vacated(new_parent, new_name))
         {
-            if origin.id == vacated.id && !self.is_dirty(ino) {
+            if origin.id == vacated.id && !file.is_dirty() {
                 self.local.take_vacated(new_parent, new_name);
                 self.local.unhide(new_parent, new_name);
                 self.local.remove(new_parent, new_name);
@@ -401,19 +465,14 @@ impl ConfluenceFs {
                 return Ok(());
             }
         }
-        let staged = self.staged(ino)?;
-        let mut staged = staged.lock().await;
-        staged.mark_dirty();
-        self.upload_staged(ino, &mut staged).await
+        self.ensure_staged(file)?.mark_dirty();
+        self.upload_staged(ino, file).await
     }
 
     /// Removes a local entry (unlinked, or replaced by a rename). If it was an attachment that
     /// an editor moved aside and nothing took the attachment's name since, the user has in
     /// effect deleted that file: it goes to the trash on the server.
     async fn discard_local(&self, parent: u64, name: &str, ino: u64) -> Result<(), FsError> {
-        if self.has_pending_upload(ino) {
-            return Err(FsError::Busy);
-        }
         if let Node::Local(local) = self.entry(ino)?.node {
             if let Some(origin) = self.set_aside(&local) {
                 self.client.trash_content(&origin.id).await?;
@@ -421,8 +480,6 @@ impl ConfluenceFs {
             }
         }
         self.local.remove(parent, name);
-        self.writes.lock().unwrap().remove(&ino);
-        self.inodes.remove(ino);
         Ok(())
     }
 
@@ -451,18 +508,6 @@ impl ConfluenceFs {
             Some(Node::Attachment(att)) => att.id,
             _ => String::new(),
         }
-    }
-
-    fn is_dirty(&self, ino: u64) -> bool {
-        self.staged_if_any(ino).is_some_and(|s| s.is_dirty())
-    }
-
-    fn has_pending_upload(&self, ino: u64) -> bool {
-        self.pending_uploads
-            .lock()
-            .unwrap()
-            .values()
-            .any(|i| *i == ino)
     }
 
     /// `chmod`, `chown`, `utimens`, `truncate`.

@@ -116,7 +116,9 @@ impl ConfluenceFs {
     /// The attributes of `ino`, refreshed from the server when older than the TTL.
     pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
         let mut entry = self.entry(ino)?;
-        let local_changes = self.staged_if_any(ino).is_some();
+        // Local bytes decide a changed file's attributes; a deleted open file has none left
+        // on the server to refresh from.
+        let local_changes = self.files.has_staged(ino) || self.handles.is_orphan(ino);
         if !self.fresh(entry.refreshed) && !local_changes {
             let node = match &entry.node {
                 Node::Attachment(att) => {

@@ -64,6 +64,7 @@ impl ConfluenceFs {
         ino: u64,
         path: &std::path::Path,
         written: u64,
+        comment: Option<String>,
     ) -> Option<EarlyUpload> {
         if written < START_AFTER || self.is_scratch(ino) {
             return None;
@@ -72,7 +73,7 @@ impl ConfluenceFs {
         let slot = writer.early_slots.clone().try_acquire_owned().ok()?;
         let entry = self.entry(ino).ok()?;
         let destination = self.destination(entry.parent, &entry.node).ok()?;
-        let comment = self.next_comment(ino);
+        let comment = comment.unwrap_or_else(|| writer.config.comment.clone());
         let stream_target = match &destination.target {
             UploadTarget::New { container } => StreamTarget::New(container.clone()),
             UploadTarget::Version {
@@ -107,17 +108,5 @@ impl ConfluenceFs {
             comment,
             _slot: slot,
         })
-    }
-
-    /// The version comment the next upload of `ino` carries (without taking it).
-    pub(crate) fn next_comment(&self, ino: u64) -> String {
-        let set = self.comments.lock().unwrap().get(&ino).cloned();
-        match set {
-            Some(comment) => comment,
-            None => self
-                .writer()
-                .map(|w| w.config.comment.clone())
-                .unwrap_or_default(),
-        }
     }
 }

@@ -35,6 +35,8 @@ pub enum FsError {
     TooLarge,
     #[error("file exists")]
     Exists,
+    #[error("file name longer than 255 bytes")]
+    NameTooLong,
     #[error("directory not empty")]
     NotEmpty,
     #[error("busy: an upload of it is in progress")]
@@ -93,6 +95,7 @@ impl FsError {
             FsError::Permission => libc::EACCES,
             FsError::TooLarge => libc::EFBIG,
             FsError::Exists => libc::EEXIST,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Busy => libc::EBUSY,
             FsError::CrossDevice => libc::EXDEV,

@@ -22,6 +22,8 @@ mod dir;
 mod early;
 pub mod error;
 mod file_prefetch;
+mod files;
+mod handles;
 pub mod inode;
 mod local;
 pub mod names;
@@ -105,13 +107,10 @@ pub struct ConfluenceFs {
     negatives: moka::future::Cache<(u64, String), ()>,
     /// Content properties of an inode's object, fetched on the first xattr question.
     properties: moka::future::Cache<u64, Arc<Vec<crate::confluence::Property>>>,
-    files: Mutex<HashMap<u64, read::OpenFile>>,
-    /// Files with local changes, by inode.
-    writes: Mutex<HashMap<u64, write::StagedRef>>,
-    /// `user.confluence.comment` set for an inode's next upload.
-    comments: Mutex<HashMap<u64, String>>,
-    /// Spool entries uploading or waiting, and the inode each belongs to.
-    pending_uploads: Mutex<HashMap<String, u64>>,
+    /// Open file handles, and files deleted while open.
+    handles: handles::Handles,
+    /// The local state of every file that has one, each behind its own lock.
+    files: files::FileTable,
     /// Modes and times set by tools, kept for the life of the mount.
     overrides: Mutex<HashMap<u64, change::Overrides>>,
     local: local::LocalLayer,
@@ -135,9 +134,8 @@ impl ConfluenceFs {
         ConfluenceFs {
             client,
             writer,
-            writes: Mutex::new(HashMap::new()),
-            comments: Mutex::new(HashMap::new()),
-            pending_uploads: Mutex::new(HashMap::new()),
+            handles: handles::Handles::default(),
+            files: files::FileTable::default(),
             overrides: Mutex::new(HashMap::new()),
             local: local::LocalLayer::default(),
             file_prefetch: file_prefetch::FilePrefetch::new(&cache),
@@ -160,7 +158,6 @@ impl ConfluenceFs {
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
-            files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             opened_versions: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
@@ -215,10 +212,15 @@ impl ConfluenceFs {
     pub fn statfs(&self) -> Statfs {
         Statfs {
             block_size: attr::BLOCK_SIZE,
-            name_max: 255,
+            name_max: NAME_MAX as u32,
         }
     }
 }
+
+/// The longest name, in bytes, of a file or directory (`statfs`'s `f_namemax`, as on every
+/// local filesystem): longer titles are shown shortened (README, names), and longer names
+/// are refused by every operation rather than made and then shown under another name.
+pub const NAME_MAX: usize = 255;
 
 /// What `statfs` reports: Confluence has no capacity to speak of, so only the constants.
 pub struct Statfs {

@@ -11,24 +11,12 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use super::error::FsError;
+use super::files::FileGuard;
+use super::handles::OpenFile;
 use super::inode::Node;
 use super::ConfluenceFs;
-use crate::cache::{CachedFile, ObjectKey, RangeFetch};
+use crate::cache::{ObjectKey, RangeFetch};
 use crate::confluence::{Attachment, Client, ClientError};
-
-/// An open file handle: a reader pinned to one version, or a writer of an inode's staged
-/// bytes.
-pub(crate) enum OpenFile {
-    /// `start` is the inode until the handle's first read from offset 0, which may reveal a
-    /// reader going through a directory file by file (`file_prefetch`).
-    Read {
-        file: Arc<CachedFile>,
-        start: Option<u64>,
-    },
-    Write {
-        ino: u64,
-    },
-}
 
 /// The answer to `open`: the handle, and whether the kernel may keep its cached pages.
 pub struct Opened {
@@ -124,7 +112,7 @@ impl ConfluenceFs {
     /// bytes (staged or local only), which are read from the staging file instead.
     pub(crate) fn server_bytes(&self, ino: u64, node: &Node) -> Option<ServerBytes> {
         let (attachment, version, size) = match node {
-            Node::Attachment(att) if self.staged_if_any(ino).is_none() => {
+            Node::Attachment(att) if !self.files.has_staged(ino) => {
                 (att.clone(), att.version, att.size)
             }
             Node::Version {
@@ -154,9 +142,8 @@ impl ConfluenceFs {
                 return Err(FsError::Permission);
             }
             self.writer()?;
-            self.staged(ino)?;
             return Ok(Opened {
-                handle: self.open_write_handle(ino),
+                handle: self.open_staged(ino, true).await?,
                 keep_cache: false,
             });
         }
@@ -165,13 +152,10 @@ impl ConfluenceFs {
                 // A file with local bytes (being written, waiting to upload, or existing only
                 // here) reads them: what was written and closed is what is read back, as on a
                 // local disk. Readers that opened earlier keep the version they opened.
-                Node::Attachment(_) | Node::Local(_) => {
-                    self.staged(ino)?;
-                    Ok(Opened {
-                        handle: self.open_write_handle(ino),
-                        keep_cache: false,
-                    })
-                }
+                Node::Attachment(_) | Node::Local(_) => Ok(Opened {
+                    handle: self.open_staged(ino, false).await?,
+                    keep_cache: false,
+                }),
                 _ => Err(FsError::IsDirectory),
             };
         };
@@ -182,9 +166,10 @@ impl ConfluenceFs {
             file.adopt(ahead);
         }
         let handle = self.new_handle();
-        self.files.lock().unwrap().insert(
+        self.handles.insert(
             handle,
             OpenFile::Read {
+                ino,
                 file,
                 start: Some(ino),
             },
@@ -196,51 +181,64 @@ impl ConfluenceFs {
         })
     }
 
-    /// A handle on the staged bytes of `ino`.
-    pub(crate) fn open_write_handle(&self, ino: u64) -> u64 {
+    /// A handle on the staged bytes of `ino` (staged now from its current bytes if need be).
+    pub(crate) async fn open_staged(&self, ino: u64, writable: bool) -> Result<u64, FsError> {
+        let mut file = self.files.lock(ino).await;
+        self.ensure_staged(&mut file)?;
+        Ok(self.add_staged_handle(&mut file, writable))
+    }
+
+    /// Counts a new handle on the locked file's staged bytes.
+    pub(crate) fn add_staged_handle(&self, file: &mut FileGuard, writable: bool) -> u64 {
+        file.handles += 1;
         let handle = self.new_handle();
-        self.files
-            .lock()
-            .unwrap()
-            .insert(handle, OpenFile::Write { ino });
-        self.opened_versions.lock().unwrap().remove(&ino);
+        let cell = file.cell().clone();
+        self.opened_versions.lock().unwrap().remove(&cell.ino());
+        self.handles
+            .insert(handle, OpenFile::Staged { cell, writable });
         handle
     }
 
     pub async fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
         let mut started = None;
-        let open = match self.files.lock().unwrap().get_mut(&handle) {
-            Some(OpenFile::Read { file, start }) => {
-                if offset == 0 {
-                    started = start.take();
+        let open = self
+            .handles
+            .with(handle, |open| match open {
+                OpenFile::Read { file, start, .. } => {
+                    if offset == 0 {
+                        started = start.take();
+                    }
+                    Ok(file.clone())
                 }
-                Ok(file.clone())
-            }
-            Some(OpenFile::Write { ino }) => Err(*ino),
-            None => return Err(FsError::BadHandle),
-        };
+                OpenFile::Staged { cell, .. } => Err(cell.clone()),
+            })
+            .ok_or(FsError::BadHandle)?;
         if let Some(ino) = started {
             // Before this read, so that the next files' requests overlap with its own.
             self.started_reading(ino).await;
         }
         match open {
             Ok(file) => Ok(file.read(offset, len).await?),
-            Err(ino) => self.read_staged(ino, offset, len).await,
+            Err(cell) => self.read_staged(&cell, offset, len).await,
         }
     }
 
-    /// The inode a handle is open on, for FLUSH (which uploads inodes, not handles).
-    pub fn handle_inode(&self, handle: u64) -> Option<u64> {
-        match self.files.lock().unwrap().get(&handle)? {
-            OpenFile::Write { ino } => Some(*ino),
-            OpenFile::Read { .. } => None,
-        }
-    }
-
+    /// RELEASE: the handle goes; the last one on a file's staged bytes may upload them (in
+    /// the background, holding the file's lock), the last one on a deleted file drops it.
     pub fn release(self: &Arc<Self>, handle: u64) {
-        let removed = self.files.lock().unwrap().remove(&handle);
-        if let Some(OpenFile::Write { ino }) = removed {
-            self.release_staged(ino);
+        let Some((open, last_of_orphan)) = self.handles.remove(handle) else {
+            return;
+        };
+        match open {
+            OpenFile::Read { ino, .. } => {
+                if last_of_orphan {
+                    self.inodes.remove(ino);
+                }
+            }
+            OpenFile::Staged { cell, .. } => {
+                let fs = self.clone();
+                tokio::spawn(async move { fs.release_staged(cell, last_of_orphan).await });
+            }
         }
     }
 }

@@ -15,7 +15,6 @@
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,6 +22,7 @@ use bytes::Bytes;
 
 use super::early::{Destination, EarlyUpload};
 use super::error::FsError;
+use super::files::{FileCell, FileGuard};
 use super::inode::{LocalFile, Node};
 use super::read::AttachmentRange;
 use super::ConfluenceFs;
@@ -95,6 +95,10 @@ impl Staged {
         self.dirty
     }
 
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
     /// The bookkeeping of a write of `offset..end` that reached the staging file.
     fn wrote(&mut self, offset: u64, end: u64) {
         if offset != self.size {
@@ -137,75 +141,6 @@ impl Drop for Staged {
     }
 }
 
-pub(crate) type StagedRef = Arc<StagedCell>;
-
-/// A staged file behind its lock, with its size and dirtiness also readable without the lock:
-/// `stat` must not wait for (or guess around) an upload that holds the lock for seconds.
-pub(crate) struct StagedCell {
-    size: AtomicU64,
-    dirty: AtomicBool,
-    state: tokio::sync::Mutex<Staged>,
-}
-
-impl StagedCell {
-    fn new(staged: Staged) -> StagedCell {
-        StagedCell {
-            size: AtomicU64::new(staged.size),
-            dirty: AtomicBool::new(staged.dirty),
-            state: tokio::sync::Mutex::new(staged),
-        }
-    }
-
-    /// The lock, if nobody holds it right now.
-    pub(crate) fn try_lock(&self) -> Option<StagedGuard<'_>> {
-        Some(StagedGuard {
-            guard: self.state.try_lock().ok()?,
-            cell: self,
-        })
-    }
-
-    pub(crate) async fn lock(&self) -> StagedGuard<'_> {
-        StagedGuard {
-            guard: self.state.lock().await,
-            cell: self,
-        }
-    }
-
-    pub(crate) fn size(&self) -> u64 {
-        self.size.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.dirty.load(Ordering::Acquire)
-    }
-}
-
-/// The lock on a staged file; what it changed is published when it is released.
-pub(crate) struct StagedGuard<'a> {
-    guard: tokio::sync::MutexGuard<'a, Staged>,
-    cell: &'a StagedCell,
-}
-
-impl std::ops::Deref for StagedGuard<'_> {
-    type Target = Staged;
-    fn deref(&self) -> &Staged {
-        &self.guard
-    }
-}
-
-impl std::ops::DerefMut for StagedGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Staged {
-        &mut self.guard
-    }
-}
-
-impl Drop for StagedGuard<'_> {
-    fn drop(&mut self) {
-        self.cell.size.store(self.guard.size, Ordering::Release);
-        self.cell.dirty.store(self.guard.dirty, Ordering::Release);
-    }
-}
-
 const FILL_CHUNK: u32 = 1 << 20;
 
 impl ConfluenceFs {
@@ -240,51 +175,49 @@ impl ConfluenceFs {
         })
     }
 
-    /// The staging state of `ino`, created on first use (from the node's current bytes).
-    pub(crate) fn staged(&self, ino: u64) -> Result<StagedRef, FsError> {
-        if let Some(staged) = self.writes.lock().unwrap().get(&ino) {
-            return Ok(staged.clone());
+    /// The staged bytes of the file locked in `file`, created from the inode's current bytes
+    /// on first use.
+    pub(crate) fn ensure_staged<'a>(
+        &self,
+        file: &'a mut FileGuard,
+    ) -> Result<&'a mut Staged, FsError> {
+        if file.staged.is_none() {
+            let base = match self.entry(file.cell().ino())?.node {
+                Node::Attachment(att) => Some(att),
+                Node::Local(local) => local.origin,
+                Node::Version { .. } => return Err(FsError::Permission),
+                _ => return Err(FsError::IsDirectory),
+            };
+            file.staged = Some(self.new_staged(base)?);
         }
-        let base = match self.entry(ino)?.node {
-            Node::Attachment(att) => Some(att),
-            Node::Local(local) => local.origin,
-            Node::Version { .. } => return Err(FsError::Permission),
-            _ => return Err(FsError::IsDirectory),
-        };
-        let staged = Arc::new(StagedCell::new(self.new_staged(base)?));
-        Ok(self
-            .writes
-            .lock()
-            .unwrap()
-            .entry(ino)
-            .or_insert(staged)
-            .clone())
-    }
-
-    pub(crate) fn staged_if_any(&self, ino: u64) -> Option<StagedRef> {
-        self.writes.lock().unwrap().get(&ino).cloned()
+        Ok(file.staged.as_mut().expect("staged above"))
     }
 
     /// Size of a file with local changes, when it has any.
     pub(crate) fn staged_size(&self, ino: u64) -> Option<u64> {
-        Some(self.staged_if_any(ino)?.size())
+        self.files.staged_size(ino)
     }
 
     pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
-        let ino = self.write_handle(handle)?;
+        let cell = self
+            .handles
+            .staged_cell(handle, true)
+            .ok_or(FsError::BadHandle)?;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(FsError::TooLarge)?;
-        let staged = self.staged(ino)?;
-        let mut staged = staged.lock().await;
-        if end > self.writer()?.config.max_file_size {
+        let max = self.writer()?.config.max_file_size;
+        let mut file = cell.lock().await;
+        let comment = file.comment.clone();
+        let staged = self.ensure_staged(&mut file)?;
+        if end > max {
             staged.too_large = true;
             staged.give_up_early();
             return Err(FsError::TooLarge);
         }
-        self.unshare(&mut staged)?;
+        self.unshare(staged)?;
         if staged.base.is_some() && offset > staged.covered {
-            self.fill(&mut staged).await?;
+            self.fill(staged).await?;
         }
         let start_early = staged.may_start_early(offset, end);
         if let Err(err) = staged.file.write_all_at(data, offset) {
@@ -294,7 +227,7 @@ impl ConfluenceFs {
         staged.wrote(offset, end);
         if start_early {
             staged.early_tried = true;
-            staged.early = self.start_early_upload(ino, &staged.path, end);
+            staged.early = self.start_early_upload(cell.ino(), &staged.path, end, comment);
         }
         Ok(data.len() as u32)
     }
@@ -303,9 +236,9 @@ impl ConfluenceFs {
     /// file is locked, shared with the spool, or needs bytes from the server first), and the
     /// caller should take the async path.
     pub fn write_now(&self, handle: u64, offset: u64, data: &[u8]) -> Option<Result<u32, FsError>> {
-        let ino = self.write_handle(handle).ok()?;
-        let cell = self.staged_if_any(ino)?;
-        let mut staged = cell.try_lock()?;
+        let cell = self.handles.staged_cell(handle, true)?;
+        let mut file = cell.try_lock()?;
+        let staged = file.staged.as_mut()?;
         let end = offset.checked_add(data.len() as u64)?;
         let max = self.writer.as_ref()?.config.max_file_size;
         if staged.shared
@@ -324,16 +257,17 @@ impl ConfluenceFs {
         Some(Ok(data.len() as u32))
     }
 
-    /// `truncate(2)`/`ftruncate(2)`/`O_TRUNC`.
+    /// `truncate(2)`/`ftruncate(2)`/`O_TRUNC`. A truncation nobody holds open (`truncate` by
+    /// path) is uploaded at once, since no close will follow it; its answer is the upload's.
     pub async fn truncate(&self, ino: u64, size: u64) -> Result<(), FsError> {
         if size > self.writer()?.config.max_file_size {
             return Err(FsError::TooLarge);
         }
-        let staged = self.staged(ino)?;
-        let mut staged = staged.lock().await;
-        self.unshare(&mut staged)?;
+        let mut file = self.files.lock(ino).await;
+        let staged = self.ensure_staged(&mut file)?;
+        self.unshare(staged)?;
         if staged.base.is_some() && size > staged.covered {
-            self.fill(&mut staged).await?;
+            self.fill(staged).await?;
         }
         staged.give_up_early();
         staged.file.set_len(size)?;
@@ -346,20 +280,25 @@ impl ConfluenceFs {
         staged.size = size;
         staged.dirty = true;
         staged.too_large = false;
+        if file.handles == 0 && !self.is_scratch(ino) && !self.handles.is_orphan(ino) {
+            self.upload_staged(ino, &mut file).await?;
+            let local = self.is_local(ino);
+            self.files.settle(&mut file, local);
+        }
         Ok(())
     }
 
-    /// Reads through a write handle: the new bytes.
+    /// Reads through a handle on staged bytes: the new bytes.
     pub(crate) async fn read_staged(
         &self,
-        ino: u64,
+        cell: &Arc<FileCell>,
         offset: u64,
         len: u32,
     ) -> Result<Bytes, FsError> {
-        let staged = self.staged(ino)?;
-        let mut staged = staged.lock().await;
+        let mut file = cell.lock().await;
+        let staged = self.ensure_staged(&mut file)?;
         if staged.base.is_some() {
-            self.fill(&mut staged).await?;
+            self.fill(staged).await?;
         }
         let end = staged.size.min(offset.saturating_add(u64::from(len)));
         if offset >= end {
@@ -368,6 +307,12 @@ impl ConfluenceFs {
         let mut buf = vec![0; (end - offset) as usize];
         staged.file.read_exact_at(&mut buf, offset)?;
         Ok(buf.into())
+    }
+
+    /// Completes the locked file's staged bytes from its base version.
+    pub(super) async fn fill_staged(&self, file: &mut FileGuard) -> Result<(), FsError> {
+        let staged = self.ensure_staged(file)?;
+        self.fill(staged).await
     }
 
     /// Copies the base version's bytes that no write has replaced into the staging file.
@@ -429,48 +374,95 @@ impl ConfluenceFs {
         Ok(())
     }
 
-    /// FLUSH/FSYNC: uploads the inode's changes, if it has any; the answer is `close()`'s.
-    pub async fn flush(&self, ino: u64) -> Result<(), FsError> {
-        let Some(staged) = self.staged_if_any(ino) else {
+    /// Whether FLUSH of `handle` may have work (it was opened for writing), answered without
+    /// waiting: FLUSH comes on every close of every descriptor, readers' included.
+    pub fn has_changes_to_flush(&self, handle: u64) -> bool {
+        self.handles.staged_cell(handle, true).is_some()
+    }
+
+    /// FLUSH/FSYNC of `handle`: uploads its file's changes, if it has any; the answer is
+    /// `close()`'s. Handles opened read-only change nothing, and a deleted file uploads nothing.
+    pub async fn flush(&self, handle: u64) -> Result<(), FsError> {
+        let Some(cell) = self.handles.staged_cell(handle, true) else {
             return Ok(());
         };
-        let mut staged = staged.lock().await;
+        let ino = cell.ino();
+        let mut file = cell.lock().await;
+        let Some(staged) = file.staged.as_ref() else {
+            return Ok(());
+        };
         if staged.too_large {
             return Err(FsError::TooLarge);
         }
         if !staged.dirty || (!staged.written && staged.size == 0) {
             return Ok(());
         }
-        if self.is_scratch(ino) {
+        if self.is_scratch(ino) || self.handles.is_orphan(ino) {
             return Ok(());
         }
-        self.upload_staged(ino, &mut staged).await
+        self.upload_staged(ino, &mut file).await
     }
 
     pub(super) fn is_scratch(&self, ino: u64) -> bool {
         matches!(self.inodes.get(ino).map(|e| e.node), Some(Node::Local(l)) if l.temporary)
     }
 
-    /// Spools and uploads the staged bytes of `ino` to where its node says they belong.
+    /// Whether `ino` exists only here (its staged bytes are its only copy).
+    pub(super) fn is_local(&self, ino: u64) -> bool {
+        matches!(self.inodes.get(ino).map(|e| e.node), Some(Node::Local(_)))
+    }
+
+    /// Takes back the spool entry still waiting to deliver an earlier state of `file`: newer
+    /// bytes, a rename or a delete supersede it. If it reached the server meanwhile, the inode
+    /// becomes that attachment, so what follows acts on what is there.
+    pub(super) async fn withdraw_pending(&self, file: &mut FileGuard) -> Result<(), FsError> {
+        let Some(id) = self.files.take_pending(file) else {
+            return Ok(());
+        };
+        let ino = file.cell().ino();
+        match self.writer()?.uploader.withdraw(&id).await {
+            Ok(Some(attachment)) => {
+                self.uploaded(ino, attachment).await;
+                Ok(())
+            }
+            Ok(None) => {
+                // The bytes are only here again: they still have to go up.
+                if let Some(staged) = file.staged.as_mut() {
+                    staged.shared = false;
+                    staged.mark_dirty();
+                }
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(ino, "cannot take back a waiting upload: {err}");
+                self.files.set_pending(file, id);
+                Err(FsError::Errno(err.errno()))
+            }
+        }
+    }
+
+    /// Spools and uploads the staged bytes of `file` to where its node says they belong.
     ///
     /// The spool takes the bytes without an `fsync`: the upload goes first, and the bytes are
     /// flushed to the disk only if it fails (they must outlive a power cut then, to be retried).
     /// An upload that succeeds never needed them durable — a 1 GiB `fsync` costs about as
     /// much as the upload itself — and one cut short by a crash never told `close` it was done.
-    pub(crate) async fn upload_staged(&self, ino: u64, staged: &mut Staged) -> Result<(), FsError> {
+    pub(crate) async fn upload_staged(
+        &self,
+        ino: u64,
+        file: &mut FileGuard,
+    ) -> Result<(), FsError> {
+        self.withdraw_pending(file).await?;
+        let comment = file.comment.take();
+        let writer = self.writer()?;
+        let comment = comment.unwrap_or_else(|| writer.config.comment.clone());
+        let staged = self.ensure_staged(file)?;
         self.fill(staged).await?;
         let early = staged.early.take();
         let entry = self.entry(ino)?;
         let Destination {
             target, filename, ..
         } = self.destination(entry.parent, &entry.node)?;
-        let writer = self.writer()?;
-        let comment = self
-            .comments
-            .lock()
-            .unwrap()
-            .remove(&ino)
-            .unwrap_or_else(|| writer.config.comment.clone());
         let early = match early {
             Some(early) if staged.appending && early.matches(&target, &filename, &comment) => {
                 Some(early)
@@ -507,10 +499,6 @@ impl ConfluenceFs {
         staged.shared = true;
         staged.dirty = false;
         staged.written = false;
-        self.pending_uploads
-            .lock()
-            .unwrap()
-            .insert(spooled.id.clone(), ino);
         let result = match early {
             Some(early) => {
                 writer
@@ -522,15 +510,16 @@ impl ConfluenceFs {
         };
         match result {
             Ok(attachment) => {
-                self.pending_uploads.lock().unwrap().remove(&spooled.id);
                 self.uploaded(ino, attachment).await;
                 Ok(())
             }
             Err(err) => {
                 tracing::warn!(path = %spooled.record.display_path, "upload failed: {err}");
+                self.files.set_pending(file, spooled.id.clone());
                 // Kept for a retry: the bytes must be on the disk before `close` answers.
-                let file = staged.file.try_clone()?;
-                match tokio::task::spawn_blocking(move || file.sync_all()).await {
+                let staged = file.staged.as_ref().expect("staged above");
+                let sync = staged.file.try_clone()?;
+                match tokio::task::spawn_blocking(move || sync.sync_all()).await {
                     Ok(Ok(())) => Err(FsError::Errno(err.errno())),
                     Ok(Err(sync)) => {
                         tracing::warn!(path = %spooled.record.display_path, "cannot flush the spooled bytes: {sync}");
@@ -580,16 +569,20 @@ impl ConfluenceFs {
         }
     }
 
-    /// The background uploader delivered spool entry `id`.
+    /// The background uploader delivered spool entry `id`. Unless a newer state of the file
+    /// took the entry back meanwhile, the file is that attachment now.
     pub async fn spooled_upload_done(&self, id: &str, attachment: Attachment) {
-        let ino = self.pending_uploads.lock().unwrap().remove(id);
-        match ino {
-            Some(ino) => self.uploaded(ino, attachment).await,
-            None => {
-                // From an earlier mount: the listing of its page will show it after the TTL;
-                // nothing local stands for it.
-            }
+        let Some(ino) = self.files.pending_ino(id) else {
+            // From an earlier mount, or superseded: the listing shows what is there.
+            return;
+        };
+        let mut file = self.files.lock(ino).await;
+        if file.pending.as_deref() != Some(id) {
+            return;
         }
+        self.files.take_pending(&mut file);
+        self.uploaded(ino, attachment).await;
+        self.files.settle(&mut file, false);
     }
 
     /// The server confirmed an upload for `ino`: it is that attachment now.
@@ -610,64 +603,45 @@ impl ConfluenceFs {
         self.add_to_listing(parent, &name, ino).await;
     }
 
-    /// A handle's inode, if the handle was opened for writing.
-    fn write_handle(&self, handle: u64) -> Result<u64, FsError> {
-        match self.files.lock().unwrap().get(&handle) {
-            Some(super::read::OpenFile::Write { ino }) => Ok(*ino),
-            Some(_) => Err(FsError::BadHandle),
-            None => Err(FsError::BadHandle),
-        }
-    }
-
-    /// The last handle on `ino` closed: a change that FLUSH left alone (no bytes written: a
-    /// new empty file, a truncation) is uploaded now, in the background, through the spool;
+    /// The last handle on the staged bytes of `cell` closed. A change that FLUSH left alone
+    /// (no bytes written: a new empty file, a truncation) is uploaded now, through the spool,
+    /// holding the file's lock, so that whatever the user does next to the file waits for it;
     /// a clean attachment's staging state is dropped.
-    pub(crate) fn release_staged(self: &Arc<Self>, ino: u64) {
-        let still_open = self
-            .files
-            .lock()
-            .unwrap()
-            .values()
-            .any(|f| matches!(f, super::read::OpenFile::Write { ino: i } if *i == ino));
-        if still_open {
+    pub(crate) async fn release_staged(&self, cell: Arc<FileCell>, last_of_orphan: bool) {
+        let ino = cell.ino();
+        let mut file = cell.lock().await;
+        file.handles = file.handles.saturating_sub(1);
+        if file.handles > 0 {
             return;
         }
-        let Some(staged) = self.staged_if_any(ino) else {
-            return;
-        };
-        let fs = self.clone();
-        tokio::spawn(async move {
-            let mut guard = staged.lock().await;
-            if guard.too_large {
-                // Refused at close already: drop the changes, and a file that only existed
-                // here with them.
-                drop(guard);
-                fs.discard_refused(ino);
-                return;
-            }
-            if guard.dirty && !fs.is_scratch(ino) {
-                if let Err(err) = fs.upload_staged(ino, &mut guard).await {
-                    tracing::warn!(ino, "upload after close failed: {err}");
-                }
-            }
-            let local = matches!(fs.inodes.get(ino).map(|e| e.node), Some(Node::Local(_)));
-            if !guard.dirty && !local {
-                drop(guard);
-                fs.writes.lock().unwrap().remove(&ino);
-            }
-        });
-    }
-
-    /// Forgets the changes of a file refused for its size (and the file, if it was new).
-    fn discard_refused(&self, ino: u64) {
-        self.writes.lock().unwrap().remove(&ino);
-        if let Some(entry) = self.inodes.get(ino) {
-            if let Node::Local(local) = entry.node {
-                self.local
-                    .remove(entry.parent, &super::names::encode(&local.filename));
+        if self.handles.is_orphan(ino) || last_of_orphan {
+            // Deleted while open: its bytes go nowhere.
+            self.files.retire(&mut file);
+            if last_of_orphan {
                 self.inodes.remove(ino);
             }
+            return;
         }
+        if file.staged.as_ref().is_some_and(|s| s.too_large) {
+            // Refused at close already: drop the changes, and a file that only existed here
+            // with them.
+            self.files.retire(&mut file);
+            if let Some(entry) = self.inodes.get(ino) {
+                if let Node::Local(local) = entry.node {
+                    self.local
+                        .remove(entry.parent, &super::names::encode(&local.filename));
+                    self.inodes.remove(ino);
+                }
+            }
+            return;
+        }
+        if file.is_dirty() && !self.is_scratch(ino) {
+            if let Err(err) = self.upload_staged(ino, &mut file).await {
+                tracing::warn!(ino, "upload after close failed: {err}");
+            }
+        }
+        let local = self.is_local(ino);
+        self.files.settle(&mut file, local);
     }
 
     /// Creates a local file in a page directory; it reaches the server on close.

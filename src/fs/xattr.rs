@@ -30,8 +30,10 @@ impl ConfluenceFs {
                 .ok_or(FsError::NoAttribute);
         }
         if name == "user.confluence.comment" {
-            if let Some(comment) = self.comments.lock().unwrap().get(&ino) {
-                return Ok(comment.clone().into_bytes());
+            if let Some(file) = self.files.lock_existing(ino).await {
+                if let Some(comment) = &file.comment {
+                    return Ok(comment.clone().into_bytes());
+                }
             }
         }
         if let Some(field) = name.strip_prefix(META) {
@@ -65,7 +67,7 @@ impl ConfluenceFs {
             }
             let comment = String::from_utf8(value.to_vec())
                 .map_err(|_| FsError::Invalid("a comment must be UTF-8".into()))?;
-            self.comments.lock().unwrap().insert(ino, comment);
+            self.files.lock(ino).await.comment = Some(comment);
             return Ok(());
         }
         if name.starts_with(META) || name.starts_with("user.confluencefs.") {
@@ -90,13 +92,15 @@ impl ConfluenceFs {
             return Err(FsError::NoAttribute);
         };
         if name == "user.confluence.comment" {
-            return self
-                .comments
-                .lock()
-                .unwrap()
-                .remove(&ino)
-                .map(|_| ())
-                .ok_or(FsError::NoAttribute);
+            let mut file = self
+                .files
+                .lock_existing(ino)
+                .await
+                .ok_or(FsError::NoAttribute)?;
+            let removed = file.comment.take().map(|_| ());
+            let local = self.is_local(ino);
+            self.files.settle(&mut file, local);
+            return removed.ok_or(FsError::NoAttribute);
         }
         if name.starts_with(META) || name.starts_with("user.confluencefs.") {
             return Err(FsError::NotPermitted("confluence metadata is read-only"));

@@ -265,6 +265,53 @@ impl Uploader {
         }
     }
 
+    /// Takes entry `id` back before it is delivered: the file it holds was deleted, renamed or
+    /// written again since, and the newer state supersedes it. An attempt in flight is waited
+    /// for, not cut off. Returns the attachment if the bytes reached the server (by that
+    /// attempt, or by an earlier one whose answer was lost), so the caller acts on what is
+    /// there; otherwise the entry is gone and nothing of it will reach the server.
+    pub async fn withdraw(&self, id: &str) -> Result<Option<Attachment>, UploadError> {
+        loop {
+            match self.claim(id) {
+                Slot::Busy(mut rx) => {
+                    let _ = rx.wait_for(Option::is_some).await;
+                }
+                Slot::Claimed(_claim) => {
+                    let entry = match self.spool.get(id) {
+                        Ok(entry) => entry,
+                        Err(SpoolError::NoEntry { .. }) => {
+                            return Ok(self.shared.lock().finished.get(id).cloned());
+                        }
+                        Err(error) => return Err(UploadError::Spool(error)),
+                    };
+                    let Some((_lock, entry)) = self.lock_entry(&entry).await? else {
+                        return self.landed(&entry).await;
+                    };
+                    let suspect = entry.record.attempts > 0 || {
+                        let state = self.shared.lock();
+                        state.suspects.contains(id) || state.next_try.contains_key(id)
+                    };
+                    let landed = if suspect {
+                        self.landed(&entry).await?
+                    } else {
+                        None
+                    };
+                    match self.spool.remove(id) {
+                        Ok(()) | Err(SpoolError::NoEntry { .. }) => {}
+                        Err(error) => return Err(UploadError::Spool(error)),
+                    }
+                    let mut state = self.shared.lock();
+                    state.next_try.remove(id);
+                    state.suspects.remove(id);
+                    if let Some(attachment) = &landed {
+                        remember(&mut state, id, attachment);
+                    }
+                    return Ok(landed);
+                }
+            }
+        }
+    }
+
     /// Starts the background loop (once): entries left from before at once, then every few
     /// seconds whatever is `Pending`, not in flight and past its backoff.
     pub fn spawn_retries(self: &Arc<Self>) {
@@ -587,6 +634,16 @@ impl Uploader {
     /// The entry vanished while we waited for it: another process uploaded it (find it), or
     /// the user dropped it.
     async fn delivered_elsewhere(&self, entry: &SpoolEntry) -> Result<Attachment, UploadError> {
+        self.landed(entry).await?.ok_or_else(|| {
+            UploadError::Spool(SpoolError::NoEntry {
+                id: entry.id.clone(),
+            })
+        })
+    }
+
+    /// The attachment the entry's bytes became, if they are on the server: the same name (or a
+    /// version past the base) with the same size.
+    async fn landed(&self, entry: &SpoolEntry) -> Result<Option<Attachment>, UploadError> {
         let record = &entry.record;
         let found = match &record.target {
             UploadTarget::New { container } => {
@@ -601,13 +658,7 @@ impl Uploader {
             } => Some(self.client.get_attachment(attachment_id).await?)
                 .filter(|current| current.version > *base_version),
         };
-        found
-            .filter(|attachment| attachment.size == record.size)
-            .ok_or_else(|| {
-                UploadError::Spool(SpoolError::NoEntry {
-                    id: entry.id.clone(),
-                })
-            })
+        Ok(found.filter(|attachment| attachment.size == record.size))
     }
 
     /// The requests of one attempt, checking first when the bytes may be there already.

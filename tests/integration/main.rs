@@ -21,5 +21,6 @@ mod mount_tree;
 mod mount_walk;
 
 mod mount_early;
+mod mount_integrity;
 mod mount_write;
 mod spool;

@@ -1,0 +1,130 @@
+//! Open file handles, and the files deleted while a handle still held them.
+//!
+//! A handle is either a reader pinned to one server version (its bytes come through the block
+//! cache) or a handle on a file's staged bytes, which holds the file's [`FileCell`] itself:
+//! a WRITE goes straight to the state its OPEN set up, never to whatever the inode maps to by
+//! then. POSIX lets a program keep using a file after it is deleted (a temp file unlinked at
+//! once, a reader of a file someone else deletes), so an unlinked inode with open handles is
+//! an *orphan*: gone from every listing and from the server, still answering `fstat`, `read`
+//! and `write` through its handles, and dropped from the inode table with its last handle.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use crate::cache::CachedFile;
+
+use super::files::FileCell;
+
+pub(crate) enum OpenFile {
+    /// `start` is the inode until the handle's first read from offset 0, which may reveal a
+    /// reader going through a directory file by file (`file_prefetch`).
+    Read {
+        ino: u64,
+        file: Arc<CachedFile>,
+        start: Option<u64>,
+    },
+    /// A handle on the file's staged bytes: opened for writing, or a reader of a file with
+    /// local bytes (what was written and closed is what is read back).
+    Staged { cell: Arc<FileCell>, writable: bool },
+}
+
+impl OpenFile {
+    fn ino(&self) -> u64 {
+        match self {
+            OpenFile::Read { ino, .. } => *ino,
+            OpenFile::Staged { cell, .. } => cell.ino(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    open: HashMap<u64, OpenFile>,
+    orphans: HashSet<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct Handles {
+    table: Mutex<Table>,
+}
+
+impl Handles {
+    pub(crate) fn insert(&self, handle: u64, open: OpenFile) {
+        self.table.lock().unwrap().open.insert(handle, open);
+    }
+
+    /// Removes `handle`; the second value is true when it was the last handle of an orphan,
+    /// whose inode can go now.
+    pub(crate) fn remove(&self, handle: u64) -> Option<(OpenFile, bool)> {
+        let mut table = self.table.lock().unwrap();
+        let open = table.open.remove(&handle)?;
+        let ino = open.ino();
+        let last_of_orphan = table.orphans.contains(&ino) && !open_on(&table, ino);
+        if last_of_orphan {
+            table.orphans.remove(&ino);
+        }
+        Some((open, last_of_orphan))
+    }
+
+    /// Runs `f` on the handle, if it exists.
+    pub(crate) fn with<T>(&self, handle: u64, f: impl FnOnce(&mut OpenFile) -> T) -> Option<T> {
+        self.table.lock().unwrap().open.get_mut(&handle).map(f)
+    }
+
+    /// The file state a staged handle holds; `writable` asks for a handle opened for writing.
+    pub(crate) fn staged_cell(&self, handle: u64, writable: bool) -> Option<Arc<FileCell>> {
+        match self.table.lock().unwrap().open.get(&handle)? {
+            OpenFile::Staged {
+                cell,
+                writable: opened_for_writing,
+            } if *opened_for_writing || !writable => Some(cell.clone()),
+            _ => None,
+        }
+    }
+
+    /// The name of `ino` is gone: true if handles still hold it (it is an orphan now), false
+    /// if nothing does and the inode can go at once.
+    pub(crate) fn orphan_if_open(&self, ino: u64) -> bool {
+        let mut table = self.table.lock().unwrap();
+        if open_on(&table, ino) {
+            table.orphans.insert(ino);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Turns the readers of `ino`'s server bytes into readers of its staged bytes (which hold
+    /// the whole file): the server copy is about to go. Returns how many there were.
+    pub(crate) fn restage_readers(&self, ino: u64, cell: &Arc<FileCell>) -> u32 {
+        let mut table = self.table.lock().unwrap();
+        let mut moved = 0;
+        for open in table.open.values_mut() {
+            if matches!(open, OpenFile::Read { ino: i, .. } if *i == ino) {
+                *open = OpenFile::Staged {
+                    cell: cell.clone(),
+                    writable: false,
+                };
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Whether a reader of the server bytes of `ino` is open.
+    pub(crate) fn has_reader(&self, ino: u64) -> bool {
+        let table = self.table.lock().unwrap();
+        table
+            .open
+            .values()
+            .any(|open| matches!(open, OpenFile::Read { ino: i, .. } if *i == ino))
+    }
+
+    pub(crate) fn is_orphan(&self, ino: u64) -> bool {
+        self.table.lock().unwrap().orphans.contains(&ino)
+    }
+}
+
+fn open_on(table: &Table, ino: u64) -> bool {
+    table.open.values().any(|open| open.ino() == ino)
+}

@@ -1,0 +1,329 @@
+//! Nothing lost, nothing resurrected: the sequences that used to race our own background work.
+//!
+//! Each test runs an operation right after a close (no gap, a millisecond, and with the server
+//! slowed down), then checks three views: the mount, the server through REST, and a fresh
+//! mount with an empty cache. A file that ends up empty is uploaded after its last close in
+//! the background; before every file had one owner, a write, delete, rename or truncation that
+//! arrived during that upload was lost or undone.
+
+use std::process::Command;
+
+use confluencefs::confluence::Flavor;
+use serde_json::json;
+
+use crate::mount_tree::seed_tree;
+use crate::mount_write::{ServerView, GUIDE};
+use crate::mounted::Mounted;
+use crate::support::Server;
+
+/// Runs Python with `m` bound to the mount's path and `d` to the Guide page directory;
+/// returns stdout, panicking with stderr when the script fails.
+fn py(mount: &Mounted, code: &str) -> String {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import os, time, errno\nm = {:?}\nd = os.path.join(m, {GUIDE:?})\n{code}",
+            mount.path.display().to_string()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The names and bytes of the Guide page's attachments whose names start with `prefix`, as the
+/// server has them.
+fn on_server(view: &ServerView, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    view.attachments("Guide")
+        .into_iter()
+        .filter(|a| a.title.starts_with(prefix))
+        .map(|a| (a.title.clone(), view.bytes(&a)))
+        .collect()
+}
+
+/// The same through a fresh mount with an empty cache.
+fn on_fresh_mount(server: &Server, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mount = Mounted::new(server, &[]);
+    let dir = mount.join(GUIDE);
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn expect(names: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|(n, b)| (n.to_string(), b.to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Create (or truncate) and close, then reopen at once and write or ftruncate: the second
+/// change is what the file holds, everywhere.
+fn reopen_after_empty_close(flavor: Flavor, latency_ms: u64, gaps_ms: &[u64]) {
+    let server = Server::start_seeded(flavor, seed_tree);
+    let view = ServerView::new(&server);
+    if latency_ms > 0 {
+        view.faults(json!({ "latency_ms": latency_ms }));
+    }
+    let mount = Mounted::new(&server, &[]);
+    let gaps = format!("{gaps_ms:?}");
+    py(
+        &mount,
+        &format!(
+            r#"
+for i, gap in enumerate({gaps}):
+    p = os.path.join(d, "append-%d.txt" % i)
+    fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644); os.close(fd)
+    time.sleep(gap / 1000)
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND); os.write(fd, b"hello\n"); os.close(fd)
+    p = os.path.join(d, "grow-%d.txt" % i)
+    fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644); os.close(fd)
+    time.sleep(gap / 1000)
+    fd = os.open(p, os.O_WRONLY); os.ftruncate(fd, 3); os.close(fd)
+    p = os.path.join(d, "retrunc-%d.txt" % i)
+    with open(p, "wb") as f: f.write(b"first version\n")
+    fd = os.open(p, os.O_WRONLY | os.O_TRUNC); os.close(fd)
+    time.sleep(gap / 1000)
+    fd = os.open(p, os.O_WRONLY); os.write(fd, b"second\n"); os.close(fd)
+for i, gap in enumerate({gaps}):
+    for name, want in (("append", b"hello\n"), ("grow", b"\0\0\0"), ("retrunc", b"second\n")):
+        got = open(os.path.join(d, "%s-%d.txt" % (name, i)), "rb").read()
+        assert got == want, (name, i, gap, got)
+"#
+        ),
+    );
+    drop(mount);
+    if latency_ms > 0 {
+        view.faults(json!({}));
+    }
+    let mut want = Vec::new();
+    for i in 0..gaps_ms.len() {
+        want.push((format!("append-{i}.txt"), b"hello\n".to_vec()));
+        want.push((format!("grow-{i}.txt"), b"\0\0\0".to_vec()));
+        want.push((format!("retrunc-{i}.txt"), b"second\n".to_vec()));
+    }
+    want.sort();
+    for prefix in ["append-", "grow-", "retrunc-"] {
+        let want: Vec<_> = want
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .cloned()
+            .collect();
+        assert_eq!(on_server(&view, prefix), want, "{flavor:?} server");
+        assert_eq!(on_fresh_mount(&server, prefix), want, "{flavor:?} remount");
+    }
+}
+
+#[test]
+fn a_write_right_after_an_empty_close_is_kept() {
+    reopen_after_empty_close(Flavor::Cloud, 0, &[0, 0, 1, 5]);
+    reopen_after_empty_close(Flavor::DataCenter, 0, &[0, 1]);
+}
+
+#[test]
+fn a_write_during_a_slow_empty_upload_is_kept() {
+    reopen_after_empty_close(Flavor::Cloud, 300, &[50]);
+}
+
+/// `touch f; rm f` succeeds every time, and the file never comes back.
+#[test]
+fn a_delete_right_after_create_succeeds_and_stays_deleted() {
+    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+        let server = Server::start_seeded(flavor, seed_tree);
+        let view = ServerView::new(&server);
+        let mount = Mounted::new(&server, &[]);
+        py(
+            &mount,
+            r#"
+for i in range(20):
+    p = os.path.join(d, "gone-%d.txt" % i)
+    open(p, "wb").close()
+    if i % 3 == 1: time.sleep(0.001)
+    os.unlink(p)
+    assert not os.path.exists(p), p
+"#,
+        );
+        // Past the upload of the empty file, whatever its timing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            mount.sh_ok(&format!("ls '{GUIDE}' | grep -c '^gone-' || true")),
+            "0\n"
+        );
+        drop(mount);
+        assert_eq!(on_server(&view, "gone-"), expect(&[]), "{flavor:?}");
+        assert_eq!(on_fresh_mount(&server, "gone-"), expect(&[]), "{flavor:?}");
+    }
+}
+
+/// A rename right after create+close is applied on the server, once, without an extra version.
+#[test]
+fn a_rename_right_after_create_is_kept() {
+    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+        let server = Server::start_seeded(flavor, seed_tree);
+        let view = ServerView::new(&server);
+        let mount = Mounted::new(&server, &[]);
+        py(
+            &mount,
+            r#"
+for i in range(10):
+    p = os.path.join(d, "from-%d.txt" % i)
+    with open(p, "wb") as f:
+        if i % 2: f.write(b"data %d\n" % i)
+    if i % 3 == 1: time.sleep(0.001)
+    os.rename(p, os.path.join(d, "to-%d.txt" % i))
+"#,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(mount);
+        let want: Vec<(String, Vec<u8>)> = (0..10)
+            .map(|i| {
+                let bytes = if i % 2 == 1 {
+                    format!("data {i}\n").into_bytes()
+                } else {
+                    Vec::new()
+                };
+                (format!("to-{i}.txt"), bytes)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        assert_eq!(on_server(&view, "from-"), expect(&[]), "{flavor:?}");
+        assert_eq!(on_server(&view, "to-"), want, "{flavor:?}");
+        for att in view.attachments("Guide") {
+            if att.title.starts_with("to-") {
+                assert_eq!(
+                    att.version, 1,
+                    "{flavor:?}: {} has extra versions",
+                    att.title
+                );
+            }
+        }
+        assert_eq!(on_fresh_mount(&server, "to-"), want, "{flavor:?}");
+    }
+}
+
+/// `truncate(2)` by path on a closed file reaches the server.
+#[test]
+fn truncate_by_path_reaches_the_server() {
+    for flavor in [Flavor::Cloud, Flavor::DataCenter] {
+        let server = Server::start_seeded(flavor, seed_tree);
+        let view = ServerView::new(&server);
+        let mount = Mounted::new(&server, &[]);
+        py(
+            &mount,
+            r#"
+p = os.path.join(d, "cut.txt")
+with open(p, "wb") as f: f.write(b"0123456789")
+os.truncate(p, 4)
+assert open(p, "rb").read() == b"0123"
+os.truncate(os.path.join(d, "notes.txt"), 5)
+"#,
+        );
+        assert_eq!(
+            on_server(&view, "cut"),
+            expect(&[("cut.txt", b"0123")]),
+            "{flavor:?}"
+        );
+        assert_eq!(
+            on_server(&view, "notes"),
+            expect(&[("notes.txt", b"hello")]),
+            "{flavor:?}"
+        );
+        drop(mount);
+        assert_eq!(
+            on_fresh_mount(&server, "cut"),
+            expect(&[("cut.txt", b"0123")])
+        );
+        assert_eq!(
+            on_fresh_mount(&server, "notes"),
+            expect(&[("notes.txt", b"hello")])
+        );
+    }
+}
+
+/// A file deleted while open keeps working through its descriptors, and is gone everywhere.
+#[test]
+fn unlinked_open_files_keep_working() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    py(
+        &mount,
+        r#"
+# A new file, deleted while open for writing (a temp file pattern).
+p = os.path.join(d, "tmp-open.bin")
+fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o600)
+os.write(fd, b"scratch")
+os.unlink(p)
+assert not os.path.exists(p)
+st = os.fstat(fd)
+assert st.st_size == 7, st
+assert st.st_nlink == 0, st
+os.write(fd, b" more")
+assert os.pread(fd, 100, 0) == b"scratch more"
+os.close(fd)
+# An attachment on the server, deleted while a reader holds it.
+p = os.path.join(d, "notes.txt")
+fd = os.open(p, os.O_RDONLY)
+os.unlink(p)
+st = os.fstat(fd)
+assert st.st_size == 12, st
+assert os.pread(fd, 100, 0) == b"hello notes\n"
+os.close(fd)
+assert not os.path.exists(p)
+"#,
+    );
+    drop(mount);
+    assert_eq!(on_server(&view, "tmp-open"), expect(&[]));
+    assert_eq!(on_server(&view, "notes"), expect(&[]));
+    assert_eq!(on_fresh_mount(&server, "tmp-open"), expect(&[]));
+}
+
+/// Names longer than 255 bytes are refused with ENAMETOOLONG by every operation, and nothing
+/// is created under another name.
+#[test]
+fn names_over_255_bytes_are_refused() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    py(
+        &mount,
+        r#"
+long = "x" * 256
+ok = "y" * 255
+def refused(f):
+    try:
+        f()
+    except OSError as e:
+        assert e.errno == errno.ENAMETOOLONG, e
+        return
+    raise AssertionError("accepted")
+refused(lambda: open(os.path.join(d, long), "wb"))
+refused(lambda: os.mkdir(os.path.join(d, long)))
+refused(lambda: os.stat(os.path.join(d, long)))
+with open(os.path.join(d, "short.txt"), "wb") as f: f.write(b"x")
+refused(lambda: os.rename(os.path.join(d, "short.txt"), os.path.join(d, long)))
+with open(os.path.join(d, ok), "wb") as f: f.write(b"255")
+assert open(os.path.join(d, ok), "rb").read() == b"255"
+"#,
+    );
+    drop(mount);
+    let names: Vec<String> = view.names("Guide");
+    assert!(names.iter().all(|n| n.len() <= 255), "{names:?}");
+    assert!(names.contains(&"short.txt".to_string()), "{names:?}");
+    assert!(names.contains(&"y".repeat(255)), "{names:?}");
+}
