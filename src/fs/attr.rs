@@ -43,7 +43,13 @@ impl ConfluenceFs {
             Node::Versions { .. } => (0, self.mounted_at, true, true),
             Node::VersionsOf(att) => (0, att.modified, true, true),
             Node::Version { size, modified, .. } => (*size, *modified, false, true),
-            Node::Local(local) => (0, local.created, false, false),
+            // An attachment an editor moved aside has its bytes until it is staged.
+            Node::Local(local) => (
+                local.origin.as_ref().map_or(0, |o| o.size),
+                local.created,
+                false,
+                false,
+            ),
         };
         // Local bytes (being written, or waiting to upload) decide the size.
         let size = match self.staged_size(ino) {

@@ -20,6 +20,7 @@ mod mount_prefetch;
 mod mount_tree;
 mod mount_walk;
 
+mod mount_differential;
 mod mount_early;
 mod mount_integrity;
 mod mount_write;
