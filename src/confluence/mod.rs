@@ -37,6 +37,7 @@ pub use model::{
     Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
     User,
 };
+pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};
 pub use retry::RetryPolicy;
 pub use site::Flavor;
 pub use streamed::{StreamLabels, StreamTarget, StreamedUpload};

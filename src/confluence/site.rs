@@ -6,6 +6,13 @@
 //! come back in two shapes: v1 links are context-relative (`/rest/api/…`, join onto the base) and
 //! v2 links are site-relative (`/wiki/api/v2/…`, join onto the origin); [`Site::follow`] tells them
 //! apart by the context prefix.
+//!
+//! A link the server gave us is followed with the credential only on the site's own origin
+//! (scheme, host and port, so `localhost` is not `127.0.0.1`): [`Site::keep_home`] rebases a link
+//! to another origin onto ours when its path lies under our base path (a Data Center behind a
+//! proxy reports its own idea of the base URL), and refuses it otherwise. A site URL that carries
+//! a user name or password is refused outright: the credential comes from its own settings, and
+//! a URL is shown in too many places (messages, logs, xattrs) to hold one.
 
 use url::Url;
 
@@ -108,6 +115,35 @@ impl Site {
         }
         joined.push_str(link);
         Url::parse(&joined).map_err(|e| ClientError::Config(format!("bad link {link:?}: {e}")))
+    }
+
+    /// `link` made fit to receive the credential: as it is on the site's own origin; on another
+    /// origin rebased onto ours (path and query kept) when its path lies under the site's base
+    /// path; otherwise refused with the reason, which names the link. A user name or password
+    /// in the link is dropped either way.
+    pub(crate) fn keep_home(&self, mut link: Url) -> Result<Url, String> {
+        // Cannot fail for http(s) links, the only kind `follow` returns.
+        let _ = link.set_username("");
+        let _ = link.set_password(None);
+        if same_origin(&link, &self.base) {
+            return Ok(link);
+        }
+        let context = self.context();
+        let path = link.path();
+        let under_base =
+            context.is_empty() || path == context || path.starts_with(&format!("{context}/"));
+        if !under_base {
+            return Err(format!(
+                "its next link {link} leads away from {}; not followed, so that the credential \
+                 stays with its own origin",
+                self.base.as_str().trim_end_matches('/')
+            ));
+        }
+        let mut rebased = self.base.clone();
+        rebased.set_path(path);
+        rebased.set_query(link.query());
+        tracing::debug!(%link, %rebased, "a link to another origin, rebased onto the site");
+        Ok(rebased)
     }
 
     /// `scheme://host[:port]`
@@ -226,6 +262,52 @@ mod tests {
         assert_eq!(
             dc.follow("/rest/api/space?start=200").unwrap().as_str(),
             "http://h:8090/rest/api/space?start=200"
+        );
+    }
+
+    #[test]
+    fn links_to_another_origin_are_rebased_or_refused() {
+        let site = Site::new(
+            normalize_site_url("https://h:8443/confluence").unwrap(),
+            Flavor::DataCenter,
+        );
+        let home = |link: &str| site.keep_home(Url::parse(link).unwrap());
+        // Our own origin, with a user name dropped.
+        assert_eq!(
+            home("https://x:y@h:8443/confluence/rest/api/space?start=2")
+                .unwrap()
+                .as_str(),
+            "https://h:8443/confluence/rest/api/space?start=2"
+        );
+        // Another scheme, host or port, under our base path: rebased.
+        for other in ["http://h:8443", "https://proxy.example", "https://h:9443"] {
+            assert_eq!(
+                home(&format!("{other}/confluence/rest/api/space?start=2"))
+                    .unwrap()
+                    .as_str(),
+                "https://h:8443/confluence/rest/api/space?start=2",
+                "{other}"
+            );
+        }
+        // Elsewhere: refused, naming the link.
+        for away in [
+            "https://proxy.example/rest/api/space?start=2",
+            "https://proxy.example/confluence2/rest/api/space",
+            "https://proxy.example/confluence/../admin",
+        ] {
+            let reason = home(away).unwrap_err();
+            assert!(reason.contains("proxy.example/"), "{reason}");
+        }
+        // A site at the root: every path is under it.
+        let root = Site::new(
+            normalize_site_url("http://127.0.0.1:8090").unwrap(),
+            Flavor::DataCenter,
+        );
+        assert_eq!(
+            root.keep_home(Url::parse("http://localhost:8090/rest/api/space?start=2").unwrap())
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8090/rest/api/space?start=2"
         );
     }
 }
