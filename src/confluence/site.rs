@@ -152,18 +152,33 @@ impl Site {
     }
 }
 
-/// Cleans up what a user typed: http(s) only, no query or fragment, no trailing slash, and the
-/// `/wiki` context added for a bare `*.atlassian.net` host.
+/// Refuses a site URL that the client would refuse, without a request: one that is not an
+/// http(s) URL, or that carries a user name or password. The reason never shows the password.
+pub fn check_site_url(raw: &str) -> Result<(), ClientError> {
+    normalize_site_url(raw).map(|_| ())
+}
+
+/// Cleans up what a user typed: http(s) only, no user name or password, no query or fragment,
+/// no trailing slash, and the `/wiki` context added for a bare `*.atlassian.net` host.
 pub(crate) fn normalize_site_url(raw: &str) -> Result<Url, ClientError> {
     let raw = raw.trim();
     let mut url = Url::parse(raw).map_err(|e| {
         ClientError::Config(format!(
-            "{raw:?} is not a URL ({e}); expected e.g. https://example.atlassian.net/wiki"
+            "{:?} is not a URL ({e}); expected e.g. https://example.atlassian.net/wiki",
+            shown(raw)
         ))
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ClientError::Config(format!(
+            "the URL {:?} carries a user name or password; give the user in CONFLUENCE_USER or \
+             --user and the token in CONFLUENCE_TOKEN or --token-file instead",
+            shown(raw)
+        )));
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ClientError::Config(format!(
-            "{raw:?} is not an http(s) URL"
+            "{:?} is not an http(s) URL",
+            shown(raw)
         )));
     }
     url.set_query(None);
@@ -178,6 +193,19 @@ pub(crate) fn normalize_site_url(raw: &str) -> Result<Url, ClientError> {
         url.set_path(&trimmed);
     }
     Ok(url)
+}
+
+/// What a user typed, fit for a message: whatever stands before an `@` in the authority (a
+/// user name and password) becomes `***`, even when the rest does not parse as a URL.
+fn shown(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
 }
 
 /// `base` with `/wiki` appended, for the second probe when a bare host 404s.
@@ -216,6 +244,30 @@ mod tests {
         assert_eq!(n("http://host/confluence?x=1#y"), "http://host/confluence");
         assert!(normalize_site_url("ftp://host").is_err());
         assert!(normalize_site_url("not a url").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_refused_without_showing_it() {
+        for raw in [
+            "https://me:hunter2@x.atlassian.net/wiki",
+            "https://hunter2@x.atlassian.net",
+            "http://me:hunter2@host:8090/confluence?x=1",
+            "ftp://me:hunter2@host/",
+            "https://me:hunter2@ho st/wiki",
+            "me:hunter2@host/wiki",
+        ] {
+            let message = normalize_site_url(raw).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{raw}: {message}");
+            assert!(!message.contains('\n'), "{raw}: {message}");
+            assert!(check_site_url(raw).is_err(), "{raw}");
+        }
+        let message = normalize_site_url("https://me:pw@h/wiki")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("user name or password"), "{message}");
+        assert!(message.contains("https://***@h/wiki"), "{message}");
+        assert_eq!(shown("http://h/a@b"), "http://h/a@b");
+        assert!(check_site_url("http://host:8090").is_ok());
     }
 
     #[test]

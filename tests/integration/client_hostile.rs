@@ -7,6 +7,7 @@
 //! origin saw the credential. Every case has a time bound: a client that loops fails the test
 //! instead of hanging it.
 
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -487,6 +488,78 @@ async fn cross_origin_next_v2_is_rebased_or_refused() {
         assert!(!text.contains(SECRET), "{text}");
         assert_no_credential(&other);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials in the URL
+
+#[tokio::test]
+async fn userinfo_in_the_url_is_refused_without_echoing_the_password() {
+    let server = hostile(|request| {
+        if request.path().ends_with("/rest/api/space") {
+            json(&serde_json::json!({"results": [v1_space(1)], "_links": {}}))
+        } else {
+            not_found()
+        }
+    })
+    .await;
+    let password = "pa55-in-the-url";
+    let url = format!("http://me:{password}@127.0.0.1:{}/confluence", server.port);
+
+    let config = ClientConfig::new(url.clone(), Credentials::basic(USER, SECRET));
+    let error = Client::connect(config)
+        .await
+        .expect_err("a URL with credentials is refused");
+    let text = error.to_string();
+    eprintln!("library: {text}");
+    assert!(matches!(error, ClientError::Config(_)), "{error:?}");
+    assert!(!text.contains(password), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert_eq!(server.count(), 0, "refused before any request");
+
+    // The same through the binary: check, tree and mount refuse it in one line.
+    let mountpoint = tempfile::tempdir().unwrap();
+    let mountpoint = mountpoint.path().to_str().unwrap().to_string();
+    let runs: [Vec<&str>; 3] = [
+        vec!["check", "--url", &url],
+        vec!["tree", "--url", &url],
+        vec!["mount", &url, &mountpoint],
+    ];
+    for args in runs {
+        let output = confluencefs(&args);
+        let (out, err) = (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        eprintln!("{}: {}", args[0], err.trim_end());
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {out} {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("user name or password"),
+            "{args:?}: the reason is given: {err}"
+        );
+        assert!(
+            !out.contains(password) && !err.contains(password),
+            "{out} {err}"
+        );
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{out} {err}"
+        );
+    }
+    assert_eq!(server.count(), 0, "refused before any request");
+}
+
+fn confluencefs(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confluencefs"));
+    command.args(args);
+    for var in ["CONFLUENCE_URL", "CONFLUENCE_USER", "CONFLUENCE_TOKEN"] {
+        command.env_remove(var);
+    }
+    command
+        .env("CONFLUENCE_USER", USER)
+        .env("CONFLUENCE_TOKEN", SECRET);
+    command.output().expect("confluencefs runs")
 }
 
 // ---------------------------------------------------------------------------------------------
