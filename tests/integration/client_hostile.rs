@@ -9,10 +9,10 @@
 
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use confluencefs::confluence::{
-    Client, ClientConfig, ClientError, ContainerRef, Credentials, Flavor,
+    Attachment, Client, ClientConfig, ClientError, ContainerRef, Credentials, Flavor,
 };
 
 use crate::support::{current_user_response, http_response};
@@ -634,4 +634,87 @@ async fn malformed_entries_v2_are_skipped() {
         .expect("the good entries are listed");
     let got: Vec<(String, u64)> = listed.iter().map(|a| (a.id.clone(), a.size)).collect();
     assert_eq!(got, [("att1".to_string(), 10), ("att4".to_string(), 40)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A size that contradicts itself
+
+const LISTED: u64 = 500;
+
+fn attachment(version: u64) -> Attachment {
+    Attachment {
+        id: "2".into(),
+        title: "file.bin".into(),
+        container: ContainerRef::page("1"),
+        media_type: "application/octet-stream".into(),
+        size: LISTED,
+        version,
+        modified: UNIX_EPOCH,
+        comment: String::new(),
+        author: None,
+        download_path: None,
+        web_url: None,
+        status: "current".into(),
+        file_id: None,
+    }
+}
+
+#[tokio::test]
+async fn content_range_total_that_contradicts_the_size_is_an_error() {
+    // The attachment is listed with 500 bytes. The server picks its answer by version:
+    // version 2 says the file has 999 bytes (206 with Content-Range), version 3 sends a whole
+    // 999-byte file (200, Range ignored), version 4 tells the truth, and version 1 (an older
+    // version, whose size the client does not know) has 999 bytes.
+    let server = hostile(|request| {
+        if !request.path().starts_with("/download/attachments/1/file.bin") {
+            return not_found();
+        }
+        let total: usize = match request.param("version").as_deref() {
+            Some("2") | Some("3") | Some("1") => 999,
+            _ => LISTED as usize,
+        };
+        if request.param("version").as_deref() == Some("3") {
+            return http_response("200 OK", "application/octet-stream", &vec![7u8; total]);
+        }
+        let body = vec![7u8; 10];
+        let mut out = format!(
+            "HTTP/1.1 206 Partial Content\r\ncontent-type: application/octet-stream\r\ncontent-range: bytes 0-9/{total}\r\ncontent-length: 10\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
+    })
+    .await;
+    let client = connect(&server.url, Flavor::DataCenter).await;
+
+    for version in [2, 3] {
+        let error = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.download_range(&attachment(version), version, 0, 10),
+        )
+        .await
+        .expect("bounded")
+        .expect_err("a contradicting size is an error");
+        eprintln!("version {version}: {error}");
+        assert!(
+            matches!(error, ClientError::Decode { .. }),
+            "version {version}: {error:?}"
+        );
+        assert!(error.to_string().contains("999"), "{error}");
+    }
+
+    // The truth is read as before.
+    let bytes = client
+        .download_range(&attachment(4), 4, 0, 10)
+        .await
+        .expect("a consistent size is fine");
+    assert_eq!(&bytes[..], &[7u8; 10]);
+
+    // An older version than the one the attachment describes has a size the client does not
+    // know: nothing to contradict.
+    let bytes = client
+        .download_range(&attachment(4), 1, 0, 10)
+        .await
+        .expect("an older version's size is not checked against the current one");
+    assert_eq!(bytes.len(), 10);
 }
