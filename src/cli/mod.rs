@@ -2,7 +2,7 @@
 //!
 //! `Args` is what the user typed; `connect_config` validates it into a `ClientConfig`
 //! (credentials from the environment or a token file — never from a flag, where `ps` would show
-//! a token). Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints
+//! a token, nor from the URL, which is refused when it carries a user name or password). Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints
 //! the whole error chain on one line and exits non-zero, so a wrong URL or a refused credential
 //! is one clear line, not a backtrace.
 
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::confluence::{ClientConfig, Credentials, Flavor};
+use crate::confluence::{check_site_url, ClientConfig, Credentials, Flavor};
 
 #[derive(Debug, Parser)]
 #[command(name = "confluencefs", version, about = "Confluence as a filesystem")]
@@ -86,6 +86,8 @@ pub fn main() -> i32 {
 }
 
 fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
+    // Refused here already, so that a wrong URL is not first handed to a background process.
+    check_site_url(&args.url)?;
     if !args.foreground {
         return mount::spawn_background();
     }
@@ -134,6 +136,8 @@ fn one_line(err: &anyhow::Error) -> String {
 }
 
 fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
+    // Before the token is looked for: a URL with a password in it is the first thing to fix.
+    check_site_url(&site.url)?;
     let credentials = match &site.token_file {
         Some(path) => Credentials::from_token_file(site.user.clone(), path)?,
         None => {

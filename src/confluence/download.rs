@@ -12,7 +12,12 @@
 //! expired or the file moved) is forgotten and the redirect followed again.
 //!
 //! Every hop carries `Range`. A 206 is used as is; a 200 means the range was ignored and we
-//! skip to the offset ourselves; 416 is [`ClientError::RangeNotSatisfiable`]. A body that ends
+//! skip to the offset ourselves; 416 is [`ClientError::RangeNotSatisfiable`]. When the size of
+//! the version is known (the attachment's current version), a file size the answer states —
+//! the total of `Content-Range`, or the `Content-Length` of a whole-file 200 — must agree with
+//! it: a server that contradicts itself gets [`ClientError::Decode`] rather than bytes of a file
+//! that is not the one listed. (A size of 0 is not held against it: a listing without sizes
+//! gives that too.) A body that ends
 //! early — a reset, or fewer bytes than `Content-Range`/`Content-Length` announced — is a
 //! transport failure and is resumed from the first missing byte, starting again from the
 //! Confluence URL (the media token may have expired), up to the retry policy's attempt limit
@@ -106,12 +111,16 @@ impl Client {
     ) -> Result<ByteStream, ClientError> {
         let source = self.download_url(attachment, version);
         let stop = len.map(|l| offset.saturating_add(l));
-        let body = self.open_download(&source, offset, stop).await?;
+        // The attachment describes its current version; another version's size is not known.
+        let size =
+            (version == attachment.version && attachment.size > 0).then_some(attachment.size);
+        let body = self.open_download(&source, offset, stop, size).await?;
         let state = DownloadState {
             client: self.clone(),
             source,
             pos: offset,
             stop,
+            size,
             body: Some(body),
             failures: 0,
             done: false,
@@ -138,12 +147,14 @@ impl Client {
         url
     }
 
-    /// Follows redirects from `source` and returns the body positioned for `[pos, stop)`.
+    /// Follows redirects from `source` and returns the body positioned for `[pos, stop)`; a
+    /// known `size` of the file is checked against what the answer says.
     async fn open_download(
         &self,
         source: &Url,
         pos: u64,
         stop: Option<u64>,
+        size: Option<u64>,
     ) -> Result<Body, ClientError> {
         let range = match stop {
             Some(stop) => format!("bytes={}-{}", pos, stop.saturating_sub(1)),
@@ -151,7 +162,7 @@ impl Client {
         };
         let base = self.site().base().clone();
         if let Some(media) = self.inner.media_links.get(source) {
-            match self.open_media(&media, &range, pos).await {
+            match self.open_media(&media, &range, pos, size).await {
                 Ok(body) => return Ok(body),
                 Err(err) if matches!(err.status(), Some(401 | 403 | 404 | 410)) => {
                     self.inner.media_links.forget(source);
@@ -196,7 +207,7 @@ impl Client {
             if channel == Channel::Media {
                 self.inner.media_links.put(source, url.clone());
             }
-            return Body::new(opened, line, pos);
+            return Body::new(opened, line, pos, size);
         }
         Err(ClientError::Decode {
             request: Transport::line(Channel::Api, &Method::GET, source),
@@ -207,7 +218,13 @@ impl Client {
 
 impl Client {
     /// Opens a media link found earlier, without credentials (another origin).
-    async fn open_media(&self, url: &Url, range: &str, pos: u64) -> Result<Body, ClientError> {
+    async fn open_media(
+        &self,
+        url: &Url,
+        range: &str,
+        pos: u64,
+        size: Option<u64>,
+    ) -> Result<Body, ClientError> {
         let line = Transport::line(Channel::Media, &Method::GET, url);
         let transport = self.transport();
         let opened = transport
@@ -225,7 +242,7 @@ impl Client {
                 request: line,
             });
         }
-        Body::new(opened, line, pos)
+        Body::new(opened, line, pos, size)
     }
 }
 
@@ -240,32 +257,62 @@ struct Body {
 }
 
 impl Body {
-    fn new(opened: Opened, line: super::error::RequestLine, pos: u64) -> Result<Body, ClientError> {
+    fn new(
+        opened: Opened,
+        line: super::error::RequestLine,
+        pos: u64,
+        size: Option<u64>,
+    ) -> Result<Body, ClientError> {
         let headers = opened.response.headers();
         let content_length = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let contradicts = |said: u64| size.is_some_and(|size| size != said);
         let (file_pos, announced_end) = match opened.response.status() {
             StatusCode::PARTIAL_CONTENT => {
-                let range = headers
+                let value = headers
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(parse_content_range)
-                    .ok_or_else(|| ClientError::Decode {
+                    .unwrap_or("");
+                let (first, last, total) =
+                    parse_content_range(value).ok_or_else(|| ClientError::Decode {
                         request: line.clone(),
                         detail: "206 without a usable Content-Range".into(),
                     })?;
-                if range.0 > pos {
+                if first > pos {
                     return Err(ClientError::Decode {
                         request: line,
-                        detail: format!("asked for bytes from {pos}, got from {}", range.0),
+                        detail: format!("asked for bytes from {pos}, got from {first}"),
                     });
                 }
-                (range.0, Some(range.1 + 1))
+                if let Some(total) = total {
+                    if last >= total || contradicts(total) {
+                        return Err(ClientError::Decode {
+                            request: line,
+                            detail: format!(
+                                "Content-Range {value:?} contradicts the file's size of {} bytes",
+                                size.map_or(total, |s| s)
+                            ),
+                        });
+                    }
+                }
+                (first, Some(last + 1))
             }
             // The server ignored Range and sends the whole file: skip to `pos` ourselves.
-            StatusCode::OK => (0, content_length),
+            StatusCode::OK => {
+                if let Some(length) = content_length.filter(|&l| contradicts(l)) {
+                    return Err(ClientError::Decode {
+                        request: line,
+                        detail: format!(
+                            "the whole file came with Content-Length {length}, which contradicts \
+                             its size of {} bytes",
+                            size.unwrap_or(0)
+                        ),
+                    });
+                }
+                (0, content_length)
+            }
             other => {
                 return Err(ClientError::Service {
                     status: other.as_u16(),
@@ -283,13 +330,17 @@ impl Body {
     }
 }
 
-/// `bytes a-b/total` → `(a, b)`.
-fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+/// `bytes a-b/total` → `(a, b, Some(total))`; a total of `*` (unknown) is `None`.
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     let spec = value.trim().strip_prefix("bytes")?.trim();
-    let (range, _total) = spec.split_once('/')?;
+    let (range, total) = spec.split_once('/')?;
     let (a, b) = range.split_once('-')?;
     let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a <= b).then_some((a, b))
+    let total = match total.trim() {
+        "*" => None,
+        n => Some(n.parse().ok()?),
+    };
+    (a <= b).then_some((a, b, total))
 }
 
 struct DownloadState {
@@ -299,6 +350,8 @@ struct DownloadState {
     pos: u64,
     /// File offset to stop before, if bounded.
     stop: Option<u64>,
+    /// The file's size, when known, for checking each answer against.
+    size: Option<u64>,
     body: Option<Body>,
     /// Consecutive failures without a byte of progress.
     failures: u32,
@@ -316,7 +369,7 @@ async fn next_chunk(
             Some(body) => body,
             None => match state
                 .client
-                .open_download(&state.source, state.pos, state.stop)
+                .open_download(&state.source, state.pos, state.stop, state.size)
                 .await
             {
                 Ok(body) => body,
@@ -383,9 +436,13 @@ mod tests {
 
     #[test]
     fn content_range() {
-        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99)));
-        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5)));
+        assert_eq!(
+            parse_content_range("bytes 0-99/1000"),
+            Some((0, 99, Some(1000)))
+        );
+        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5, None)));
         assert_eq!(parse_content_range("bytes */1000"), None);
         assert_eq!(parse_content_range("bytes 9-1/10"), None);
+        assert_eq!(parse_content_range("bytes 0-9/-5"), None);
     }
 }

@@ -95,8 +95,10 @@ pub enum ClientError {
         source: Option<reqwest::Error>,
     },
 
-    /// The response was not the JSON we expected.
-    #[error("{request}: cannot decode the response: {detail}")]
+    /// The response was not what we expected: JSON of another shape, or an answer we will not
+    /// act on (paging that loops or never ends, a `next` link away from the site, a size that
+    /// contradicts itself).
+    #[error("{request}: unusable response: {detail}")]
     Decode {
         request: RequestLine,
         detail: String,

@@ -37,8 +37,9 @@ pub use model::{
     Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
     User,
 };
+pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};
 pub use retry::RetryPolicy;
-pub use site::Flavor;
+pub use site::{check_site_url, Flavor};
 pub use streamed::{StreamLabels, StreamTarget, StreamedUpload};
 pub(crate) use upload::may_have_landed;
 pub use upload::{guess_media_type, NewAttachment, UploadSource};

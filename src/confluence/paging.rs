@@ -9,22 +9,44 @@
 //! Some servers drop parameters from `next` (Cloud's search drops `excerpt`; MF saw `next` links
 //! without `expand`), so parameters of the first request that the `next` link lacks are carried
 //! over — except the position itself (`start`, `cursor`).
+//!
+//! The server decides where a listing goes, so nothing it says is followed blindly:
+//! - a `next` link that was already fetched ends the listing with an error (two pages pointing at
+//!   each other would otherwise be fetched forever), and so does going past [`MAX_PAGES_V1`] /
+//!   [`MAX_PAGES_V2`] pages (an endless chain of distinct links). Fetched links are remembered
+//!   as 64-bit hashes, so a server's long links cannot make that memory grow either;
+//! - a `next` link to another origin never gets the credential: it is rebased onto the site
+//!   when its path lies under the site's base path, refused otherwise ([`Site::keep_home`]);
+//! - an entry that does not have the shape we need (a negative size, no id) is skipped, and the
+//!   listing says so once in the log, with its URL: one bad entry costs that entry, not the
+//!   directory.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
 use reqwest::header::LINK;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::error::ClientError;
+use super::error::{ClientError, RequestLine};
 use super::retry::Repeat;
 use super::site::Site;
 use super::transport::{decode, Channel, Transport};
-use super::wire::{V1List, V2List};
+use super::wire::{Listed, V1List, V2List};
 
+/// Results one listing may bring before it is given up as endless. Generous: the largest
+/// directory a user could want to list is far smaller.
+pub const MAX_LISTED: usize = 1_000_000;
 /// Page size asked of v1 endpoints (the test server and Cloud cap at 200).
 pub(crate) const V1_LIMIT: &str = "200";
 /// Page size asked of v2 endpoints (the documented maximum).
 pub(crate) const V2_LIMIT: &str = "250";
+/// Pages one v1 listing may take: [`MAX_LISTED`] at 200 a page, 5,000. (A server that caps
+/// `limit` lower than we ask gets fewer results within the same number of pages.)
+pub const MAX_PAGES_V1: usize = MAX_LISTED / 200;
+/// Pages one v2 listing may take: [`MAX_LISTED`] at 250 a page, 4,000.
+pub const MAX_PAGES_V2: usize = MAX_LISTED / 250;
 
 /// All results of a v1 offset-paged list.
 pub(crate) async fn all_v1<T: DeserializeOwned>(
@@ -32,24 +54,20 @@ pub(crate) async fn all_v1<T: DeserializeOwned>(
     site: &Site,
     first: Url,
 ) -> Result<Vec<T>, ClientError> {
+    let mut walk = Walk::new(site, first.clone(), MAX_PAGES_V1);
     let mut results = Vec::new();
-    let mut url = first.clone();
+    let mut url = first;
     loop {
-        let page: V1List<T> = transport
+        let page: V1List<Listed<T>> = transport
             .call_json(Method::GET, url.clone(), None, Repeat::Idempotent)
             .await?;
-        results.extend(page.results);
-        match page.links.get("next") {
-            Some(next) => {
-                let next = carry_params(&first, site.follow(next)?);
-                if next == url {
-                    break; // a server that points at the same page again would loop forever
-                }
-                url = next;
-            }
+        walk.keep(&url, page.results, &mut results);
+        match walk.next(&url, page.links.get("next"))? {
+            Some(next) => url = next,
             None => break,
         }
     }
+    walk.finish();
     Ok(results)
 }
 
@@ -59,15 +77,16 @@ pub(crate) async fn all_v2<T: DeserializeOwned>(
     site: &Site,
     first: Url,
 ) -> Result<Vec<T>, ClientError> {
+    let mut walk = Walk::new(site, first.clone(), MAX_PAGES_V2);
     let mut results = Vec::new();
-    let mut url = first.clone();
+    let mut url = first;
     loop {
         let line = Transport::line(Channel::Api, &Method::GET, &url);
         let answer = transport
             .call(Method::GET, url.clone(), None, Repeat::Idempotent)
             .await?;
-        let page: V2List<T> = decode(&line, &answer.body)?;
-        results.extend(page.results);
+        let page: V2List<Listed<T>> = decode(&line, &answer.body)?;
+        walk.keep(&url, page.results, &mut results);
         let next = page.links.get("next").map(str::to_string).or_else(|| {
             answer
                 .headers
@@ -76,18 +95,108 @@ pub(crate) async fn all_v2<T: DeserializeOwned>(
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_from_link_header)
         });
-        match next {
-            Some(next) => {
-                let next = carry_params(&first, site.follow(&next)?);
-                if next == url {
-                    break;
-                }
-                url = next;
-            }
+        match walk.next(&url, next.as_deref())? {
+            Some(next) => url = next,
             None => break,
         }
     }
+    walk.finish();
     Ok(results)
+}
+
+/// One listing in progress: where it started, which pages it has fetched, and what it skipped.
+struct Walk<'a> {
+    site: &'a Site,
+    first: Url,
+    cap: usize,
+    /// Hashes of the URLs fetched so far (the first one included).
+    visited: HashSet<u64>,
+    hasher: RandomState,
+    skipped: usize,
+    /// The first skipped entry: the page it came from, and why.
+    example: Option<String>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(site: &'a Site, first: Url, cap: usize) -> Walk<'a> {
+        let mut walk = Walk {
+            site,
+            cap,
+            visited: HashSet::new(),
+            hasher: RandomState::new(),
+            skipped: 0,
+            example: None,
+            first,
+        };
+        let hash = walk.hasher.hash_one(walk.first.as_str());
+        walk.visited.insert(hash);
+        walk
+    }
+
+    /// Moves the well-formed entries of a page into `results` and counts the others.
+    fn keep<T>(&mut self, page: &Url, entries: Vec<Listed<T>>, results: &mut Vec<T>) {
+        for entry in entries {
+            match entry {
+                Listed::Good(value) => results.push(value),
+                Listed::Bad { id, reason } => {
+                    self.skipped += 1;
+                    if self.example.is_none() {
+                        let which =
+                            id.map_or_else(|| "an entry".to_string(), |id| format!("id {id}"));
+                        self.example = Some(format!("{which} on {page}: {reason}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The page to fetch after `page`, whose answer named `link` as its `next`; `None` at the
+    /// end. A link already fetched, a listing past its cap and a link that would take the
+    /// credential elsewhere are errors.
+    fn next(&mut self, page: &Url, link: Option<&str>) -> Result<Option<Url>, ClientError> {
+        let Some(link) = link else {
+            return Ok(None);
+        };
+        let unusable = |detail: String| ClientError::Decode {
+            request: RequestLine {
+                method: Method::GET,
+                url: page.to_string(),
+            },
+            detail,
+        };
+        let next = self
+            .site
+            .follow(link)
+            .map_err(|_| unusable(format!("its next link {link:?} is not a URL")))?;
+        let next = self.site.keep_home(next).map_err(unusable)?;
+        let next = carry_params(&self.first, next);
+        if self.visited.len() >= self.cap {
+            return Err(unusable(format!(
+                "the listing goes on past {} pages (the most we follow, {MAX_LISTED} results at \
+                 our page size); given up before {next}",
+                self.cap
+            )));
+        }
+        if !self.visited.insert(self.hasher.hash_one(next.as_str())) {
+            return Err(unusable(format!(
+                "its next link {next} was fetched before in this listing: the server's paging \
+                 goes round in a circle"
+            )));
+        }
+        Ok(Some(next))
+    }
+
+    /// Says once, for the whole listing, what was skipped.
+    fn finish(self) {
+        if self.skipped > 0 {
+            tracing::warn!(
+                listing = %self.first,
+                skipped = self.skipped,
+                first = self.example.as_deref().unwrap_or(""),
+                "skipped malformed entries of a listing; the rest of it is used"
+            );
+        }
+    }
 }
 
 /// The `rel="next"` target of a `Link` header value.
@@ -139,6 +248,18 @@ mod tests {
         assert_eq!(
             next_from_link_header(r#"<https://s/wiki>; rel="base""#),
             None
+        );
+    }
+
+    #[test]
+    fn caps_match_the_page_sizes() {
+        assert_eq!(
+            MAX_PAGES_V1 * V1_LIMIT.parse::<usize>().unwrap(),
+            MAX_LISTED
+        );
+        assert_eq!(
+            MAX_PAGES_V2 * V2_LIMIT.parse::<usize>().unwrap(),
+            MAX_LISTED
         );
     }
 

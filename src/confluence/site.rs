@@ -6,6 +6,13 @@
 //! come back in two shapes: v1 links are context-relative (`/rest/api/…`, join onto the base) and
 //! v2 links are site-relative (`/wiki/api/v2/…`, join onto the origin); [`Site::follow`] tells them
 //! apart by the context prefix.
+//!
+//! A link the server gave us is followed with the credential only on the site's own origin
+//! (scheme, host and port, so `localhost` is not `127.0.0.1`): [`Site::keep_home`] rebases a link
+//! to another origin onto ours when its path lies under our base path (a Data Center behind a
+//! proxy reports its own idea of the base URL), and refuses it otherwise. A site URL that carries
+//! a user name or password is refused outright: the credential comes from its own settings, and
+//! a URL is shown in too many places (messages, logs, xattrs) to hold one.
 
 use url::Url;
 
@@ -110,24 +117,68 @@ impl Site {
         Url::parse(&joined).map_err(|e| ClientError::Config(format!("bad link {link:?}: {e}")))
     }
 
+    /// `link` made fit to receive the credential: as it is on the site's own origin; on another
+    /// origin rebased onto ours (path and query kept) when its path lies under the site's base
+    /// path; otherwise refused with the reason, which names the link. A user name or password
+    /// in the link is dropped either way.
+    pub(crate) fn keep_home(&self, mut link: Url) -> Result<Url, String> {
+        // Cannot fail for http(s) links, the only kind `follow` returns.
+        let _ = link.set_username("");
+        let _ = link.set_password(None);
+        if same_origin(&link, &self.base) {
+            return Ok(link);
+        }
+        let context = self.context();
+        let path = link.path();
+        let under_base =
+            context.is_empty() || path == context || path.starts_with(&format!("{context}/"));
+        if !under_base {
+            return Err(format!(
+                "its next link {link} leads away from {}; not followed, so that the credential \
+                 stays with its own origin",
+                self.base.as_str().trim_end_matches('/')
+            ));
+        }
+        let mut rebased = self.base.clone();
+        rebased.set_path(path);
+        rebased.set_query(link.query());
+        tracing::debug!(%link, %rebased, "a link to another origin, rebased onto the site");
+        Ok(rebased)
+    }
+
     /// `scheme://host[:port]`
     pub(crate) fn origin(&self) -> String {
         self.base.origin().ascii_serialization()
     }
 }
 
-/// Cleans up what a user typed: http(s) only, no query or fragment, no trailing slash, and the
-/// `/wiki` context added for a bare `*.atlassian.net` host.
+/// Refuses a site URL that the client would refuse, without a request: one that is not an
+/// http(s) URL, or that carries a user name or password. The reason never shows the password.
+pub fn check_site_url(raw: &str) -> Result<(), ClientError> {
+    normalize_site_url(raw).map(|_| ())
+}
+
+/// Cleans up what a user typed: http(s) only, no user name or password, no query or fragment,
+/// no trailing slash, and the `/wiki` context added for a bare `*.atlassian.net` host.
 pub(crate) fn normalize_site_url(raw: &str) -> Result<Url, ClientError> {
     let raw = raw.trim();
     let mut url = Url::parse(raw).map_err(|e| {
         ClientError::Config(format!(
-            "{raw:?} is not a URL ({e}); expected e.g. https://example.atlassian.net/wiki"
+            "{:?} is not a URL ({e}); expected e.g. https://example.atlassian.net/wiki",
+            shown(raw)
         ))
     })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ClientError::Config(format!(
+            "the URL {:?} carries a user name or password; give the user in CONFLUENCE_USER or \
+             --user and the token in CONFLUENCE_TOKEN or --token-file instead",
+            shown(raw)
+        )));
+    }
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ClientError::Config(format!(
-            "{raw:?} is not an http(s) URL"
+            "{:?} is not an http(s) URL",
+            shown(raw)
         )));
     }
     url.set_query(None);
@@ -142,6 +193,19 @@ pub(crate) fn normalize_site_url(raw: &str) -> Result<Url, ClientError> {
         url.set_path(&trimmed);
     }
     Ok(url)
+}
+
+/// What a user typed, fit for a message: whatever stands before an `@` in the authority (a
+/// user name and password) becomes `***`, even when the rest does not parse as a URL.
+fn shown(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
 }
 
 /// `base` with `/wiki` appended, for the second probe when a bare host 404s.
@@ -180,6 +244,30 @@ mod tests {
         assert_eq!(n("http://host/confluence?x=1#y"), "http://host/confluence");
         assert!(normalize_site_url("ftp://host").is_err());
         assert!(normalize_site_url("not a url").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_refused_without_showing_it() {
+        for raw in [
+            "https://me:hunter2@x.atlassian.net/wiki",
+            "https://hunter2@x.atlassian.net",
+            "http://me:hunter2@host:8090/confluence?x=1",
+            "ftp://me:hunter2@host/",
+            "https://me:hunter2@ho st/wiki",
+            "me:hunter2@host/wiki",
+        ] {
+            let message = normalize_site_url(raw).unwrap_err().to_string();
+            assert!(!message.contains("hunter2"), "{raw}: {message}");
+            assert!(!message.contains('\n'), "{raw}: {message}");
+            assert!(check_site_url(raw).is_err(), "{raw}");
+        }
+        let message = normalize_site_url("https://me:pw@h/wiki")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("user name or password"), "{message}");
+        assert!(message.contains("https://***@h/wiki"), "{message}");
+        assert_eq!(shown("http://h/a@b"), "http://h/a@b");
+        assert!(check_site_url("http://host:8090").is_ok());
     }
 
     #[test]
@@ -226,6 +314,52 @@ mod tests {
         assert_eq!(
             dc.follow("/rest/api/space?start=200").unwrap().as_str(),
             "http://h:8090/rest/api/space?start=200"
+        );
+    }
+
+    #[test]
+    fn links_to_another_origin_are_rebased_or_refused() {
+        let site = Site::new(
+            normalize_site_url("https://h:8443/confluence").unwrap(),
+            Flavor::DataCenter,
+        );
+        let home = |link: &str| site.keep_home(Url::parse(link).unwrap());
+        // Our own origin, with a user name dropped.
+        assert_eq!(
+            home("https://x:y@h:8443/confluence/rest/api/space?start=2")
+                .unwrap()
+                .as_str(),
+            "https://h:8443/confluence/rest/api/space?start=2"
+        );
+        // Another scheme, host or port, under our base path: rebased.
+        for other in ["http://h:8443", "https://proxy.example", "https://h:9443"] {
+            assert_eq!(
+                home(&format!("{other}/confluence/rest/api/space?start=2"))
+                    .unwrap()
+                    .as_str(),
+                "https://h:8443/confluence/rest/api/space?start=2",
+                "{other}"
+            );
+        }
+        // Elsewhere: refused, naming the link.
+        for away in [
+            "https://proxy.example/rest/api/space?start=2",
+            "https://proxy.example/confluence2/rest/api/space",
+            "https://proxy.example/confluence/../admin",
+        ] {
+            let reason = home(away).unwrap_err();
+            assert!(reason.contains("proxy.example/"), "{reason}");
+        }
+        // A site at the root: every path is under it.
+        let root = Site::new(
+            normalize_site_url("http://127.0.0.1:8090").unwrap(),
+            Flavor::DataCenter,
+        );
+        assert_eq!(
+            root.keep_home(Url::parse("http://localhost:8090/rest/api/space?start=2").unwrap())
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8090/rest/api/space?start=2"
         );
     }
 }

@@ -46,6 +46,37 @@ impl Links {
     }
 }
 
+/// One entry of a listing, kept apart when it does not have the shape we need (a negative or
+/// non-numeric size, no id): one malformed entry then costs that entry, not the whole listing.
+#[derive(Debug)]
+pub(crate) enum Listed<T> {
+    Good(T),
+    Bad {
+        /// The entry's id, when it has a usable one, to name it in the log.
+        id: Option<String>,
+        reason: String,
+    },
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Listed<T>, D::Error> {
+        // Anything that is JSON at all is accepted here; only then is it asked to be a `T`.
+        let value = serde_json::Value::deserialize(d)?;
+        let id = match value.get("id") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Ok(match T::deserialize(value) {
+            Ok(good) => Listed::Good(good),
+            Err(e) => Listed::Bad {
+                id,
+                reason: e.to_string(),
+            },
+        })
+    }
+}
+
 /// v1 list envelope (`{results,start,limit,size,_links}`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct V1List<T> {
@@ -523,6 +554,23 @@ mod tests {
             att.web_url.as_deref(),
             Some("https://x.atlassian.net/wiki/pages/viewpageattachments.action?pageId=1507344")
         );
+    }
+
+    #[test]
+    fn a_malformed_entry_is_kept_apart() {
+        let list: V1List<Listed<V1Space>> = serde_json::from_str(
+            r#"{"results":[{"id":1,"key":"A"},{"id":2},{"key":"C"},{"id":4,"key":"D"}]}"#,
+        )
+        .unwrap();
+        let shapes: Vec<String> = list
+            .results
+            .into_iter()
+            .map(|entry| match entry {
+                Listed::Good(space) => space.key,
+                Listed::Bad { id, .. } => format!("bad {id:?}"),
+            })
+            .collect();
+        assert_eq!(shapes, ["A", "bad Some(\"2\")", "bad None", "D"]);
     }
 
     #[test]

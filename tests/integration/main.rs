@@ -8,6 +8,7 @@ mod cli;
 mod client_connect;
 mod client_content;
 mod client_download;
+mod client_hostile;
 mod client_listing;
 mod client_media;
 mod client_odd_servers;
