@@ -2,7 +2,7 @@
 //!
 //! fuser calls us on its session thread; every operation that may wait on the network is
 //! moved into a task on the tokio runtime together with its `Reply`, so one slow listing never
-//! stalls the next request. What FUSE-NOTES.md measured shapes the rest: FLUSH and FSYNC
+//! stalls the next request. What docs/FUSE-NOTES.md measured shapes the rest: FLUSH and FSYNC
 //! answer OK (ENOSYS would latch for the whole mount), xattr calls never answer ENOSYS either,
 //! `security.*`/`system.*` names are refused from memory, and readdirplus is negotiated so
 //! `ls -l` gets attributes with the names.
@@ -82,7 +82,7 @@ fn foreign_xattr(name: &OsStr) -> bool {
 impl fuser::Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // HANDLE_KILLPRIV_V2: we have no setuid bits to clear, and without it the kernel asks
-        // for `security.capability` before every WRITE (FUSE-NOTES §4).
+        // for `security.capability` before every WRITE (docs/FUSE-NOTES.md §4).
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS

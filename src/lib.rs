@@ -1,6 +1,6 @@
 //! confluencefs: Confluence (Cloud and Data Center) as a Linux filesystem.
 //!
-//! The crate is layered as DESIGN.md lays it out: `cli` turns the command line into a validated
+//! The crate is layered as docs/DESIGN.md lays it out: `cli` turns the command line into a validated
 //! configuration and runs it; `confluence` is the REST client, which knows HTTP and Confluence
 //! but never inodes or errnos. The binary in `main.rs` only calls `cli::run`.
 

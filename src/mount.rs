@@ -1,7 +1,7 @@
 //! Wiring a mount together and keeping it alive: client, caches, filesystem, FUSE session,
 //! signals.
 //!
-//! The order matters for the promises README makes: the URL and the credentials are checked
+//! The order matters for the promises docs/CONFIGURATION.md makes (What `mount` does): the URL and the credentials are checked
 //! first (one request), then the mountpoint, and only then is anything mounted, so every
 //! refusal leaves nothing behind. The session runs on its own thread; the main thread waits
 //! for SIGINT/SIGTERM (then unmounts) or for the session to end (someone ran `umount`).
@@ -341,7 +341,7 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The kernel reads ahead 128 KiB by default on FUSE; 1 MiB requests make sequential reads
-/// several times faster (FUSE-NOTES §5). Best effort: only root may write the knob.
+/// several times faster (docs/FUSE-NOTES.md §5). Best effort: only root may write the knob.
 fn raise_readahead(mountpoint: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(metadata) = std::fs::metadata(mountpoint) else {

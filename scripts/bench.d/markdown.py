@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints target/bench/results-detail.json as the Markdown table README's Benchmarks section uses.
+"""Prints target/bench/results-detail.json as the Markdown table docs/BENCHMARKS.md's Results section uses.
 
     scripts/bench.d/markdown.py [RESULTS_DETAIL_JSON]
 

@@ -2,7 +2,7 @@
 //!
 //! An object (one version of one attachment) is cut into blocks of a fixed size, the last one
 //! shorter. A block is named by the object's identity *and* its index, never by a path or a
-//! file name, so bytes of one version can never answer for another (DESIGN tenet 4). All the
+//! file name, so bytes of one version can never answer for another (docs/DESIGN.md tenet 4). All the
 //! offset arithmetic lives here, in one small type, so that the rest of the cache counts in
 //! whole blocks and the off-by-one cases (the short last block, reads past EOF) are tested once.
 

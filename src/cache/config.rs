@@ -1,6 +1,6 @@
 //! How big everything is, in one struct with the defaults next to it.
 //!
-//! The figures follow the kernel (FUSE-NOTES §5): READs are 128 KiB with default readahead and
+//! The figures follow the kernel (docs/FUSE-NOTES.md §5): READs are 128 KiB with default readahead and
 //! at most 1 MiB, so a 1 MiB block serves several READs per fetch and a READ never spans more
 //! than two blocks. Range requests of up to 4 MiB keep the per-request overhead of HTTP small
 //! against the bytes moved; four of them in flight and a 32 MiB window keep a link with 20 ms

@@ -3,7 +3,7 @@
 //! Attachments are read through FUSE in small pieces and fetched over HTTP, where every
 //! request costs a round trip. The cache turns the one into the other: it cuts each object
 //! (one *version* of one attachment: versions never change, so a block is valid forever and
-//! never stale, DESIGN tenet 4) into fixed-size blocks, keeps them in a byte-bounded memory tier
+//! never stale, docs/DESIGN.md tenet 4) into fixed-size blocks, keeps them in a byte-bounded memory tier
 //! and an LRU-bounded disk tier that survives remounts, fetches missing blocks with range
 //! requests that cover several blocks at once, shares each fetch among everyone who waits for
 //! it, and reads ahead when a file is read sequentially.

@@ -4,7 +4,7 @@
 //! v1 (`/content/{id}/child/attachment`, 200 per page, `start` offsets via `_links.next`). Both
 //! take a `filename` filter, so finding one attachment by name is one request. Renames and
 //! moves are v1 on both (v2 has no attachment writes) and send the *current* version number
-//! (FACTS §1.5); a stale number is a 409, returned as [`ClientError::Conflict`].
+//! (docs/CONFLUENCE.md §1.5); a stale number is a 409, returned as [`ClientError::Conflict`].
 
 use reqwest::Method;
 use serde_json::json;

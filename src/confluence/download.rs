@@ -3,12 +3,12 @@
 //! Cloud: `GET {base}/rest/api/content/{page}/child/attachment/{id}/download?version=N` answers
 //! 302 to the media host with a short-lived token in the query. We follow redirects ourselves
 //! and send the credential only to the origin it belongs to: the media request goes out with no
-//! `Authorization` and no cookies (FACTS §1.6). Data Center serves
+//! `Authorization` and no cookies (docs/CONFLUENCE.md §1.6). Data Center serves
 //! `{base}/download/attachments/{page}/{filename}?version=N` itself, with the credential.
 //!
 //! Cloud's redirect costs a round trip per range, so the media URL a download URL led to is
-//! reused for up to [`MEDIA_LINK_REUSE`] (the token in it lives 10 minutes on Cloud, FACTS
-//! §1.6; we stay well inside that). A reused link that is refused (401/403/404/410: the token
+//! reused for up to [`MEDIA_LINK_REUSE`] (the token in it lives 10 minutes on Cloud,
+//! docs/CONFLUENCE.md §1.6; we stay well inside that). A reused link that is refused (401/403/404/410: the token
 //! expired or the file moved) is forgotten and the redirect followed again.
 //!
 //! Every hop carries `Range`. A 206 is used as is; a 200 means the range was ignored and we

@@ -3,7 +3,7 @@
 //! We ask for the largest page the server allows (v2: `limit=250`; v1: `limit=200`), then follow
 //! `_links.next` (or, for v2, the `Link: <…>; rel="next"` header) until it is absent — never
 //! compute offsets ourselves, because the server may cap `limit` lower than we asked and says so
-//! only in its answer and its `next` link. A short page does not mean the end (FACTS §2.6); a
+//! only in its answer and its `next` link. A short page does not mean the end (docs/CONFLUENCE.md §2.6); a
 //! missing `next` does.
 //!
 //! Some servers drop parameters from `next` (Cloud's search drops `excerpt`; MF saw `next` links

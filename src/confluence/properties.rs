@@ -2,7 +2,7 @@
 //!
 //! v1 on both flavors, addressed by key (`/rest/api/content/{id}/property/{key}`); v2 addresses
 //! properties by a numeric id, which would cost a lookup per access. Setting is
-//! read-then-write: `PUT` with the current version + 1, or version 1 to create (FACTS §2.2).
+//! read-then-write: `PUT` with the current version + 1, or version 1 to create (docs/CONFLUENCE.md §2.2).
 //! If someone else wrote in between (409, or 404 because it was deleted meanwhile) we read
 //! again and try exactly once more; a second conflict is returned as
 //! [`ClientError::Conflict`].

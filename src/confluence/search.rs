@@ -1,7 +1,7 @@
 //! CQL search (`/rest/api/content/search`), for finding content without walking the tree.
 //!
 //! It pages by cursor: `_links.next` carries `cursor=…` and its absence is the end — a short
-//! page is not (FACTS §2.6). Results may be pages, blog posts, attachments or other types.
+//! page is not (docs/CONFLUENCE.md §2.6). Results may be pages, blog posts, attachments or other types.
 
 use super::client::Client;
 use super::error::ClientError;

@@ -94,14 +94,14 @@ mod tests {
 
     #[test]
     fn cloud_utc_with_millis() {
-        // FACTS §4.1: modificationDate 1637705708629 = 2021-11-23T22:15:08.629Z.
+        // docs/CONFLUENCE.md §4.1: modificationDate 1637705708629 = 2021-11-23T22:15:08.629Z.
         let t = parse_rfc3339("2021-11-23T22:15:08.629Z").unwrap();
         assert_eq!(millis(t), 1_637_705_708_629);
     }
 
     #[test]
     fn datacenter_offset() {
-        // FACTS §4.1: DC modificationDate 1746450330544 = 2025-05-05T15:05:30.544+02:00.
+        // docs/CONFLUENCE.md §4.1: DC modificationDate 1746450330544 = 2025-05-05T15:05:30.544+02:00.
         let t = parse_rfc3339("2025-05-05T15:05:30.544+02:00").unwrap();
         assert_eq!(millis(t), 1_746_450_330_544);
         let t = parse_rfc3339("2025-05-05T15:05:30.544+0200").unwrap();

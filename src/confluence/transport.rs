@@ -83,7 +83,7 @@ impl Transport {
                 .connect_timeout(timeouts.connect)
                 .tcp_keepalive(Duration::from_secs(30))
                 // Not a browser-like agent: Confluence runs its XSRF check on those even with
-                // the no-check header (FACTS §5.5).
+                // the no-check header (docs/CONFLUENCE.md §5.5).
                 .user_agent(user_agent.to_string());
             if let Some(read) = read_timeout {
                 builder = builder.read_timeout(read);

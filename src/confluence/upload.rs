@@ -5,7 +5,7 @@
 //! a new version. Each carries `X-Atlassian-Token: no-check` (the XSRF guard answers 403 without
 //! it), `minorEdit`, and `comment` parts labelled `text/plain; charset=UTF-8` (unlabelled text is
 //! read as ISO-8859-1). Filenames go out as raw UTF-8 in `Content-Disposition`, which is how
-//! Confluence reads them (FACTS §1.2). File bodies are streamed from disk in 256 KiB chunks and
+//! Confluence reads them (docs/CONFLUENCE.md §1.2). File bodies are streamed from disk in 256 KiB chunks and
 //! re-opened for each attempt, so a 5 GiB file never sits in memory. One upload request may
 //! take 2 minutes plus the size at 32 KiB/s before it is abandoned.
 //!
@@ -399,7 +399,7 @@ pub(super) struct FilePart {
 
 /// The form Confluence expects: the `file` parts, then their `comment`s, then `minorEdit`.
 pub(super) fn multipart_form(files: Vec<FilePart>, minor_edit: bool) -> Result<Form, ClientError> {
-    // Either every file has a comment, in order, or none does (FACTS §1.2).
+    // Either every file has a comment, in order, or none does (docs/CONFLUENCE.md §1.2).
     let comments: Option<Vec<String>> = files.iter().any(|f| f.comment.is_some()).then(|| {
         files
             .iter()

@@ -3,7 +3,7 @@
 //! Every field is optional or defaulted unless Confluence always sends it, because the same
 //! object arrives with different expansions from different endpoints, and Cloud, Data Center
 //! and our test server each leave out different things. Ids are accepted as strings or numbers
-//! (v1 `space.id` is a number, FACTS §0).
+//! (v1 `space.id` is a number, docs/CONFLUENCE.md §0).
 
 use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
@@ -431,7 +431,7 @@ impl V2Attachment {
             .webui_link
             .or_else(|| self.links.get("webui").map(str::to_string));
         // v2's `downloadLink` is the servlet path, which Cloud refuses for API tokens since 2026
-        // (FACTS §1.6): the REST download path is the one a user can actually fetch.
+        // (docs/CONFLUENCE.md §1.6): the REST download path is the one a user can actually fetch.
         let download_path = Some(format!(
             "/rest/api/content/{}/child/attachment/{}/download",
             container.id, self.id

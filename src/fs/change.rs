@@ -8,7 +8,7 @@
 //! rename that ends a save becomes exactly one new version of the file that was saved.
 //!
 //! What Confluence cannot keep (modes, owners, times) is accepted and remembered for the
-//! life of the mount, so tools that set them succeed; README says so.
+//! life of the mount, so tools that set them succeed; docs/SEMANTICS.md says so (What is kept of modes, owners and times).
 
 use std::time::SystemTime;
 

@@ -1,7 +1,7 @@
 //! What each directory holds, and how one name in it is found.
 //!
 //! A listing is fetched on first use and cached for the metadata TTL; its entries carry their
-//! attributes, so `ls -l` after `readdir` costs nothing more. Request budgets (README):
+//! attributes, so `ls -l` after `readdir` costs nothing more. Request budgets (docs/PERFORMANCE.md):
 //! - the root: one request per 250 (cloud) / 200 (datacenter) spaces;
 //! - a space: its top-level pages, one request per page of results; `@blog` is always there
 //!   (it is a reserved name) and costs nothing until opened;

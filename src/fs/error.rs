@@ -2,7 +2,7 @@
 //!
 //! Every layer below has its own error type (the client's `ClientError`, the cache's
 //! `ReadError`, local I/O); the filesystem wraps them in `FsError`, and `FsError::errno` is the
-//! errno table of README and DESIGN.md, written once. The FUSE adapter calls nothing else.
+//! errno table of docs/SEMANTICS.md (Errors), written once. The FUSE adapter calls nothing else.
 
 use std::sync::Arc;
 
@@ -80,7 +80,7 @@ impl From<Arc<ClientError>> for FsError {
 }
 
 impl FsError {
-    /// The errno table (README "Errors"): one row per condition.
+    /// The errno table (docs/SEMANTICS.md "Errors"): one row per condition.
     pub fn errno(&self) -> i32 {
         match self {
             FsError::NotFound => libc::ENOENT,

@@ -11,7 +11,7 @@
 //! needed, a tag with the object's id: `NAME (page ID)`. Ids are unique per kind, so a tagged
 //! name is unique by construction, and it stays reachable because [`parse`] reads the id back.
 //! Everything here is pure: no I/O, no clock, and the same children always get the same names
-//! whatever order the server listed them in. README's "Names" section states these rules for
+//! whatever order the server listed them in. docs/SEMANTICS.md's "Names" section states these rules for
 //! users; the tests below check each of them.
 
 use std::collections::HashSet;

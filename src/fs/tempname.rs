@@ -1,11 +1,11 @@
 //! Which file names are an application's scratch files, kept local instead of uploaded.
 //!
 //! Editors and sync tools save by writing a temporary file and renaming it over the target
-//! (FUSE-NOTES §4). Uploading those temporaries would leave stray attachments on the server
+//! (docs/FUSE-NOTES.md §4). Uploading those temporaries would leave stray attachments on the server
 //! and a version per save attempt, so a file whose name matches one of the patterns below
 //! lives only on this machine: it can be written, read, renamed and deleted, and reaches
 //! Confluence only when it is renamed to an ordinary name — as the target's new version.
-//! The patterns are the ones the common tools really use; README lists them.
+//! The patterns are the ones the common tools really use; docs/SEMANTICS.md lists them (Scratch files stay local).
 
 /// Whether `name` is a scratch file of a known tool.
 pub fn is_temporary(name: &str) -> bool {

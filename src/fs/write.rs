@@ -4,7 +4,7 @@
 //! so a 5 GiB copy is fine. Its current bytes are fetched only when the writes do not replace
 //! them (`cp` truncates first and fetches nothing; an append or a write in the middle fills the
 //! rest from the server version through the block cache). Dirtiness belongs to the inode,
-//! not the handle: FLUSH arrives on every close of every descriptor (FUSE-NOTES §3), and only
+//! not the handle: FLUSH arrives on every close of every descriptor (docs/FUSE-NOTES.md §3), and only
 //! the first one after a change uploads.
 //!
 //! The upload is `close()`'s answer: FLUSH puts the bytes in the spool (the record durably,

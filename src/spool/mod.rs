@@ -1,6 +1,6 @@
 //! The upload spool: where written bytes wait, durably, until the server has them.
 //!
-//! Tenet 1 of DESIGN.md says that once `close()` succeeded the bytes are on the server or in a
+//! Tenet 1 of docs/DESIGN.md says that once `close()` succeeded the bytes are on the server or in a
 //! durable local spool from which they will be uploaded. This module is that spool and the
 //! uploader that empties it. The filesystem admits a file's bytes (`Spool::admit`: linked or
 //! copied, fsynced, with a record of where they go) *before* the upload starts, then calls

@@ -87,7 +87,7 @@ impl From<ClientError> for UploadError {
 }
 
 impl UploadError {
-    /// The errno of DESIGN.md's table; client errors go through the filesystem's one mapping.
+    /// The errno of the table in docs/SEMANTICS.md (Errors); client errors go through the filesystem's one mapping.
     pub fn errno(&self) -> i32 {
         match self {
             UploadError::Client(err) => FsError::Client(err.clone()).errno(),

@@ -241,7 +241,7 @@ def validate_schema(instance, schema, what: str):
 
 # ---------------------------------------------------------------------------
 # Hand-written error shapes (the specs give no schema for error bodies;
-# these come from FACTS.md §2.8 and §3).
+# these come from docs/CONFLUENCE.md §2.8 and §3).
 # ---------------------------------------------------------------------------
 
 V1_ERROR = {
@@ -435,7 +435,7 @@ def parse_timestamp(value, server=None, field="timestamp"):
     assert isinstance(value, str), f"{field}: {value!r} is not a string"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", value), f"{field}: {value!r} is not ISO-8601 with a zone"
     if server is not None and server.flavor == "cloud":
-        # Cloud v1 `when` and v2 timestamps are UTC with milliseconds and `Z` (FACTS 4.2)
+        # Cloud v1 `when` and v2 timestamps are UTC with milliseconds and `Z` (docs/CONFLUENCE.md §4.2)
         assert re.match(r"^.*T\d\d:\d\d:\d\d\.\d{3}Z$", value), f"{field}: Cloud timestamps look like 2021-11-23T22:15:08.629Z, got {value!r}"
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     assert dt.tzinfo is not None

@@ -69,7 +69,7 @@ def test_apa_page_by_title_and_children(srv, auth_mode):
 
 def test_apa_follows_next_links_without_context_path(fresh):
     """APA 5.0.x joins a v1 `_links.next` (`/rest/api/...`, context-relative as on the real
-    site, FACTS 2.7) onto the bare host, dropping any context path (/wiki, /confluence).
+    site, docs/CONFLUENCE.md §2.7) onto the bare host, dropping any context path (/wiki, /confluence).
     So its own paging works only on a DC server at the root context; there it must."""
     s = fresh("dc", context="")  # DC at the root context
     assert s.context == ""

@@ -1,4 +1,4 @@
-"""Behaviour a schema cannot express: XSRF, charsets, auth failures, limits, faults (FACTS 1.2, 2.8, 3, 5)."""
+"""Behaviour a schema cannot express: XSRF, charsets, auth failures, limits, faults (docs/CONFLUENCE.md §1.2, 2.8, 3, 5)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def _page(srv):
     return create_page(srv, "ENG", unique("Behaviour"))["id"]
 
 
-# -- XSRF (FACTS 5.5) -------------------------------------------------------------
+# -- XSRF (docs/CONFLUENCE.md §5.5) -------------------------------------------------------------
 
 
 def _assert_xsrf_403(r):
@@ -45,7 +45,7 @@ def test_xsrf_data_without_header(srv):
 
 
 def test_xsrf_nocheck_spelling_accepted(srv):
-    """The spec's own curl examples send `nocheck`; FACTS 5.5 says accept both."""
+    """The spec's own curl examples send `nocheck`; docs/CONFLUENCE.md §5.5 says accept both."""
     pid = _page(srv)
     upload(srv, pid, "n.txt", b"n", headers={"X-Atlassian-Token": "nocheck"})
 
@@ -57,7 +57,7 @@ def test_json_writes_need_no_xsrf_header(srv):
     check(r)
 
 
-# -- multipart details (FACTS 1.2, 5.7) --------------------------------------------
+# -- multipart details (docs/CONFLUENCE.md §1.2, 5.7) --------------------------------------------
 
 
 def test_comment_charset_utf8_label(srv):
@@ -67,7 +67,7 @@ def test_comment_charset_utf8_label(srv):
 
 
 def test_comment_unlabeled_part_is_latin1(srv):
-    """An unlabeled text part is decoded as ISO-8859-1 (FACTS 1.2, verified live)."""
+    """An unlabeled text part is decoded as ISO-8859-1 (docs/CONFLUENCE.md §1.2, verified live)."""
     pid = _page(srv)
     r = srv.post(
         srv.v1(f"/content/{pid}/child/attachment"),
@@ -92,11 +92,11 @@ def test_path_in_filename_collapses_to_basename(srv):
     att = upload(srv, pid, "my/path/to/file.png", b"p")["results"][0]
     assert att["title"] == "file.png"
     r = upload(srv, pid, "file.png", b"q", expect=None)
-    assert r.status_code == 400, "the basename collides with the existing file (FACTS 5.7)"
+    assert r.status_code == 400, "the basename collides with the existing file (docs/CONFLUENCE.md §5.7)"
 
 
 def test_percent_2f_in_filename_is_literal(srv):
-    """`%2F` in a name is kept literally (FACTS 5.7, verified live)."""
+    """`%2F` in a name is kept literally (docs/CONFLUENCE.md §5.7, verified live)."""
     pid = _page(srv)
     att = upload(srv, pid, "a%2Fb.txt", b"p")["results"][0]
     assert att["title"] == "a%2Fb.txt"
@@ -116,7 +116,7 @@ def test_oversize_upload(fresh):
         pid = create_page(s, "ENG", unique("Big"))["id"]
         upload(s, pid, "small.bin", b"0123456789")
         r = upload(s, pid, "big.bin", b"0123456789A", expect=None)
-        # Spec: 404 "the attachment exceeds the maximum configured attachment size"; 413 tolerated (FACTS 5.3).
+        # Spec: 404 "the attachment exceeds the maximum configured attachment size"; 413 tolerated (docs/CONFLUENCE.md §5.3).
         assert r.status_code in (404, 413), r.status_code
         if r.status_code == 404:
             check(r, 404)
@@ -126,12 +126,12 @@ def test_oversize_upload(fresh):
 
 
 def test_dc_has_no_v2(dc):
-    """There is no v2 API on Data Center (FACTS 0)."""
+    """There is no v2 API on Data Center (docs/CONFLUENCE.md §0)."""
     assert dc.get(dc.base + "/api/v2/spaces").status_code == 404
 
 
 def test_dc_has_no_rest_download(dc):
-    """DC has no REST download endpoint; clients use the servlet path (FACTS 1.6)."""
+    """DC has no REST download endpoint; clients use the servlet path (docs/CONFLUENCE.md §1.6)."""
     from util import attachment_by_name, page_id
 
     gid = page_id(dc, "DOCS", "Guide")
@@ -140,7 +140,7 @@ def test_dc_has_no_rest_download(dc):
     assert r.status_code in (404, 405), r.status_code
 
 
-# -- authentication (FACTS 2.8, 3) ----------------------------------------------------
+# -- authentication (docs/CONFLUENCE.md §2.8, 3) ----------------------------------------------------
 
 
 def test_dc_bearer_token(dc):
@@ -160,7 +160,7 @@ def test_dc_bad_basic_auth(dc):
 
 def test_cloud_refuses_bearer_api_token(cloud):
     """A Cloud API token works as basic auth only; as a bearer token the site refuses it
-    (v1: 403 shape of FACTS 2.8; v2: the bare 404 of FACTS 3)."""
+    (v1: 403 shape of docs/CONFLUENCE.md §2.8; v2: the bare 404 of docs/CONFLUENCE.md §3)."""
     h = {"Authorization": "Bearer demo-token"}
     r = requests.get(cloud.v1("/user/current"), headers=h, timeout=20)
     r.fidelity_server = cloud
@@ -171,7 +171,7 @@ def test_cloud_refuses_bearer_api_token(cloud):
 
 
 def test_cloud_v1_bad_credentials_403(cloud):
-    """Cloud v1 answers bad credentials with 403 `caller cannot access Confluence` (FACTS 2.8)."""
+    """Cloud v1 answers bad credentials with 403 `caller cannot access Confluence` (docs/CONFLUENCE.md §2.8)."""
     r = requests.get(cloud.v1("/user/current"), auth=("demo@example.com", "wrong"), timeout=20)
     r.fidelity_server = cloud
     body = check(r, 403)
@@ -183,14 +183,14 @@ def test_cloud_v1_bad_credentials_403(cloud):
 
 
 def test_cloud_v2_bad_credentials_404(cloud):
-    """A bad credential on v2 gives 404 with the bare title "Not Found" (FACTS 3)."""
+    """A bad credential on v2 gives 404 with the bare title "Not Found" (docs/CONFLUENCE.md §3)."""
     r = requests.get(cloud.v2("/spaces"), auth=("demo@example.com", "wrong"), timeout=20)
     assert r.status_code == 404, r.status_code
     body = check_v2_error(r)
     assert body["errors"][0]["title"] == "Not Found"
 
 
-# -- rate limiting and faults (FACTS 5.2) -----------------------------------------------
+# -- rate limiting and faults (docs/CONFLUENCE.md §5.2) -----------------------------------------------
 
 
 def test_injected_429_carries_retry_after(fresh):
@@ -257,7 +257,7 @@ def test_parallel_uploads(srv):
 
 
 def test_strict_xsrf_option(fresh):
-    """--strict-xsrf: only `no-check` passes (one DC report: `nocheck` gave 403, FACTS 5.5)."""
+    """--strict-xsrf: only `no-check` passes (one DC report: `nocheck` gave 403, docs/CONFLUENCE.md §5.5)."""
     s = fresh("dc", "--strict-xsrf")
     pid = create_page(s, "ENG", unique("Strict"))["id"]
     _assert_xsrf_403(upload(s, pid, "n.txt", b"n", headers={"X-Atlassian-Token": "nocheck"}, expect=None))
@@ -266,7 +266,7 @@ def test_strict_xsrf_option(fresh):
 
 def test_legacy_download_links_option(fresh):
     """--legacy-download-links: Cloud v1 `_links.download` in the pre-2026 servlet form
-    (`/download/attachments/{page}/{name}?version&modificationDate&cacheVersion=1&api=v2`, FACTS 1.6),
+    (`/download/attachments/{page}/{name}?version&modificationDate&cacheVersion=1&api=v2`, docs/CONFLUENCE.md §1.6),
     which answers 401 to API-token auth; the REST /download route still works."""
     import re
     from urllib.parse import parse_qs
@@ -285,7 +285,7 @@ def test_legacy_download_links_option(fresh):
 
 
 def test_media_token_expires(fresh):
-    """The media URL's token is short-lived (FACTS 1.6: do not cache the Location for long)."""
+    """The media URL's token is short-lived (docs/CONFLUENCE.md §1.6: do not cache the Location for long)."""
     import time
 
     from util import attachment_by_name, page_id
@@ -301,14 +301,14 @@ def test_media_token_expires(fresh):
 
 
 def test_v1_limit_is_clamped_and_echoed(srv):
-    """An over-large v1 `limit` is clamped and the effective limit echoed (FACTS 5.4)."""
+    """An over-large v1 `limit` is clamped and the effective limit echoed (docs/CONFLUENCE.md §5.4)."""
     body = check(srv.get(srv.v1("/space"), params={"limit": 1000}))
     assert body["limit"] == 200
 
 
 def test_dc_browser_user_agent_trips_xsrf(dc):
     """DC: a browser-like User-Agent gets the XSRF page on POST even with the token header
-    (FACTS 5.5, measured on DC 7.19.6; Atlassian KB 802591455)."""
+    (docs/CONFLUENCE.md §5.5, measured on DC 7.19.6; Atlassian KB 802591455)."""
     pid = _page(dc)
     h = {"X-Atlassian-Token": "no-check", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
     _assert_xsrf_403(upload(dc, pid, "ua.txt", b"u", headers=h, expect=None))

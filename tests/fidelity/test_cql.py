@@ -1,4 +1,4 @@
-"""CQL filters on /rest/api/search and /rest/api/content/search, both flavors (FACTS 2.6)."""
+"""CQL filters on /rest/api/search and /rest/api/content/search, both flavors (docs/CONFLUENCE.md §2.6)."""
 
 from __future__ import annotations
 
@@ -76,13 +76,13 @@ def test_search_result_fields(srv):
     assert res["url"]
     assert body["cqlQuery"] == 'type=page AND title="Guide"'
     parse_timestamp(res["lastModified"], srv, "lastModified")
-    # friendly* fields are human text ("just a moment ago", "Nov 23, 2021"; FACTS 4.2: localised),
+    # friendly* fields are human text ("just a moment ago", "Nov 23, 2021"; docs/CONFLUENCE.md §4.2: localised),
     # never a machine timestamp a client could come to rely on.
     assert not re.match(r"^\d{4}-\d\d-\d\dT", res["friendlyLastModified"]), res["friendlyLastModified"]
 
 
 def test_cloud_search_next_is_cursor(cloud):
-    """Cloud /search pages by cursor: `next` is `/rest/api/search?next=true&cursor=...` (FACTS 2.6)."""
+    """Cloud /search pages by cursor: `next` is `/rest/api/search?next=true&cursor=...` (docs/CONFLUENCE.md §2.6)."""
     body = check(cloud.get(cloud.v1("/search"), params={"cql": "type=page AND space=DOCS", "limit": 2}))
     assert "cursor=" in body["_links"]["next"], body["_links"]["next"]
     body = check(cloud.get(cloud.v1("/content/search"), params={"cql": "type=page AND space=DOCS", "limit": 2}))
@@ -90,7 +90,7 @@ def test_cloud_search_next_is_cursor(cloud):
 
 
 def test_cloud_search_ignores_start(cloud):
-    """Cloud /search silently ignores `start`; only the cursor pages (FACTS 2.6, verified live)."""
+    """Cloud /search silently ignores `start`; only the cursor pages (docs/CONFLUENCE.md §2.6, verified live)."""
     cql = "type=page AND space=DOCS"
     a = check(cloud.get(cloud.v1("/search"), params={"cql": cql, "limit": 2, "start": 0}))
     b = check(cloud.get(cloud.v1("/search"), params={"cql": cql, "limit": 2, "start": 2}))
@@ -98,14 +98,14 @@ def test_cloud_search_ignores_start(cloud):
 
 
 def test_cloud_search_unknown_field(cloud):
-    """An invalid CQL field -> 400 `No field exists with the name: 'status'` (FACTS 2.6)."""
+    """An invalid CQL field -> 400 `No field exists with the name: 'status'` (docs/CONFLUENCE.md §2.6)."""
     body = check(cloud.get(cloud.v1("/search"), params={"cql": "status=current"}), 400)
     assert "No field exists with the name: 'status'" in body["message"], body
 
 
 @pytest.mark.parametrize("route", ["/search", "/content/search"])
 def test_cql_paging_follows_next(srv, route):
-    """Follow `_links.next` to the end: same rows as one big page, no duplicates (FACTS 2.6)."""
+    """Follow `_links.next` to the end: same rows as one big page, no duplicates (docs/CONFLUENCE.md §2.6)."""
     cql = "type=page AND space=DOCS"
     first = srv.get(srv.v1(route), params={"cql": cql, "limit": 2})
     body = check(first)

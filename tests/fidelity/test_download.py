@@ -1,4 +1,4 @@
-"""Downloads: Cloud 302 to a media origin, DC servlet path, ranges (FACTS 1.6, 1.7, 5.1)."""
+"""Downloads: Cloud 302 to a media origin, DC servlet path, ranges (docs/CONFLUENCE.md §1.6, 1.7, 5.1)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def test_cloud_download_redirects_to_other_origin(cloud):
     parts = urlsplit(loc)
     assert parts.scheme in ("http", "https") and parts.netloc, f"Location must be absolute: {loc}"
     assert f"{parts.scheme}://{parts.netloc}" != cloud.root, f"media must be another origin than the site: {loc}"
-    assert parts.query, "the media URL carries its token in the query (FACTS 1.6)"
-    # https://api.media.atlassian.com/file/{fileId}/binary?token=<JWT>&client=<uuid>  (FACTS 1.6)
+    assert parts.query, "the media URL carries its token in the query (docs/CONFLUENCE.md §1.6)"
+    # https://api.media.atlassian.com/file/{fileId}/binary?token=<JWT>&client=<uuid>  (docs/CONFLUENCE.md §1.6)
     assert parts.path == f"/file/{att['extensions']['fileId']}/binary", (parts.path, att["extensions"].get("fileId"))
     assert "token" in parse_qs(parts.query), parts.query
     # Without Authorization: the bytes.
@@ -130,7 +130,7 @@ def test_cloud_download_link_shape(cloud):
 
 
 def test_cloud_legacy_servlet_rejects_api_token(cloud):
-    """FACTS 1.6 / 5.1: /wiki/download/attachments/... answers 401 to API-token auth on Cloud (2026)."""
+    """docs/CONFLUENCE.md §1.6 / 5.1: /wiki/download/attachments/... answers 401 to API-token auth on Cloud (2026)."""
     gid = page_id(cloud, "DOCS", "Guide")
     r = cloud.get(cloud.base + f"/download/attachments/{gid}/notes.txt", params={"version": 1, "api": "v2"})
     assert r.status_code == 401, f"expected 401 for the deprecated servlet on Cloud, got {r.status_code}"

@@ -28,11 +28,11 @@ def test_space_list(srv):
     body = check(srv.get(srv.v1("/space")))
     keys = [s["key"] for s in body["results"]]
     assert {"DOCS", "ENG"} <= set(keys), keys
-    assert keys == sorted(keys), f"spaces are sorted by key ascending (FACTS 2.3): {keys}"
+    assert keys == sorted(keys), f"spaces are sorted by key ascending (docs/CONFLUENCE.md §2.3): {keys}"
     assert body["start"] == 0 and body["size"] == len(body["results"])
     assert "next" not in body["_links"], "no next when everything fits"
     for s in body["results"]:
-        assert isinstance(s["id"], int), f"v1 space.id is a number (FACTS 0): {s['id']!r}"
+        assert isinstance(s["id"], int), f"v1 space.id is a number (docs/CONFLUENCE.md §0): {s['id']!r}"
 
 
 def test_space_list_paging(srv):
@@ -61,7 +61,7 @@ def test_space_content(srv):
     assert all(c["type"] == "page" for c in body["page"]["results"])
     assert [c["type"] for c in body["blogpost"]["results"]] == ["blogpost"]
     ids = [int(c["id"]) for c in body["page"]["results"]]
-    assert ids == sorted(ids), "space content is ordered by content id (FACTS 2.4)"
+    assert ids == sorted(ids), "space content is ordered by content id (docs/CONFLUENCE.md §2.4)"
 
 
 @pytest.mark.parametrize("type_", ["page", "blogpost"])
@@ -163,7 +163,7 @@ def test_content_create_update_delete(srv):
 
 
 def test_content_title_with_slash(srv):
-    """Page titles may contain '/' (FACTS 5.7); lookups by title find them."""
+    """Page titles may contain '/' (docs/CONFLUENCE.md §5.7); lookups by title find them."""
     title = unique("Strategy & Insights [2018/04]")
     made = create_page(srv, "ENG", title)
     assert find_page(srv, "ENG", title)["id"] == made["id"]
@@ -276,7 +276,7 @@ def test_child_attachments_filters(srv):
     [("/space", 25), ("/content/{guide}/child/attachment", 25), ("/content/{guide}/child/page", 25), ("/content/{guide}/property", 10)],
 )
 def test_default_limits(srv, route, default):
-    """v1 defaults: 25 for attachments, children, spaces; 10 for properties (FACTS 5.4, 2.2)."""
+    """v1 defaults: 25 for attachments, children, spaces; 10 for properties (docs/CONFLUENCE.md §5.4, 2.2)."""
     gid = page_id(srv, "DOCS", "Guide")
     body = check(srv.get(srv.v1(route.format(guide=gid))))
     assert body["limit"] == default and body["start"] == 0
@@ -338,7 +338,7 @@ def test_upload_post(srv):
     assert att["version"]["number"] == 1
     assert "base" in body["_links"] and "context" in body["_links"]
     if srv.flavor == "cloud":
-        # The real upload response carries no start/limit (FACTS 1.2, T2C capture).
+        # The real upload response carries no start/limit (docs/CONFLUENCE.md §1.2, T2C capture).
         assert "start" not in body and "limit" not in body, sorted(body)
 
 
@@ -379,7 +379,7 @@ def test_upload_put_upsert(srv):
     if srv.flavor == "dc":
         upload(srv, pid, "u.txt", b"one")
         r = upload(srv, pid, "u.txt", b"two", method="PUT", expect=None)
-        assert r.status_code == 405, f"DC: PUT on child/attachment is 405 (FACTS 1.3), got {r.status_code}"
+        assert r.status_code == 405, f"DC: PUT on child/attachment is 405 (docs/CONFLUENCE.md §1.3), got {r.status_code}"
         return
     first = upload(srv, pid, "u.txt", b"one", method="PUT")["results"][0]
     assert first["version"]["number"] == 1
@@ -396,7 +396,7 @@ def test_upload_new_version_data(srv):
     files = [("file", ("v.txt", b"version two", "text/plain"))]
     r = srv.post(srv.v1(f"/content/{pid}/child/attachment/{att['id']}/data"), files=files, data={"minorEdit": "true"}, headers=XSRF)
     body = check(r)
-    assert "results" not in body, "/data returns a single Content, not an array (FACTS 1.4)"
+    assert "results" not in body, "/data returns a single Content, not an array (docs/CONFLUENCE.md §1.4)"
     assert body["id"] == att["id"] and body["version"]["number"] == 2
     assert body["extensions"]["fileSize"] == len(b"version two")
 
@@ -422,13 +422,13 @@ def test_attachment_properties_update(srv):
     assert out["title"] == "new-name.txt" and out["id"] == att["id"]
     names = [a["title"] for a in attachments(srv, pid)["results"]]
     assert names == ["new-name.txt"]
-    # A version that does not match the stored one -> 409 (FACTS 1.5)
+    # A version that does not match the stored one -> 409 (docs/CONFLUENCE.md §1.5)
     body["version"]["number"] = out["version"]["number"] + 5
     check(srv.put(srv.v1(f"/content/{pid}/child/attachment/{att['id']}"), json=body), 409)
 
 
 def test_attachment_move_to_other_page(srv):
-    """`container` in the properties update moves the attachment (FACTS 1.5)."""
+    """`container` in the properties update moves the attachment (docs/CONFLUENCE.md §1.5)."""
     src = _fresh_page(srv)
     dst = _fresh_page(srv)
     att = upload(srv, src, "move-me.txt", b"moving")["results"][0]
@@ -467,7 +467,7 @@ def test_attachment_version_author(srv):
     if srv.flavor == "cloud":
         assert by.get("accountId") and by.get("type") == "known", by
     else:
-        assert by.get("username") and by.get("userKey"), f"DC version.by carries username and userKey (FACTS 4.1): {by}"
+        assert by.get("username") and by.get("userKey"), f"DC version.by carries username and userKey (docs/CONFLUENCE.md §4.1): {by}"
 
 
 def test_attachment_delete(srv):
@@ -547,7 +547,7 @@ def test_version_list_page(cloud):
 
 
 def test_dc_versions_are_experimental(dc):
-    """DC serves content versions under /rest/experimental (FACTS 4.1, 6), not /rest/api."""
+    """DC serves content versions under /rest/experimental (docs/CONFLUENCE.md §4.1, 6), not /rest/api."""
     pid = _fresh_page(dc)
     upd = {"type": "page", "title": unique("Exp"), "version": {"number": 2}, "body": {"storage": {"value": "<p>2</p>", "representation": "storage"}}}
     check(dc.put(dc.v1(f"/content/{pid}"), json=upd))

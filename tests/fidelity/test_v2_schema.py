@@ -85,7 +85,7 @@ def test_space_blogposts(cloud, ids):
 
 def test_pages_by_title(cloud, ids):
     body = check(cloud.get(cloud.v2("/pages"), params={"space-id": ids["space"], "title": "guide"}))
-    # title= is exact but case-insensitive (FACTS 3)
+    # title= is exact but case-insensitive (docs/CONFLUENCE.md §3)
     assert [p["id"] for p in body["results"]] == [ids["guide"]]
 
 
@@ -104,7 +104,7 @@ def test_page_get(cloud, ids):
 
 
 def test_pages_status_draft_rejected(cloud, ids):
-    """`status=draft` on GET /pages -> 400 (FACTS 3, verified live)."""
+    """`status=draft` on GET /pages -> 400 (docs/CONFLUENCE.md §3, verified live)."""
     check(cloud.get(cloud.v2("/pages"), params={"space-id": ids["space"], "status": "draft"}), 400)
 
 
@@ -117,7 +117,7 @@ def test_blogpost_versions(cloud, ids):
 def test_page_get_missing(cloud):
     body = check(cloud.get(cloud.v2("/pages/999999999")), 404)
     assert body["errors"][0]["code"] == "NOT_FOUND"
-    # Genuine 404s name the object (FACTS 3)
+    # Genuine 404s name the object (docs/CONFLUENCE.md §3)
     assert "999999999" in body["errors"][0]["title"], body
 
 
@@ -156,7 +156,7 @@ def test_page_create_update_delete(cloud, ids):
 
 
 def test_page_trash_and_purge(cloud):
-    """DELETE trashes; `status=` repeats and accepts trashed (FACTS 3); purge=true on a trashed page removes it."""
+    """DELETE trashes; `status=` repeats and accepts trashed (docs/CONFLUENCE.md §3); purge=true on a trashed page removes it."""
     eng = check(cloud.get(cloud.v2("/spaces"), params={"keys": "ENG"}))["results"][0]["id"]
     pid = create_page(cloud, "ENG", unique("Trash me"))["id"]
     check(cloud.delete(cloud.v2(f"/pages/{pid}")), 204)
@@ -225,7 +225,7 @@ def test_page_attachments(cloud, ids):
     assert v1["id"] == a["id"], "v1 and v2 agree on attachment ids"
     assert v1["extensions"]["fileId"] == a["fileId"], "v1 extensions.fileId == v2 fileId"
     assert v1["extensions"]["collectionName"] == f"contentId-{ids['guide']}"
-    # downloadLink's modificationDate is the current version's time in epoch ms (FACTS 4.1)
+    # downloadLink's modificationDate is the current version's time in epoch ms (docs/CONFLUENCE.md §4.1)
     q = parse_qs(urlsplit(a["downloadLink"]).query)
     created = parse_timestamp(a["version"]["createdAt"], cloud, "version.createdAt")
     assert q["modificationDate"] == [str(round(created.timestamp() * 1000))], (q, a["version"]["createdAt"])
@@ -242,7 +242,7 @@ def test_page_attachments_filters_and_paging(cloud, ids):
 
 
 def test_attachment_default_limits(cloud):
-    """Defaults: v2 attachments 50 (FACTS 3, 5.4), v1 child/attachment 25."""
+    """Defaults: v2 attachments 50 (docs/CONFLUENCE.md §3, 5.4), v1 child/attachment 25."""
     pid = create_page(cloud, "ENG", unique("Many attachments"))["id"]
     files = [("file", (f"f{i:02}.txt", b"x", "text/plain")) for i in range(55)]
     r = cloud.post(cloud.v1(f"/content/{pid}/child/attachment"), files=files, data={"minorEdit": "true"}, headers=XSRF)
@@ -264,7 +264,7 @@ def test_attachment_get(cloud, ids):
     att = attachment_by_name(cloud, ids["guide"], "notes.txt")
     body = check(cloud.get(cloud.v2(f"/attachments/{att['id']}")))
     assert body["id"] == att["id"] and body["title"] == "notes.txt" and body["fileSize"] == att["extensions"]["fileSize"]
-    # The path pattern accepts the bare number too: (att)?[0-9]+ (FACTS 0)
+    # The path pattern accepts the bare number too: (att)?[0-9]+ (docs/CONFLUENCE.md §0)
     bare = check(cloud.get(cloud.v2(f"/attachments/{att['id'][3:]}")))
     assert bare["id"] == att["id"]
     check(cloud.get(cloud.v2("/attachments/att999999999")), 404)
@@ -282,7 +282,7 @@ def test_attachment_versions(cloud):
     assert one["number"] == 1
     cur = check(cloud.get(cloud.v2(f"/attachments/{att['id']}")))
     assert cur["version"]["number"] == 2 and cur["fileSize"] == 2
-    # v2 createdAt of an attachment is its current version's time (FACTS 4.2)
+    # v2 createdAt of an attachment is its current version's time (docs/CONFLUENCE.md §4.2)
     assert cur["createdAt"] == cur["version"]["createdAt"]
 
 

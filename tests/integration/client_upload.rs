@@ -451,7 +451,7 @@ async fn oversize_upload_is_too_large(flavor: Flavor) {
 both_flavors!(awkward_filenames_round_trip);
 
 /// Quotes, percent signs, spaces and NFC non-ASCII survive the multipart header and the
-/// `filename=` filter (FACTS §5.7: `%2F` is allowed literally).
+/// `filename=` filter (docs/CONFLUENCE.md §5.7: `%2F` is allowed literally).
 async fn awkward_filenames_round_trip(flavor: Flavor) {
     let server = Server::start(flavor);
     let client = server.client().await;

@@ -1,4 +1,4 @@
-//! Request budgets (README "Request budgets"), pinned by counting the test server's requests,
+//! Request budgets (docs/PERFORMANCE.md "Request budgets"), pinned by counting the test server's requests,
 //! and what the metadata TTL promises: changes on the server show up after it, and a file is
 //! never served from another version's bytes.
 

@@ -1,4 +1,4 @@
-//! Read-ahead across files (README "Caches"): a reader going through a page's files one after
+//! Read-ahead across files (docs/PERFORMANCE.md "Read-ahead across files"): a reader going through a page's files one after
 //! another finds the next ones fetched already, each file is still fetched once, and a single
 //! file or files read out of order fetch nothing beyond themselves.
 

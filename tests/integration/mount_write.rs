@@ -186,7 +186,7 @@ fn overwrite_append_and_truncate_make_new_versions_of_the_same_attachment() {
         assert_eq!(patched.version, 2);
 
         mount.sh_ok(&format!("truncate -s 4 '{GUIDE}/notes.txt'"));
-        // Emptying a file is uploaded when the last descriptor closes (see README): wait for it.
+        // Emptying a file is uploaded when the last descriptor closes (see docs/SEMANTICS.md, Upload on close): wait for it.
         mount.sh_ok(&format!(": > '{GUIDE}/big.bin'"));
         let mut emptied = view.attachment("Guide", "big.bin");
         for _ in 0..100 {
@@ -266,7 +266,7 @@ fn editor_saves_make_exactly_one_new_version() {
         let mount = Mounted::new(&server, &[]);
         let before = view.attachment("Guide", "notes.txt");
 
-        // vim's save outside /tmp (FUSE-NOTES §4): probe 4913, move the file to a backup
+        // vim's save outside /tmp (docs/FUSE-NOTES.md §4): probe 4913, move the file to a backup
         // name, write the file anew, fsync, drop the backup.
         python(
             &mount,
@@ -818,7 +818,7 @@ fn random_operation_sequences_match_a_model() {
             assert_eq!(listed, expected, "seed {seed}, after {log:?}");
         }
         // Tools delete their scratch files when done; a file renamed to a scratch name stays
-        // on the server under its old name until then (README, "Scratch files").
+        // on the server under its old name until then (docs/SEMANTICS.md, "Scratch files stay local").
         for name in model
             .keys()
             .filter(|n| confluencefs::fs::tempname::is_temporary(n))

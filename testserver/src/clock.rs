@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn formats_both_flavors() {
-        // 1637705708629 = 2021-11-23T22:15:08.629Z (FACTS §4.1).
+        // 1637705708629 = 2021-11-23T22:15:08.629Z (docs/CONFLUENCE.md §4.1).
         assert_eq!(
             format(1_637_705_708_629, Flavor::Cloud),
             "2021-11-23T22:15:08.629Z"

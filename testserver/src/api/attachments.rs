@@ -181,7 +181,7 @@ pub async fn create(
 ) -> Result<Json<Value>, ApiError> {
     // Datacenter's `allowDuplicated=true` (AttachmentService.addAttachments(…, allowDuplicated,
     // …)): read here as "a same-named upload becomes a new version". The exact semantics are
-    // unverified (FACTS 1.2).
+    // unverified (docs/CONFLUENCE.md §1.2).
     let upsert = !app.is_cloud() && p.flag("allowDuplicated");
     receive(&app, &id, req, upsert).await
 }

@@ -72,7 +72,7 @@ pub fn v1_envelope(
 }
 
 /// The context-relative `next` link of an offset page. Cloud starts it with `next=true`
-/// (seen live, FACTS 1.1); Datacenter's documented example has no such flag.
+/// (seen live, docs/CONFLUENCE.md §1.1); Datacenter's documented example has no such flag.
 pub fn next_link(
     app: &App,
     path: &str,
