@@ -16,6 +16,17 @@ pub fn is_temporary(name: &str) -> bool {
         || name.starts_with(".fuse_hidden")
         || (name.starts_with('#') && name.ends_with('#') && name.len() > 2)
         || name.starts_with(".#")
+        || sqlite_side_file(name)
+        || (name.starts_with("~$") && name.len() > 2)
+}
+
+/// sqlite's rollback journal and write-ahead log beside a database (`app.db-journal`,
+/// `app.db-wal`, `app.db-shm`): rewritten on every transaction and deleted or reset after it,
+/// they are the database's working state on this machine, not documents.
+fn sqlite_side_file(name: &str) -> bool {
+    ["-journal", "-wal", "-shm"]
+        .iter()
+        .any(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
 }
 
 /// rsync's `.NAME.XXXXXX`: six random letters or digits after the last dot. A suffix of
@@ -81,6 +92,10 @@ mod tests {
             ".fuse_hidden0000000a00000001",
             "#draft.org#",
             ".#draft.org",
+            "app.db-journal",
+            "app.db-wal",
+            "app.db-shm",
+            "~$budget.docx",
         ] {
             assert!(is_temporary(name), "{name}");
         }
@@ -105,6 +120,10 @@ mod tests {
             "data.123456",
             ".report.pdf.toolong7",
             ".report.pdf.sh-rt",
+            "-journal",
+            "app.db",
+            "~$",
+            "budget~draft.docx",
         ] {
             assert!(!is_temporary(name), "{name}");
         }

@@ -327,3 +327,65 @@ assert open(os.path.join(d, ok), "rb").read() == b"255"
     assert!(names.contains(&"short.txt".to_string()), "{names:?}");
     assert!(names.contains(&"y".repeat(255)), "{names:?}");
 }
+
+/// A sqlite database in a page works in both journal modes; its journal, WAL and shared-memory
+/// files never reach the server, and the database read from a fresh mount is whole.
+#[test]
+fn sqlite_works_and_its_journals_stay_local() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    py(
+        &mount,
+        r#"
+import sqlite3
+for name, mode in (("rollback.db", "DELETE"), ("wal.db", "WAL")):
+    db = sqlite3.connect(os.path.join(d, name))
+    db.execute("PRAGMA journal_mode=%s" % mode)
+    db.execute("CREATE TABLE t (n INTEGER, s TEXT)")
+    db.commit()
+    for i in range(25):
+        db.execute("INSERT INTO t VALUES (?, ?)", (i, "row %d " % i * 20))
+        db.commit()
+    db.execute("DELETE FROM t WHERE n % 5 = 0")
+    db.commit()
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 20
+    db.close()
+"#,
+    );
+    drop(mount);
+    // A journal that reached the server would have been trashed when sqlite deleted it.
+    let deletes: Vec<String> = view
+        .rt
+        .block_on(server.requests())
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        deletes.is_empty(),
+        "sqlite's files were trashed: {deletes:?}"
+    );
+    let names = view.names("Guide");
+    for side in ["-journal", "-wal", "-shm"] {
+        assert!(
+            names.iter().all(|n| !n.ends_with(side)),
+            "a sqlite side file reached the server: {names:?}"
+        );
+    }
+    assert!(names.contains(&"rollback.db".to_string()), "{names:?}");
+    assert!(names.contains(&"wal.db".to_string()), "{names:?}");
+    let fresh = Mounted::new(&server, &[]);
+    let check = format!(
+        r#"
+import sqlite3, shutil, tempfile
+for name in ("rollback.db", "wal.db"):
+    copy = os.path.join(tempfile.mkdtemp(), name)
+    shutil.copy(os.path.join(d, name), copy)
+    db = sqlite3.connect(copy)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 20, name
+"#
+    );
+    py(&fresh, &check);
+}
