@@ -376,8 +376,7 @@ for name, mode in (("rollback.db", "DELETE"), ("wal.db", "WAL")):
     assert!(names.contains(&"rollback.db".to_string()), "{names:?}");
     assert!(names.contains(&"wal.db".to_string()), "{names:?}");
     let fresh = Mounted::new(&server, &[]);
-    let check = format!(
-        r#"
+    let check = r#"
 import sqlite3, shutil, tempfile
 for name in ("rollback.db", "wal.db"):
     copy = os.path.join(tempfile.mkdtemp(), name)
@@ -385,7 +384,6 @@ for name in ("rollback.db", "wal.db"):
     db = sqlite3.connect(copy)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 20, name
-"#
-    );
-    py(&fresh, &check);
+"#;
+    py(&fresh, check);
 }
