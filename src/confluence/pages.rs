@@ -19,9 +19,10 @@ use super::error::ClientError;
 use super::model::{ContentKind, Page};
 use super::paging::{all_v1, V1_LIMIT};
 use super::retry::Repeat;
+use super::site::Flavor;
 use super::transport::{Channel, Transport};
 use super::upload::may_have_landed;
-use super::wire::V1Content;
+use super::wire::{V1Content, V2Page};
 
 const PAGE_EXPAND: &str = "version,space,ancestors,history";
 
@@ -207,6 +208,48 @@ impl Client {
                 return Err(error);
             }
             tokio::time::sleep(policy.backoff(attempt)).await;
+        }
+    }
+
+    /// Creates an empty page at the top of `space`, beside its home page rather than under it.
+    /// Cloud files a v1 page without ancestors under the home page, so there the v2 call with
+    /// `root-level=true` is made (docs/CONFLUENCE.md §3); Data Center's v1 is asked without
+    /// ancestors. Either way the answer says where the page went (`parent_id`), which callers
+    /// must believe over what they asked for.
+    pub async fn create_top_level_page(
+        &self,
+        space: &crate::confluence::Space,
+        title: &str,
+    ) -> Result<Page, ClientError> {
+        if self.flavor() != Flavor::Cloud {
+            return self
+                .create_page(&space.key, ContentKind::Page, None, title)
+                .await;
+        }
+        let site = self.site();
+        let mut url = site.v2(&["pages"]);
+        url.query_pairs_mut().append_pair("root-level", "true");
+        let body = json!({
+            "spaceId": space.id,
+            "status": "current",
+            "title": title,
+            "body": {"representation": "storage", "value": ""},
+        });
+        let created = self
+            .transport()
+            .call_json::<V2Page>(Method::POST, url, Some(&body), Repeat::NotIdempotent)
+            .await;
+        match created {
+            Ok(page) => Ok(page.into_page(site, &space.key)),
+            // Titles are unique per space: a page with this title now is ours if the POST
+            // failed in transit (had it existed before, the answer would have been 400).
+            Err(error) if may_have_landed(&error) => {
+                match self.find_page(&space.key, ContentKind::Page, title).await {
+                    Ok(Some(page)) => Ok(page),
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
         }
     }
 

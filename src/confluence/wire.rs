@@ -391,6 +391,47 @@ impl V2Version {
     }
 }
 
+/// A page as v2 answers a create (`POST /pages`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct V2Page {
+    #[serde(deserialize_with = "id")]
+    pub(crate) id: String,
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) title: String,
+    #[serde(default, deserialize_with = "opt_id")]
+    pub(crate) parent_id: Option<String>,
+    pub(crate) created_at: Option<String>,
+    pub(crate) version: Option<V2Version>,
+    #[serde(default, rename = "_links")]
+    pub(crate) links: Links,
+}
+
+impl V2Page {
+    pub(crate) fn into_page(self, site: &Site, space_key: &str) -> Page {
+        let version = self.version.unwrap_or_default();
+        let created = self.created_at.as_deref().and_then(parse_rfc3339);
+        Page {
+            id: self.id,
+            kind: ContentKind::Page,
+            title: self.title,
+            status: self.status.unwrap_or_else(|| "current".to_string()),
+            space_key: Some(space_key.to_string()),
+            parent_id: self.parent_id,
+            version: version.number.max(1),
+            modified: version
+                .created_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .or(created),
+            created,
+            author: version.author_id.map(account),
+            web_url: web_url(site, self.links.get("webui")),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct V2Attachment {

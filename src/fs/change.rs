@@ -158,11 +158,7 @@ impl ConfluenceFs {
                     .create_page(&space, ContentKind::Page, Some(&page.id), &raw)
                     .await?
             }
-            Node::Space(space) => {
-                self.client
-                    .create_page(&space.key, ContentKind::Page, None, &raw)
-                    .await?
-            }
+            Node::Space(space) => self.client.create_top_level_page(&space, &raw).await?,
             Node::Blog { space_key } => {
                 let title = strip_date(&raw);
                 self.client
@@ -172,10 +168,30 @@ impl ConfluenceFs {
             Node::Page(_) => return Err(FsError::NotPermitted("blog posts have no child pages")),
             _ => return Err(FsError::Permission),
         };
-        let ino = self.inodes.upsert(parent, Node::Page(page));
+        // Where the server filed it, which is not always where it was asked for (a server that
+        // files top-level pages under the home page): shown there, not where it would vanish
+        // from at the next listing.
+        let placed = self.placed_parent(parent, &page);
+        let ino = self.inodes.upsert(placed, Node::Page(page));
         self.forget_negative(parent, name).await;
-        self.add_to_listing(parent, name, ino).await;
+        if placed == parent {
+            self.add_to_listing(parent, name, ino).await;
+        } else {
+            tracing::info!(name, "the server filed the new page under another page");
+            self.forget_listing(placed).await;
+        }
         self.attr_now(ino)
+    }
+
+    /// The directory a newly made page belongs in, by the parent the server answered with.
+    fn placed_parent(&self, asked: u64, page: &Page) -> u64 {
+        let Some(parent_id) = page.parent_id.as_deref() else {
+            return asked;
+        };
+        match self.entry(asked).map(|e| e.node) {
+            Ok(Node::Page(p)) if p.id == parent_id => asked,
+            _ => self.inodes.find_content(parent_id).unwrap_or(asked),
+        }
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), FsError> {

@@ -195,6 +195,16 @@ impl InodeTable {
         }
     }
 
+    /// The inode of page or blog post `id`, if it has one.
+    pub fn find_content(&self, id: &str) -> Option<u64> {
+        self.tables
+            .lock()
+            .unwrap()
+            .by_key
+            .get(&NodeKey::Content(id.to_string()))
+            .copied()
+    }
+
     pub fn get(&self, ino: u64) -> Option<Entry> {
         self.tables.lock().unwrap().entries.get(&ino).cloned()
     }

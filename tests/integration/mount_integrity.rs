@@ -387,3 +387,39 @@ for name in ("rollback.db", "wal.db"):
 "#;
     py(&fresh, check);
 }
+
+/// `mkdir` in a space directory makes a top-level page (Cloud: v2 `root-level`), which stays
+/// where it was made after the TTL and after a remount; a server that files it elsewhere gets
+/// it shown there, once.
+#[test]
+fn mkdir_in_a_space_stays_where_it_was_made() {
+    // Cloud: placed at the top of the space.
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &["--metadata-ttl", "0.2"]);
+    mount.sh_ok("mkdir DOCS/Top && cd DOCS/Top && sleep 0.5 && pwd && ls");
+    assert_eq!(view.page("Top").parent_id, None);
+    mount.sh_ok("sleep 0.3; test -d DOCS/Top && cd DOCS/Top && touch here.txt");
+    drop(mount);
+    let fresh = Mounted::new(&server, &[]);
+    assert_eq!(fresh.sh_ok("find DOCS -name Top"), "DOCS/Top\n");
+    assert_eq!(view.names("Top"), ["here.txt"]);
+    drop(fresh);
+
+    // The test server's Data Center files a v1 page without ancestors under the home page.
+    let server = Server::start_seeded(Flavor::DataCenter, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &["--metadata-ttl", "0.2"]);
+    mount.sh_ok("mkdir DOCS/Top");
+    let home = view.page("DOCS Home");
+    let placed = view.page("Top").parent_id;
+    let expected = if placed.as_deref() == Some(home.id.as_str()) {
+        "DOCS/DOCS Home/Top\n"
+    } else {
+        "DOCS/Top\n"
+    };
+    assert_eq!(mount.sh_ok("find DOCS -name Top"), expected);
+    drop(mount);
+    let fresh = Mounted::new(&server, &[]);
+    assert_eq!(fresh.sh_ok("find DOCS -name Top"), expected);
+}
