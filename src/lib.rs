@@ -8,6 +8,7 @@ pub mod allocator;
 pub mod cache;
 pub mod cli;
 pub mod confluence;
+pub mod errno;
 pub mod fs;
 pub mod fuse;
 pub mod mount;

@@ -19,7 +19,7 @@ use crate::cli::mount::MountOptions;
 use crate::confluence::{Client, ClientConfig};
 use crate::fs::{ConfluenceFs, FsConfig, WriteConfig, Writer};
 use crate::fuse::FuseAdapter;
-use crate::spool::{Spool, UploadEvent, Uploader};
+use crate::spool::{Spool, Uploader};
 
 /// What the background process prints on stdout once the mount is ready.
 pub const READY_LINE: &str = "confluencefs: mounted";
@@ -88,20 +88,13 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             })?);
         let (uploader, events) =
             runtime.block_on(async { Uploader::new(client.clone(), spool.clone()) });
-        Some((
-            Writer {
-                config: config.write.clone(),
-                staging_dir,
-                spool,
-                uploader,
-                early_slots: crate::fs::early_slots(),
-            },
+        Some(Writer::new(
+            config.write.clone(),
+            staging_dir,
+            spool,
+            uploader,
             events,
         ))
-    };
-    let (writer, events) = match writer {
-        Some((writer, events)) => (Some(writer), Some(events)),
-        None => (None, None),
     };
     let uploader = writer.as_ref().map(|w| w.uploader.clone());
 
@@ -120,27 +113,9 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         },
         writer,
     ));
-    if let (Some(uploader), Some(mut events)) = (uploader.clone(), events) {
+    {
         let _guard = runtime.enter();
-        uploader.spawn_retries();
-        let fs = fs.clone();
-        runtime.spawn(async move {
-            while let Some(event) = events.recv().await {
-                match event {
-                    UploadEvent::Done { id, record, attachment } => {
-                        tracing::info!(path = %record.display_path, "uploaded from the spool");
-                        fs.spooled_upload_done(&id, attachment).await;
-                    }
-                    UploadEvent::Failed { record, errno, .. } => {
-                        tracing::warn!(
-                            path = %record.display_path,
-                            errno,
-                            "upload refused for good; it stays in the spool (see `confluencefs pending`)"
-                        );
-                    }
-                }
-            }
-        });
+        fs.start_background();
     }
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
 

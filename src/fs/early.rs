@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ConfluenceFs;
-use crate::confluence::{StreamLabels, StreamTarget, StreamedUpload};
+use crate::confluence::StreamedUpload;
 use crate::spool::UploadTarget;
 
 /// Bytes written in order before the upload starts.
@@ -74,30 +74,14 @@ impl ConfluenceFs {
         let entry = self.entry(ino).ok()?;
         let destination = self.destination(entry.parent, &entry.node).ok()?;
         let comment = comment.unwrap_or_else(|| writer.config.comment.clone());
-        let stream_target = match &destination.target {
-            UploadTarget::New { container } => StreamTarget::New(container.clone()),
-            UploadTarget::Version {
-                container,
-                attachment_id,
-                ..
-            } => StreamTarget::Version {
-                container: container.clone(),
-                attachment_id: attachment_id.clone(),
-            },
-        };
-        let labels = StreamLabels {
-            media_type: destination.media_type.clone().unwrap_or_else(|| {
-                crate::confluence::guess_media_type(&destination.filename).to_string()
-            }),
-            filename: destination.filename.clone(),
-            comment: Some(comment.clone()).filter(|c| !c.is_empty()),
-            minor_edit: writer.config.minor_edit,
-        };
         tracing::debug!(ino, written, "starting an early upload");
-        let upload = self.client.start_streamed_upload(
-            stream_target,
-            labels,
-            path.to_path_buf(),
+        let upload = writer.uploader.start_early(
+            &destination.target,
+            &destination.filename,
+            destination.media_type.clone(),
+            &comment,
+            writer.config.minor_edit,
+            path,
             written,
             writer.config.max_file_size,
         );

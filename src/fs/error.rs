@@ -102,32 +102,8 @@ impl FsError {
             FsError::NotSupported => libc::EOPNOTSUPP,
             FsError::Errno(errno) => *errno,
             FsError::Io(err) => err.raw_os_error().unwrap_or(libc::EIO),
-            FsError::Client(err) => client_errno(err),
+            FsError::Client(err) => crate::errno::of_client(err),
         }
-    }
-}
-
-fn client_errno(err: &ClientError) -> i32 {
-    match err {
-        ClientError::NotFound { .. } => libc::ENOENT,
-        ClientError::Unauthorized { .. } => libc::EACCES,
-        ClientError::TooLarge { .. } => libc::EFBIG,
-        ClientError::AlreadyExists { .. } => libc::EEXIST,
-        ClientError::Conflict { .. } => libc::EIO,
-        ClientError::Service { status, .. } => match status {
-            401 | 403 => libc::EACCES,
-            404 | 410 => libc::ENOENT,
-            413 => libc::EFBIG,
-            400 => libc::EINVAL,
-            _ => libc::EIO,
-        },
-        // 416 only happens when a read starts past the end: the file shrank under us.
-        ClientError::RangeNotSatisfiable { .. } => libc::EIO,
-        ClientError::Transport { .. }
-        | ClientError::Decode { .. }
-        | ClientError::NotConfluence { .. }
-        | ClientError::Config(_) => libc::EIO,
-        ClientError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
     }
 }
 

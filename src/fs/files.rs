@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::write::Staged;
+use super::staged::Staged;
 
 /// The local state of one file.
 #[derive(Default)]

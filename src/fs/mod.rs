@@ -29,6 +29,7 @@ mod local;
 pub mod names;
 mod read;
 mod read_order;
+mod staged;
 pub mod tempname;
 mod walk;
 mod write;
@@ -41,12 +42,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::cache::BlockCache;
 use crate::confluence::Client;
-use crate::spool::{Spool, Uploader};
+use crate::spool::{Spool, UploadEvent, Uploader};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 pub use attr::{Attr, BLOCK_SIZE, IO_SIZE};
 pub use change::SetAttr;
 pub use dir::DirEntry;
-pub use early::slots as early_slots;
 pub use error::FsError;
 use inode::InodeTable;
 pub use write::WriteConfig;
@@ -88,6 +89,28 @@ pub struct Writer {
     pub uploader: Arc<Uploader>,
     /// Permits for uploads that start while a file is written (`early.rs`).
     pub early_slots: Arc<tokio::sync::Semaphore>,
+    /// What the uploader finishes in the background, until [`ConfluenceFs::start_background`]
+    /// takes it to follow.
+    events: Mutex<Option<UnboundedReceiver<UploadEvent>>>,
+}
+
+impl Writer {
+    pub fn new(
+        config: WriteConfig,
+        staging_dir: std::path::PathBuf,
+        spool: Arc<Spool>,
+        uploader: Arc<Uploader>,
+        events: UnboundedReceiver<UploadEvent>,
+    ) -> Writer {
+        Writer {
+            config,
+            staging_dir,
+            spool,
+            uploader,
+            early_slots: early::slots(),
+            events: Mutex::new(Some(events)),
+        }
+    }
 }
 
 pub struct ConfluenceFs {
@@ -164,6 +187,41 @@ impl ConfluenceFs {
             mounted_at: SystemTime::now(),
             config,
         }
+    }
+
+    /// Starts the work a writable mount does in the background (call inside the runtime): the
+    /// uploader's retries of spooled entries, and following what they deliver, so that a file
+    /// whose upload a retry finished becomes that attachment.
+    pub fn start_background(self: &Arc<Self>) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        writer.uploader.spawn_retries();
+        let Some(mut events) = writer.events.lock().unwrap().take() else {
+            return;
+        };
+        let fs = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    UploadEvent::Done {
+                        id,
+                        record,
+                        attachment,
+                    } => {
+                        tracing::info!(path = %record.display_path, "uploaded from the spool");
+                        fs.spooled_upload_done(&id, attachment).await;
+                    }
+                    UploadEvent::Failed { record, errno, .. } => {
+                        tracing::warn!(
+                            path = %record.display_path,
+                            errno,
+                            "upload refused for good; it stays in the spool (see `confluencefs pending`)"
+                        );
+                    }
+                }
+            }
+        });
     }
 
     pub fn config(&self) -> &FsConfig {

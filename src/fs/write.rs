@@ -20,11 +20,12 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::early::{Destination, EarlyUpload};
+use super::early::Destination;
 use super::error::FsError;
 use super::files::{FileCell, FileGuard};
 use super::inode::{LocalFile, Node};
 use super::read::AttachmentRange;
+use super::staged::Staged;
 use super::ConfluenceFs;
 use crate::cache::ObjectKey;
 use crate::confluence::{Attachment, ContainerRef};
@@ -48,96 +49,6 @@ impl Default for WriteConfig {
             minor_edit: true,
             max_file_size: 100 << 20,
         }
-    }
-}
-
-/// The local copy of a file being written.
-pub(crate) struct Staged {
-    path: PathBuf,
-    file: std::fs::File,
-    size: u64,
-    /// Bytes before this offset are ours (written, or known to be empty).
-    covered: u64,
-    /// The attachment version whose bytes stand in for everything not covered yet.
-    base: Option<Attachment>,
-    dirty: bool,
-    /// Bytes were written since the last upload. An empty file that no write made (a new
-    /// file, a truncation to 0) waits for RELEASE: a shell's `> file` sends FLUSH before its
-    /// first write (it dup2s and closes the descriptor), and uploading then would add an empty
-    /// version before the real one.
-    written: bool,
-    /// The staging file is also the spool's: copy it before changing it.
-    shared: bool,
-    /// A write went past `--max-file-size`: the file is refused whole (EFBIG at close too)
-    /// rather than uploaded cut short.
-    too_large: bool,
-    /// Every byte was written in order from an empty file (see `early.rs`).
-    appending: bool,
-    /// The upload that started while the file was being written, if one did.
-    early: Option<EarlyUpload>,
-    /// Whether this run of appending writes has had its chance to start an early upload.
-    early_tried: bool,
-}
-
-impl Staged {
-    /// A file that did not exist before: uploading it empty is still a change.
-    pub(crate) fn mark_new(&mut self) {
-        self.dirty = true;
-    }
-
-    /// Its bytes must go up even though no write touched them (a rename over a file).
-    pub(crate) fn mark_dirty(&mut self) {
-        self.dirty = true;
-        self.written = true;
-    }
-
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.dirty
-    }
-
-    pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// The bookkeeping of a write of `offset..end` that reached the staging file.
-    fn wrote(&mut self, offset: u64, end: u64) {
-        if offset != self.size {
-            self.appending = false;
-        }
-        if offset <= self.covered {
-            self.covered = self.covered.max(end);
-        }
-        self.size = self.size.max(end);
-        self.dirty = true;
-        self.written = true;
-        match &self.early {
-            Some(early) if self.appending => early.upload.grow(self.size),
-            Some(_) => self.give_up_early(),
-            None => {}
-        }
-    }
-
-    /// Whether a write ending at `end` should be the one that starts an early upload.
-    fn may_start_early(&self, offset: u64, end: u64) -> bool {
-        self.early.is_none()
-            && !self.early_tried
-            && self.appending
-            && offset == self.size
-            && end >= super::early::START_AFTER
-    }
-
-    /// The bytes no longer grow front to back: the early upload, if any, must not complete.
-    fn give_up_early(&mut self) {
-        if let Some(early) = self.early.take() {
-            tracing::debug!("early upload given up");
-            early.upload.abandon();
-        }
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

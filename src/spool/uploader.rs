@@ -31,9 +31,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
 use super::store::{EntryLock, Spool, SpoolError};
 use crate::confluence::{
-    may_have_landed, Attachment, Client, ClientError, NewAttachment, StreamedUpload, UploadSource,
+    may_have_landed, Attachment, Client, ClientError, NewAttachment, StreamLabels, StreamTarget,
+    StreamedUpload, UploadSource,
 };
-use crate::fs::FsError;
 
 /// The wait after the first failure; it doubles with every further failure.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -90,7 +90,7 @@ impl UploadError {
     /// The errno of the table in docs/SEMANTICS.md (Errors); client errors go through the filesystem's one mapping.
     pub fn errno(&self) -> i32 {
         match self {
-            UploadError::Client(err) => FsError::Client(err.clone()).errno(),
+            UploadError::Client(err) => crate::errno::of_client(err),
             UploadError::Spool(err) => err.errno(),
             UploadError::OtherSite { .. } | UploadError::Incomplete { .. } => libc::EIO,
         }
@@ -561,6 +561,48 @@ impl Uploader {
             state.suspects.remove(id);
         }
         remember(&mut state, id, attachment);
+    }
+
+    /// Starts sending the bytes of a file still being written (`written` so far, read back from
+    /// `path` as it grows), to the destination its spool entry will have at close. The upload
+    /// ends in [`Uploader::upload_streamed`] once the entry is admitted, or is abandoned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_early(
+        &self,
+        target: &UploadTarget,
+        filename: &str,
+        media_type: Option<String>,
+        comment: &str,
+        minor_edit: bool,
+        path: &std::path::Path,
+        written: u64,
+        max_size: u64,
+    ) -> StreamedUpload {
+        let stream_target = match target {
+            UploadTarget::New { container } => StreamTarget::New(container.clone()),
+            UploadTarget::Version {
+                container,
+                attachment_id,
+                ..
+            } => StreamTarget::Version {
+                container: container.clone(),
+                attachment_id: attachment_id.clone(),
+            },
+        };
+        let labels = StreamLabels {
+            media_type: media_type
+                .unwrap_or_else(|| crate::confluence::guess_media_type(filename).to_string()),
+            filename: filename.to_string(),
+            comment: Some(comment.to_string()).filter(|c| !c.is_empty()),
+            minor_edit,
+        };
+        self.client.start_streamed_upload(
+            stream_target,
+            labels,
+            path.to_path_buf(),
+            written,
+            max_size,
+        )
     }
 
     /// Uploads an admitted entry whose bytes are on their way already in `streamed` (sent

@@ -15,6 +15,8 @@ mod client_odd_servers;
 mod client_retry;
 mod client_upload;
 
+mod fs_direct;
+
 mod mount_budgets;
 mod mount_faults;
 mod mount_prefetch;
