@@ -24,11 +24,17 @@ use crate::fs::{Attr, ConfluenceFs, FsError, SetAttr};
 pub struct FuseAdapter {
     fs: Arc<ConfluenceFs>,
     runtime: Handle,
+    /// How long a question may take (`--op-timeout`).
+    deadline: Duration,
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<ConfluenceFs>, runtime: Handle) -> FuseAdapter {
-        FuseAdapter { fs, runtime }
+    pub fn new(fs: Arc<ConfluenceFs>, runtime: Handle, deadline: Duration) -> FuseAdapter {
+        FuseAdapter {
+            fs,
+            runtime,
+            deadline,
+        }
     }
 
     fn ttl(&self) -> Duration {
@@ -96,9 +102,11 @@ impl fuser::Filesystem for FuseAdapter {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let ttl = self.ttl();
         self.on_name(
+            req,
+            Kind::Ask,
             name,
             move |fs, name| async move { fs.lookup(parent.0, &name).await },
             move |result| match result {
@@ -108,15 +116,18 @@ impl fuser::Filesystem for FuseAdapter {
         );
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = self.fs.clone();
         let ttl = self.ttl();
-        self.runtime.spawn(async move {
-            match fs.getattr(ino.0).await {
+        self.run(
+            req,
+            Kind::Ask,
+            async move { fs.getattr(ino.0).await },
+            move |result| match result {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn setattr(
@@ -150,17 +161,20 @@ impl fuser::Filesystem for FuseAdapter {
             }),
             caller_uid: req.uid(),
         };
-        self.runtime.spawn(async move {
-            match fs.setattr(ino.0, change).await {
+        self.run(
+            req,
+            Kind::Change,
+            async move { fs.setattr(ino.0, change).await },
+            move |result| match result {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&attr)),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -169,6 +183,8 @@ impl fuser::Filesystem for FuseAdapter {
     ) {
         let ttl = self.ttl();
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.mkdir(parent.0, &name).await },
             move |result| match result {
@@ -213,16 +229,20 @@ impl fuser::Filesystem for FuseAdapter {
         reply.error(errno(&self.fs.refuse_special("hard link")));
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.unlink(parent.0, &name).await },
             move |result| reply_empty(reply, result),
         );
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.rmdir(parent.0, &name).await },
             move |result| reply_empty(reply, result),
@@ -231,7 +251,7 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -246,22 +266,26 @@ impl fuser::Filesystem for FuseAdapter {
         }
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let fs = self.fs.clone();
-        let (name, newname) = (name.to_owned(), newname.to_owned());
-        self.runtime.spawn(async move {
-            let result = match (name_str(&name), name_str(&newname)) {
-                (Ok(name), Ok(newname)) => {
-                    fs.rename(parent.0, &name, newparent.0, &newname, no_replace)
-                        .await
+        let (name, newname) = (name_str(name), name_str(newname));
+        self.run(
+            req,
+            Kind::Change,
+            async move {
+                match (name, newname) {
+                    (Ok(name), Ok(newname)) => {
+                        fs.rename(parent.0, &name, newparent.0, &newname, no_replace)
+                            .await
+                    }
+                    (Err(err), _) | (_, Err(err)) => Err(err),
                 }
-                (Err(err), _) | (_, Err(err)) => Err(err),
-            };
-            reply_empty(reply, result);
-        });
+            },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
@@ -271,6 +295,8 @@ impl fuser::Filesystem for FuseAdapter {
     ) {
         let ttl = self.ttl();
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.create(parent.0, &name).await },
             move |result| match result {
@@ -286,11 +312,16 @@ impl fuser::Filesystem for FuseAdapter {
         );
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        self.runtime.spawn(async move {
-            match fs.open(ino.0, write).await {
+        // An open for writing may wait for the file's upload: never cut short by a deadline.
+        let kind = if write { Kind::Change } else { Kind::Ask };
+        self.run(
+            req,
+            kind,
+            async move { fs.open(ino.0, write).await },
+            move |result| match result {
                 Ok(opened) => {
                     let mut flags = FopenFlags::empty();
                     if opened.keep_cache {
@@ -299,13 +330,13 @@ impl fuser::Filesystem for FuseAdapter {
                     reply.opened(FileHandle(opened.handle), flags)
                 }
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -315,20 +346,23 @@ impl fuser::Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            match fs.read(fh.0, offset, size).await {
+        self.run(
+            req,
+            Kind::Ask,
+            async move { fs.read(fh.0, offset, size).await },
+            move |result| match result {
                 Ok(bytes) => reply.data(&bytes),
                 Err(err) => {
                     tracing::warn!(handle = fh.0, offset, size, "read failed: {err}");
                     reply.error(errno(&err))
                 }
-            }
-        });
+            },
+        );
     }
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -348,17 +382,20 @@ impl fuser::Filesystem for FuseAdapter {
         }
         let fs = self.fs.clone();
         let data = data.to_vec();
-        self.runtime.spawn(async move {
-            match fs.write(fh.0, offset, &data).await {
+        self.run(
+            req,
+            Kind::Change,
+            async move { fs.write(fh.0, offset, &data).await },
+            move |result| match result {
                 Ok(written) => reply.written(written),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
@@ -368,10 +405,12 @@ impl fuser::Filesystem for FuseAdapter {
             return reply.ok();
         }
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            let result = fs.flush(fh.0).await;
-            reply_empty(reply, result);
-        });
+        self.run(
+            req,
+            Kind::Change,
+            async move { fs.flush(fh.0).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     fn release(
@@ -391,7 +430,7 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
@@ -401,20 +440,25 @@ impl fuser::Filesystem for FuseAdapter {
             return reply.ok();
         }
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            let result = fs.flush(fh.0).await;
-            reply_empty(reply, result);
-        });
+        self.run(
+            req,
+            Kind::Change,
+            async move { fs.flush(fh.0).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            match fs.opendir(ino.0).await {
+        self.run(
+            req,
+            Kind::Ask,
+            async move { fs.opendir(ino.0).await },
+            move |result| match result {
                 Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::empty()),
                 Err(err) => reply.error(errno(&err)),
-            }
-        });
+            },
+        );
     }
 
     fn readdir(
@@ -541,7 +585,7 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -554,40 +598,50 @@ impl fuser::Filesystem for FuseAdapter {
         }
         let value = value.to_vec();
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.setxattr(ino.0, &name, &value).await },
             move |result| reply_empty(reply, result),
         );
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         let fs = self.fs.clone();
-        let name = name.to_owned();
-        self.runtime.spawn(async move {
-            let result = match name_str(&name) {
-                Ok(name) => fs.getxattr(ino.0, &name).await,
-                Err(_) => Err(FsError::NoAttribute),
-            };
-            reply_xattr(reply, size, result);
-        });
+        let name = name_str(name);
+        self.run(
+            req,
+            Kind::Ask,
+            async move {
+                match name {
+                    Ok(name) => fs.getxattr(ino.0, &name).await,
+                    Err(_) => Err(FsError::NoAttribute),
+                }
+            },
+            move |result| reply_xattr(reply, size, result),
+        );
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            let result = fs.listxattr(ino.0).await;
-            reply_xattr(reply, size, result);
-        });
+        self.run(
+            req,
+            Kind::Ask,
+            async move { fs.listxattr(ino.0).await },
+            move |result| reply_xattr(reply, size, result),
+        );
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         if foreign_xattr(name) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         self.on_name(
+            req,
+            Kind::Change,
             name,
             move |fs, name| async move { fs.removexattr(ino.0, &name).await },
             move |result| reply_empty(reply, result),
@@ -615,11 +669,69 @@ impl fuser::Filesystem for FuseAdapter {
     }
 }
 
+/// What dropping an operation midway would do: nothing (a question), or leave a change half
+/// made (it must run to its end).
+#[derive(Clone, Copy)]
+enum Kind {
+    Ask,
+    Change,
+}
+
+/// How often a waiting operation looks whether the process that asked is still there.
+const REQUESTER_POLL: Duration = Duration::from_millis(200);
+
 impl FuseAdapter {
-    /// Runs `op` on the runtime with `name` as UTF-8 (EINVAL when it is not), then hands its
-    /// result to `finish`, which replies.
-    fn on_name<T, Op, Fut, Finish>(&self, name: &OsStr, op: Op, finish: Finish)
+    /// Runs `op` on the runtime and hands its result to `finish`, which replies — bounded, so
+    /// that no process is left stuck on us. A question (`Kind::Ask`) answers ETIMEDOUT after
+    /// the deadline, and EINTR as soon as the process that asked is gone or killed; it is then
+    /// dropped, which cancels its requests. A change runs to its end whatever happens (a half
+    /// made rename or upload is worse than a slow one), but a killed process gets its EINTR
+    /// at once and can exit. fuser answers FUSE_INTERRUPT itself with ENOSYS, after which the
+    /// kernel waits for our reply uninterruptibly: looking at the process is how we know.
+    fn run<T, Fut, Finish>(&self, req: &Request, kind: Kind, op: Fut, finish: Finish)
     where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
+        Finish: FnOnce(Result<T, FsError>) + Send + 'static,
+    {
+        let pid = req.pid();
+        let deadline = self.deadline;
+        match kind {
+            Kind::Ask => {
+                self.runtime.spawn(async move {
+                    let result = tokio::select! {
+                        result = op => result,
+                        gone = requester_gone(pid) => Err(gone),
+                        _ = tokio::time::sleep(deadline) => {
+                            tracing::warn!(?deadline, "an operation took too long; answered ETIMEDOUT");
+                            Err(FsError::TimedOut)
+                        }
+                    };
+                    finish(result);
+                });
+            }
+            Kind::Change => {
+                let mut work = self.runtime.spawn(op);
+                self.runtime.spawn(async move {
+                    let result = tokio::select! {
+                        done = &mut work => done.unwrap_or(Err(FsError::Errno(libc::EIO))),
+                        gone = requester_gone(pid) => Err(gone),
+                    };
+                    finish(result);
+                });
+            }
+        }
+    }
+
+    /// [`run`](Self::run) with `name` as UTF-8 of at most 255 bytes (EINVAL, ENAMETOOLONG).
+    fn on_name<T, Op, Fut, Finish>(
+        &self,
+        req: &Request,
+        kind: Kind,
+        name: &OsStr,
+        op: Op,
+        finish: Finish,
+    ) where
         T: Send + 'static,
         Op: FnOnce(Arc<ConfluenceFs>, String) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
@@ -627,14 +739,45 @@ impl FuseAdapter {
     {
         let fs = self.fs.clone();
         let name = name_str(name);
-        self.runtime.spawn(async move {
-            let result = match name {
-                Ok(name) => op(fs, name).await,
-                Err(err) => Err(err),
-            };
-            finish(result);
-        });
+        self.run(
+            req,
+            kind,
+            async move {
+                match name {
+                    Ok(name) => op(fs, name).await,
+                    Err(err) => Err(err),
+                }
+            },
+            finish,
+        );
     }
+}
+
+/// Resolves once the process (thread) `pid` is gone or has a SIGKILL pending: a killed process
+/// blocked on a request we already read cannot die until we answer.
+async fn requester_gone(pid: u32) -> FsError {
+    loop {
+        tokio::time::sleep(REQUESTER_POLL).await;
+        if pid != 0 && !alive(pid) {
+            tracing::debug!(pid, "the process that asked is gone; answered EINTR");
+            return FsError::Interrupted;
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let kill = 1u64 << (libc::SIGKILL - 1);
+    !status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .any(|mask| mask & kill != 0)
 }
 
 fn reply_empty(reply: ReplyEmpty, result: Result<(), FsError>) {

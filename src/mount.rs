@@ -37,6 +37,8 @@ pub struct MountConfig {
     pub metadata_ttl: Duration,
     pub show_versions: bool,
     pub write: WriteConfig,
+    /// How long a read-side operation may take before it answers ETIMEDOUT.
+    pub op_timeout: Duration,
     /// How long unmounting waits for uploads still in flight.
     pub unmount_wait: Duration,
     pub options: MountOptions,
@@ -117,7 +119,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         let _guard = runtime.enter();
         fs.start_background();
     }
-    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+    let adapter = FuseAdapter::new(fs, runtime.handle().clone(), config.op_timeout);
 
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = mount_options(&config);

@@ -65,6 +65,10 @@ pub struct MountArgs {
     /// Largest file that may be written; larger writes fail with EFBIG.
     #[arg(long, default_value = "100M", value_parser = parse_size)]
     pub max_file_size: u64,
+    /// Seconds a read, a listing or any other question to the server may take before it
+    /// answers ETIMEDOUT (uploads are bounded by the client's own timeouts instead).
+    #[arg(long, default_value_t = 120.0)]
+    pub op_timeout: f64,
     /// Seconds unmounting waits for uploads in flight before leaving them to the next mount.
     #[arg(long, default_value_t = 30.0)]
     pub unmount_wait: f64,
@@ -168,6 +172,9 @@ impl MountArgs {
         if !(self.metadata_ttl.is_finite() && self.metadata_ttl >= 0.0) {
             bail!("--metadata-ttl must be a number of seconds, 0 or more");
         }
+        if !(self.op_timeout.is_finite() && self.op_timeout > 0.0) {
+            bail!("--op-timeout must be a number of seconds, more than 0");
+        }
         if !(self.unmount_wait.is_finite() && self.unmount_wait >= 0.0) {
             bail!("--unmount-wait must be a number of seconds, 0 or more");
         }
@@ -192,6 +199,7 @@ impl MountArgs {
                 minor_edit: !self.notify_watchers,
                 max_file_size: self.max_file_size,
             },
+            op_timeout: Duration::from_secs_f64(self.op_timeout),
             unmount_wait: Duration::from_secs_f64(self.unmount_wait),
             options,
             log_file: Some(log_file),

@@ -37,6 +37,10 @@ pub enum FsError {
     Exists,
     #[error("file name longer than 255 bytes")]
     NameTooLong,
+    #[error("the operation took longer than its deadline")]
+    TimedOut,
+    #[error("the process that asked is gone")]
+    Interrupted,
     #[error("directory not empty")]
     NotEmpty,
     #[error("busy: an upload of it is in progress")]
@@ -96,6 +100,8 @@ impl FsError {
             FsError::TooLarge => libc::EFBIG,
             FsError::Exists => libc::EEXIST,
             FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::TimedOut => libc::ETIMEDOUT,
+            FsError::Interrupted => libc::EINTR,
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::Busy => libc::EBUSY,
             FsError::CrossDevice => libc::EXDEV,

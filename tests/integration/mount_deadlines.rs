@@ -1,0 +1,62 @@
+//! No process is left stuck on the mount: a question to a slow server answers ETIMEDOUT after
+//! `--op-timeout`, and a process killed while it waits is released at once instead of when the
+//! server finally answers (the kernel waits for our reply uninterruptibly once it is read).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use confluencefs::confluence::Flavor;
+use serde_json::json;
+
+use crate::mount_tree::seed_tree;
+use crate::mount_write::{ServerView, GUIDE};
+use crate::mounted::Mounted;
+use crate::support::Server;
+
+#[test]
+fn a_killed_reader_is_released_at_once() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    view.faults(json!({ "latency_ms": 8000 }));
+    let mut reader = Command::new("cat")
+        .arg(mount.join(&format!("{GUIDE}/notes.txt")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "cat should be waiting"
+    );
+    let killed = Instant::now();
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    let released = killed.elapsed();
+    view.faults(json!({}));
+    assert!(
+        released < Duration::from_millis(1500),
+        "a killed reader took {released:?} to go"
+    );
+    // The mount still answers.
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{GUIDE}/notes.txt"))).unwrap(),
+        b"hello notes\n"
+    );
+}
+
+#[test]
+fn a_question_past_the_deadline_answers_etimedout() {
+    let server = Server::start_seeded(Flavor::DataCenter, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &["--op-timeout", "1"]);
+    view.faults(json!({ "latency_ms": 4000 }));
+    let started = Instant::now();
+    let err = std::fs::metadata(mount.join(&format!("{GUIDE}/notes.txt"))).unwrap_err();
+    let took = started.elapsed();
+    view.faults(json!({}));
+    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{err}");
+    assert!(took < Duration::from_millis(3000), "took {took:?}");
+    assert!(mount.join(GUIDE).is_dir());
+}
