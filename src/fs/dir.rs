@@ -16,6 +16,9 @@
 //! for the TTL, because file managers probe for `.hidden`, `.Trash` and friends constantly.
 //! From the third name asked for in one directory within the TTL, the directory is listed
 //! instead: a copy of many files into a page then costs one listing, not two requests a file.
+//! A hidden name (`.directory`, `.hidden`, `.Trash`…, which file managers probe in every
+//! folder they show) lists the page at once: a miss costs the same two requests, and the
+//! listing answers the next probes and the `ls` that usually follows.
 //! Our own changes (uploads, mkdir, renames) edit the cached listing in place.
 //!
 //! A tree walk (the listings of two child pages of one directory asked for within the TTL)
@@ -205,7 +208,11 @@ impl ConfluenceFs {
             .targeted_lookups
             .get_with(parent, async { Arc::new(AtomicU32::new(0)) })
             .await;
-        if asked.fetch_add(1, Ordering::Relaxed) >= LIST_AFTER_LOOKUPS {
+        // A hidden name (`.directory`, `.hidden`, `.Trash`, `.git`: what file managers and
+        // shells probe for in every folder they pass) is most likely a miss, which costs two
+        // requests either way: spent on the listing, they answer every later name too.
+        let probe = name.starts_with('.') && matches!(entry.node, Node::Page(_));
+        if asked.fetch_add(1, Ordering::Relaxed) >= LIST_AFTER_LOOKUPS || probe {
             let listing = self.listing(parent).await?;
             return match listing.find(name) {
                 Some(ino) => self.attr_by_ino(ino),
