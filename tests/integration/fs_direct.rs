@@ -278,6 +278,15 @@ async fn lookups_in_an_unlisted_page_keep_their_budget() {
         listed <= 3,
         "{listed} requests for the third name and after"
     );
+
+    // A file manager's probe lists the page: what a miss costs, and the next names are free.
+    let chapter = d.ino(&format!("{GUIDE}/Chapter One")).await;
+    server.clear_requests().await;
+    assert!(d.fs.lookup(chapter, ".directory").await.is_err());
+    assert_eq!(server.requests().await.len(), 2);
+    assert!(d.fs.lookup(chapter, ".hidden").await.is_err());
+    assert!(d.fs.lookup(chapter, "nothing.txt").await.is_err());
+    assert_eq!(server.requests().await.len(), 2);
 }
 
 /// vim's save in the directory: move the file aside, write it anew, delete the backup: one new
