@@ -91,7 +91,9 @@ fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
     if !args.foreground {
         return mount::spawn_background();
     }
-    init_logging("confluencefs=info,warn");
+    // fuser warns when, after an external `umount`, it tries to unmount what is already gone:
+    // a harmless line on every such unmount, so its session's warnings are left out by default.
+    init_logging("confluencefs=info,fuser::session=error,warn");
     let site = SiteArgs {
         url: args.url.clone(),
         user: args.user.clone(),

@@ -423,3 +423,24 @@ fn mkdir_in_a_space_stays_where_it_was_made() {
     let fresh = Mounted::new(&server, &[]);
     assert_eq!(fresh.sh_ok("find DOCS -name Top"), expected);
 }
+
+/// Python's `open()` (an ioctl probe) and an external `umount` leave no warning in the log.
+#[test]
+fn ordinary_use_and_an_external_umount_log_no_warning() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let mount = Mounted::new(&server, &[]);
+    py(&mount, "open(os.path.join(d, 'notes.txt')).read()");
+    let pid = crate::mounted::mount_pid(&mount.path);
+    let status = Command::new("umount").arg(&mount.path).status().unwrap();
+    assert!(status.success());
+    for _ in 0..100 {
+        if pid.is_none_or(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(mount.cache_dir.join("confluencefs.log")).unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(log.contains("the mount ended"), "{log}");
+}
