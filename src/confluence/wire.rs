@@ -544,34 +544,52 @@ mod tests {
     use super::*;
     use crate::confluence::site::{normalize_site_url, Flavor};
 
-    fn example(name: &str) -> String {
-        let path = format!(
-            "{}/../shared/confluence-api/examples/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(path).unwrap_or_default()
-    }
+    /// A Data Center v1 attachment as `GET …/child/attachment?expand=version,container` answers
+    /// it: the shape of the real answers (docs/CONFLUENCE.md §4.1), with values of our own.
+    const DC_ATTACHMENT: &str = r#"{
+        "id": "3310042", "type": "attachment", "status": "current", "title": "plans.zip",
+        "version": {
+            "by": {"type": "known", "username": "mkowalska", "userKey": "8a7f80cb6d1",
+                   "profilePicture": {"path": "/images/icons/profilepics/default.svg",
+                                      "width": 48, "height": 48, "isDefault": true},
+                   "displayName": "Małgorzata K.",
+                   "_links": {"self": "https://wiki.example.org/rest/api/user?key=8a7f80cb6d1"},
+                   "_expandable": {"status": ""}},
+            "when": "2025-03-07T09:15:42.125+01:00", "message": "", "number": 3,
+            "minorEdit": false, "hidden": false,
+            "_links": {"self": "https://wiki.example.org/rest/experimental/content/3310042/version/3"},
+            "_expandable": {"content": "/rest/api/content/3310042"}},
+        "position": 0,
+        "container": {"id": "3310017", "type": "page", "status": "current", "title": "Site plans",
+                      "position": 2, "extensions": {"position": 2},
+                      "_links": {"webui": "/display/OPS/Site+plans", "self": "https://wiki.example.org/rest/api/content/3310017"},
+                      "_expandable": {"space": "/rest/api/space/OPS", "version": ""}},
+        "metadata": {"mediaType": "application/zip"},
+        "extensions": {"mediaType": "application/zip", "fileSize": 48213, "comment": ""},
+        "_links": {"download": "/download/attachments/3310017/plans.zip?version=3&modificationDate=1741335342125&api=v2",
+                   "webui": "/pages/viewpageattachments.action?pageId=3310017&preview=%2F3310017%2F3310042%2Fplans.zip",
+                   "self": "https://wiki.example.org/rest/api/content/3310042"},
+        "_expandable": {"children": "/rest/api/content/3310042/child", "space": "/rest/api/space/OPS"}
+    }"#;
 
     #[test]
-    fn datacenter_attachment_example_converts() {
-        let text = example("dc-v1-attachment.docs.nomagic.com.json");
-        if text.is_empty() {
-            return; // the shared examples are not part of the repository
-        }
+    fn datacenter_attachment_converts() {
         let site = Site::new(
-            normalize_site_url("https://docs.nomagic.com").unwrap(),
+            normalize_site_url("https://wiki.example.org").unwrap(),
             Flavor::DataCenter,
         );
-        let content: V1Content = serde_json::from_str(&text).unwrap();
+        let content: V1Content = serde_json::from_str(DC_ATTACHMENT).unwrap();
         let att = content.into_attachment(&site, None).unwrap();
-        assert_eq!(att.id, "227171484");
-        assert_eq!(att.container, ContainerRef::page("227171480"));
-        assert_eq!(att.size, 2380);
+        assert_eq!(att.id, "3310042");
+        assert_eq!(att.container, ContainerRef::page("3310017"));
+        assert_eq!(att.size, 48213);
+        assert_eq!(att.version, 3);
         assert_eq!(att.media_type, "application/zip");
-        assert_eq!(att.author.unwrap().name(), "Jonė Š.");
+        assert_eq!(att.author.unwrap().name(), "Małgorzata K.");
+        // 09:15:42.125 at +01:00 is 08:15:42.125 UTC.
         assert_eq!(
             att.modified.duration_since(UNIX_EPOCH).unwrap().as_millis(),
-            1_746_450_330_544
+            1_741_335_342_125
         );
     }
 
