@@ -1,6 +1,6 @@
 //! v1 JSON for users, spaces, content and versions, following the `Content`, `Space`,
-//! `Version` and `User` schemas of the Cloud v1 OpenAPI document and the real captures in
-//! `shared/confluence-api/examples/`.
+//! `Version` and `User` schemas of the Cloud v1 OpenAPI document and the shapes of real
+//! answers described in docs/CONFLUENCE.md §4.
 //!
 //! Confluence sends only what was expanded and lists every other expandable field under
 //! `_expandable`; clients that forget to expand must see the field missing, so the renderers
