@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 
+mod client_bounds;
 mod client_connect;
 mod client_content;
 mod client_download;
