@@ -22,6 +22,7 @@ mod mount_prefetch;
 mod mount_tree;
 mod mount_walk;
 
+mod mount_bounds;
 mod mount_differential;
 mod mount_early;
 mod mount_integrity;
