@@ -398,11 +398,14 @@ fn free_space(path: &Path) -> io::Result<(u64, u64)> {
     }
     // SAFETY: statvfs returned 0, so it initialised `stat`.
     let stat = unsafe { stat.assume_init() };
-    let unit = stat.f_frsize as u64;
-    Ok((
-        (stat.f_bavail as u64).saturating_mul(unit),
-        (stat.f_blocks as u64).saturating_mul(unit),
-    ))
+    // The field types differ between targets (32-bit ones use 32-bit counts).
+    #[allow(clippy::unnecessary_cast)]
+    let (unit, available, blocks) = (
+        stat.f_frsize as u64,
+        stat.f_bavail as u64,
+        stat.f_blocks as u64,
+    );
+    Ok((available.saturating_mul(unit), blocks.saturating_mul(unit)))
 }
 
 /// Whether `error` says the disk (or the user's quota) is full, however deeply it is wrapped:
@@ -483,14 +486,11 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let wrapped = io::Error::new(io::ErrorKind::Other, WithPath(enospc()));
+        let wrapped = io::Error::other(WithPath(enospc()));
         assert_eq!(wrapped.raw_os_error(), None);
         assert!(no_space(&wrapped));
-        assert!(no_space(&io::Error::new(io::ErrorKind::Other, enospc())));
-        let other = io::Error::new(
-            io::ErrorKind::Other,
-            WithPath(io::Error::from_raw_os_error(libc::EACCES)),
-        );
+        assert!(no_space(&io::Error::other(enospc())));
+        let other = io::Error::other(WithPath(io::Error::from_raw_os_error(libc::EACCES)));
         assert!(!no_space(&other));
     }
 
