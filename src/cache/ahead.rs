@@ -5,8 +5,8 @@
 //! arrives while one runs joins it instead of fetching again, and the blocks are held until the
 //! reader takes them, because moka's admission may decline a block nobody has read yet. The
 //! holder is a [`FetchedAhead`]; opening the file hands it to the new [`CachedFile`], which then
-//! holds the blocks like its own read-ahead. Dropping one that was never handed over cancels
-//! its jobs.
+//! holds the blocks like its own read-ahead. Dropping one that was never handed over lets go
+//! of its blocks, which ends the jobs nobody else waits for (see `fetch`).
 //!
 //! A failed fetch ahead is nobody's error: the reader sees the block as missing and fetches it
 //! in the foreground, where a failure is reported as usual.
@@ -42,15 +42,6 @@ impl FetchedAhead {
     /// Whether any of its requests is still waiting or running.
     pub fn in_flight(&self) -> bool {
         self.jobs.iter().any(|job| !job.handle.is_finished())
-    }
-}
-
-impl Drop for FetchedAhead {
-    fn drop(&mut self) {
-        // Empty after a handover; otherwise nobody is going to read these blocks soon.
-        for job in &self.jobs {
-            job.handle.abort();
-        }
     }
 }
 
@@ -114,8 +105,6 @@ impl CachedFile {
         if &ahead.key != self.key() {
             return;
         }
-        let blocks = std::mem::take(&mut ahead.blocks);
-        let jobs = std::mem::take(&mut ahead.jobs);
-        self.take_ahead(blocks, jobs);
+        self.take_ahead(std::mem::take(&mut ahead.blocks));
     }
 }

@@ -15,6 +15,17 @@
 //! oldest first by the later of mtime and atime; a hit sets the file's mtime so the order
 //! survives the next remount. The directory is 0700 and files are 0600: cached attachments are
 //! as private as the credentials that fetched them.
+//!
+//! The cache shares its filesystem with the staging directory and the upload spool, whose
+//! writes matter more than any cached block: a cache that filled the disk would make every
+//! later write through the mount fail with ENOSPC. So the bound is not `--cache-size` alone but
+//! `min(--cache-size, cache bytes + free space − reserve)`, with free space measured by
+//! `statvfs` on the cache directory and a reserve of a quarter of the filesystem, at most
+//! [`RESERVE_MAX`]. It is measured again after every [`MEASURE_BYTES`] written, and at least
+//! every [`MEASURE_INTERVAL`] while blocks are written, so that what others wrote meanwhile
+//! shrinks it. Blocks are evicted (least recently used first) before a write to stay under it;
+//! a block that does not fit is simply not cached. A write that still meets a full disk is
+//! logged once, not once per block, and the bound is measured again at the next write.
 
 use std::fmt::Write as _;
 use std::fs::{self, DirBuilder, File, Permissions};
@@ -23,7 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -36,6 +47,14 @@ use super::CacheError;
 const MAX_HEX_ID: usize = 192;
 const TEMP_PREFIX: &str = ".tmp";
 
+/// Largest free space the cache leaves untouched on its filesystem (less on a filesystem
+/// smaller than four times this: a quarter of it).
+pub(crate) const RESERVE_MAX: u64 = 1 << 30;
+/// Bytes written between two measurements of the free space.
+pub(crate) const MEASURE_BYTES: u64 = 8 << 20;
+/// Longest time between two measurements while blocks are written.
+pub(crate) const MEASURE_INTERVAL: Duration = Duration::from_secs(2);
+
 pub(crate) struct DiskCache {
     root: PathBuf,
     block_size: u64,
@@ -43,11 +62,17 @@ pub(crate) struct DiskCache {
     index: Mutex<DiskIndex>,
     /// Set while writes fail for lack of space, so a full disk logs once, not once per block.
     full: AtomicBool,
+    /// Set while free space, not `capacity`, bounds the cache (logged once).
+    short: AtomicBool,
 }
 
 struct DiskIndex {
     files: LruCache<String, u64>,
     bytes: u64,
+    /// What the cache may hold given the free space when last measured (`None`: measure).
+    room: Option<u64>,
+    measured_at: Instant,
+    written_since: u64,
 }
 
 impl DiskIndex {
@@ -75,6 +100,9 @@ impl DiskCache {
         let mut index = DiskIndex {
             files: LruCache::unbounded(),
             bytes: 0,
+            room: None,
+            measured_at: Instant::now(),
+            written_since: 0,
         };
         for file in found {
             index.bytes += file.len;
@@ -86,8 +114,13 @@ impl DiskCache {
             capacity,
             index: Mutex::new(index),
             full: AtomicBool::new(false),
+            short: AtomicBool::new(false),
         };
-        disk.evict(&mut disk.lock());
+        {
+            let mut index = disk.lock();
+            let limit = disk.limit(&mut index);
+            disk.evict(&mut index, limit);
+        }
         Ok(disk)
     }
 
@@ -121,13 +154,24 @@ impl DiskCache {
         }
     }
 
-    /// Stores a block, then evicts least recently used files down to the bound. Failures are
-    /// logged, never returned: the disk is a cache, and the reader has its bytes already.
-    /// Blocking.
+    /// Stores a block, evicting least recently used files first to stay under the bound; a
+    /// block that does not fit is not stored. Failures are logged, never returned: the disk is
+    /// a cache, and the reader has its bytes already. Blocking.
     pub fn write(&self, key: &BlockKey, data: &[u8]) {
         let Some(name) = self.file_name(key) else {
             return;
         };
+        let len = data.len() as u64;
+        {
+            let mut index = self.lock();
+            let limit = self.limit(&mut index);
+            if len > limit {
+                return;
+            }
+            // Room first, so that the new file never needs space the cache could give back.
+            let before = index.files.peek(&name).copied().unwrap_or(0);
+            self.evict(&mut index, (limit - len).saturating_add(before));
+        }
         let dir = self.root.join(bucket(&name));
         match write_atomically(&dir, &name, data) {
             Ok(()) => {
@@ -135,10 +179,12 @@ impl DiskCache {
                     tracing::info!(dir = %self.root.display(), "disk cache writable again");
                 }
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            Err(e) if no_space(&e) => {
                 if !self.full.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(dir = %self.root.display(), "disk cache: no space left on device; serving from memory");
+                    tracing::warn!(dir = %self.root.display(), "disk cache: no space left on device; blocks stay in memory until there is room");
                 }
+                // Someone else took the space: measure again before the next write.
+                self.lock().room = None;
                 return;
             }
             Err(e) => {
@@ -147,11 +193,13 @@ impl DiskCache {
             }
         }
         let mut index = self.lock();
-        if let Some(old) = index.files.put(name, data.len() as u64) {
+        if let Some(old) = index.files.put(name, len) {
             index.bytes -= old;
         }
-        index.bytes += data.len() as u64;
-        self.evict(&mut index);
+        index.bytes += len;
+        index.written_since += len;
+        let limit = self.limit(&mut index);
+        self.evict(&mut index, limit);
     }
 
     /// Bytes and files in the disk cache.
@@ -160,8 +208,40 @@ impl DiskCache {
         (index.bytes, index.files.len() as u64)
     }
 
-    fn evict(&self, index: &mut DiskIndex) {
-        while index.bytes > self.capacity {
+    /// The bound now: `capacity`, or less when the filesystem is short of space. Measures the
+    /// free space when it is due.
+    fn limit(&self, index: &mut DiskIndex) -> u64 {
+        let due = index.room.is_none()
+            || index.written_since >= MEASURE_BYTES
+            || index.measured_at.elapsed() >= MEASURE_INTERVAL;
+        if due {
+            index.room = match free_space(&self.root) {
+                Ok((free, total)) => {
+                    let reserve = (total / 4).min(RESERVE_MAX);
+                    Some((index.bytes + free).saturating_sub(reserve))
+                }
+                Err(e) => {
+                    tracing::debug!(dir = %self.root.display(), error = %e, "statvfs failed");
+                    Some(u64::MAX)
+                }
+            };
+            index.measured_at = Instant::now();
+            index.written_since = 0;
+        }
+        let room = index.room.unwrap_or(u64::MAX);
+        let short = room < self.capacity;
+        if short != self.short.swap(short, Ordering::Relaxed) {
+            if short {
+                tracing::info!(dir = %self.root.display(), room, capacity = self.capacity, "disk cache bounded by free space");
+            } else {
+                tracing::info!(dir = %self.root.display(), "disk cache bounded by --cache-size again");
+            }
+        }
+        room.min(self.capacity)
+    }
+
+    fn evict(&self, index: &mut DiskIndex, limit: u64) {
+        while index.bytes > limit {
             let Some((name, len)) = index.files.pop_lru() else {
                 break;
             };
@@ -304,6 +384,50 @@ fn read_exact_len(path: &Path, expected_len: u64) -> io::Result<Option<Bytes>> {
     Ok(Some(Bytes::from(data)))
 }
 
+/// Free bytes (for an unprivileged user) and total bytes of the filesystem holding `path`.
+fn free_space(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, and `stat` points to
+    // writable memory of the right type, which statvfs fills when it returns 0.
+    let result = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // The field types differ between targets (32-bit ones use 32-bit counts).
+    #[allow(clippy::unnecessary_cast)]
+    let (unit, available, blocks) = (
+        stat.f_frsize as u64,
+        stat.f_bavail as u64,
+        stat.f_blocks as u64,
+    );
+    Ok((available.saturating_mul(unit), blocks.saturating_mul(unit)))
+}
+
+/// Whether `error` says the disk (or the user's quota) is full, however deeply it is wrapped:
+/// the tempfile crate wraps I/O errors with the path, which hides the OS error code from
+/// `raw_os_error` on the outer error.
+fn no_space(error: &io::Error) -> bool {
+    let full = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    if full(error) {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = error
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(current) = cause {
+        if current.downcast_ref::<io::Error>().is_some_and(full) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
+}
+
 fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     let mut builder = tempfile::Builder::new();
     builder
@@ -343,5 +467,48 @@ mod tests {
         // FNV-1a of "a" is 0xaf63dc4c8601ec8c: files already on disk were placed by this value,
         // so it must never change.
         assert_eq!(bucket("a"), "8c");
+    }
+
+    #[test]
+    fn a_full_disk_is_recognised_when_wrapped() {
+        let enospc = || io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(no_space(&enospc()));
+        // As tempfile reports it: the OS error inside an error that adds the path.
+        #[derive(Debug)]
+        struct WithPath(io::Error);
+        impl std::fmt::Display for WithPath {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} at /some/path", self.0)
+            }
+        }
+        impl std::error::Error for WithPath {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let wrapped = io::Error::other(WithPath(enospc()));
+        assert_eq!(wrapped.raw_os_error(), None);
+        assert!(no_space(&wrapped));
+        assert!(no_space(&io::Error::other(enospc())));
+        let other = io::Error::other(WithPath(io::Error::from_raw_os_error(libc::EACCES)));
+        assert!(!no_space(&other));
+    }
+
+    #[test]
+    fn the_cache_leaves_the_reserve_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let (free, total) = free_space(dir.path()).unwrap();
+        assert!(free > 0 && total >= free);
+        // A capacity far beyond the disk: free space is the bound, less the reserve.
+        let disk = DiskCache::open(dir.path(), 4096, u64::MAX).unwrap();
+        let limit = disk.limit(&mut disk.lock());
+        let reserve = (total / 4).min(RESERVE_MAX);
+        assert!(
+            limit <= free.saturating_sub(reserve) + (1 << 20),
+            "{limit} of {free} free"
+        );
+        // A small capacity is the bound when there is room.
+        let small = DiskCache::open(dir.path(), 4096, 10_000).unwrap();
+        assert_eq!(small.limit(&mut small.lock()), 10_000.min(limit));
     }
 }

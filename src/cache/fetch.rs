@@ -10,9 +10,16 @@
 //! so there is no moment when a block is in neither place nor in flight.
 //!
 //! A failure is delivered to every waiter and cached nowhere; the next read starts a new job.
-//! A job can be cancelled while it waits for its turn or its answer (its file was closed, or
-//! the reader jumped away from the read-ahead); its waiters then see `None` and look for the
-//! block again. Once the answer is in, storing it is no longer cancellable.
+//!
+//! A job runs only while someone waits for one of its blocks. Waiters hold the job's
+//! [`PendingBlock`]s (a reader's READ, a file's read-ahead window, a whole file fetched ahead);
+//! the in-flight map holds them only weakly while the job fetches, so when the last waiter is
+//! gone (its READ dropped, its file released, its read-ahead passed by a jump, its fetch ahead
+//! abandoned) every receiver of the job is dropped, the job notices at once and drops its
+//! request — which frees the request slot — instead of running it to completion for nobody.
+//! Someone who looks for such a block in between finds the entry dead and starts a job of its
+//! own. Once the answer is in, the entries become strong (the bytes are paid for, and a block
+//! must never be in neither place nor in flight) and storing is no longer cancellable.
 //!
 //! Blocks of a multi-block response arrive in buffers of their own (`RangeFetch::fetch_cut`):
 //! a `Bytes` slice would keep the whole response alive for as long as any one of its blocks is
@@ -24,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::{BoxFuture, Shared, WeakShared};
 use futures_util::FutureExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
@@ -38,11 +45,41 @@ pub(crate) type BlockOutcome = Option<Result<Bytes, CacheError>>;
 pub(crate) type PendingBlock = Shared<BoxFuture<'static, BlockOutcome>>;
 
 /// Blocks being fetched or loaded, each with the id of the job that owns its entry.
-pub(crate) type InFlightMap = HashMap<BlockKey, (u64, PendingBlock)>;
+pub(crate) type InFlightMap = HashMap<BlockKey, (u64, InFlight)>;
 
-/// A job that was started, as its starter remembers it (to cancel it later).
+/// A block in the in-flight map.
+pub(crate) enum InFlight {
+    /// Being fetched: held weakly, so that the job ends when its last waiter leaves; `ended`
+    /// resolves when the job has left the map.
+    Fetching {
+        block: WeakShared<BoxFuture<'static, BlockOutcome>>,
+        ended: Shared<BoxFuture<'static, ()>>,
+    },
+    /// Delivered and being stored.
+    Delivered(PendingBlock),
+}
+
+impl InFlight {
+    /// Something to wait on. A job that has lost every waiter is ending: either it noticed and
+    /// dropped its request, or its answer came in at that very moment and is being stored.
+    /// Which one is not known yet, so its end is waited for and then reported as `None`
+    /// ("cancelled, look again"): the block is then in memory, or fetched anew.
+    pub fn join(&self) -> PendingBlock {
+        match self {
+            InFlight::Fetching { block, ended } => block.upgrade().unwrap_or_else(|| {
+                ended
+                    .clone()
+                    .map(|()| -> BlockOutcome { None })
+                    .boxed()
+                    .shared()
+            }),
+            InFlight::Delivered(block) => block.clone(),
+        }
+    }
+}
+
+/// A job that was started, as its starter remembers it (to see whether it still runs).
 pub(crate) struct StartedJob {
-    pub blocks: Range<u64>,
     pub handle: AbortHandle,
 }
 
@@ -75,6 +112,8 @@ pub(crate) fn start(
     permits: Option<Arc<Semaphore>>,
 ) -> (Vec<(u64, PendingBlock)>, StartedJob) {
     let id = cache.next_job_id();
+    let (end_signal, end) = oneshot::channel::<()>();
+    let ended = end.map(|_| ()).boxed().shared();
     let mut pending = Vec::new();
     let mut senders = Vec::new();
     let mut keys = Vec::new();
@@ -82,7 +121,12 @@ pub(crate) fn start(
         let (sender, receiver) = oneshot::channel();
         let block: PendingBlock = receiver.map(Result::ok).boxed().shared();
         let key = source.key(index);
-        map.insert(key.clone(), (id, block.clone()));
+        let weak = block.downgrade().expect("a new future has not completed");
+        let entry = InFlight::Fetching {
+            block: weak,
+            ended: ended.clone(),
+        };
+        map.insert(key.clone(), (id, entry));
         pending.push((index, block));
         senders.push(sender);
         keys.push(key);
@@ -94,6 +138,7 @@ pub(crate) fn start(
         keys,
         id,
         _token: cache.background_token(),
+        _end_signal: end_signal,
     };
     let job = Job {
         cache: cache.clone(),
@@ -103,7 +148,7 @@ pub(crate) fn start(
         senders,
     };
     let handle = tokio::spawn(job.run(permits, guard)).abort_handle();
-    (pending, StartedJob { blocks, handle })
+    (pending, StartedJob { handle })
 }
 
 struct Job {
@@ -115,29 +160,41 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self, permits: Option<Arc<Semaphore>>, guard: JobGuard) {
-        let permit = match permits {
-            // The semaphore is never closed; a failure would only mean "no limit".
-            Some(permits) => permits.acquire_owned().await.ok(),
-            None => None,
-        };
-        let mut fetched = true;
-        let outcome = if self.from_disk {
-            match self.load_from_disk().await {
-                Some(block) => {
-                    fetched = false;
-                    Ok(vec![block])
+    async fn run(mut self, permits: Option<Arc<Semaphore>>, guard: JobGuard) {
+        let mut senders = std::mem::take(&mut self.senders);
+        let work = async {
+            let permit = match permits {
+                // The semaphore is never closed; a failure would only mean "no limit".
+                Some(permits) => permits.acquire_owned().await.ok(),
+                None => None,
+            };
+            if self.from_disk {
+                if let Some(block) = self.load_from_disk().await {
+                    return (permit, false, Ok(vec![block]));
                 }
-                None => self.fetch().await,
             }
-        } else {
-            self.fetch().await
+            (permit, true, self.fetch().await)
+        };
+        // Every receiver dropped: nobody waits for any block of this job any more.
+        let abandoned = futures_util::future::join_all(senders.iter_mut().map(|s| s.closed()));
+        // Abandonment first: a job whose waiters left before it ever ran sends no request.
+        let (permit, fetched, outcome) = tokio::select! {
+            biased;
+            _ = abandoned => {
+                tracing::debug!(
+                    attachment = %self.source.object.attachment_id,
+                    blocks = ?self.blocks,
+                    "nobody waits for these blocks any more; request dropped"
+                );
+                return;
+            }
+            done = work => done,
         };
 
         let blocks = match outcome {
             Ok(blocks) => blocks,
             Err(error) => {
-                for sender in self.senders {
+                for sender in senders {
                     let _ = sender.send(Err(error.clone()));
                 }
                 return;
@@ -149,8 +206,23 @@ impl Job {
             .map(|index| self.source.key(index))
             .zip(blocks)
             .collect();
+        // Strong entries from now on: a reader arriving while the blocks are stored joins
+        // them rather than fetching them again, even if every waiter has had its block.
+        {
+            let mut map = self.cache.lock_in_flight();
+            for (key, block) in &keyed {
+                if let Some((id, entry)) = map.get_mut(key) {
+                    if *id == guard.id {
+                        let outcome: BlockOutcome = Some(Ok(block.clone()));
+                        *entry = InFlight::Delivered(
+                            futures_util::future::ready(outcome).boxed().shared(),
+                        );
+                    }
+                }
+            }
+        }
         // Waiters first: they are what the user is waiting for; storing can follow.
-        for (sender, (_, block)) in self.senders.into_iter().zip(&keyed) {
+        for (sender, (_, block)) in senders.into_iter().zip(&keyed) {
             let _ = sender.send(Ok(block.clone()));
         }
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
@@ -280,6 +352,9 @@ struct JobGuard {
     keys: Vec<BlockKey>,
     id: u64,
     _token: BackgroundToken,
+    /// Dropped after the entries are removed (fields drop after `drop` runs): wakes those
+    /// who wait for the job's end.
+    _end_signal: oneshot::Sender<()>,
 }
 
 impl Drop for JobGuard {

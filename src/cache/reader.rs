@@ -8,8 +8,9 @@
 //! Blocks read ahead are held by the file itself until the reader passes them: moka may decline
 //! or evict a block before the reader gets there, and a block fetched ahead must not have to be
 //! fetched again. That makes memory "moka's bound plus each open file's window", both bounded.
-//! A jump cancels the read-ahead that no longer serves the reader, and dropping the file
-//! cancels all of it.
+//! A jump lets go of the read-ahead that no longer serves the reader, and dropping the file
+//! lets go of all of it; a fetch job whose blocks nobody else waits for then ends on its own
+//! (see `fetch`), while one that another reader joined goes on for that reader.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -22,7 +23,7 @@ use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::block::Geometry;
-use super::fetch::{BlockOutcome, ObjectSource, PendingBlock, StartedJob};
+use super::fetch::{BlockOutcome, ObjectSource, PendingBlock};
 use super::prefetch::ReadAhead;
 use super::store::{BlockCache, Claim};
 use super::{CacheError, ObjectKey, RangeFetch, ReadError};
@@ -41,9 +42,8 @@ pub struct CachedFile {
 struct FileState {
     read_ahead: ReadAhead,
     /// Blocks read ahead and not yet passed by the reader, and the blocks of the last read.
+    /// Holding one is what keeps its fetch job running.
     ahead: BTreeMap<u64, PendingBlock>,
-    /// Read-ahead jobs this file started, to cancel them on a jump or on drop.
-    jobs: Vec<StartedJob>,
 }
 
 /// Blocks behind the reader that a file keeps holding, for READs that arrive late.
@@ -77,7 +77,6 @@ impl CachedFile {
             state: Mutex::new(FileState {
                 read_ahead,
                 ahead: BTreeMap::new(),
-                jobs: Vec::new(),
             }),
             cache,
         }
@@ -133,14 +132,13 @@ impl CachedFile {
             }
         }
         if let Some(blocks) = prefetch.filter(|blocks| !blocks.is_empty()) {
-            let (claims, jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
+            let (claims, _jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
             let mut state = self.lock();
             for (index, claim) in claims {
                 if let Claim::Pending(pending) = claim {
                     state.ahead.insert(index, pending);
                 }
             }
-            state.jobs.extend(jobs);
         }
 
         let mut parts = Vec::with_capacity(count);
@@ -186,47 +184,40 @@ impl CachedFile {
         end: u64,
         needed: &Range<u64>,
     ) -> (Option<Vec<u64>>, Vec<Option<PendingBlock>>) {
-        let mut cancelled = Vec::new();
-        let (prefetch, slots) = {
-            let mut state = self.lock();
-            // Before the first read, what the file holds was fetched ahead for this reader
-            // (`adopt`), not for an old position: a first read is no jump away from it.
-            let first = !state.read_ahead.has_read();
-            let decision = state.read_ahead.on_read(offset, end);
-            // The reader has passed these; holding them longer would only cost memory. A few
-            // blocks of slack, for READs that arrive after the ones that followed them.
-            state.ahead = state
-                .ahead
-                .split_off(&needed.start.saturating_sub(HELD_BEHIND));
-            if !decision.sequential && !first {
-                state.ahead.retain(|index, _| needed.contains(index));
-                state.jobs.retain(|job| {
-                    let serves_read =
-                        job.blocks.start < needed.end && needed.start < job.blocks.end;
-                    if !serves_read {
-                        cancelled.push(job.handle.clone());
-                    }
-                    serves_read
-                });
-            }
-            state.jobs.retain(|job| !job.handle.is_finished());
-            let slots = needed
-                .clone()
-                .map(|index| state.ahead.get(&index).cloned())
-                .collect();
-            // Blocks held already (fetched ahead for this file before it was opened) are not
-            // fetched again, even when memory declined them.
-            let prefetch: Option<Vec<u64>> = decision.prefetch.map(|blocks| {
-                blocks
-                    .filter(|index| !state.ahead.contains_key(index))
-                    .collect()
-            });
-            (prefetch, slots)
-        };
-        // Outside the lock: a cancelled job's cleanup must never wait on our state.
-        for handle in cancelled {
-            handle.abort();
+        let mut state = self.lock();
+        // Before the first read, what the file holds was fetched ahead for this reader
+        // (`adopt`), not for an old position: a first read is no jump away from it.
+        let first = !state.read_ahead.has_read();
+        let decision = state.read_ahead.on_read(offset, end);
+        // The reader has passed these; holding them longer would only cost memory. A few
+        // blocks of slack, for READs that arrive after the ones that followed them. Blocks
+        // still on their way are kept until they arrive: a sequential reader may skip a few
+        // blocks, and letting go of them would cancel fetches a late READ may still want.
+        let kept = state
+            .ahead
+            .split_off(&needed.start.saturating_sub(HELD_BEHIND));
+        let passed = std::mem::replace(&mut state.ahead, kept);
+        state.ahead.extend(
+            passed
+                .into_iter()
+                .filter(|(_, block)| block.peek().is_none()),
+        );
+        if !decision.sequential && !first {
+            // Let go of the read-ahead for the old position: jobs that nobody else waits for
+            // end as soon as the last block they carry is let go.
+            state.ahead.retain(|index, _| needed.contains(index));
         }
+        let slots = needed
+            .clone()
+            .map(|index| state.ahead.get(&index).cloned())
+            .collect();
+        // Blocks held already (fetched ahead for this file before it was opened) are not
+        // fetched again, even when memory declined them.
+        let prefetch: Option<Vec<u64>> = decision.prefetch.map(|blocks| {
+            blocks
+                .filter(|index| !state.ahead.contains_key(index))
+                .collect()
+        });
         (prefetch, slots)
     }
 
@@ -264,13 +255,13 @@ impl CachedFile {
         Ok(blocks.remove(0))
     }
 
-    /// Holds `blocks` (fetched ahead by someone else for this file) and owns their `jobs`.
-    pub(crate) fn take_ahead(&self, blocks: Vec<(u64, PendingBlock)>, jobs: Vec<StartedJob>) {
+    /// Holds `blocks` (fetched ahead by someone else for this file), which keeps their jobs
+    /// running for this reader.
+    pub(crate) fn take_ahead(&self, blocks: Vec<(u64, PendingBlock)>) {
         let mut state = self.lock();
         for (index, block) in blocks {
             state.ahead.entry(index).or_insert(block);
         }
-        state.jobs.extend(jobs);
     }
 
     /// Blocks this file holds read ahead (for tests of the memory bound).
@@ -284,15 +275,6 @@ impl CachedFile {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for CachedFile {
-    fn drop(&mut self) {
-        let state = self.lock();
-        for job in &state.jobs {
-            job.handle.abort();
-        }
     }
 }
 

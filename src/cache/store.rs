@@ -190,8 +190,8 @@ impl BlockCache {
         let mut map = self.lock_in_flight();
         for index in indexes {
             let key = source.key(index);
-            if let Some((_, pending)) = map.get(&key) {
-                claims.push((index, Claim::Pending(pending.clone())));
+            if let Some((_, entry)) = map.get(&key) {
+                claims.push((index, Claim::Pending(entry.join())));
             } else if self.memory.contains(&key) {
                 // Checked under the lock because a job inserts into memory before it leaves
                 // the map: a block that just finished is found here rather than refetched.

@@ -787,3 +787,108 @@ async fn a_fetch_ahead_of_another_version_is_not_adopted() {
     file.adopt(ahead);
     assert_eq!(read_all(&file, 1000).await, expected(25, 0, 2_000));
 }
+
+/// A source whose requests never answer; it counts the requests started and dropped.
+#[derive(Default)]
+struct NeverAnswers {
+    started: AtomicUsize,
+    dropped: Arc<AtomicUsize>,
+}
+
+struct CountsDrop(Arc<AtomicUsize>);
+
+impl Drop for CountsDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct NeverFetch(Arc<NeverAnswers>);
+
+impl RangeFetch for NeverFetch {
+    fn fetch(&self, _offset: u64, _len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>> {
+        self.0.started.fetch_add(1, Ordering::SeqCst);
+        let guard = CountsDrop(self.0.dropped.clone());
+        async move {
+            let _guard = guard;
+            futures_util::future::pending::<()>().await;
+            unreachable!()
+        }
+        .boxed()
+    }
+}
+
+/// Waits up to `limit` for `counter` to reach `want`; returns how long that took.
+async fn reaches(counter: &AtomicUsize, want: usize, limit: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while counter.load(Ordering::SeqCst) < want {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_fetch_nobody_waits_for_is_dropped() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let source = Arc::new(NeverAnswers::default());
+    let second = std::time::Duration::from_secs(1);
+    let file = Arc::new(cache.open(key("att1", 1), 10_000, Arc::new(NeverFetch(source.clone()))));
+    let other = Arc::new(cache.open(key("att1", 1), 10_000, Arc::new(NeverFetch(source.clone()))));
+
+    // Two readers wait for the same block: one request.
+    let first_reader = tokio::spawn({
+        let file = file.clone();
+        async move { file.read(0, 100).await }
+    });
+    assert!(reaches(&source.started, 1, second).await);
+    let second_reader = tokio::spawn({
+        let other = other.clone();
+        async move { other.read(0, 100).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        source.started.load(Ordering::SeqCst),
+        1,
+        "the readers share a fetch"
+    );
+
+    // One reader gone (its process killed, say): the other still waits, the request goes on.
+    first_reader.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        source.dropped.load(Ordering::SeqCst),
+        0,
+        "dropped while a reader waits"
+    );
+
+    // Both gone, with their files still open: nobody wants the block, the request is dropped.
+    second_reader.abort();
+    assert!(
+        reaches(&source.dropped, 1, second).await,
+        "a fetch nobody waits for still runs after a second"
+    );
+    tokio::time::timeout(second, cache.settled())
+        .await
+        .expect("the job ended");
+    assert!(cache.lock_in_flight().is_empty());
+    drop((file, other));
+}
+
+#[tokio::test]
+async fn an_abandoned_read_ahead_request_is_dropped() {
+    let cache = BlockCache::new(small_config(None)).unwrap();
+    let source = Arc::new(NeverAnswers::default());
+    let second = std::time::Duration::from_secs(1);
+    let ahead = cache.fetch_ahead(
+        key("att1", 1),
+        3_000,
+        Arc::new(NeverFetch(source.clone())),
+        &ahead_permits(),
+    );
+    assert!(reaches(&source.started, 1, second).await);
+    drop(ahead);
+    assert!(reaches(&source.dropped, 1, second).await);
+}

@@ -2,7 +2,9 @@
 //!
 //! `Args` is what the user typed; `connect_config` validates it into a `ClientConfig`
 //! (credentials from the environment or a token file — never from a flag, where `ps` would show
-//! a token, nor from the URL, which is refused when it carries a user name or password). Each subcommand lives in its own module and returns `anyhow::Result`; `main` prints
+//! a token, nor from the URL, which is refused when it carries a user name or password; the
+//! background mount process gets the token on its stdin, see `mount`). Each subcommand lives
+//! in its own module and returns `anyhow::Result`; `main` prints
 //! the whole error chain on one line and exits non-zero, so a wrong URL or a refused credential
 //! is one clear line, not a backtrace.
 
@@ -89,7 +91,20 @@ fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
     // Refused here already, so that a wrong URL is not first handed to a background process.
     check_site_url(&args.url)?;
     if !args.foreground {
-        return mount::spawn_background();
+        // Handed to the background process on its stdin, so that it never sits in that
+        // process's environment; a token file is read by the background process itself.
+        let token = match &args.token_file {
+            Some(_) => None,
+            None => env_token(),
+        };
+        mount::spawn_background(token.as_deref())?;
+        if args.allows_others() {
+            eprintln!("{}", args.allow_other_notice());
+        }
+        return Ok(());
+    }
+    if args.allows_others() && std::env::var_os(mount::NOTIFY_ENV).is_none() {
+        eprintln!("{}", args.allow_other_notice());
     }
     // fuser warns when, after an external `umount`, it tries to unmount what is already gone:
     // a harmless line on every such unmount, so its session's warnings are left out by default.
@@ -143,11 +158,17 @@ fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
     let credentials = match &site.token_file {
         Some(path) => Credentials::from_token_file(site.user.clone(), path)?,
         None => {
-            let token = std::env::var("CONFLUENCE_TOKEN")
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-                .context("no token: set CONFLUENCE_TOKEN or pass --token-file FILE")?;
+            let token = if std::env::var_os(mount::TOKEN_ON_STDIN_ENV).is_some() {
+                // The background mount process: its parent wrote the token to our stdin.
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the token from the mount command")?;
+                Some(line.trim().to_string()).filter(|t| !t.is_empty())
+            } else {
+                env_token()
+            }
+            .context("no token: set CONFLUENCE_TOKEN or pass --token-file FILE")?;
             match &site.user {
                 Some(user) => Credentials::basic(user.clone(), token),
                 None => Credentials::bearer(token),
@@ -161,6 +182,14 @@ fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
         _ => None,
     };
     Ok(config)
+}
+
+/// `CONFLUENCE_TOKEN`, trimmed, if set and not blank.
+fn env_token() -> Option<String> {
+    std::env::var("CONFLUENCE_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 fn init_logging(default: &str) {

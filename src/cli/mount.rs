@@ -5,8 +5,14 @@
 //! in a detached process. That process is this same binary started again with
 //! `--foreground`; it reports "mounted" or its error through a pipe the parent waits on, so the
 //! parent never has to guess from a timeout.
+//!
+//! The token does not travel in that process's environment, where it would stay for the life
+//! of the mount, readable in `/proc/PID/environ` by its owner and root and inherited by anything
+//! it starts: the parent removes `CONFLUENCE_TOKEN` from the child's environment and writes the
+//! token to the child's stdin instead, one line, then closes the pipe ([`TOKEN_ON_STDIN_ENV`]
+//! tells the child to read it). A token file is read by the child itself, as before.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -17,6 +23,10 @@ use crate::mount::{MountConfig, READY_LINE};
 
 /// Environment variable that tells a `--foreground` process to report readiness on stdout.
 pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
+
+/// Environment variable that tells a `--foreground` process to read its token from the first
+/// line of stdin instead of `CONFLUENCE_TOKEN`.
+pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
 
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
@@ -208,19 +218,49 @@ impl MountArgs {
     }
 }
 
+impl MountArgs {
+    /// Whether other users may reach the mount (`--allow-other` or `-o allow_other`).
+    pub fn allows_others(&self) -> bool {
+        self.allow_other
+            || parse_mount_options(&self.options).is_ok_and(|options| options.allow_other)
+    }
+
+    /// The one-line notice `--allow-other` earns: what it exposes, and to whom.
+    pub fn allow_other_notice(&self) -> String {
+        format!(
+            "confluencefs: note: with --allow-other, every local user can read through {} \
+             everything the token can see",
+            self.mountpoint.display()
+        )
+    }
+}
+
 /// Starts this binary again with `--foreground` in its own session, waits for it to report
-/// that the mount is ready, and returns. Its error, if it has one, becomes ours.
-pub fn spawn_background() -> anyhow::Result<()> {
+/// that the mount is ready, and returns. Its error, if it has one, becomes ours. `token`, when
+/// given, reaches the child on its stdin; `CONFLUENCE_TOKEN` is never in its environment.
+pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the confluencefs executable")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(std::env::args_os().skip(1))
         .arg("--foreground")
         .env(NOTIFY_ENV, "1")
+        .env_remove("CONFLUENCE_TOKEN")
+        .env_remove(TOKEN_ON_STDIN_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if token.is_some() {
+        command.env(TOKEN_ON_STDIN_ENV, "1").stdin(Stdio::piped());
+    }
+    let mut child = command
         .spawn()
         .context("cannot start the background process")?;
+    if let (Some(token), Some(mut stdin)) = (token, child.stdin.take()) {
+        // A token is far smaller than a pipe's buffer: this never blocks. A child that died
+        // first reports why on stderr, read below.
+        let _ = stdin.write_all(format!("{token}\n").as_bytes());
+    }
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let mut line = String::new();

@@ -21,7 +21,7 @@ use super::error::ClientError;
 use super::model::User;
 use super::retry::{Repeat, RetryPolicy};
 use super::site::{normalize_site_url, with_wiki, Flavor, Site};
-use super::transport::{decode, Timeouts, Transport};
+use super::transport::{decode, Limits, Timeouts, Transport};
 use super::wire::V1User;
 
 /// Everything `connect` needs. Build with [`ClientConfig::new`] or [`ClientConfig::from_env`]
@@ -35,14 +35,23 @@ pub struct ClientConfig {
     /// `None` detects the flavor; `Some` trusts the caller and skips the v2 probe.
     pub flavor: Option<Flavor>,
     pub retry: RetryPolicy,
-    /// Requests in flight at once (default 8).
+    /// Downloads and uploads in flight at once (default 8).
     pub max_concurrent_requests: usize,
+    /// Other requests (listings, lookups, metadata) in flight at once (default 8). A budget of
+    /// their own, so that they never wait behind slow downloads.
+    pub max_metadata_requests: usize,
     /// TCP+TLS connect timeout (default 10 s).
     pub connect_timeout: Duration,
     /// Longest silence while waiting for or reading a response (default 30 s).
     pub read_timeout: Duration,
     /// Cap on one JSON request, body included (default 120 s).
     pub request_timeout: Duration,
+    /// Slowest a download may be, in bytes per second averaged over `rate_window`, before it
+    /// fails (default [`MIN_TRANSFER_RATE`](super::download::MIN_TRANSFER_RATE)).
+    pub min_transfer_rate: u64,
+    /// The span over which `min_transfer_rate` is measured (default
+    /// [`RATE_WINDOW`](super::download::RATE_WINDOW)).
+    pub rate_window: Duration,
     pub user_agent: String,
 }
 
@@ -54,9 +63,12 @@ impl ClientConfig {
             flavor: None,
             retry: RetryPolicy::default(),
             max_concurrent_requests: 8,
+            max_metadata_requests: 8,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
+            min_transfer_rate: super::download::MIN_TRANSFER_RATE,
+            rate_window: super::download::RATE_WINDOW,
             user_agent: concat!("confluencefs/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -104,11 +116,16 @@ impl Client {
         let transport = Transport::new(
             config.credentials.clone(),
             config.retry.clone(),
-            config.max_concurrent_requests,
+            Limits {
+                bulk: config.max_concurrent_requests,
+                metadata: config.max_metadata_requests,
+            },
             Timeouts {
                 connect: config.connect_timeout,
                 read: config.read_timeout,
                 json_total: config.request_timeout,
+                min_rate: config.min_transfer_rate,
+                rate_window: config.rate_window,
             },
             &config.user_agent,
         )?;

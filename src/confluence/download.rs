@@ -22,8 +22,19 @@
 //! transport failure and is resumed from the first missing byte, starting again from the
 //! Confluence URL (the media token may have expired), up to the retry policy's attempt limit
 //! of consecutive failures without progress.
+//!
+//! A body that moves, however slowly, never trips the read timeout, which measures silence; a
+//! server that trickles a byte a second would hold the range (and its request slot) for days.
+//! So a body must also bring at least [`MIN_TRANSFER_RATE`] bytes per second, averaged over
+//! each [`RATE_WINDOW`] of time spent waiting for it (time the consumer spends between chunks,
+//! and time spent opening or re-opening the request, which includes waiting for a request slot,
+//! do not count). A window that ends short fails the download at once, without a retry: a
+//! server that slow is not going to be faster on the next attempt, and a silent one is caught
+//! by the same rule after one window. Both figures are deliberately low (1 KiB/s over 30 s):
+//! they exist to end downloads that are stuck, not to judge slow links.
 
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -43,6 +54,12 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Se
 
 /// Redirect hops we follow before calling it a loop.
 const MAX_REDIRECTS: usize = 5;
+
+/// The slowest download we wait for, in bytes per second, averaged over [`RATE_WINDOW`].
+pub const MIN_TRANSFER_RATE: u64 = 1024;
+
+/// The span over which [`MIN_TRANSFER_RATE`] is measured.
+pub const RATE_WINDOW: Duration = Duration::from_secs(30);
 
 /// How long a media link found through a redirect is used without asking again.
 pub const MEDIA_LINK_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -115,6 +132,7 @@ impl Client {
         let size =
             (version == attachment.version && attachment.size > 0).then_some(attachment.size);
         let body = self.open_download(&source, offset, stop, size).await?;
+        let timeouts = self.transport().timeouts();
         let state = DownloadState {
             client: self.clone(),
             source,
@@ -124,6 +142,12 @@ impl Client {
             body: Some(body),
             failures: 0,
             done: false,
+            pace: Pace {
+                min_rate: timeouts.min_rate,
+                window: timeouts.rate_window,
+                waited: Duration::ZERO,
+                bytes: 0,
+            },
         };
         Ok(Box::pin(futures_util::stream::unfold(state, next_chunk)))
     }
@@ -356,11 +380,55 @@ struct DownloadState {
     /// Consecutive failures without a byte of progress.
     failures: u32,
     done: bool,
+    pace: Pace,
+}
+
+/// How fast the bodies of one download arrive: bytes and waiting time in the current window.
+struct Pace {
+    min_rate: u64,
+    window: Duration,
+    /// Time spent waiting for body bytes in this window.
+    waited: Duration,
+    /// Bytes received in this window.
+    bytes: u64,
+}
+
+impl Pace {
+    /// When the current window ends, for a wait that starts at `now`.
+    fn deadline(&self, now: Instant) -> Instant {
+        now + self.window.saturating_sub(self.waited)
+    }
+
+    /// At the end of a window: the reason to give up if too few bytes came in it, else a new
+    /// window.
+    fn check(&mut self) -> Result<(), String> {
+        if self.waited < self.window {
+            return Ok(());
+        }
+        let floor = (self.min_rate as f64 * self.window.as_secs_f64()) as u64;
+        if self.bytes < floor {
+            return Err(format!(
+                "download slower than {} bytes/s: {} bytes in {:.1} s",
+                self.min_rate,
+                self.bytes,
+                self.waited.as_secs_f64()
+            ));
+        }
+        self.waited = Duration::ZERO;
+        self.bytes = 0;
+        Ok(())
+    }
 }
 
 async fn next_chunk(
     mut state: DownloadState,
 ) -> Option<(Result<Bytes, ClientError>, DownloadState)> {
+    let item = pull(&mut state).await?;
+    Some((item, state))
+}
+
+/// The next piece of the range, re-opening the request after a cut; `None` at the end.
+async fn pull(state: &mut DownloadState) -> Option<Result<Bytes, ClientError>> {
     loop {
         if state.done || state.stop.is_some_and(|stop| state.pos >= stop) {
             return None;
@@ -379,12 +447,35 @@ async fn next_chunk(
                 }
                 Err(error) => {
                     state.done = true;
-                    return Some((Err(error), state));
+                    return Some(Err(error));
                 }
             },
         };
-        let failure = match body.opened.response.chunk().await {
-            Ok(Some(chunk)) => {
+        let began = Instant::now();
+        let read = tokio::time::timeout_at(
+            state.pace.deadline(began).into(),
+            body.opened.response.chunk(),
+        )
+        .await;
+        state.pace.waited += began.elapsed();
+        if let Ok(Ok(Some(chunk))) = &read {
+            state.pace.bytes += chunk.len() as u64;
+        }
+        if let Err(reason) = state.pace.check() {
+            state.done = true;
+            return Some(Err(ClientError::Transport {
+                request: body.line.clone(),
+                detail: reason,
+                source: None,
+            }));
+        }
+        let failure = match read {
+            // The window ended with enough bytes in it: keep reading.
+            Err(_elapsed) => {
+                state.body = Some(body);
+                continue;
+            }
+            Ok(Ok(Some(chunk))) => {
                 let chunk_start = body.file_pos;
                 let chunk_end = chunk_start + chunk.len() as u64;
                 body.file_pos = chunk_end;
@@ -396,11 +487,11 @@ async fn next_chunk(
                     state.failures = 0;
                     let piece =
                         chunk.slice((lo - chunk_start) as usize..(hi - chunk_start) as usize);
-                    return Some((Ok(piece), state));
+                    return Some(Ok(piece));
                 }
                 continue;
             }
-            Ok(None) => {
+            Ok(Ok(None)) => {
                 if body.announced_end.is_some_and(|end| body.file_pos < end) {
                     ClientError::Transport {
                         detail: format!(
@@ -415,14 +506,14 @@ async fn next_chunk(
                     return None;
                 }
             }
-            Err(error) => transport_error(&body.line, error),
+            Ok(Err(error)) => transport_error(&body.line, error),
         };
         drop(body);
         state.failures += 1;
         let policy = &state.client.transport().retry;
         if state.failures >= policy.max_attempts {
             state.done = true;
-            return Some((Err(failure), state));
+            return Some(Err(failure));
         }
         let wait = policy.backoff(state.failures);
         tracing::debug!(error = %failure, pos = state.pos, ?wait, "download cut short, resuming");

@@ -31,7 +31,7 @@ mod wire;
 
 pub use client::{Client, ClientConfig};
 pub use credentials::{Credentials, Secret};
-pub use download::ByteStream;
+pub use download::{ByteStream, MIN_TRANSFER_RATE, RATE_WINDOW};
 pub use error::{ClientError, RequestLine};
 pub use model::{
     Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,

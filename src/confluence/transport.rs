@@ -12,9 +12,13 @@
 //! None of them follows redirects: the download code follows them itself, so that it decides
 //! per hop whether the credential may go along (same origin only).
 //!
-//! A semaphore bounds the requests in flight (default 8). A permit is held from sending until
-//! the body has been read — for a streamed download, until the stream is dropped — and never
-//! while sleeping before a retry.
+//! Two semaphores bound the requests in flight, one per [`Lane`]: bulk transfers (downloads
+//! and uploads, default 8) and everything else (listings, lookups, metadata; default 8). They
+//! are separate budgets, not one shared pool, because a bulk transfer may hold its slot for
+//! minutes (a large or slow download) while a listing is what an interactive `ls` waits for:
+//! with one pool, twelve slow downloads left every listing queued behind them. A permit is held
+//! from sending until the body has been read — for a streamed download, until the stream is
+//! dropped — and never while sleeping before a retry.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +43,15 @@ pub(crate) enum Channel {
     Media,
 }
 
+/// Which request budget a request draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Attachment bytes, either way: downloads and uploads.
+    Bulk,
+    /// Everything else: listings, lookups, metadata, properties, page edits.
+    Metadata,
+}
+
 /// A response whose body is still on the wire, with the concurrency permit it holds.
 pub(crate) struct Opened {
     pub(crate) response: Response,
@@ -52,11 +65,21 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
+/// Requests in flight at once, per lane.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) bulk: usize,
+    pub(crate) metadata: usize,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Timeouts {
     pub(crate) connect: Duration,
     pub(crate) read: Duration,
     pub(crate) json_total: Duration,
+    /// A download slower than this many bytes per second over `rate_window` fails.
+    pub(crate) min_rate: u64,
+    pub(crate) rate_window: Duration,
 }
 
 pub(crate) struct Transport {
@@ -64,7 +87,8 @@ pub(crate) struct Transport {
     upload: reqwest::Client,
     media: reqwest::Client,
     credentials: Credentials,
-    limiter: Arc<Semaphore>,
+    bulk: Arc<Semaphore>,
+    metadata: Arc<Semaphore>,
     pub(crate) retry: RetryPolicy,
     timeouts: Timeouts,
 }
@@ -73,7 +97,7 @@ impl Transport {
     pub(crate) fn new(
         credentials: Credentials,
         retry: RetryPolicy,
-        max_concurrent: usize,
+        limits: Limits,
         timeouts: Timeouts,
         user_agent: &str,
     ) -> Result<Transport, ClientError> {
@@ -97,10 +121,15 @@ impl Transport {
             upload: build(None)?,
             media: build(Some(timeouts.read))?,
             credentials,
-            limiter: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            bulk: Arc::new(Semaphore::new(limits.bulk.max(1))),
+            metadata: Arc::new(Semaphore::new(limits.metadata.max(1))),
             retry,
             timeouts,
         })
+    }
+
+    pub(crate) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
     }
 
     pub(crate) fn credentials(&self) -> &Credentials {
@@ -186,12 +215,17 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
+        // Uploads are bulk; every other request read whole is metadata.
+        let lane = match channel {
+            Channel::Upload => Lane::Bulk,
+            Channel::Api | Channel::Media => Lane::Metadata,
+        };
         let mut attempt = 0;
         let mut maybe_applied = false;
         loop {
             attempt += 1;
             let opened = match self
-                .attempt(line, channel, repeat, attempt, &mut build)
+                .attempt(line, channel, lane, repeat, attempt, &mut build)
                 .await
             {
                 Ok(Step::Opened(opened)) => opened,
@@ -227,7 +261,8 @@ impl Transport {
         }
     }
 
-    /// Runs `build` until an attempt gets a 2xx or 3xx answer, leaving its body unread.
+    /// Runs `build` until an attempt gets a 2xx or 3xx answer, leaving its body unread. Only
+    /// downloads stream their bodies, so this draws on the bulk budget.
     pub(crate) async fn open<F, Fut>(
         &self,
         line: &RequestLine,
@@ -243,7 +278,7 @@ impl Transport {
         loop {
             attempt += 1;
             if let Step::Opened(opened) = self
-                .attempt(line, channel, repeat, attempt, &mut build)
+                .attempt(line, channel, Lane::Bulk, repeat, attempt, &mut build)
                 .await?
             {
                 return Ok(opened);
@@ -256,6 +291,7 @@ impl Transport {
         &self,
         line: &RequestLine,
         channel: Channel,
+        lane: Lane,
         repeat: Repeat,
         attempt: u32,
         build: &mut F,
@@ -264,8 +300,11 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
-        let permit = self
-            .limiter
+        let limiter = match lane {
+            Lane::Bulk => &self.bulk,
+            Lane::Metadata => &self.metadata,
+        };
+        let permit = limiter
             .clone()
             .acquire_owned()
             .await

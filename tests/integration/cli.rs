@@ -159,3 +159,52 @@ async fn tree_shows_pages_as_directories_and_attachments_as_files() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("no space with key NOPE"));
 }
+
+#[test]
+fn the_background_mount_keeps_no_token_in_its_environment() {
+    let server = Server::start(Flavor::DataCenter);
+    let cache = tempfile::tempdir().unwrap();
+    let mountpoint = tempfile::tempdir().unwrap();
+    let output = crate::mounted::mount_command(
+        &server.base_url(),
+        mountpoint.path(),
+        cache.path(),
+        &["--allow-other"],
+    );
+    let guard = Unmount(mountpoint.path().to_path_buf());
+    assert!(output.status.success(), "mount failed: {}", stderr(&output));
+    let pid = crate::mounted::mount_pid(mountpoint.path()).expect("the mount process runs");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ.contains("CONFLUENCE_USER="),
+        "the environment was read"
+    );
+    assert!(!environ.contains("CONFLUENCE_TOKEN"), "{environ}");
+    assert!(
+        !environ.contains(TOKEN),
+        "the token is in the daemon's environment"
+    );
+    let notice = stderr(&output);
+    assert_eq!(notice.lines().count(), 1, "one line: {notice}");
+    assert!(
+        notice.contains("allow-other") && notice.contains("every local user"),
+        "{notice}"
+    );
+    assert!(!notice.contains(TOKEN));
+    // The mount works with the credential it was handed another way.
+    let listed = std::fs::read_dir(mountpoint.path().join("DOCS"))
+        .unwrap()
+        .count();
+    assert!(listed > 0);
+    drop(guard);
+}
+
+/// Unmounts when dropped, even when the test panics.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        crate::mounted::unmount(&self.0);
+    }
+}

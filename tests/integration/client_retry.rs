@@ -112,7 +112,7 @@ async fn create_after_500_looks_then_retries(flavor: Flavor) {
 async fn concurrency_is_bounded() {
     let server = Server::start(Flavor::DataCenter);
     let mut config = server.config();
-    config.max_concurrent_requests = 2;
+    config.max_metadata_requests = 2;
     let client = confluencefs::confluence::Client::connect(config)
         .await
         .unwrap();

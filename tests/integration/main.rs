@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 
+mod client_bounds;
 mod client_connect;
 mod client_content;
 mod client_download;
@@ -24,6 +25,7 @@ mod mount_prefetch;
 mod mount_tree;
 mod mount_walk;
 
+mod mount_bounds;
 mod mount_differential;
 mod mount_early;
 mod mount_integrity;

@@ -1,0 +1,101 @@
+//! Resource bounds of a real mount: a disk cache on a small filesystem leaves room for the
+//! files being written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use confluencefs::confluence::Flavor;
+
+use crate::mount_write::{ServerView, GUIDE};
+use crate::mounted::Mounted;
+use crate::support::{pattern, seed_basic, write, Server};
+
+const MIB: usize = 1 << 20;
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped, even on a panic.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "cannot mount a tmpfs (are we root?)");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Bytes used on the filesystem holding `path`, as `df` counts them.
+fn used_bytes(path: &Path) -> u64 {
+    let output = Command::new("df")
+        .args(["--output=used", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_small_cache_disk_still_takes_a_write_after_a_big_read() {
+    let server = Server::start_seeded(Flavor::DataCenter, |root| {
+        seed_basic(root);
+        write(root, "DOCS/Big/big.bin", &pattern(50 * MIB));
+    });
+    let view = ServerView::new(&server);
+    let tmpfs = Tmpfs::new("20m");
+    let mount = Mounted::with_cache(&server, &[], &tmpfs.path(), None);
+
+    // 50 MiB through a cache whose disk holds 20.
+    let sum = mount.sh_ok("cksum < 'DOCS/DOCS Home/Big/big.bin'");
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("big.bin"), pattern(50 * MIB)).unwrap();
+    let expected = Command::new("sh")
+        .arg("-c")
+        .arg("cksum < big.bin")
+        .current_dir(local.path())
+        .output()
+        .unwrap();
+    assert_eq!(sum, String::from_utf8_lossy(&expected.stdout));
+    let after_read = used_bytes(&tmpfs.path());
+    eprintln!("cache directory after reading 50 MiB: {after_read} bytes used of 20 MiB");
+
+    // Then a 2 MiB file is written through the mount and reaches the server.
+    let two = local.path().join("two.bin");
+    std::fs::write(&two, pattern(2 * MIB)).unwrap();
+    mount.sh_ok(&format!("cp '{}' '{GUIDE}/'", two.display()));
+    let uploaded = view.attachment("Guide", "two.bin");
+    assert_eq!(uploaded.size, 2 * MIB as u64);
+    assert!(
+        view.bytes(&uploaded) == pattern(2 * MIB),
+        "the server has other bytes"
+    );
+    drop(mount);
+}
