@@ -142,6 +142,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             }
         });
     }
+    let attributes = fs.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone());
 
     let mut fuse_config = fuser::Config::default();
@@ -190,6 +191,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         };
         if let Some(uploader) = uploader {
             let left = uploader.drain(unmount_wait).await;
+            attributes.flush_attributes().await;
             if left.is_empty() {
                 tracing::info!("no uploads left");
             } else {

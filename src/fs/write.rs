@@ -225,6 +225,7 @@ impl ConfluenceFs {
             return Err(err.into());
         }
         staged.wrote(offset, end);
+        self.bytes_changed(cell.ino());
         if start_early {
             staged.early_tried = true;
             staged.early = self.start_early_upload(cell.ino(), &staged.path, end, comment);
@@ -254,6 +255,7 @@ impl ConfluenceFs {
             return Some(Err(err.into()));
         }
         staged.wrote(offset, end);
+        self.bytes_changed(cell.ino());
         Some(Ok(data.len() as u32))
     }
 

@@ -656,6 +656,7 @@ fn attachment(version: u64) -> Attachment {
         web_url: None,
         status: "current".into(),
         file_id: None,
+        fs: None,
     }
 }
 

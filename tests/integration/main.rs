@@ -15,6 +15,7 @@ mod client_odd_servers;
 mod client_retry;
 mod client_upload;
 
+mod mount_attributes;
 mod mount_budgets;
 mod mount_faults;
 mod mount_prefetch;
