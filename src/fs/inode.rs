@@ -283,7 +283,27 @@ mod tests {
             created: None,
             author: None,
             web_url: None,
+            fs: None,
         })
+    }
+
+    #[test]
+    fn an_answer_without_the_property_keeps_what_was_known() {
+        let table = InodeTable::new();
+        let Node::Page(mut known) = page("7", "images (under 3)") else {
+            unreachable!()
+        };
+        known.fs = Some(crate::confluence::FsProperty {
+            name: Some("images".into()),
+            version: 1,
+            ..Default::default()
+        });
+        let ino = table.upsert(1, Node::Page(known));
+        table.upsert(1, page("7", "images (under 3)"));
+        match table.get(ino).unwrap().node {
+            Node::Page(p) => assert_eq!(p.fs.unwrap().name.as_deref(), Some("images")),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

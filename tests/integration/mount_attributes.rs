@@ -290,7 +290,7 @@ fn tree_copies_with_repeated_folder_names_keep_the_names_made() {
                 proj.display()
             ));
             mount.sh_ok(&format!("cd '{clone}' && git fsck --no-progress"));
-            let cloned = names_in(&mount, &format!("{clone}"));
+            let cloned = names_in(&mount, &clone);
             for line in with_git.lines().filter(|l| !l.starts_with("./.git")) {
                 assert!(cloned.contains(line), "{flavor:?}: {line} not in clone");
             }
