@@ -5,8 +5,9 @@
 //! - the root: one request per 250 (cloud) / 200 (datacenter) spaces;
 //! - a space: its top-level pages, one request per page of results; `@blog` is always there
 //!   (it is a reserved name) and costs nothing until opened;
-//! - a page: its child pages (one request per page of results) and its attachments
-//!   (⌈N / 250⌉ on cloud's v2, ⌈N / 200⌉ on datacenter);
+//! - a page: its child pages (one request per page of results) and its attachments (⌈N / 200⌉,
+//!   v1 on both flavors), each bringing its `confluencefs` property (modes, times, chosen
+//!   names: `attrs`);
 //! - `@blog`: the space's blog posts; `@versions`: free once the page is listed;
 //!   `@versions/<file>/`: the version list plus one request per older version (for its size).
 //!
