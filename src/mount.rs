@@ -119,6 +119,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         let _guard = runtime.enter();
         fs.start_background();
     }
+    let attributes = fs.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone(), config.op_timeout);
 
     let mut fuse_config = fuser::Config::default();
@@ -167,6 +168,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         };
         if let Some(uploader) = uploader {
             let left = uploader.drain(unmount_wait).await;
+            attributes.flush_attributes().await;
             if left.is_empty() {
                 tracing::info!("no uploads left");
             } else {

@@ -1,8 +1,11 @@
 //! Attachment metadata: listing, lookup, rename/move, history.
 //!
-//! Cloud reads through v2 (`/pages/{id}/attachments`, 250 per page, cursor), Data Center through
-//! v1 (`/content/{id}/child/attachment`, 200 per page, `start` offsets via `_links.next`). Both
-//! take a `filename` filter, so finding one attachment by name is one request. Renames and
+//! Listings and lookups by name are v1 on both flavors (`/content/{id}/child/attachment`, 200 per
+//! page, `start` offsets via `_links.next`, a `filename` filter, so finding one attachment by name
+//! is one request): v1 expands `metadata.properties.confluencefs` in the same request, which is
+//! where modes and times live (docs/SEMANTICS.md), whereas v2's listing (250 per page) carries no
+//! properties and would cost a request per file. One attachment by id and its history are v2 on
+//! Cloud. Renames and
 //! moves are v1 on both (v2 has no attachment writes) and send the *current* version number
 //! (docs/CONFLUENCE.md §1.5); a stale number is a 409, returned as [`ClientError::Conflict`].
 
@@ -19,7 +22,8 @@ use super::transport::{Channel, Transport};
 use super::wire::{V1Content, V1Version, V2Attachment, V2Version};
 
 /// v1 expansions that make an attachment complete (container, size, comment, author).
-pub(crate) const ATTACHMENT_EXPAND: &str = "version,container,metadata,extensions";
+pub(crate) const ATTACHMENT_EXPAND: &str =
+    "version,container,metadata,extensions,metadata.properties.confluencefs";
 
 impl Client {
     /// Every current attachment of a page or blog post.
@@ -48,42 +52,33 @@ impl Client {
         filename: Option<&str>,
     ) -> Result<Vec<Attachment>, ClientError> {
         let site = self.site();
-        match site.flavor {
-            Flavor::Cloud => {
-                let mut url =
-                    site.v2(&[container.kind.v2_collection(), &container.id, "attachments"]);
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("limit", V2_LIMIT);
-                    if let Some(name) = filename {
-                        q.append_pair("filename", name);
-                    }
-                }
-                let rows: Vec<V2Attachment> = all_v2(self.transport(), site, url).await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|a| a.into_model(site, Some(container)))
-                    .filter(|a| a.status == "current")
-                    .collect())
-            }
-            Flavor::DataCenter => {
-                let mut url = site.v1_attachments(&container.id);
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("limit", V1_LIMIT);
-                    q.append_pair("expand", ATTACHMENT_EXPAND);
-                    if let Some(name) = filename {
-                        q.append_pair("filename", name);
-                    }
-                }
-                let rows: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|a| a.into_attachment(site, Some(container)))
-                    .filter(|a| a.status == "current")
-                    .collect())
+        let mut url = site.v1_attachments(&container.id);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", V1_LIMIT);
+            q.append_pair("expand", ATTACHMENT_EXPAND);
+            if let Some(name) = filename {
+                q.append_pair("filename", name);
             }
         }
+        let rows: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
+        let cloud = site.flavor == Flavor::Cloud;
+        Ok(rows
+            .into_iter()
+            .filter_map(|a| a.into_attachment(site, Some(container)))
+            .filter(|a| a.status == "current")
+            .map(|mut a| {
+                if cloud {
+                    // v1's download link is the servlet path, which Cloud refuses for API
+                    // tokens; the REST path is the one a user can fetch (docs/CONFLUENCE.md §1.6).
+                    a.download_path = Some(format!(
+                        "/rest/api/content/{}/child/attachment/{}/download",
+                        a.container.id, a.id
+                    ));
+                }
+                a
+            })
+            .collect())
     }
 
     /// One attachment by id.

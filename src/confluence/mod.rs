@@ -34,8 +34,8 @@ pub use credentials::{Credentials, Secret};
 pub use download::{ByteStream, MIN_TRANSFER_RATE, RATE_WINDOW};
 pub use error::{ClientError, RequestLine};
 pub use model::{
-    Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
-    User,
+    Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
+    SearchHit, Space, User, FS_PROPERTY,
 };
 pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};
 pub use retry::RetryPolicy;

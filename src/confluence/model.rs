@@ -23,14 +23,6 @@ impl ContentKind {
         }
     }
 
-    /// The v2 collection name in paths (`/pages/{id}`, `/blogposts/{id}`).
-    pub(crate) fn v2_collection(self) -> &'static str {
-        match self {
-            ContentKind::Page => "pages",
-            ContentKind::BlogPost => "blogposts",
-        }
-    }
-
     pub(crate) fn from_v1_type(value: &str) -> Option<ContentKind> {
         match value {
             "page" => Some(ContentKind::Page),
@@ -117,6 +109,8 @@ pub struct Page {
     pub created: Option<SystemTime>,
     pub author: Option<User>,
     pub web_url: Option<String>,
+    /// The `confluencefs` content property, when the answer carried it (listings do).
+    pub fs: Option<FsProperty>,
 }
 
 impl Page {
@@ -152,6 +146,65 @@ pub struct Attachment {
     pub status: String,
     /// Cloud media file id.
     pub file_id: Option<String>,
+    /// The `confluencefs` content property, when the answer carried it (listings do).
+    pub fs: Option<FsProperty>,
+}
+
+/// The key of the one content property confluencefs keeps on a page or attachment.
+pub const FS_PROPERTY: &str = "confluencefs";
+
+/// What the `confluencefs` content property says about a page or attachment: what POSIX knows
+/// and Confluence has no field for. Only what differs from what Confluence shows is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsProperty {
+    /// The name the user chose, when the title had to differ (titles are unique per space).
+    pub name: Option<String>,
+    /// Permission bits (`chmod`).
+    pub mode: Option<u32>,
+    /// Modification time set by `utimens`, in milliseconds since the epoch…
+    pub mtime_ms: Option<i64>,
+    /// …which holds while the object is at this version (a new version has its own time).
+    pub mtime_version: Option<u64>,
+    /// The property's own version; 0 when the object has none.
+    pub version: u64,
+}
+
+impl FsProperty {
+    /// From a property's JSON value and version.
+    pub fn from_value(value: &serde_json::Value, version: u64) -> FsProperty {
+        let int = |k: &str| value.get(k).and_then(serde_json::Value::as_i64);
+        FsProperty {
+            name: value
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            mode: int("mode").and_then(|m| u32::try_from(m).ok()),
+            mtime_ms: int("mtime_ms"),
+            mtime_version: int("mtime_version").and_then(|v| u64::try_from(v).ok()),
+            version,
+        }
+    }
+
+    /// The JSON value stored (the fields that are set).
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        if let Some(name) = &self.name {
+            map.insert("name".into(), name.clone().into());
+        }
+        if let Some(mode) = self.mode {
+            map.insert("mode".into(), mode.into());
+        }
+        if let (Some(ms), Some(v)) = (self.mtime_ms, self.mtime_version) {
+            map.insert("mtime_ms".into(), ms.into());
+            map.insert("mtime_version".into(), v.into());
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// Whether two properties say the same (their own versions aside).
+    pub fn same_values(&self, other: &FsProperty) -> bool {
+        self.to_value() == other.to_value()
+    }
 }
 
 /// One entry of an attachment's history.

@@ -24,7 +24,9 @@ use super::transport::{Channel, Transport};
 use super::upload::may_have_landed;
 use super::wire::{V1Content, V2Page};
 
-const PAGE_EXPAND: &str = "version,space,ancestors,history";
+/// `metadata.properties.confluencefs` brings the name, mode and time a user gave the page
+/// (docs/SEMANTICS.md) in the same request.
+const PAGE_EXPAND: &str = "version,space,ancestors,history,metadata.properties.confluencefs";
 
 impl Client {
     /// The pages at the root of a space's page tree (usually just the home page).
@@ -177,6 +179,8 @@ impl Client {
                     if page.parent_id.is_none() {
                         page.parent_id = parent_id.map(str::to_string);
                     }
+                    // A new page has no properties yet.
+                    page.fs.get_or_insert_with(Default::default);
                     return Ok(page);
                 }
                 Err(error) if may_have_landed(&error) => error,
@@ -240,7 +244,11 @@ impl Client {
             .call_json::<V2Page>(Method::POST, url, Some(&body), Repeat::NotIdempotent)
             .await;
         match created {
-            Ok(page) => Ok(page.into_page(site, &space.key)),
+            Ok(page) => {
+                let mut page = page.into_page(site, &space.key);
+                page.fs = Some(Default::default());
+                Ok(page)
+            }
             // Titles are unique per space: a page with this title now is ours if the POST
             // failed in transit (had it existed before, the answer would have been 400).
             Err(error) if may_have_landed(&error) => {

@@ -64,6 +64,34 @@ impl Client {
         }
     }
 
+    /// Creates or updates a property whose current version the caller knows (0: none), in one
+    /// request; should the guess be stale (409, 404), it is read again and tried once more.
+    pub async fn set_property_at(
+        &self,
+        content_id: &str,
+        key: &str,
+        value: serde_json::Value,
+        known_version: u64,
+    ) -> Result<Property, ClientError> {
+        let body = json!({
+            "key": key,
+            "value": value,
+            "version": {"number": known_version + 1, "minorEdit": true},
+        });
+        let url = self.site().v1(&["content", content_id, "property", key]);
+        match self
+            .transport()
+            .call_json::<V1Property>(Method::PUT, url, Some(&body), Repeat::Idempotent)
+            .await
+        {
+            Ok(property) => Ok(property.into_model()),
+            Err(ClientError::Conflict { .. }) | Err(ClientError::NotFound { .. }) => {
+                self.set_property(content_id, key, value).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     async fn put_property(
         &self,
         content_id: &str,

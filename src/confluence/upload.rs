@@ -300,6 +300,8 @@ impl Client {
             .filter_map(|content| {
                 let has_size = content.extensions.is_some();
                 let mut attachment = content.into_attachment(site, Some(container))?;
+                // A new attachment has no properties yet.
+                attachment.fs.get_or_insert_with(Default::default);
                 if !has_size {
                     if let Some(i) = files.iter().position(|f| f.filename == attachment.title) {
                         attachment.size = sizes[i];

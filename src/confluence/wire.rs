@@ -11,8 +11,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Deserializer};
 
 use super::model::{
-    Attachment, AttachmentVersion, ContainerRef, ContentKind, Page, Property, SearchHit, Space,
-    User,
+    Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
+    SearchHit, Space, User, FS_PROPERTY,
 };
 use super::site::Site;
 use super::timestamp::parse_rfc3339;
@@ -160,6 +160,24 @@ pub(crate) struct V1SpaceRef {
 pub(crate) struct V1Metadata {
     pub(crate) media_type: Option<String>,
     pub(crate) comment: Option<String>,
+    /// Expanded content properties by key (`metadata.properties.KEY`).
+    pub(crate) properties: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl V1Metadata {
+    /// Our property, when properties were expanded: `Some(default)` when the object has none.
+    fn fs_property(&self) -> Option<FsProperty> {
+        let properties = self.properties.as_ref()?;
+        let Some(found) = properties.get(FS_PROPERTY) else {
+            return Some(FsProperty::default());
+        };
+        let version = found
+            .pointer("/version/number")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        let value = found.get("value").cloned().unwrap_or_default();
+        Some(FsProperty::from_value(&value, version))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,7 +221,9 @@ impl V1Content {
     pub(crate) fn into_page(self, site: &Site) -> Option<Page> {
         let kind = ContentKind::from_v1_type(&self.content_type)?;
         let version = self.version.unwrap_or_default();
+        let fs = self.metadata.as_ref().and_then(V1Metadata::fs_property);
         Some(Page {
+            fs,
             web_url: web_url(site, self.links.get("webui")),
             id: self.id,
             kind,
@@ -247,6 +267,7 @@ impl V1Content {
         let metadata = self.metadata.unwrap_or_default();
         let extensions = self.extensions.unwrap_or_default();
         Some(Attachment {
+            fs: metadata.fs_property(),
             web_url: web_url(site, self.links.get("webui")),
             download_path: self.links.get("download").map(str::to_string),
             id: self.id,
@@ -413,6 +434,7 @@ impl V2Page {
         let version = self.version.unwrap_or_default();
         let created = self.created_at.as_deref().and_then(parse_rfc3339);
         Page {
+            fs: None,
             id: self.id,
             kind: ContentKind::Page,
             title: self.title,
@@ -478,6 +500,7 @@ impl V2Attachment {
             container.id, self.id
         ));
         Some(Attachment {
+            fs: None,
             web_url: web_url(site, webui.as_deref()),
             download_path,
             id: self.id,

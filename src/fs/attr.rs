@@ -63,7 +63,13 @@ impl ConfluenceFs {
             .get(&ino)
             .copied()
             .unwrap_or_default();
-        let mtime = overrides.mtime.unwrap_or(mtime);
+        // What the user set: here in memory, or kept on the server (`attrs.rs`).
+        let (kept_mode, kept_mtime) = match &entry.node {
+            Node::Page(page) => super::attrs::kept(page.fs.as_ref(), page.version),
+            Node::Attachment(att) => super::attrs::kept(att.fs.as_ref(), att.version),
+            _ => (None, None),
+        };
+        let mtime = overrides.mtime.or(kept_mtime).unwrap_or(mtime);
         let perm = match (is_dir, writable && !history) {
             (true, true) => 0o755,
             (true, false) => 0o555,
@@ -71,7 +77,7 @@ impl ConfluenceFs {
             (false, false) => 0o444,
         };
         // A mode set by chmod is shown, but never more than the mount allows.
-        let perm = match overrides.mode {
+        let perm = match overrides.mode.or(kept_mode) {
             Some(mode) if writable && !history => mode & 0o7777,
             _ => perm,
         };

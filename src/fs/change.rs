@@ -7,9 +7,11 @@
 //! go through the local layer (`local.rs`): a scratch name never reaches the server, and the
 //! rename that ends a save becomes exactly one new version of the file that was saved.
 //!
-//! What Confluence cannot keep (modes, owners, times) is accepted and remembered for the
-//! life of the mount, so tools that set them succeed; docs/SEMANTICS.md says so (What is kept of modes, owners and times).
+//! Modes and times are accepted at once and kept on the server shortly after (`attrs.rs`), so
+//! tools that set them succeed and find them again after a remount; owners are not kept
+//! (docs/SEMANTICS.md, What is kept of modes, owners and times).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::error::FsError;
@@ -19,10 +21,10 @@ use super::local::LocalAnswer;
 use super::names;
 use super::tempname::is_temporary;
 use super::{Attr, ConfluenceFs};
-use crate::confluence::{Attachment, ContentKind, Page};
+use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 
 /// Attribute changes kept locally: Confluence has no place for them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub mode: Option<u16>,
     pub mtime: Option<SystemTime>,
@@ -151,19 +153,18 @@ impl ConfluenceFs {
         if self.resolve(parent, name).await?.is_some() {
             return Err(FsError::Exists);
         }
-        let page = match self.entry(parent)?.node {
+        let (page, renamed) = match self.entry(parent)?.node {
             Node::Page(page) if page.kind == ContentKind::Page => {
-                let space = page.space_key.clone().unwrap_or_default();
-                self.client
-                    .create_page(&space, ContentKind::Page, Some(&page.id), &raw)
-                    .await?
+                self.create_named(Place::Under(&page), &raw).await?
             }
-            Node::Space(space) => self.client.create_top_level_page(&space, &raw).await?,
+            Node::Space(space) => self.create_named(Place::Top(&space), &raw).await?,
             Node::Blog { space_key } => {
                 let title = strip_date(&raw);
-                self.client
+                let post = self
+                    .client
                     .create_page(&space_key, ContentKind::BlogPost, None, title)
-                    .await?
+                    .await?;
+                (post, false)
             }
             Node::Page(_) => return Err(FsError::NotPermitted("blog posts have no child pages")),
             _ => return Err(FsError::Permission),
@@ -173,6 +174,12 @@ impl ConfluenceFs {
         // from at the next listing.
         let placed = self.placed_parent(parent, &page);
         let ino = self.inodes.upsert(placed, Node::Page(page));
+        if renamed {
+            // The title had to differ from the name: the name goes into the property now, so
+            // that every listing, here and elsewhere, shows it.
+            self.write_fs_property(ino, Some(Some(raw.clone())), true)
+                .await?;
+        }
         self.forget_negative(parent, name).await;
         if placed == parent {
             self.add_to_listing(parent, name, ino).await;
@@ -181,6 +188,34 @@ impl ConfluenceFs {
             self.forget_listing(placed).await;
         }
         self.attr_now(ino)
+    }
+
+    /// Creates a page named `raw` under a page or at the top of a space. Titles are unique in a
+    /// space: when `raw` is taken elsewhere, the page gets a [`names::unique_title`] instead,
+    /// and `true` says that its name must be kept in its property.
+    async fn create_named(&self, place: Place<'_>, raw: &str) -> Result<(Page, bool), FsError> {
+        let mut attempt = 0;
+        loop {
+            let title = if attempt == 0 {
+                raw.to_string()
+            } else {
+                names::unique_title(raw, place.tag(), attempt)
+            };
+            let made = match place {
+                Place::Under(page) => {
+                    let space = page.space_key.clone().unwrap_or_default();
+                    self.client
+                        .create_page(&space, ContentKind::Page, Some(&page.id), &title)
+                        .await
+                }
+                Place::Top(space) => self.client.create_top_level_page(space, &title).await,
+            };
+            match made {
+                Ok(page) => return Ok((page, attempt > 0)),
+                Err(ClientError::AlreadyExists { .. }) if attempt < TITLE_TRIES => attempt += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// The directory a newly made page belongs in, by the parent the server answered with.
@@ -295,12 +330,54 @@ impl ConfluenceFs {
                 _ => return Err(FsError::Permission),
             }
         };
-        let title = (new_title != page.title).then_some(new_title);
-        let moved = self
+        // The title changes only with the name (a page under a unique title keeps it when it
+        // merely moves).
+        let chosen = page.fs.as_ref().and_then(|fs| fs.name.clone());
+        let shown = chosen.as_deref().unwrap_or(&page.title);
+        let title = (new_title != shown).then_some(new_title);
+        let (moved, name_fix) = match self
             .client
             .move_page(&page.id, title, parent_id.as_deref())
-            .await?;
+            .await
+        {
+            // The title is the name again: a name kept in the property goes.
+            Ok(moved) => (moved, (title.is_some() && chosen.is_some()).then_some(None)),
+            Err(ClientError::AlreadyExists { .. }) if title.is_some() => {
+                let tag = parent_id
+                    .clone()
+                    .or_else(|| page.parent_id.clone())
+                    .or_else(|| page.space_key.clone())
+                    .unwrap_or_default();
+                let mut attempt = 1;
+                let moved = loop {
+                    let unique = names::unique_title(new_title, &tag, attempt);
+                    match self
+                        .client
+                        .move_page(&page.id, Some(&unique), parent_id.as_deref())
+                        .await
+                    {
+                        Ok(moved) => break moved,
+                        Err(ClientError::AlreadyExists { .. }) if attempt < TITLE_TRIES => {
+                            attempt += 1
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
+                };
+                (moved, Some(Some(new_title.to_string())))
+            }
+            Err(err) => return Err(err.into()),
+        };
+        // A time the user set holds for one version of the page, and a rename makes another.
+        let (_, kept_mtime) = super::attrs::kept(page.fs.as_ref(), page.version);
         let moved_ino = self.inodes.upsert(new_parent, Node::Page(moved));
+        if let Some(mtime) = kept_mtime {
+            let mut overrides = self.overrides.lock().unwrap();
+            let slot = overrides.entry(moved_ino).or_default();
+            slot.mtime.get_or_insert(mtime);
+        }
+        if name_fix.is_some() || kept_mtime.is_some() {
+            self.write_fs_property(moved_ino, name_fix, true).await?;
+        }
         self.drop_from_listing(parent, name).await;
         self.add_to_listing(new_parent, &names::encode(new_title), moved_ino)
             .await;
@@ -527,7 +604,7 @@ impl ConfluenceFs {
     }
 
     /// `chmod`, `chown`, `utimens`, `truncate`.
-    pub async fn setattr(&self, ino: u64, change: SetAttr) -> Result<Attr, FsError> {
+    pub async fn setattr(self: &Arc<Self>, ino: u64, change: SetAttr) -> Result<Attr, FsError> {
         self.writer()?;
         let entry = self.entry(ino)?;
         if matches!(
@@ -558,6 +635,9 @@ impl ConfluenceFs {
             if let Some(mtime) = change.mtime {
                 slot.mtime = Some(mtime);
             }
+        }
+        if change.mode.is_some() || change.mtime.is_some() {
+            self.schedule_attr_write(ino);
         }
         self.getattr(ino).await
     }
@@ -592,6 +672,26 @@ impl ConfluenceFs {
 
     pub(crate) async fn forget_negative(&self, parent: u64, name: &str) {
         self.negatives.invalidate(&(parent, name.to_string())).await;
+    }
+}
+
+/// Unique titles tried for one page before giving up with the server's `EEXIST`.
+const TITLE_TRIES: u32 = 3;
+
+/// Where a new page goes.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Under(&'a Page),
+    Top(&'a crate::confluence::Space),
+}
+
+impl Place<'_> {
+    /// What a unique title names: the parent page's id, or the space's key.
+    fn tag(&self) -> &str {
+        match self {
+            Place::Under(page) => &page.id,
+            Place::Top(space) => &space.key,
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! - the root: one request per 250 (cloud) / 200 (datacenter) spaces;
 //! - a space: its top-level pages, one request per page of results; `@blog` is always there
 //!   (it is a reserved name) and costs nothing until opened;
-//! - a page: its child pages (one request per page of results) and its attachments
-//!   (⌈N / 250⌉ on cloud's v2, ⌈N / 200⌉ on datacenter);
+//! - a page: its child pages (one request per page of results) and its attachments (⌈N / 200⌉,
+//!   v1 on both flavors), each bringing its `confluencefs` property (modes, times, chosen
+//!   names: `attrs`);
 //! - `@blog`: the space's blog posts; `@versions`: free once the page is listed;
 //!   `@versions/<file>/`: the version list plus one request per older version (for its size).
 //!
@@ -429,10 +430,17 @@ impl ConfluenceFs {
                         NameQuery::ById(EntryKind::Page, id) => self.page_if_exists(&id).await?,
                         NameQuery::ById(..) => None,
                     };
-                    if let Some(page) = found.filter(|p| {
-                        p.parent_id.is_none() && p.space_key.as_deref() == Some(&space.key)
-                    }) {
-                        return self.confirm_name(parent, name, vec![page], Vec::new());
+                    match found {
+                        Some(page)
+                            if page.parent_id.is_none()
+                                && page.space_key.as_deref() == Some(&space.key) =>
+                        {
+                            return self.confirm_name(parent, name, vec![page], Vec::new());
+                        }
+                        // The title is taken elsewhere: a page here may carry the name as its
+                        // chosen name under another title, which only the listing shows.
+                        Some(_) => return self.find_in_listing(parent, name).await,
+                        None => {}
                     }
                 }
                 Err(FsError::NotFound)
@@ -451,13 +459,23 @@ impl ConfluenceFs {
                                 continue;
                             }
                             let space = page.space_key.as_deref().unwrap_or_default();
-                            if let Some(child) = self
+                            match self
                                 .client
                                 .find_page(space, ContentKind::Page, &title)
                                 .await?
-                                .filter(|c| c.parent_id.as_deref() == Some(&page.id))
                             {
-                                return self.confirm_name(parent, name, vec![child], Vec::new());
+                                Some(child) if child.parent_id.as_deref() == Some(&page.id) => {
+                                    return self.confirm_name(
+                                        parent,
+                                        name,
+                                        vec![child],
+                                        Vec::new(),
+                                    );
+                                }
+                                // Taken elsewhere in the space: a child here may hold the name
+                                // as its chosen name (`names`), which only the listing shows.
+                                Some(_) => return self.find_in_listing(parent, name).await,
+                                None => {}
                             }
                         }
                         NameQuery::ById(EntryKind::Attachment, id) => {
@@ -492,6 +510,11 @@ impl ConfluenceFs {
                 listing.find(name).ok_or(FsError::NotFound)
             }
         }
+    }
+
+    async fn find_in_listing(&self, parent: u64, name: &str) -> Result<u64, FsError> {
+        let listing = self.listing(parent).await?;
+        listing.find(name).ok_or(FsError::NotFound)
     }
 
     /// Keeps a found object only if the listing would give it exactly `name` (a page whose
@@ -535,10 +558,16 @@ fn page_kind(page: &Page) -> EntryKind {
     }
 }
 
-/// The raw (unescaped) name of a page or blog post: the title, or `YYYY-MM-DD Title`.
+/// The raw (unescaped) name of a page or blog post: the chosen name or the title, or
+/// `YYYY-MM-DD Title`.
 fn raw_page_name(page: &Page) -> String {
     match page.kind {
-        ContentKind::Page => page.title.clone(),
+        // The name the user chose, when the title had to differ from it (`names`).
+        ContentKind::Page => page
+            .fs
+            .as_ref()
+            .and_then(|fs| fs.name.clone())
+            .unwrap_or_else(|| page.title.clone()),
         ContentKind::BlogPost => {
             let date = page.created.or(page.modified);
             names::blog_post_name(date, &page.title)

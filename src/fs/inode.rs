@@ -62,6 +62,22 @@ pub struct LocalFile {
 }
 
 impl Node {
+    /// An answer that did not carry the `confluencefs` property (an upload's, a rename's, v2's)
+    /// says nothing about it: what was known of the same object is kept.
+    fn keep_fs_property(&mut self, old: &Node) {
+        match (self, old) {
+            (Node::Page(new), Node::Page(old)) if new.id == old.id && new.fs.is_none() => {
+                new.fs = old.fs.clone();
+            }
+            (Node::Attachment(new), Node::Attachment(old))
+                if new.id == old.id && new.fs.is_none() =>
+            {
+                new.fs = old.fs.clone();
+            }
+            _ => {}
+        }
+    }
+
     pub fn is_dir(&self) -> bool {
         !matches!(
             self,
@@ -140,7 +156,7 @@ impl InodeTable {
 
     /// The inode of `node` (a new one the first time the object is seen), with its metadata
     /// replaced by this fresher copy.
-    pub fn upsert(&self, parent: u64, node: Node) -> u64 {
+    pub fn upsert(&self, parent: u64, mut node: Node) -> u64 {
         let key = node.key();
         let mut tables = self.tables.lock().unwrap();
         let ino = match tables.by_key.get(&key) {
@@ -152,6 +168,9 @@ impl InodeTable {
                 ino
             }
         };
+        if let Some(old) = tables.entries.get(&ino) {
+            node.keep_fs_property(&old.node);
+        }
         tables.entries.insert(
             ino,
             Entry {
@@ -165,9 +184,16 @@ impl InodeTable {
 
     /// Gives `ino` a new identity (a local file that became an attachment, an attachment that
     /// became a local scratch alias). Whatever inode the new identity had before loses it.
-    pub fn rebind(&self, ino: u64, parent: u64, node: Node) {
+    pub fn rebind(&self, ino: u64, parent: u64, mut node: Node) {
         let key = node.key();
         let mut tables = self.tables.lock().unwrap();
+        let earlier = [
+            tables.entries.get(&ino),
+            tables.by_key.get(&key).and_then(|i| tables.entries.get(i)),
+        ];
+        for old in earlier.into_iter().flatten() {
+            node.keep_fs_property(&old.node);
+        }
         if let Some(old) = tables.entries.get(&ino).map(|e| e.node.key()) {
             if tables.by_key.get(&old) == Some(&ino) {
                 tables.by_key.remove(&old);
@@ -182,6 +208,18 @@ impl InodeTable {
                 refreshed: Instant::now(),
             },
         );
+    }
+
+    /// Records what the `confluencefs` property of `ino`'s object now says (after our write).
+    pub fn set_fs_property(&self, ino: u64, fs: crate::confluence::FsProperty) {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(entry) = tables.entries.get_mut(&ino) {
+            match &mut entry.node {
+                Node::Page(page) => page.fs = Some(fs),
+                Node::Attachment(att) => att.fs = Some(fs),
+                _ => {}
+            }
+        }
     }
 
     /// Drops `ino` (a deleted object); its number is never handed out again.
@@ -245,7 +283,27 @@ mod tests {
             created: None,
             author: None,
             web_url: None,
+            fs: None,
         })
+    }
+
+    #[test]
+    fn an_answer_without_the_property_keeps_what_was_known() {
+        let table = InodeTable::new();
+        let Node::Page(mut known) = page("7", "images (under 3)") else {
+            unreachable!()
+        };
+        known.fs = Some(crate::confluence::FsProperty {
+            name: Some("images".into()),
+            version: 1,
+            ..Default::default()
+        });
+        let ino = table.upsert(1, Node::Page(known));
+        table.upsert(1, page("7", "images (under 3)"));
+        match table.get(ino).unwrap().node {
+            Node::Page(p) => assert_eq!(p.fs.unwrap().name.as_deref(), Some("images")),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! name), `error` (the errno table).
 
 mod attr;
+mod attrs;
 mod change;
 mod dir;
 mod early;
@@ -136,6 +137,8 @@ pub struct ConfluenceFs {
     files: files::FileTable,
     /// Modes and times set by tools, kept for the life of the mount.
     overrides: Mutex<HashMap<u64, change::Overrides>>,
+    /// Those changes waiting to be kept on the server (`attrs.rs`).
+    attr_writes: attrs::AttrWrites,
     local: local::LocalLayer,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     /// The version each file inode was last opened at: the kernel may keep its page cache
@@ -160,6 +163,7 @@ impl ConfluenceFs {
             handles: handles::Handles::default(),
             files: files::FileTable::default(),
             overrides: Mutex::new(HashMap::new()),
+            attr_writes: attrs::AttrWrites::default(),
             local: local::LocalLayer::default(),
             file_prefetch: file_prefetch::FilePrefetch::new(&cache),
             cache,

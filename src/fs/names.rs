@@ -10,6 +10,12 @@
 //! character that makes it injective), a prefix for the few reserved names, and, only where
 //! needed, a tag with the object's id: `NAME (page ID)`. Ids are unique per kind, so a tagged
 //! name is unique by construction, and it stays reachable because [`parse`] reads the id back.
+//! Page titles are unique in a whole space, but a name need only be unique in its directory
+//! (`docs/images` and `src/images`). A page made under a name whose title is taken elsewhere gets
+//! a [`unique_title`] (`images (under 98312)`, the parent's id making it unique) and keeps the
+//! chosen name in its `confluencefs` property; listings show that name, and the rules below
+//! apply to it as they would to a title.
+//!
 //! Everything here is pure: no I/O, no clock, and the same children always get the same names
 //! whatever order the server listed them in. docs/SEMANTICS.md's "Names" section states these rules for
 //! users; the tests below check each of them.
@@ -41,6 +47,23 @@ const RESERVED: [&str; 4] = [".", "..", VERSIONS_DIR, BLOG_DIR];
 /// Bytes of an id written as `%XX` in a tag, so that a tag never holds a space, a parenthesis,
 /// a dot or a slash, and so can be read back from the end of a name unambiguously.
 const ID_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
+
+/// The longest page title Confluence accepts, in characters.
+pub const TITLE_MAX: usize = 255;
+
+/// The title a page named `raw` gets under `parent_id` when `raw` is taken elsewhere in the
+/// space: `raw (under PARENT_ID)`, then `raw (under PARENT_ID, N)` for a further `attempt`. The
+/// name is cut (at a character) so that the title stays within [`TITLE_MAX`].
+pub fn unique_title(raw: &str, parent_id: &str, attempt: u32) -> String {
+    let tag = if attempt <= 1 {
+        format!(" (under {parent_id})")
+    } else {
+        format!(" (under {parent_id}, {attempt})")
+    };
+    let room = TITLE_MAX.saturating_sub(tag.chars().count());
+    let cut: String = raw.chars().take(room).collect();
+    format!("{cut}{tag}")
+}
 
 /// A title or filename as one path component (rules 1 and 2): `/` becomes `／`, a literal `／`,
 /// `‛` or `␀` is quoted with `‛`, NUL becomes `␀`, and a result that is empty, `.`, `..`,
@@ -382,6 +405,24 @@ pub fn parse_version_file_name(name: &str, filename: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+#[cfg(test)]
+mod unique_title_tests {
+    use super::*;
+
+    #[test]
+    fn unique_titles_name_the_parent_and_stay_within_the_limit() {
+        assert_eq!(unique_title("images", "98312", 1), "images (under 98312)");
+        assert_eq!(
+            unique_title("images", "98312", 2),
+            "images (under 98312, 2)"
+        );
+        let long = "x".repeat(300);
+        let title = unique_title(&long, "7", 1);
+        assert_eq!(title.chars().count(), TITLE_MAX);
+        assert!(title.ends_with(" (under 7)"));
+    }
 }
 
 #[cfg(test)]

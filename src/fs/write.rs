@@ -136,6 +136,7 @@ impl ConfluenceFs {
             return Err(err.into());
         }
         staged.wrote(offset, end);
+        self.bytes_changed(cell.ino());
         if start_early {
             staged.early_tried = true;
             staged.early = self.start_early_upload(cell.ino(), &staged.path, end, comment);
@@ -165,6 +166,7 @@ impl ConfluenceFs {
             return Some(Err(err.into()));
         }
         staged.wrote(offset, end);
+        self.bytes_changed(cell.ino());
         Some(Ok(data.len() as u32))
     }
 

@@ -156,6 +156,7 @@ fn file(len: usize) -> Attachment {
         web_url: None,
         status: "current".into(),
         file_id: None,
+        fs: None,
     }
 }
 

@@ -600,28 +600,31 @@ async fn malformed_entries_v1_are_skipped() {
 }
 
 #[tokio::test]
-async fn malformed_entries_v2_are_skipped() {
+async fn malformed_entries_on_cloud_are_skipped() {
+    // Cloud lists attachments through v1 too (the listing brings the `confluencefs` property),
+    // paging by `_links.next`.
     let server = hostile(|request| {
         if !request
             .path()
-            .starts_with("/wiki/api/v2/pages/7/attachments")
+            .starts_with("/wiki/rest/api/content/7/child/attachment")
         {
             return not_found();
         }
         let entry = |id: &str, size: serde_json::Value| {
-            serde_json::json!({"id": id, "status": "current", "title": format!("{id}.bin"),
-                "pageId": "7", "fileSize": size, "version": {"number": 1}})
+            serde_json::json!({"id": id, "type": "attachment", "status": "current",
+                "title": format!("{id}.bin"), "version": {"number": 1},
+                "extensions": {"mediaType": "application/octet-stream", "fileSize": size}})
         };
         let first = serde_json::json!({"results": [
             entry("att1", 10.into()),
             entry("att2", (-1).into()),
-            {"status": "current", "title": "no id.bin", "pageId": "7", "fileSize": 3},
-        ], "_links": {"next": "/wiki/api/v2/pages/7/attachments?cursor=2"}});
+            {"type": "attachment", "status": "current", "title": "no id.bin"},
+        ], "_links": {"next": "/rest/api/content/7/child/attachment?start=3&limit=200"}});
         let second = serde_json::json!({"results": [
             entry("att3", "12kB".into()),
             entry("att4", 40.into()),
-        ]});
-        match request.param("cursor") {
+        ], "_links": {}});
+        match request.param("start") {
             None => json(&first),
             Some(_) => json(&second),
         }
@@ -656,6 +659,7 @@ fn attachment(version: u64) -> Attachment {
         web_url: None,
         status: "current".into(),
         file_id: None,
+        fs: None,
     }
 }
 

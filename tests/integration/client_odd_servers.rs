@@ -52,6 +52,7 @@ async fn whole_file_answer_is_cut_to_the_range() {
         web_url: None,
         status: "current".into(),
         file_id: None,
+        fs: None,
     };
     let expected = pattern(LEN);
     let middle = client

@@ -18,6 +18,7 @@ mod client_upload;
 
 mod fs_direct;
 
+mod mount_attributes;
 mod mount_budgets;
 mod mount_deadlines;
 mod mount_faults;

@@ -124,9 +124,8 @@ fn cp_new_files_and_trees_become_attachments_and_pages() {
         assert_eq!(view.bytes(&deep), b"deep\n");
         mount.sh_ok(&format!("diff -r '{}' '{GUIDE}/Tree'", tree.display()));
 
-        // cp -a: modes and times are accepted (kept for the mount's life), the bytes uploaded.
-        // (Into another space: page titles are unique per space, so the same tree cannot be
-        // a second time in DOCS.)
+        // cp -a: modes and times are accepted (and kept: mount_attributes.rs), the bytes
+        // uploaded.
         mount.sh_ok(&format!(
             "cp -a '{}' 'ENG/ENG Home/Preserved'",
             tree.display()
@@ -139,12 +138,14 @@ fn cp_new_files_and_trees_become_attachments_and_pages() {
             .block_on(view.client.list_attachments(&preserved.container()))
             .unwrap();
         assert_eq!(files.len(), 2, "{flavor:?}");
-        let again = mount.sh(&format!("mkdir '{GUIDE}/Sub Page'"));
+        // A title taken elsewhere in the space is no obstacle (the page gets a unique title
+        // and keeps the name: mount_attributes.rs); a name taken in the directory is.
+        mount.sh_ok(&format!(
+            "mkdir '{GUIDE}/Sub Page' && test -d '{GUIDE}/Sub Page'"
+        ));
+        let again = mount.sh(&format!("mkdir '{GUIDE}/Tree'"));
         let err = String::from_utf8_lossy(&again.stderr);
-        assert!(
-            err.contains("File exists"),
-            "a title taken in the space: {err}"
-        );
+        assert!(err.contains("File exists"), "a name taken here: {err}");
     });
 }
 

@@ -229,6 +229,10 @@ impl Expand {
         Expand(self.0.iter().map(|e| format!("{key}.{e}")).collect())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The expansion below `key` (`children.page.version` → `page.version` under `children`).
     pub fn below(&self, key: &str) -> Expand {
         let prefix = format!("{key}.");

@@ -475,9 +475,13 @@ pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expan
             );
         }
         if ex.below("metadata").has("properties") {
+            // `metadata.properties.KEY` names the properties wanted; plain `metadata.properties`
+            // gives them all.
+            let keys = ex.below("metadata").below("properties");
             let props: Map<String, Value> = c
                 .properties
                 .values()
+                .filter(|p| keys.is_empty() || keys.has(&p.key))
                 .map(|p| (p.key.clone(), property(app, c, p)))
                 .collect();
             md.insert("properties".into(), Value::Object(props));
