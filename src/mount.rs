@@ -167,6 +167,14 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             _ = terminate.recv() => unmount(&mut unmounter, &mountpoint),
         };
         if let Some(uploader) = uploader {
+            // The last RELEASEs came just before the unmount: their uploads first.
+            if tokio::time::timeout(unmount_wait, attributes.quiesce())
+                .await
+                .is_err()
+            {
+                tracing::warn!("uploads after the last closes still running at unmount");
+            }
+            attributes.upload_dirty().await;
             let left = uploader.drain(unmount_wait).await;
             attributes.flush_attributes().await;
             if left.is_empty() {

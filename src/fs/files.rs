@@ -159,6 +159,11 @@ impl FileTable {
         }
     }
 
+    /// Every file with local state now.
+    pub(crate) fn cells(&self) -> Vec<Arc<FileCell>> {
+        self.cells.lock().unwrap().values().cloned().collect()
+    }
+
     /// The staged size of `ino`, if it has staged bytes (without waiting for the lock).
     pub(crate) fn staged_size(&self, ino: u64) -> Option<u64> {
         let cells = self.cells.lock().unwrap();

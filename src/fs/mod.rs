@@ -145,6 +145,8 @@ pub struct ConfluenceFs {
     /// only when the version has not changed since.
     opened_versions: Mutex<HashMap<u64, u64>>,
     next_handle: AtomicU64,
+    /// Uploads after RELEASE still running: unmounting waits for them ([`ConfluenceFs::quiesce`]).
+    releasing: Arc<tokio::sync::watch::Sender<usize>>,
     mounted_at: SystemTime,
 }
 
@@ -188,6 +190,7 @@ impl ConfluenceFs {
             dirs: Mutex::new(HashMap::new()),
             opened_versions: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            releasing: Arc::new(tokio::sync::watch::Sender::new(0)),
             mounted_at: SystemTime::now(),
             config,
         }
@@ -226,6 +229,21 @@ impl ConfluenceFs {
                 }
             }
         });
+    }
+
+    /// Waits until the work that RELEASE left running (the upload of a file closed empty)
+    /// has reached the spool or the server: the kernel sends the last RELEASEs just before an
+    /// unmount, and the process must not end before their uploads are admitted.
+    pub async fn quiesce(&self) {
+        let mut running = self.releasing.subscribe();
+        let _ = running.wait_for(|n| *n == 0).await;
+    }
+
+    /// Counts one piece of RELEASE's background work, from now until the guard is dropped
+    /// (in the task that does it).
+    fn releasing(&self) -> Releasing {
+        self.releasing.send_modify(|n| *n += 1);
+        Releasing(self.releasing.clone())
     }
 
     pub fn config(&self) -> &FsConfig {
@@ -283,6 +301,14 @@ impl ConfluenceFs {
 /// local filesystem): longer titles are shown shortened (README, names), and longer names
 /// are refused by every operation rather than made and then shown under another name.
 pub const NAME_MAX: usize = 255;
+
+struct Releasing(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
 
 /// What `statfs` reports: Confluence has no capacity to speak of, so only the constants.
 pub struct Statfs {

@@ -237,7 +237,11 @@ impl ConfluenceFs {
             }
             OpenFile::Staged { cell, .. } => {
                 let fs = self.clone();
-                tokio::spawn(async move { fs.release_staged(cell, last_of_orphan).await });
+                let counted = self.releasing();
+                tokio::spawn(async move {
+                    fs.release_staged(cell, last_of_orphan).await;
+                    drop(counted);
+                });
             }
         }
     }

@@ -516,6 +516,26 @@ impl ConfluenceFs {
         self.add_to_listing(parent, &name, ino).await;
     }
 
+    /// At unmount: uploads every change still only here. The kernel may drop the last
+    /// RELEASEs of an unmount before we read them, and a file closed empty is uploaded only at
+    /// its RELEASE; so whatever is dirty now goes up (or into the spool) before the process
+    /// ends. Scratch files and files deleted while open stay local, as always.
+    pub async fn upload_dirty(&self) {
+        for cell in self.files.cells() {
+            let ino = cell.ino();
+            let mut file = cell.lock().await;
+            if !file.is_dirty() || self.is_scratch(ino) || self.handles.is_orphan(ino) {
+                continue;
+            }
+            if file.staged.as_ref().is_some_and(|s| s.too_large) {
+                continue;
+            }
+            if let Err(err) = self.upload_staged(ino, &mut file).await {
+                tracing::warn!(path = %self.display_path(ino), "upload at unmount failed: {err}");
+            }
+        }
+    }
+
     /// The last handle on the staged bytes of `cell` closed. A change that FLUSH left alone
     /// (no bytes written: a new empty file, a truncation) is uploaded now, through the spool,
     /// holding the file's lock, so that whatever the user does next to the file waits for it;

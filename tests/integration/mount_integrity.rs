@@ -444,3 +444,23 @@ fn ordinary_use_and_an_external_umount_log_no_warning() {
     assert!(warnings.is_empty(), "{warnings:#?}");
     assert!(log.contains("the mount ended"), "{log}");
 }
+
+/// A file closed empty is uploaded in the background after its RELEASE: an unmount right
+/// after waits for that upload (and uploads anything still dirty) before the process ends.
+#[test]
+fn an_unmount_right_after_touch_keeps_the_file() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let view = ServerView::new(&server);
+    let rounds = 8;
+    for i in 0..rounds {
+        let mount = Mounted::new(&server, &[]);
+        mount.sh_ok(&format!("touch '{GUIDE}/touched-{i}.txt'"));
+        drop(mount);
+    }
+    let found: Vec<String> = on_server(&view, "touched-")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let want: Vec<String> = (0..rounds).map(|i| format!("touched-{i}.txt")).collect();
+    assert_eq!(found, want);
+}

@@ -75,8 +75,22 @@ impl Mounted {
 }
 
 impl Drop for Mounted {
+    /// Unmounts, then waits for the serving process to finish its uploads and exit, so that
+    /// the cache directory (its spool) is not removed under it.
     fn drop(&mut self) {
+        let pid = mount_pid(&self.path);
         unmount(&self.path);
+        if let Some(pid) = pid {
+            let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+            for _ in 0..600 {
+                // Gone, or a zombie nobody has reaped yet: either way it has finished.
+                match std::fs::read_to_string(&stat) {
+                    Ok(text) if !text.contains(") Z ") => {}
+                    _ => break,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 }
 
