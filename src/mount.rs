@@ -15,11 +15,24 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::cache::{BlockCache, CacheConfig};
-use crate::cli::mount::MountOptions;
 use crate::confluence::{Client, ClientConfig};
-use crate::fs::{ConfluenceFs, FsConfig, WriteConfig, Writer};
+/// How writes behave, as the command line sets it (the filesystem's own type).
+pub use crate::fs::WriteConfig;
+use crate::fs::{ConfluenceFs, FsConfig, Writer};
 use crate::fuse::FuseAdapter;
 use crate::spool::{Spool, Uploader};
+
+/// The mount(8)-style options of `-o`, as the command line parsed them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub read_only: bool,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub nonempty: bool,
+    pub fsname: Option<String>,
+    /// Passed to the kernel as they are.
+    pub kernel: Vec<fuser::MountOption>,
+}
 
 /// What the background process prints on stdout once the mount is ready.
 pub const READY_LINE: &str = "confluencefs: mounted";

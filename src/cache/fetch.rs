@@ -37,7 +37,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::block::{BlockKey, Geometry};
-use super::store::{BackgroundToken, BlockCache};
+use super::block_cache::{BackgroundToken, BlockCache};
 use super::{CacheError, ObjectKey, RangeFetch};
 
 /// What a waiter gets: the block, the job's error, or `None` if the job was cancelled.

@@ -10,36 +10,36 @@
 //!
 //! Module map: `config` (sizes and defaults), `block` (block keys and byte↔block arithmetic),
 //! `memory` (moka tier), `disk` (file-per-block tier), `fetch` (shared jobs that obtain blocks),
-//! `prefetch` (the read-ahead decision), `store` ([`BlockCache`], shared by the mount), `reader`
-//! ([`CachedFile`], one per open handle), `ahead` (whole files fetched before their reader
+//! `ahead_blocks` (the read-ahead decision), `block_cache` ([`BlockCache`], shared by the mount), `reader`
+//! ([`CachedFile`], one per open handle), `ahead_fetched` (whole files fetched before their reader
 //! opens them), `error`.
 //!
 //! Where bytes come from is the [`RangeFetch`] trait: the filesystem implements it with the
 //! Confluence client, tests with a fake; the cache never sees an URL.
 
-mod ahead;
+mod ahead_blocks;
+mod ahead_fetched;
 mod block;
+mod block_cache;
+#[cfg(test)]
+mod block_cache_tests;
+mod cache_error;
 mod config;
 mod disk;
-mod error;
 mod fetch;
 mod memory;
-mod prefetch;
 mod reader;
-mod store;
-#[cfg(test)]
-mod tests;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
 use crate::confluence::ClientError;
 
-pub use ahead::FetchedAhead;
+pub use ahead_fetched::FetchedAhead;
+pub use block_cache::{BlockCache, CacheStats};
+pub use cache_error::{CacheError, ReadError};
 pub use config::CacheConfig;
-pub use error::{CacheError, ReadError};
 pub use reader::CachedFile;
-pub use store::{BlockCache, CacheStats};
 
 /// Identity of an immutable byte sequence: one version of one attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

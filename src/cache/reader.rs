@@ -22,10 +22,10 @@ use futures_util::future;
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
+use super::ahead_blocks::ReadAhead;
 use super::block::Geometry;
+use super::block_cache::{BlockCache, Claim};
 use super::fetch::{BlockOutcome, ObjectSource, PendingBlock};
-use super::prefetch::ReadAhead;
-use super::store::{BlockCache, Claim};
 use super::{CacheError, ObjectKey, RangeFetch, ReadError};
 
 /// How often a reader joins shared jobs for a block before it fetches the block on its own.

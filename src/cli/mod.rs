@@ -9,7 +9,7 @@
 //! is one clear line, not a backtrace.
 
 mod check;
-pub mod mount;
+pub mod mount_args;
 mod pending;
 mod tree;
 
@@ -54,7 +54,7 @@ enum Command {
     },
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
     /// `umount MOUNTPOINT` ends it.
-    Mount(mount::MountArgs),
+    Mount(mount_args::MountArgs),
     /// List the uploads waiting in the spool, and why; retry or drop them.
     Pending(pending::PendingArgs),
     /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
@@ -87,7 +87,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
+fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
     // Refused here already, so that a wrong URL is not first handed to a background process.
     check_site_url(&args.url)?;
     if !args.foreground {
@@ -97,13 +97,13 @@ fn run_mount(args: mount::MountArgs) -> anyhow::Result<()> {
             Some(_) => None,
             None => env_token(),
         };
-        mount::spawn_background(token.as_deref())?;
+        mount_args::spawn_background(token.as_deref())?;
         if args.allows_others() {
             eprintln!("{}", args.allow_other_notice());
         }
         return Ok(());
     }
-    if args.allows_others() && std::env::var_os(mount::NOTIFY_ENV).is_none() {
+    if args.allows_others() && std::env::var_os(mount_args::NOTIFY_ENV).is_none() {
         eprintln!("{}", args.allow_other_notice());
     }
     // fuser warns when, after an external `umount`, it tries to unmount what is already gone:
@@ -158,7 +158,7 @@ fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
     let credentials = match &site.token_file {
         Some(path) => Credentials::from_token_file(site.user.clone(), path)?,
         None => {
-            let token = if std::env::var_os(mount::TOKEN_ON_STDIN_ENV).is_some() {
+            let token = if std::env::var_os(mount_args::TOKEN_ON_STDIN_ENV).is_some() {
                 // The background mount process: its parent wrote the token to our stdin.
                 let mut line = String::new();
                 std::io::stdin()

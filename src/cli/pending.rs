@@ -78,7 +78,7 @@ fn find_spools(args: &PendingArgs) -> anyhow::Result<Vec<Spool>> {
     let cache_dir = args
         .cache_dir
         .clone()
-        .unwrap_or_else(super::mount::default_cache_dir);
+        .unwrap_or_else(super::mount_args::default_cache_dir);
     let mut dirs = Vec::new();
     if cache_dir.join("spool").is_dir() {
         dirs.push(cache_dir.join("spool"));

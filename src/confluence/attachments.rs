@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
 use super::model::{Attachment, AttachmentVersion, ContainerRef};
 use super::paging::{all_v1, all_v2, V1_LIMIT, V2_LIMIT};
 use super::retry::Repeat;

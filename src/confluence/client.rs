@@ -16,13 +16,19 @@ use std::time::Duration;
 use reqwest::Method;
 use url::Url;
 
+use super::client_error::ClientError;
 use super::credentials::Credentials;
-use super::error::ClientError;
 use super::model::User;
 use super::retry::{Repeat, RetryPolicy};
 use super::site::{normalize_site_url, with_wiki, Flavor, Site};
 use super::transport::{decode, Limits, Timeouts, Transport};
 use super::wire::V1User;
+
+/// The slowest download we wait for, in bytes per second, averaged over [`RATE_WINDOW`].
+pub const MIN_TRANSFER_RATE: u64 = 1024;
+
+/// The span over which [`MIN_TRANSFER_RATE`] is measured.
+pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Everything `connect` needs. Build with [`ClientConfig::new`] or [`ClientConfig::from_env`]
 /// and adjust fields.
@@ -47,10 +53,10 @@ pub struct ClientConfig {
     /// Cap on one JSON request, body included (default 120 s).
     pub request_timeout: Duration,
     /// Slowest a download may be, in bytes per second averaged over `rate_window`, before it
-    /// fails (default [`MIN_TRANSFER_RATE`](super::download::MIN_TRANSFER_RATE)).
+    /// fails (default [`MIN_TRANSFER_RATE`](MIN_TRANSFER_RATE)).
     pub min_transfer_rate: u64,
     /// The span over which `min_transfer_rate` is measured (default
-    /// [`RATE_WINDOW`](super::download::RATE_WINDOW)).
+    /// [`RATE_WINDOW`](RATE_WINDOW)).
     pub rate_window: Duration,
     pub user_agent: String,
 }
@@ -67,8 +73,8 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
-            min_transfer_rate: super::download::MIN_TRANSFER_RATE,
-            rate_window: super::download::RATE_WINDOW,
+            min_transfer_rate: MIN_TRANSFER_RATE,
+            rate_window: RATE_WINDOW,
             user_agent: concat!("confluencefs/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -95,7 +101,7 @@ pub(crate) struct Inner {
     pub(crate) site: Site,
     pub(crate) user: User,
     /// Where Cloud's download URLs redirected to lately (see `download.rs`).
-    pub(crate) media_links: super::download::MediaLinks,
+    pub(crate) media_links: super::media_links::MediaLinks,
 }
 
 impl std::fmt::Debug for Client {

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::error::ClientError;
+use super::client_error::ClientError;
 
 /// A secret string whose `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]

@@ -25,8 +25,8 @@
 //!
 //! A body that moves, however slowly, never trips the read timeout, which measures silence; a
 //! server that trickles a byte a second would hold the range (and its request slot) for days.
-//! So a body must also bring at least [`MIN_TRANSFER_RATE`] bytes per second, averaged over
-//! each [`RATE_WINDOW`] of time spent waiting for it (time the consumer spends between chunks,
+//! So a body must also bring at least [`MIN_TRANSFER_RATE`](super::MIN_TRANSFER_RATE) bytes per second, averaged over
+//! each [`RATE_WINDOW`](super::RATE_WINDOW) of time spent waiting for it (time the consumer spends between chunks,
 //! and time spent opening or re-opening the request, which includes waiting for a request slot,
 //! do not count). A window that ends short fails the download at once, without a retry: a
 //! server that slow is not going to be faster on the next attempt, and a silent one is caught
@@ -43,7 +43,9 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
+#[cfg(doc)]
+use super::media_links::MEDIA_LINK_REUSE;
 use super::model::Attachment;
 use super::retry::Repeat;
 use super::site::{same_origin, Flavor};
@@ -54,41 +56,6 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Se
 
 /// Redirect hops we follow before calling it a loop.
 const MAX_REDIRECTS: usize = 5;
-
-/// The slowest download we wait for, in bytes per second, averaged over [`RATE_WINDOW`].
-pub const MIN_TRANSFER_RATE: u64 = 1024;
-
-/// The span over which [`MIN_TRANSFER_RATE`] is measured.
-pub const RATE_WINDOW: Duration = Duration::from_secs(30);
-
-/// How long a media link found through a redirect is used without asking again.
-pub const MEDIA_LINK_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Recent redirect targets of download URLs, by download URL.
-#[derive(Default)]
-pub(crate) struct MediaLinks {
-    links: std::sync::Mutex<std::collections::HashMap<String, (Url, std::time::Instant)>>,
-}
-
-impl MediaLinks {
-    fn get(&self, source: &Url) -> Option<Url> {
-        let links = self.links.lock().unwrap();
-        let (target, at) = links.get(source.as_str())?;
-        (at.elapsed() < MEDIA_LINK_REUSE).then(|| target.clone())
-    }
-
-    fn put(&self, source: &Url, target: Url) {
-        let mut links = self.links.lock().unwrap();
-        if links.len() > 4096 {
-            links.retain(|_, (_, at)| at.elapsed() < MEDIA_LINK_REUSE);
-        }
-        links.insert(source.to_string(), (target, std::time::Instant::now()));
-    }
-
-    fn forget(&self, source: &Url) {
-        self.links.lock().unwrap().remove(source.as_str());
-    }
-}
 
 impl Client {
     /// `len` bytes of `version` of `attachment` starting at `offset`; fewer when the file ends
@@ -273,7 +240,7 @@ impl Client {
 /// An open response body and where its bytes sit in the file.
 struct Body {
     opened: Opened,
-    line: super::error::RequestLine,
+    line: super::client_error::RequestLine,
     /// File offset of the next byte the body will deliver.
     file_pos: u64,
     /// File offset just past the last byte the body announced, when it said.
@@ -283,7 +250,7 @@ struct Body {
 impl Body {
     fn new(
         opened: Opened,
-        line: super::error::RequestLine,
+        line: super::client_error::RequestLine,
         pos: u64,
         size: Option<u64>,
     ) -> Result<Body, ClientError> {

@@ -12,9 +12,10 @@
 
 mod attachments;
 mod client;
+mod client_error;
 mod credentials;
 mod download;
-mod error;
+mod media_links;
 mod model;
 mod pages;
 mod paging;
@@ -30,9 +31,10 @@ mod upload;
 mod wire;
 
 pub use client::{Client, ClientConfig};
+pub use client::{MIN_TRANSFER_RATE, RATE_WINDOW};
+pub use client_error::{ClientError, RequestLine};
 pub use credentials::{Credentials, Secret};
-pub use download::{ByteStream, MIN_TRANSFER_RATE, RATE_WINDOW};
-pub use error::{ClientError, RequestLine};
+pub use download::ByteStream;
 pub use model::{
     Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
     SearchHit, Space, User, FS_PROPERTY,

@@ -29,7 +29,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::error::{ClientError, RequestLine};
+use super::client_error::{ClientError, RequestLine};
 use super::retry::Repeat;
 use super::site::Site;
 use super::transport::{decode, Channel, Transport};

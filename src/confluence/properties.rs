@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
 use super::model::Property;
 use super::paging::{all_v1, V1_LIMIT};
 use super::retry::Repeat;

@@ -4,7 +4,7 @@
 //! page is not (docs/CONFLUENCE.md §2.6). Results may be pages, blog posts, attachments or other types.
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
 use super::model::SearchHit;
 use super::paging::{all_v1, V1_LIMIT};
 use super::wire::V1Content;

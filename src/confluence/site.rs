@@ -16,7 +16,7 @@
 
 use url::Url;
 
-use super::error::ClientError;
+use super::client_error::ClientError;
 
 /// Which product answers: Cloud has the v2 API and a media host for downloads; Data Center has
 /// only v1 and serves attachment bytes itself.

@@ -6,7 +6,7 @@
 use reqwest::Method;
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
 use super::model::Space;
 use super::paging::{all_v1, all_v2, V1_LIMIT, V2_LIMIT};
 use super::retry::Repeat;

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::client::Client;
-use super::error::ClientError;
+use super::client_error::ClientError;
 use super::model::{Attachment, ContainerRef};
 use super::retry::Repeat;
 use super::transport::{decode, Channel, Transport};
@@ -117,7 +117,7 @@ impl Drop for StreamedUpload {
 impl Client {
     /// Starts uploading the file at `path`, of which `written` bytes exist so far; the caller
     /// reports growth, then finishes or abandons the upload. `max_size` bounds the request's
-    /// time (see [`upload_timeout`]). Must be called inside the runtime.
+    /// time (see `upload_timeout`). Must be called inside the runtime.
     pub fn start_streamed_upload(
         &self,
         target: StreamTarget,

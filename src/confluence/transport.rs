@@ -30,8 +30,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use super::client_error::{ClientError, RequestLine};
 use super::credentials::Credentials;
-use super::error::{ClientError, RequestLine};
 use super::retry::{Failure, Repeat, RetryPolicy};
 
 /// Which of the three clients a request goes through.

@@ -23,7 +23,7 @@ use reqwest::Method;
 use tokio::io::AsyncReadExt;
 
 use super::client::Client;
-use super::error::{ClientError, RequestLine};
+use super::client_error::{ClientError, RequestLine};
 use super::model::{Attachment, ContainerRef};
 use super::retry::Repeat;
 use super::transport::{decode, Channel, Transport};

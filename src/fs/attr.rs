@@ -63,10 +63,10 @@ impl ConfluenceFs {
             .get(&ino)
             .copied()
             .unwrap_or_default();
-        // What the user set: here in memory, or kept on the server (`attrs.rs`).
+        // What the user set: here in memory, or kept on the server (`kept_attrs.rs`).
         let (kept_mode, kept_mtime) = match &entry.node {
-            Node::Page(page) => super::attrs::kept(page.fs.as_ref(), page.version),
-            Node::Attachment(att) => super::attrs::kept(att.fs.as_ref(), att.version),
+            Node::Page(page) => super::kept_attrs::kept(page.fs.as_ref(), page.version),
+            Node::Attachment(att) => super::kept_attrs::kept(att.fs.as_ref(), att.version),
             _ => (None, None),
         };
         let mtime = overrides.mtime.or(kept_mtime).unwrap_or(mtime);

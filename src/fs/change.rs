@@ -7,15 +7,15 @@
 //! go through the local layer (`local.rs`): a scratch name never reaches the server, and the
 //! rename that ends a save becomes exactly one new version of the file that was saved.
 //!
-//! Modes and times are accepted at once and kept on the server shortly after (`attrs.rs`), so
+//! Modes and times are accepted at once and kept on the server shortly after (`kept_attrs.rs`), so
 //! tools that set them succeed and find them again after a remount; owners are not kept
 //! (docs/SEMANTICS.md, What is kept of modes, owners and times).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::error::FsError;
 use super::files::FileGuard;
+use super::fs_error::FsError;
 use super::inode::Node;
 use super::local::LocalAnswer;
 use super::names;
@@ -368,7 +368,7 @@ impl ConfluenceFs {
             Err(err) => return Err(err.into()),
         };
         // A time the user set holds for one version of the page, and a rename makes another.
-        let (_, kept_mtime) = super::attrs::kept(page.fs.as_ref(), page.version);
+        let (_, kept_mtime) = super::kept_attrs::kept(page.fs.as_ref(), page.version);
         let moved_ino = self.inodes.upsert(new_parent, Node::Page(moved));
         if let Some(mtime) = kept_mtime {
             let mut overrides = self.overrides.lock().unwrap();

@@ -7,7 +7,7 @@
 //!   (it is a reserved name) and costs nothing until opened;
 //! - a page: its child pages (one request per page of results) and its attachments (⌈N / 200⌉,
 //!   v1 on both flavors), each bringing its `confluencefs` property (modes, times, chosen
-//!   names: `attrs`);
+//!   names: `kept_attrs`);
 //! - `@blog`: the space's blog posts; `@versions`: free once the page is listed;
 //!   `@versions/<file>/`: the version list plus one request per older version (for its size).
 //!
@@ -23,7 +23,7 @@
 //! Our own changes (uploads, mkdir, renames) edit the cached listing in place.
 //!
 //! A tree walk (the listings of two child pages of one directory asked for within the TTL)
-//! fetches the listings of the pages it will reach next in the background (`walk`). They are
+//! fetches the listings of the pages it will reach next in the background (`ahead_listings`). They are
 //! the listings above, fetched once each, so a walk that visits everything costs what it
 //! costs without read-ahead, one that stops early at most 64 listings more, and the
 //! operations above, which are not walks, cost no more.
@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-use super::error::FsError;
+use super::fs_error::FsError;
 use super::inode::{Entry, Node};
 use super::names::{self, Child, EntryKind, NameQuery};
 use super::{Attr, ConfluenceFs};
@@ -140,7 +140,7 @@ impl ConfluenceFs {
     }
 
     /// Opens a directory: its listing, snapshotted for the handle so that readdir pages through
-    /// one consistent list however long the reader takes. A tree walk reads ahead (`walk`).
+    /// one consistent list however long the reader takes. A tree walk reads ahead (`ahead_listings`).
     pub async fn opendir(self: &Arc<Self>, ino: u64) -> Result<u64, FsError> {
         let entry = self.entry(ino)?;
         if !entry.node.is_dir() {

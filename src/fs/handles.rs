@@ -17,7 +17,7 @@ use super::files::FileCell;
 
 pub(crate) enum OpenFile {
     /// `start` is the inode until the handle's first read from offset 0, which may reveal a
-    /// reader going through a directory file by file (`file_prefetch`).
+    /// reader going through a directory file by file (`ahead_files`).
     Read {
         ino: u64,
         file: Arc<CachedFile>,

@@ -10,29 +10,29 @@
 //! blocks.
 //!
 //! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
-//! holds and how a name is found), `walk` (listings read ahead of a tree walk), `attr` (stat),
-//! `read` (open/read), `read_order` and `file_prefetch` (which files a reader opens next, and
+//! holds and how a name is found), `ahead_listings` (listings read ahead of a tree walk), `attr` (stat),
+//! `read` (open/read), `ahead_order` and `ahead_files` (which files a reader opens next, and
 //! fetching them before it does), `write` (staging and the upload at close), `early` (uploads
 //! that start while a file is written), `xattr` (properties and metadata), `names` (title ↔ file
 //! name), `error` (the errno table).
 
+mod ahead_files;
+mod ahead_listings;
+mod ahead_order;
 mod attr;
-mod attrs;
 mod change;
 mod dir;
 mod early;
-pub mod error;
-mod file_prefetch;
 mod files;
+pub mod fs_error;
 mod handles;
 pub mod inode;
+mod kept_attrs;
 mod local;
 pub mod names;
 mod read;
-mod read_order;
 mod staged;
 pub mod tempname;
-mod walk;
 mod write;
 mod xattr;
 
@@ -49,7 +49,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub use attr::{Attr, BLOCK_SIZE, IO_SIZE};
 pub use change::SetAttr;
 pub use dir::DirEntry;
-pub use error::FsError;
+pub use fs_error::FsError;
 use inode::InodeTable;
 pub use write::WriteConfig;
 
@@ -119,12 +119,12 @@ pub struct ConfluenceFs {
     writer: Option<Writer>,
     cache: Arc<BlockCache>,
     /// Files of a directory fetched before their reader opens them.
-    file_prefetch: file_prefetch::FilePrefetch,
+    file_prefetch: ahead_files::FilePrefetch,
     config: FsConfig,
     inodes: InodeTable,
     listings: moka::future::Cache<u64, Arc<dir::Listing>>,
-    /// Read-ahead of listings for tree walks (see `walk.rs`).
-    walk: walk::WalkAhead,
+    /// Read-ahead of listings for tree walks (see `ahead_listings.rs`).
+    walk: ahead_listings::WalkAhead,
     /// How many names were looked up one by one in a directory (see `dir.rs`).
     targeted_lookups: moka::future::Cache<u64, Arc<std::sync::atomic::AtomicU32>>,
     /// (parent, name) pairs known not to exist.
@@ -137,8 +137,8 @@ pub struct ConfluenceFs {
     files: files::FileTable,
     /// Modes and times set by tools, kept for the life of the mount.
     overrides: Mutex<HashMap<u64, change::Overrides>>,
-    /// Those changes waiting to be kept on the server (`attrs.rs`).
-    attr_writes: attrs::AttrWrites,
+    /// Those changes waiting to be kept on the server (`kept_attrs.rs`).
+    attr_writes: kept_attrs::AttrWrites,
     local: local::LocalLayer,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     /// The version each file inode was last opened at: the kernel may keep its page cache
@@ -165,16 +165,16 @@ impl ConfluenceFs {
             handles: handles::Handles::default(),
             files: files::FileTable::default(),
             overrides: Mutex::new(HashMap::new()),
-            attr_writes: attrs::AttrWrites::default(),
+            attr_writes: kept_attrs::AttrWrites::default(),
             local: local::LocalLayer::default(),
-            file_prefetch: file_prefetch::FilePrefetch::new(&cache),
+            file_prefetch: ahead_files::FilePrefetch::new(&cache),
             cache,
             inodes: InodeTable::new(),
             listings: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
-            walk: walk::WalkAhead::new(ttl),
+            walk: ahead_listings::WalkAhead::new(ttl),
             targeted_lookups: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::error::FsError;
 use super::files::FileGuard;
+use super::fs_error::FsError;
 use super::handles::OpenFile;
 use super::inode::Node;
 use super::ConfluenceFs;

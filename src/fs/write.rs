@@ -21,8 +21,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::early::Destination;
-use super::error::FsError;
 use super::files::{FileCell, FileGuard};
+use super::fs_error::FsError;
 use super::inode::{LocalFile, Node};
 use super::read::AttachmentRange;
 use super::staged::Staged;

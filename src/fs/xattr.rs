@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::error::FsError;
+use super::fs_error::FsError;
 use super::inode::Node;
 use super::ConfluenceFs;
 use crate::confluence::Property;

@@ -8,18 +8,18 @@
 //! in the spool: retried in the background with backoff, replayed by the next mount after a
 //! crash, listed by `confluencefs pending`. An entry is removed only after the server confirmed.
 //!
-//! Module map: `record` (what an entry says, on disk as `record.json`), `store` (the directory
+//! Module map: `record` (what an entry says, on disk as `record.json`), `entries` (the directory
 //! and its crash-safe writes), `uploader` (exactly-once delivery, backoff, background retries).
 
+mod entries;
 mod record;
-mod store;
 mod uploader;
 
+pub use entries::{EntryLock, Spool, SpoolError};
 pub use record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
-pub use store::{EntryLock, Spool, SpoolError};
 pub use uploader::{
     backoff, site_of, UploadError, UploadEvent, Uploader, FIRST_BACKOFF, MAX_BACKOFF,
 };
 
 #[cfg(test)]
-mod tests;
+mod spool_tests;

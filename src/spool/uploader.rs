@@ -28,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::entries::{EntryLock, Spool, SpoolError};
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
-use super::store::{EntryLock, Spool, SpoolError};
 use crate::confluence::{
     may_have_landed, Attachment, Client, ClientError, NewAttachment, StreamLabels, StreamTarget,
     StreamedUpload, UploadSource,

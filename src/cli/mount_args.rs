@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::mount::{MountConfig, READY_LINE};
+use crate::mount::{MountConfig, MountOptions, READY_LINE};
 
 /// Environment variable that tells a `--foreground` process to report readiness on stdout.
 pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
@@ -30,7 +30,7 @@ pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
 
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
-    /// Confluence URL: https://SITE.atlassian.net[/wiki], http://host:8090, http://host/confluence
+    /// Confluence URL: `https://SITE.atlassian.net[/wiki]`, `http://host:8090`, `http://host/confluence`
     pub url: String,
     /// Where to mount (an existing, empty directory).
     pub mountpoint: PathBuf,
@@ -123,18 +123,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * scale as f64) as u64)
 }
 
-/// Mount options `-o` may carry, checked here so a typo fails before anything is mounted.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct MountOptions {
-    pub read_only: bool,
-    pub allow_other: bool,
-    pub allow_root: bool,
-    pub nonempty: bool,
-    pub fsname: Option<String>,
-    /// Passed to the kernel as they are.
-    pub kernel: Vec<fuser::MountOption>,
-}
-
+/// Parses `-o` lists, so that a typo fails before anything is mounted.
 pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
     use fuser::MountOption as M;
     let mut options = MountOptions::default();
@@ -204,7 +193,7 @@ impl MountArgs {
             memory_cache_bytes: self.memory_cache_size,
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
             show_versions: self.show_versions,
-            write: crate::fs::WriteConfig {
+            write: crate::mount::WriteConfig {
                 comment: self.comment,
                 minor_edit: !self.notify_watchers,
                 max_file_size: self.max_file_size,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::error::FsError;
+use super::fs_error::FsError;
 use super::inode::Node;
 use super::ConfluenceFs;
 use crate::confluence::{ClientError, FsProperty, FS_PROPERTY};

@@ -17,8 +17,8 @@ use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::block::Geometry;
+use super::block_cache::{BlockCache, Claim};
 use super::fetch::{BlockOutcome, ObjectSource, PendingBlock, StartedJob};
-use super::store::{BlockCache, Claim};
 use super::{CachedFile, ObjectKey, RangeFetch};
 
 /// The blocks of one object being fetched (or fetched) ahead of its reader.

@@ -12,7 +12,7 @@
 //!
 //! How far ahead to go ([`Window`]): a few files and a few MiB, and only files small enough
 //! that one open costs a round trip that matters; large files have the in-file read-ahead.
-//! This module only decides; `file_prefetch` carries it out.
+//! This module only decides; `ahead_files` carries it out.
 
 use std::collections::HashMap;
 

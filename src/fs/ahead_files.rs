@@ -1,7 +1,7 @@
 //! Read-ahead across files: fetching the next files of a directory while its reader is busy
 //! with the current one.
 //!
-//! `read_order` decides when a reader goes through a directory file by file and which files
+//! `ahead_order` decides when a reader goes through a directory file by file and which files
 //! come next; this module fetches them whole through the block cache (`BlockCache::fetch_ahead`,
 //! so a reader that opens a file while it is on its way joins the fetch) and keeps what it
 //! fetched until the file is opened, when `open` hands it to the new handle. Bounds: the
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::ahead_order::{self, DirOrders, Trail, Upcoming, Window};
 use super::dir::Listing;
 use super::read::{AttachmentRange, ServerBytes};
-use super::read_order::{self, DirOrders, Trail, Upcoming, Window};
 use super::ConfluenceFs;
 use crate::cache::{BlockCache, FetchedAhead, ObjectKey};
 
@@ -178,7 +178,7 @@ impl ConfluenceFs {
             })
             .collect();
         let held_bytes = state.held.values().map(|h| h.ahead.size()).sum();
-        let fetch = read_order::to_fetch(&upcoming, &self.file_prefetch.window, held_bytes);
+        let fetch = ahead_order::to_fetch(&upcoming, &self.file_prefetch.window, held_bytes);
         for candidate in candidates.into_iter().flatten() {
             if !fetch.contains(&candidate.ino) {
                 continue;
