@@ -123,7 +123,7 @@ impl ConfluenceFs {
         let Ok(entry) = self.entry(ino) else { return };
         let dir = entry.parent;
         // A listing that expired since the reader started is still good for its order.
-        let listing = match self.listings.get(&dir).await {
+        let listing = match self.tree.listings.get(&dir).await {
             Some(listing) => listing,
             None => {
                 let state = self.file_prefetch.lock();
@@ -226,7 +226,8 @@ impl ConfluenceFs {
             .entries()
             .iter()
             .filter(|(_, ino)| {
-                self.inodes
+                self.tree
+                    .inodes
                     .get(*ino)
                     .is_some_and(|entry| !entry.node.is_dir())
             })
@@ -237,7 +238,7 @@ impl ConfluenceFs {
 
     /// What fetching `ino` ahead takes: a server file without local changes.
     fn candidate(&self, ino: u64) -> Option<Candidate> {
-        let entry = self.inodes.get(ino)?;
+        let entry = self.tree.inodes.get(ino)?;
         let ServerBytes { key, size, range } = self.server_bytes(ino, &entry.node)?;
         Some(Candidate {
             ino,

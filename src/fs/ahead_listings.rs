@@ -217,18 +217,20 @@ impl State {
 impl ConfluenceFs {
     /// Walk bookkeeping for a directory the walker opened, then read-ahead if it is due.
     pub(super) async fn walk_opened(self: &Arc<Self>, dir: u64, listing: &Listing) {
-        let Some(entry) = self.inodes.get(dir) else {
+        let Some(entry) = self.tree.inodes.get(dir) else {
             return;
         };
         if !matches!(entry.node, Node::Page(_)) {
             return;
         }
         let parent_walkable = self
+            .tree
             .inodes
             .get(entry.parent)
             .is_some_and(|p| !matches!(p.node, Node::Root));
         let siblings = if parent_walkable {
-            self.listings
+            self.tree
+                .listings
                 .get(&entry.parent)
                 .await
                 .map(|parent| self.child_pages(&parent))
@@ -236,7 +238,7 @@ impl ConfluenceFs {
             None
         };
         let children = self.child_pages(listing);
-        let was_ahead = self.walk.opened(Opened {
+        let was_ahead = self.tree.walk.opened(Opened {
             dir,
             parent: entry.parent,
             siblings: siblings.as_deref(),
@@ -250,17 +252,21 @@ impl ConfluenceFs {
 
     /// Starts the background fetches the limits allow.
     fn read_ahead(self: &Arc<Self>) {
-        while let Some(dir) = self.walk.next(|dir| self.listings.contains_key(&dir)) {
+        while let Some(dir) = self
+            .tree
+            .walk
+            .next(|dir| self.tree.listings.contains_key(&dir))
+        {
             let fs = Arc::clone(self);
             tokio::spawn(async move {
                 match fs.listing(dir).await {
                     Ok(listing) => {
                         let children = fs.child_pages(&listing);
-                        fs.walk.finished(dir, Some(&children));
+                        fs.tree.walk.finished(dir, Some(&children));
                     }
                     Err(err) => {
                         tracing::debug!(dir, "read-ahead of a listing failed: {err}");
-                        fs.walk.finished(dir, None);
+                        fs.tree.walk.finished(dir, None);
                     }
                 }
                 fs.read_ahead();
@@ -270,7 +276,8 @@ impl ConfluenceFs {
 
     /// The entries of a listing that are pages or blog posts (the directories read ahead).
     fn child_pages(&self, listing: &Listing) -> Vec<u64> {
-        self.inodes
+        self.tree
+            .inodes
             .select(listing.inodes(), |node| matches!(node, Node::Page(_)))
     }
 }

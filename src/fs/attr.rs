@@ -57,6 +57,7 @@ impl ConfluenceFs {
             _ => size,
         };
         let overrides = self
+            .attributes
             .overrides
             .lock()
             .unwrap()

@@ -74,7 +74,7 @@ impl ConfluenceFs {
         let ino = self.new_local_file(parent, page.container(), filename, is_temporary(name), None);
         let mut file = self.files.lock(ino).await;
         self.ensure_staged(&mut file)?.mark_new();
-        self.local.add(parent, name, ino);
+        self.tree.local.add(parent, name, ino);
         self.forget_negative(parent, name).await;
         let handle = self.add_staged_handle(&mut file, true);
         drop(file);
@@ -128,7 +128,7 @@ impl ConfluenceFs {
             return;
         }
         self.files.retire(file);
-        self.inodes.remove(ino);
+        self.tree.inodes.remove(ino);
     }
 
     /// The states of a file and of the file it replaces, locked in inode order, so that two
@@ -173,7 +173,7 @@ impl ConfluenceFs {
         // files top-level pages under the home page): shown there, not where it would vanish
         // from at the next listing.
         let placed = self.placed_parent(parent, &page);
-        let ino = self.inodes.upsert(placed, Node::Page(page));
+        let ino = self.tree.inodes.upsert(placed, Node::Page(page));
         if renamed {
             // The title had to differ from the name: the name goes into the property now, so
             // that every listing, here and elsewhere, shows it.
@@ -225,7 +225,7 @@ impl ConfluenceFs {
         };
         match self.entry(asked).map(|e| e.node) {
             Ok(Node::Page(p)) if p.id == parent_id => asked,
-            _ => self.inodes.find_content(parent_id).unwrap_or(asked),
+            _ => self.tree.inodes.find_content(parent_id).unwrap_or(asked),
         }
     }
 
@@ -241,13 +241,13 @@ impl ConfluenceFs {
         };
         self.forget_listing(ino).await;
         let listing = self.listing(ino).await?;
-        let (local, _) = self.local.view(ino);
+        let (local, _) = self.tree.local.view(ino);
         if !listing.is_empty() || !local.is_empty() {
             return Err(FsError::NotEmpty);
         }
         self.client.trash_content(&page.id).await?;
         self.drop_from_listing(parent, name).await;
-        self.inodes.remove(ino);
+        self.tree.inodes.remove(ino);
         Ok(())
     }
 
@@ -369,9 +369,9 @@ impl ConfluenceFs {
         };
         // A time the user set holds for one version of the page, and a rename makes another.
         let (_, kept_mtime) = super::kept_attrs::kept(page.fs.as_ref(), page.version);
-        let moved_ino = self.inodes.upsert(new_parent, Node::Page(moved));
+        let moved_ino = self.tree.inodes.upsert(new_parent, Node::Page(moved));
         if let Some(mtime) = kept_mtime {
-            let mut overrides = self.overrides.lock().unwrap();
+            let mut overrides = self.attributes.overrides.lock().unwrap();
             let slot = overrides.entry(moved_ino).or_default();
             slot.mtime.get_or_insert(mtime);
         }
@@ -407,7 +407,7 @@ impl ConfluenceFs {
             let raw = names::decode(new_name).unwrap_or_default();
             // The kernel keeps this inode for the new name, so the inode becomes the alias.
             let serial = self.new_handle();
-            self.inodes.rebind(
+            self.tree.inodes.rebind(
                 ino,
                 new_parent,
                 Node::Local(super::inode::LocalFile {
@@ -419,9 +419,9 @@ impl ConfluenceFs {
                     created: SystemTime::now(),
                 }),
             );
-            self.local.add(new_parent, new_name, ino);
-            self.local.hide(parent, name);
-            self.local.vacate(parent, name, att);
+            self.tree.local.add(new_parent, new_name, ino);
+            self.tree.local.hide(parent, name);
+            self.tree.local.vacate(parent, name, att);
             return Ok(());
         }
         // The attachment already under the new name: a listed one, or one an editor moved
@@ -429,13 +429,15 @@ impl ConfluenceFs {
         let (dest, local_target) = match target.map(|t| (t, self.entry(t).map(|e| e.node))) {
             Some((_, Ok(Node::Attachment(dest)))) => (Some(dest), None),
             Some((t, _)) => (None, Some(t)),
-            None => (self.local.vacated(new_parent, new_name), None),
+            None => (self.tree.local.vacated(new_parent, new_name), None),
         };
         if let Some(dest) = dest {
             // Over an existing file: the source's bytes become the target's next version,
             // and the inode the kernel keeps (the source's) stands for the target.
             self.ensure_staged(file)?.mark_dirty();
-            self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
+            self.tree
+                .inodes
+                .rebind(ino, new_parent, Node::Attachment(dest));
             self.upload_staged(ino, file).await?;
             self.client.trash_content(&att.id).await?;
             self.drop_from_listing(parent, name).await;
@@ -464,7 +466,9 @@ impl ConfluenceFs {
         let container = new_page.container();
         let moved_to = (container.id != att.container.id).then_some(&container);
         let moved = self.client.rename_attachment(&att, title, moved_to).await?;
-        self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
+        self.tree
+            .inodes
+            .rebind(ino, new_parent, Node::Attachment(moved));
         self.drop_from_listing(parent, name).await;
         self.forget_negative(new_parent, new_name).await;
         self.add_to_listing(new_parent, new_name, ino).await;
@@ -493,8 +497,10 @@ impl ConfluenceFs {
                     // Its bytes are staged before the inode turns into the target.
                     self.ensure_staged(file)?;
                     let set_aside = self.set_aside(&local);
-                    self.local.remove(parent, name);
-                    self.inodes.rebind(ino, new_parent, Node::Attachment(dest));
+                    self.tree.local.remove(parent, name);
+                    self.tree
+                        .inodes
+                        .rebind(ino, new_parent, Node::Attachment(dest));
                     self.ensure_staged(file)?.mark_dirty();
                     self.upload_staged(ino, file).await?;
                     if let Some(origin) = set_aside {
@@ -509,14 +515,15 @@ impl ConfluenceFs {
             }
         }
         let set_aside = self.set_aside(&local);
-        self.local.remove(parent, name);
+        self.tree.local.remove(parent, name);
         local.filename =
             names::decode(new_name).ok_or_else(|| FsError::Invalid(new_name.into()))?;
         local.container = new_page.container();
         local.temporary = is_temporary(new_name);
         let origin = local.origin.clone();
         let back_home = set_aside.as_ref().is_some_and(|a| {
-            self.local
+            self.tree
+                .local
                 .vacated(new_parent, new_name)
                 .is_some_and(|v| v.id == a.id)
         });
@@ -529,7 +536,9 @@ impl ConfluenceFs {
             let moved_to = (container.id != att.container.id).then_some(&container);
             let moved = self.client.rename_attachment(att, title, moved_to).await?;
             self.settle_set_aside(att).await;
-            self.inodes.rebind(ino, new_parent, Node::Attachment(moved));
+            self.tree
+                .inodes
+                .rebind(ino, new_parent, Node::Attachment(moved));
             self.forget_negative(new_parent, new_name).await;
             self.add_to_listing(new_parent, new_name, ino).await;
             if file.is_dirty() {
@@ -538,22 +547,24 @@ impl ConfluenceFs {
             return Ok(());
         }
         let temporary = local.temporary;
-        self.inodes.rebind(ino, new_parent, Node::Local(local));
-        self.local.add(new_parent, new_name, ino);
+        self.tree.inodes.rebind(ino, new_parent, Node::Local(local));
+        self.tree.local.add(new_parent, new_name, ino);
         self.forget_negative(new_parent, new_name).await;
         if temporary {
             return Ok(());
         }
         // A scratch file renamed to an ordinary name: upload it there. An editor's backup
         // renamed back over its own vacated name changes nothing on the server.
-        if let (Some(origin), Some(vacated)) =
-            (origin.as_ref(), self.local.vacated(new_parent, new_name))
-        {
+        if let (Some(origin), Some(vacated)) = (
+            origin.as_ref(),
+            self.tree.local.vacated(new_parent, new_name),
+        ) {
             if origin.id == vacated.id && !file.is_dirty() {
-                self.local.take_vacated(new_parent, new_name);
-                self.local.unhide(new_parent, new_name);
-                self.local.remove(new_parent, new_name);
-                self.inodes
+                self.tree.local.take_vacated(new_parent, new_name);
+                self.tree.local.unhide(new_parent, new_name);
+                self.tree.local.remove(new_parent, new_name);
+                self.tree
+                    .inodes
                     .rebind(ino, new_parent, Node::Attachment(vacated));
                 return Ok(());
             }
@@ -572,7 +583,7 @@ impl ConfluenceFs {
                 self.settle_set_aside(&origin).await;
             }
         }
-        self.local.remove(parent, name);
+        self.tree.local.remove(parent, name);
         Ok(())
     }
 
@@ -580,8 +591,9 @@ impl ConfluenceFs {
     /// old name has not been taken again.
     fn set_aside(&self, local: &super::inode::LocalFile) -> Option<Attachment> {
         let origin = local.origin.as_ref()?;
-        let (home, old_name) = self.local.vacated_name_of(&origin.id)?;
-        self.local
+        let (home, old_name) = self.tree.local.vacated_name_of(&origin.id)?;
+        self.tree
+            .local
             .lookup(home, &old_name)
             .is_hidden()
             .then(|| origin.clone())
@@ -589,15 +601,15 @@ impl ConfluenceFs {
 
     /// The set-aside attachment moved or went: its old name is no longer held for it.
     async fn settle_set_aside(&self, origin: &Attachment) {
-        if let Some((home, old_name)) = self.local.vacated_name_of(&origin.id) {
-            self.local.take_vacated(home, &old_name);
-            self.local.unhide(home, &old_name);
+        if let Some((home, old_name)) = self.tree.local.vacated_name_of(&origin.id) {
+            self.tree.local.take_vacated(home, &old_name);
+            self.tree.local.unhide(home, &old_name);
             self.drop_from_listing(home, &old_name).await;
         }
     }
 
     fn attachment_id(&self, ino: u64) -> String {
-        match self.inodes.get(ino).map(|e| e.node) {
+        match self.tree.inodes.get(ino).map(|e| e.node) {
             Some(Node::Attachment(att)) => att.id,
             _ => String::new(),
         }
@@ -627,7 +639,7 @@ impl ConfluenceFs {
             self.truncate(ino, size).await?;
         }
         {
-            let mut overrides = self.overrides.lock().unwrap();
+            let mut overrides = self.attributes.overrides.lock().unwrap();
             let slot = overrides.entry(ino).or_default();
             if let Some(mode) = change.mode {
                 slot.mode = Some((mode & 0o7777) as u16);
@@ -644,34 +656,23 @@ impl ConfluenceFs {
 
     /// Removes `name` from the cached listing of `parent` (after a delete or a move).
     pub(crate) async fn drop_from_listing(&self, parent: u64, name: &str) {
-        self.local.remove(parent, name);
-        if let Some(listing) = self.listings.get(&parent).await {
-            let edited = listing.without(name);
-            self.listings
-                .insert(parent, std::sync::Arc::new(edited))
-                .await;
-        }
-        self.negatives.insert((parent, name.to_string()), ()).await;
+        self.tree.drop_name(parent, name).await;
     }
 
-    /// Adds (or replaces) `name` in the cached listing of `parent` after our own change, so the
-    /// next `ls` or lookup there needs no request.
+    /// Adds (or replaces) `name` in the cached listing of `parent` after our own change.
     pub(crate) async fn add_to_listing(&self, parent: u64, name: &str, ino: u64) {
-        if let Some(listing) = self.listings.get(&parent).await {
-            let edited = listing.with(name, ino);
-            self.listings
-                .insert(parent, std::sync::Arc::new(edited))
-                .await;
-        }
-        self.negatives.invalidate(&(parent, name.to_string())).await;
+        self.tree.add_name(parent, name, ino).await;
     }
 
     pub(crate) async fn forget_listing(&self, parent: u64) {
-        self.listings.invalidate(&parent).await;
+        self.tree.listings.invalidate(&parent).await;
     }
 
     pub(crate) async fn forget_negative(&self, parent: u64, name: &str) {
-        self.negatives.invalidate(&(parent, name.to_string())).await;
+        self.tree
+            .negatives
+            .invalidate(&(parent, name.to_string()))
+            .await;
     }
 }
 

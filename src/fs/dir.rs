@@ -114,7 +114,7 @@ const VERSION_FETCH_PARALLELISM: usize = 4;
 
 impl ConfluenceFs {
     pub(crate) fn entry(&self, ino: u64) -> Result<Entry, FsError> {
-        self.inodes.get(ino).ok_or(FsError::NotFound)
+        self.tree.inodes.get(ino).ok_or(FsError::NotFound)
     }
 
     /// The attributes of `ino`, refreshed from the server when older than the TTL.
@@ -132,7 +132,7 @@ impl ConfluenceFs {
                 _ => None,
             };
             if let Some(node) = node {
-                self.inodes.upsert(entry.parent, node);
+                self.tree.inodes.upsert(entry.parent, node);
                 entry = self.entry(ino)?;
             }
         }
@@ -148,7 +148,7 @@ impl ConfluenceFs {
         }
         let listing = self.listing(ino).await?;
         self.walk_opened(ino, &listing).await;
-        let (local, hidden) = self.local.view(ino);
+        let (local, hidden) = self.tree.local.view(ino);
         let mut entries = Vec::with_capacity(listing.entries.len() + local.len());
         let merged = listing
             .entries
@@ -158,7 +158,7 @@ impl ConfluenceFs {
             })
             .chain(local.iter());
         for (name, child) in merged {
-            if let Some(child_entry) = self.inodes.get(*child) {
+            if let Some(child_entry) = self.tree.inodes.get(*child) {
                 entries.push(DirEntry {
                     name: name.clone(),
                     attr: self.attr_of(*child, &child_entry),
@@ -166,22 +166,17 @@ impl ConfluenceFs {
             }
         }
         let handle = self.new_handle();
-        self.dirs.lock().unwrap().insert(handle, Arc::new(entries));
+        self.handles.insert_dir(handle, Arc::new(entries));
         Ok(handle)
     }
 
     /// The entries of an open directory handle (without `.` and `..`).
     pub fn readdir(&self, handle: u64) -> Result<Arc<Vec<DirEntry>>, FsError> {
-        self.dirs
-            .lock()
-            .unwrap()
-            .get(&handle)
-            .cloned()
-            .ok_or(FsError::BadHandle)
+        self.handles.dir(handle).ok_or(FsError::BadHandle)
     }
 
     pub fn releasedir(&self, handle: u64) {
-        self.dirs.lock().unwrap().remove(&handle);
+        self.handles.remove_dir(handle);
     }
 
     /// Finds `name` in the directory `parent`.
@@ -190,22 +185,23 @@ impl ConfluenceFs {
         if !entry.node.is_dir() {
             return Err(FsError::NotDirectory);
         }
-        match self.local.lookup(parent, name) {
+        match self.tree.local.lookup(parent, name) {
             super::local::LocalAnswer::Entry(ino) => return self.attr_by_ino(ino),
             super::local::LocalAnswer::Hidden => return Err(FsError::NotFound),
             super::local::LocalAnswer::Unknown => {}
         }
-        if let Some(listing) = self.listings.get(&parent).await {
+        if let Some(listing) = self.tree.listings.get(&parent).await {
             let ino = listing.find(name).ok_or(FsError::NotFound)?;
             return self.attr_by_ino(ino);
         }
         let negative_key = (parent, name.to_string());
-        if self.negatives.contains_key(&negative_key) {
+        if self.tree.negatives.contains_key(&negative_key) {
             return Err(FsError::NotFound);
         }
         // A directory asked about name after name (a copy into it, a tool probing) is cheaper
         // listed once than looked up per name.
         let asked = self
+            .tree
             .targeted_lookups
             .get_with(parent, async { Arc::new(AtomicU32::new(0)) })
             .await;
@@ -218,7 +214,7 @@ impl ConfluenceFs {
             return match listing.find(name) {
                 Some(ino) => self.attr_by_ino(ino),
                 None => {
-                    self.negatives.insert(negative_key, ()).await;
+                    self.tree.negatives.insert(negative_key, ()).await;
                     Err(FsError::NotFound)
                 }
             };
@@ -226,7 +222,7 @@ impl ConfluenceFs {
         match self.find(parent, &entry.node, name).await {
             Ok(ino) => self.attr_by_ino(ino),
             Err(FsError::NotFound) => {
-                self.negatives.insert(negative_key, ()).await;
+                self.tree.negatives.insert(negative_key, ()).await;
                 Err(FsError::NotFound)
             }
             Err(err) => Err(err),
@@ -240,7 +236,8 @@ impl ConfluenceFs {
 
     /// A directory's listing, from the cache or fetched (one fetch however many ask at once).
     pub(crate) async fn listing(&self, ino: u64) -> Result<Arc<Listing>, FsError> {
-        self.listings
+        self.tree
+            .listings
             .try_get_with(ino, async { self.fetch_listing(ino).await.map(Arc::new) })
             .await
             .map_err(|shared: Arc<FsError>| match Arc::try_unwrap(shared) {
@@ -251,7 +248,7 @@ impl ConfluenceFs {
 
     /// Forgets what is cached about the children of `ino` (after our own changes).
     pub async fn invalidate_dir(&self, ino: u64) {
-        self.listings.invalidate(&ino).await;
+        self.tree.listings.invalidate(&ino).await;
     }
 
     async fn fetch_listing(&self, ino: u64) -> Result<Listing, FsError> {
@@ -265,14 +262,14 @@ impl ConfluenceFs {
                     .into_iter()
                     .map(|space| {
                         let name = names::encode(&space.key);
-                        (name, self.inodes.upsert(ino, Node::Space(space)))
+                        (name, self.tree.inodes.upsert(ino, Node::Space(space)))
                     })
                     .collect()
             }
             Node::Space(space) => {
                 let pages = self.client.list_top_level_pages(&space.key).await?;
                 let mut entries = self.name_pages(ino, pages, Vec::new());
-                let blog = self.inodes.upsert(
+                let blog = self.tree.inodes.upsert(
                     ino,
                     Node::Blog {
                         space_key: space.key.clone(),
@@ -296,7 +293,7 @@ impl ConfluenceFs {
                     (Vec::new(), self.client.list_attachments(&container).await?)
                 };
                 let entries = self.name_pages(ino, children, attachments);
-                let versions = self.inodes.upsert(ino, Node::Versions { container });
+                let versions = self.tree.inodes.upsert(ino, Node::Versions { container });
                 let pair = (names::VERSIONS_DIR.to_string(), versions);
                 if self.config.show_versions {
                     let mut entries = entries;
@@ -313,10 +310,11 @@ impl ConfluenceFs {
                 page_listing
                     .entries
                     .iter()
-                    .filter_map(|(name, child)| match self.inodes.get(*child)?.node {
-                        Node::Attachment(att) => {
-                            Some((name.clone(), self.inodes.upsert(ino, Node::VersionsOf(att))))
-                        }
+                    .filter_map(|(name, child)| match self.tree.inodes.get(*child)?.node {
+                        Node::Attachment(att) => Some((
+                            name.clone(),
+                            self.tree.inodes.upsert(ino, Node::VersionsOf(att)),
+                        )),
                         _ => None,
                     })
                     .collect()
@@ -361,7 +359,7 @@ impl ConfluenceFs {
         assigned
             .into_iter()
             .zip(nodes)
-            .map(|(name, node)| (name, self.inodes.upsert(parent, node)))
+            .map(|(name, node)| (name, self.tree.inodes.upsert(parent, node)))
             .collect()
     }
 
@@ -399,7 +397,7 @@ impl ConfluenceFs {
                     unreachable!("built as versions above")
                 };
                 let name = names::version_file_name(&att.title, *number);
-                (name, self.inodes.upsert(ino, node))
+                (name, self.tree.inodes.upsert(ino, node))
             })
             .collect())
     }
@@ -407,13 +405,13 @@ impl ConfluenceFs {
     /// Finds one name without listing the directory, where a targeted request can do it.
     async fn find(&self, parent: u64, node: &Node, name: &str) -> Result<u64, FsError> {
         match node {
-            Node::Space(space) if name == names::BLOG_DIR => Ok(self.inodes.upsert(
+            Node::Space(space) if name == names::BLOG_DIR => Ok(self.tree.inodes.upsert(
                 parent,
                 Node::Blog {
                     space_key: space.key.clone(),
                 },
             )),
-            Node::Page(page) if name == names::VERSIONS_DIR => Ok(self.inodes.upsert(
+            Node::Page(page) if name == names::VERSIONS_DIR => Ok(self.tree.inodes.upsert(
                 parent,
                 Node::Versions {
                     container: page.container(),

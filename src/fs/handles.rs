@@ -1,4 +1,4 @@
-//! Open file handles, and the files deleted while a handle still held them.
+//! Open file and directory handles, and the files deleted while a handle still held them.
 //!
 //! A handle is either a reader pinned to one server version (its bytes come through the block
 //! cache) or a handle on a file's staged bytes, which holds the file's [`FileCell`] itself:
@@ -9,10 +9,12 @@
 //! and `write` through its handles, and dropped from the inode table with its last handle.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::cache::CachedFile;
 
+use super::dir::DirEntry;
 use super::files::FileCell;
 
 pub(crate) enum OpenFile {
@@ -41,14 +43,63 @@ impl OpenFile {
 struct Table {
     open: HashMap<u64, OpenFile>,
     orphans: HashSet<u64>,
+    /// The version each file inode was last opened at: the kernel may keep its page cache
+    /// only when the version has not changed since.
+    opened_versions: HashMap<u64, u64>,
 }
 
-#[derive(Default)]
 pub(crate) struct Handles {
     table: Mutex<Table>,
+    /// Open directories: each a snapshot of its listing, so readdir pages through one list.
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    /// Handle numbers, also used as serials of local files and staging files.
+    next: AtomicU64,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Handles {
+            table: Mutex::default(),
+            dirs: Mutex::default(),
+            next: AtomicU64::new(1),
+        }
+    }
 }
 
 impl Handles {
+    /// A number never handed out before in this mount.
+    pub(crate) fn next_number(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records that `ino` was opened at `version`; whether it was last opened at the same one.
+    pub(crate) fn opened_at(&self, ino: u64, version: u64) -> bool {
+        let previous = self
+            .table
+            .lock()
+            .unwrap()
+            .opened_versions
+            .insert(ino, version);
+        previous == Some(version)
+    }
+
+    /// `ino` has local bytes now: the next reader's page cache must not be trusted.
+    pub(crate) fn forget_version(&self, ino: u64) {
+        self.table.lock().unwrap().opened_versions.remove(&ino);
+    }
+
+    pub(crate) fn insert_dir(&self, handle: u64, entries: Arc<Vec<DirEntry>>) {
+        self.dirs.lock().unwrap().insert(handle, entries);
+    }
+
+    pub(crate) fn dir(&self, handle: u64) -> Option<Arc<Vec<DirEntry>>> {
+        self.dirs.lock().unwrap().get(&handle).cloned()
+    }
+
+    pub(crate) fn remove_dir(&self, handle: u64) {
+        self.dirs.lock().unwrap().remove(&handle);
+    }
+
     pub(crate) fn insert(&self, handle: u64, open: OpenFile) {
         self.table.lock().unwrap().open.insert(handle, open);
     }

@@ -29,6 +29,8 @@ const RETRY: Duration = Duration::from_secs(5);
 /// Objects whose attributes wait to be written, each with the time it may be.
 #[derive(Default)]
 pub(crate) struct AttrWrites {
+    /// Modes and times set by tools, by inode: shown at once, kept on the server once written.
+    pub(crate) overrides: Mutex<HashMap<u64, super::change::Overrides>>,
     due: Mutex<HashMap<u64, Instant>>,
     running: AtomicBool,
 }
@@ -82,19 +84,19 @@ pub(crate) fn kept(fs: Option<&FsProperty>, version: u64) -> (Option<u16>, Optio
 impl ConfluenceFs {
     /// New bytes have the time they are written, not one set before them.
     pub(crate) fn bytes_changed(&self, ino: u64) {
-        if let Some(slot) = self.overrides.lock().unwrap().get_mut(&ino) {
+        if let Some(slot) = self.attributes.overrides.lock().unwrap().get_mut(&ino) {
             slot.mtime = None;
         }
     }
 
     /// Remembers that `ino`'s attributes changed; they are written once it has been quiet.
     pub(crate) fn schedule_attr_write(self: &Arc<Self>, ino: u64) {
-        self.attr_writes
+        self.attributes
             .due
             .lock()
             .unwrap()
             .insert(ino, Instant::now() + QUIET);
-        if !self.attr_writes.running.swap(true, Ordering::AcqRel) {
+        if !self.attributes.running.swap(true, Ordering::AcqRel) {
             let fs = Arc::clone(self);
             tokio::spawn(async move { fs.attr_write_loop().await });
         }
@@ -105,7 +107,7 @@ impl ConfluenceFs {
             tokio::time::sleep(QUIET / 2).await;
             let now = Instant::now();
             let ready: Vec<u64> = {
-                let mut due = self.attr_writes.due.lock().unwrap();
+                let mut due = self.attributes.due.lock().unwrap();
                 let ready: Vec<u64> = due
                     .iter()
                     .filter(|(_, at)| **at <= now)
@@ -127,16 +129,16 @@ impl ConfluenceFs {
                     }
                 };
                 if let Some(wait) = again {
-                    let mut due = self.attr_writes.due.lock().unwrap();
+                    let mut due = self.attributes.due.lock().unwrap();
                     due.entry(ino).or_insert(Instant::now() + wait);
                 }
             }
-            if self.attr_writes.due.lock().unwrap().is_empty() {
-                self.attr_writes.running.store(false, Ordering::Release);
+            if self.attributes.due.lock().unwrap().is_empty() {
+                self.attributes.running.store(false, Ordering::Release);
                 // Something scheduled between the check and the store starts no loop of its
                 // own (it saw `running`), so this one carries on for it.
-                let more = !self.attr_writes.due.lock().unwrap().is_empty();
-                if !more || self.attr_writes.running.swap(true, Ordering::AcqRel) {
+                let more = !self.attributes.due.lock().unwrap().is_empty();
+                if !more || self.attributes.running.swap(true, Ordering::AcqRel) {
                     return;
                 }
             }
@@ -147,7 +149,7 @@ impl ConfluenceFs {
     /// (a scratch file never renamed, a file never uploaded) is dropped with a note in the log.
     pub async fn flush_attributes(&self) {
         let waiting: Vec<u64> = self
-            .attr_writes
+            .attributes
             .due
             .lock()
             .unwrap()
@@ -191,6 +193,7 @@ impl ConfluenceFs {
             _ => return Ok(Written::Done),
         };
         let overrides = self
+            .attributes
             .overrides
             .lock()
             .unwrap()
@@ -243,9 +246,9 @@ impl ConfluenceFs {
             Err(err) => return Err(err.into()),
         };
         want.version = property.version;
-        self.inodes.set_fs_property(ino, want);
+        self.tree.inodes.set_fs_property(ino, want);
         // What was written is now what the object says; a change made meanwhile stays.
-        let mut all = self.overrides.lock().unwrap();
+        let mut all = self.attributes.overrides.lock().unwrap();
         if all.get(&ino).copied() == Some(overrides) {
             all.remove(&ino);
         }

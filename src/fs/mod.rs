@@ -9,12 +9,19 @@
 //! attachment id and version so that a new version can never be served from an old one's
 //! blocks.
 //!
-//! Module map: `inode` (numbers ↔ objects), `dir` (listings and lookups: what each directory
-//! holds and how a name is found), `ahead_listings` (listings read ahead of a tree walk), `attr` (stat),
-//! `read` (open/read), `ahead_order` and `ahead_files` (which files a reader opens next, and
-//! fetching them before it does), `write` (staging and the upload at close), `early` (uploads
-//! that start while a file is written), `xattr` (properties and metadata), `names` (title ↔ file
-//! name), `error` (the errno table).
+//! State has owners, and `ConfluenceFs` orchestrates them: `tree::Tree` (inodes, listings,
+//! negative lookups, local entries, listing read-ahead), `handles::Handles` (open files and
+//! directories, files deleted while open), `files::FileTable` (one owner per file: staged
+//! bytes, dirtiness, the waiting upload, the next comment, behind one lock per file), and
+//! `kept_attrs` (modes, times and chosen names, and their writes to the server).
+//!
+//! Operations by module: `dir` (listings, lookups, getattr), `read` (open, read, release),
+//! `write` (writes, truncation, FLUSH and the upload), `early` (uploads that start while a file
+//! is written), `change` (create, unlink, mkdir, rmdir, rename, setattr), `xattr`, `attr`
+//! (stat). Read-ahead: `ahead_listings` (listings ahead of a tree walk), `ahead_order` and
+//! `ahead_files` (which files a reader opens next, fetched before it does). Rules: `names`
+//! (title ↔ file name), `tempname` (scratch names), `fs_error` (the errno table), `inode`
+//! (numbers ↔ objects), `staged` (a staging file), `local` (what exists only here).
 
 mod ahead_files;
 mod ahead_listings;
@@ -33,11 +40,10 @@ pub mod names;
 mod read;
 mod staged;
 pub mod tempname;
+mod tree;
 mod write;
 mod xattr;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -50,7 +56,6 @@ pub use attr::{Attr, BLOCK_SIZE, IO_SIZE};
 pub use change::SetAttr;
 pub use dir::DirEntry;
 pub use fs_error::FsError;
-use inode::InodeTable;
 pub use write::WriteConfig;
 
 /// What the filesystem needs to know about the mount.
@@ -121,30 +126,14 @@ pub struct ConfluenceFs {
     /// Files of a directory fetched before their reader opens them.
     file_prefetch: ahead_files::FilePrefetch,
     config: FsConfig,
-    inodes: InodeTable,
-    listings: moka::future::Cache<u64, Arc<dir::Listing>>,
-    /// Read-ahead of listings for tree walks (see `ahead_listings.rs`).
-    walk: ahead_listings::WalkAhead,
-    /// How many names were looked up one by one in a directory (see `dir.rs`).
-    targeted_lookups: moka::future::Cache<u64, Arc<std::sync::atomic::AtomicU32>>,
-    /// (parent, name) pairs known not to exist.
-    negatives: moka::future::Cache<(u64, String), ()>,
-    /// Content properties of an inode's object, fetched on the first xattr question.
-    properties: moka::future::Cache<u64, Arc<Vec<crate::confluence::Property>>>,
+    /// Inodes, listings, negative lookups, local entries: what the mount knows of the tree.
+    tree: tree::Tree,
     /// Open file handles, and files deleted while open.
     handles: handles::Handles,
     /// The local state of every file that has one, each behind its own lock.
     files: files::FileTable,
-    /// Modes and times set by tools, kept for the life of the mount.
-    overrides: Mutex<HashMap<u64, change::Overrides>>,
-    /// Those changes waiting to be kept on the server (`kept_attrs.rs`).
-    attr_writes: kept_attrs::AttrWrites,
-    local: local::LocalLayer,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
-    /// The version each file inode was last opened at: the kernel may keep its page cache
-    /// only when the version has not changed since.
-    opened_versions: Mutex<HashMap<u64, u64>>,
-    next_handle: AtomicU64,
+    /// Modes and times set by tools, and their writes to the server (`kept_attrs.rs`).
+    attributes: kept_attrs::AttrWrites,
     /// Uploads after RELEASE still running: unmounting waits for them ([`ConfluenceFs::quiesce`]).
     releasing: Arc<tokio::sync::watch::Sender<usize>>,
     mounted_at: SystemTime,
@@ -164,32 +153,10 @@ impl ConfluenceFs {
             writer,
             handles: handles::Handles::default(),
             files: files::FileTable::default(),
-            overrides: Mutex::new(HashMap::new()),
-            attr_writes: kept_attrs::AttrWrites::default(),
-            local: local::LocalLayer::default(),
+            attributes: kept_attrs::AttrWrites::default(),
             file_prefetch: ahead_files::FilePrefetch::new(&cache),
             cache,
-            inodes: InodeTable::new(),
-            listings: moka::future::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(100_000)
-                .build(),
-            walk: ahead_listings::WalkAhead::new(ttl),
-            targeted_lookups: moka::future::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(100_000)
-                .build(),
-            negatives: moka::future::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(100_000)
-                .build(),
-            properties: moka::future::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(100_000)
-                .build(),
-            dirs: Mutex::new(HashMap::new()),
-            opened_versions: Mutex::new(HashMap::new()),
-            next_handle: AtomicU64::new(1),
+            tree: tree::Tree::new(ttl),
             releasing: Arc::new(tokio::sync::watch::Sender::new(0)),
             mounted_at: SystemTime::now(),
             config,
@@ -256,7 +223,7 @@ impl ConfluenceFs {
     }
 
     fn new_handle(&self) -> u64 {
-        self.next_handle.fetch_add(1, Ordering::Relaxed)
+        self.handles.next_number()
     }
 
     /// Whether metadata confirmed at `at` is still within the TTL.
@@ -285,7 +252,7 @@ impl ConfluenceFs {
 
     /// The attributes of `ino` as known now, without asking the server.
     pub fn attr_now(&self, ino: u64) -> Result<Attr, FsError> {
-        let entry = self.inodes.get(ino).ok_or(FsError::NotFound)?;
+        let entry = self.tree.inodes.get(ino).ok_or(FsError::NotFound)?;
         Ok(self.attr_of(ino, &entry))
     }
 

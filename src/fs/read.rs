@@ -174,10 +174,9 @@ impl ConfluenceFs {
                 start: Some(ino),
             },
         );
-        let previous = self.opened_versions.lock().unwrap().insert(ino, version);
         Ok(Opened {
             handle,
-            keep_cache: previous == Some(version),
+            keep_cache: self.handles.opened_at(ino, version),
         })
     }
 
@@ -193,7 +192,7 @@ impl ConfluenceFs {
         file.handles += 1;
         let handle = self.new_handle();
         let cell = file.cell().clone();
-        self.opened_versions.lock().unwrap().remove(&cell.ino());
+        self.handles.forget_version(cell.ino());
         self.handles
             .insert(handle, OpenFile::Staged { cell, writable });
         handle
@@ -232,7 +231,7 @@ impl ConfluenceFs {
         match open {
             OpenFile::Read { ino, .. } => {
                 if last_of_orphan {
-                    self.inodes.remove(ino);
+                    self.tree.inodes.remove(ino);
                 }
             }
             OpenFile::Staged { cell, .. } => {

@@ -317,12 +317,15 @@ impl ConfluenceFs {
     }
 
     pub(super) fn is_scratch(&self, ino: u64) -> bool {
-        matches!(self.inodes.get(ino).map(|e| e.node), Some(Node::Local(l)) if l.temporary)
+        matches!(self.tree.inodes.get(ino).map(|e| e.node), Some(Node::Local(l)) if l.temporary)
     }
 
     /// Whether `ino` exists only here (its staged bytes are its only copy).
     pub(super) fn is_local(&self, ino: u64) -> bool {
-        matches!(self.inodes.get(ino).map(|e| e.node), Some(Node::Local(_)))
+        matches!(
+            self.tree.inodes.get(ino).map(|e| e.node),
+            Some(Node::Local(_))
+        )
     }
 
     /// Takes back the spool entry still waiting to deliver an earlier state of `file`: newer
@@ -459,7 +462,7 @@ impl ConfluenceFs {
             }),
             Node::Local(local) => {
                 let name = super::names::encode(&local.filename);
-                Ok(match self.local.vacated(parent, &name) {
+                Ok(match self.tree.local.vacated(parent, &name) {
                     Some(att) => Destination {
                         target: UploadTarget::Version {
                             container: att.container.clone(),
@@ -506,12 +509,14 @@ impl ConfluenceFs {
         let parent = entry.parent;
         let name = super::names::encode(&attachment.title);
         if let Node::Local(local) = &entry.node {
-            self.local
+            self.tree
+                .local
                 .remove(parent, &super::names::encode(&local.filename));
         }
-        self.local.take_vacated(parent, &name);
-        self.local.unhide(parent, &name);
-        self.inodes
+        self.tree.local.take_vacated(parent, &name);
+        self.tree.local.unhide(parent, &name);
+        self.tree
+            .inodes
             .rebind(ino, parent, Node::Attachment(attachment));
         self.add_to_listing(parent, &name, ino).await;
     }
@@ -551,7 +556,7 @@ impl ConfluenceFs {
             // Deleted while open: its bytes go nowhere.
             self.files.retire(&mut file);
             if last_of_orphan {
-                self.inodes.remove(ino);
+                self.tree.inodes.remove(ino);
             }
             return;
         }
@@ -559,11 +564,12 @@ impl ConfluenceFs {
             // Refused at close already: drop the changes, and a file that only existed here
             // with them.
             self.files.retire(&mut file);
-            if let Some(entry) = self.inodes.get(ino) {
+            if let Some(entry) = self.tree.inodes.get(ino) {
                 if let Node::Local(local) = entry.node {
-                    self.local
+                    self.tree
+                        .local
                         .remove(entry.parent, &super::names::encode(&local.filename));
-                    self.inodes.remove(ino);
+                    self.tree.inodes.remove(ino);
                 }
             }
             return;
@@ -587,7 +593,7 @@ impl ConfluenceFs {
         origin: Option<Attachment>,
     ) -> u64 {
         let serial = self.new_handle();
-        self.inodes.upsert(
+        self.tree.inodes.upsert(
             parent,
             Node::Local(LocalFile {
                 serial,
@@ -608,7 +614,7 @@ impl ConfluenceFs {
             if current == super::inode::ROOT_INO {
                 break;
             }
-            let Some(entry) = self.inodes.get(current) else {
+            let Some(entry) = self.tree.inodes.get(current) else {
                 break;
             };
             parts.push(display_name(&entry.node));

@@ -81,7 +81,7 @@ impl ConfluenceFs {
             serde_json::Value::String(String::from_utf8_lossy(value).into_owned())
         });
         self.client.set_property(&id, key, json).await?;
-        self.properties.invalidate(&ino).await;
+        self.tree.properties.invalidate(&ino).await;
         Ok(())
     }
 
@@ -115,7 +115,7 @@ impl ConfluenceFs {
             Err(err) if err.status() == Some(404) => return Err(FsError::NoAttribute),
             Err(err) => return Err(err.into()),
         }
-        self.properties.invalidate(&ino).await;
+        self.tree.properties.invalidate(&ino).await;
         Ok(())
     }
 
@@ -165,7 +165,8 @@ impl ConfluenceFs {
             Node::Attachment(att) => att.id.clone(),
             _ => return Err(FsError::NoAttribute),
         };
-        self.properties
+        self.tree
+            .properties
             .try_get_with(ino, async {
                 self.client
                     .list_properties(&id)
