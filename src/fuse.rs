@@ -177,7 +177,7 @@ impl fuser::Filesystem for FuseAdapter {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
@@ -186,7 +186,7 @@ impl fuser::Filesystem for FuseAdapter {
             req,
             Kind::Change,
             name,
-            move |fs, name| async move { fs.mkdir(parent.0, &name).await },
+            move |fs, name| async move { fs.mkdir(parent.0, &name, mode).await },
             move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
@@ -288,7 +288,7 @@ impl fuser::Filesystem for FuseAdapter {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
@@ -298,7 +298,7 @@ impl fuser::Filesystem for FuseAdapter {
             req,
             Kind::Change,
             name,
-            move |fs, name| async move { fs.create(parent.0, &name).await },
+            move |fs, name| async move { fs.create(parent.0, &name, mode).await },
             move |result| match result {
                 Ok((attr, handle)) => reply.created(
                     &ttl,

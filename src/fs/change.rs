@@ -61,7 +61,13 @@ impl ConfluenceFs {
     }
 
     /// `creat`/`open(O_CREAT)`: a local file, uploaded on close unless it is a scratch file.
-    pub async fn create(&self, parent: u64, name: &str) -> Result<(Attr, u64), FsError> {
+    /// `creat`/`open(O_CREAT)` with `mode` (the umask already applied by the kernel).
+    pub async fn create(
+        self: &Arc<Self>,
+        parent: u64,
+        name: &str,
+        mode: u32,
+    ) -> Result<(Attr, u64), FsError> {
         self.writer()?;
         let page = self.page_of(parent)?;
         let filename = names::decode(name).ok_or_else(|| FsError::Invalid(name.into()))?;
@@ -78,6 +84,7 @@ impl ConfluenceFs {
         self.forget_negative(parent, name).await;
         let handle = self.add_staged_handle(&mut file, true);
         drop(file);
+        self.keep_created_mode(ino, mode, false);
         Ok((self.attr_now(ino)?, handle))
     }
 
@@ -147,7 +154,14 @@ impl ConfluenceFs {
         }
     }
 
-    pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+    /// `mkdir` with `mode` (the umask already applied): a child page, a top-level page or a
+    /// blog post, by where it is made.
+    pub async fn mkdir(
+        self: &Arc<Self>,
+        parent: u64,
+        name: &str,
+        mode: u32,
+    ) -> Result<Attr, FsError> {
         self.writer()?;
         let raw = names::decode(name).ok_or_else(|| FsError::Invalid(name.into()))?;
         if self.resolve(parent, name).await?.is_some() {
@@ -187,7 +201,26 @@ impl ConfluenceFs {
             tracing::info!(name, "the server filed the new page under another page");
             self.forget_listing(placed).await;
         }
+        self.keep_created_mode(ino, mode, true);
         self.attr_now(ino)
+    }
+
+    /// A mode given at creation is kept like one `chmod` sets (`kept_attrs.rs`): a file made
+    /// 0600 or a directory made 0700 shows so here, after a remount and on other machines, and
+    /// the kernel's permission checks follow it. The usual modes (0644, 0755) cost nothing.
+    fn keep_created_mode(self: &Arc<Self>, ino: u64, mode: u32, is_dir: bool) {
+        let mode = (mode & 0o7777) as u16;
+        if mode == if is_dir { 0o755 } else { 0o644 } {
+            return;
+        }
+        self.attributes
+            .overrides
+            .lock()
+            .unwrap()
+            .entry(ino)
+            .or_default()
+            .mode = Some(mode);
+        self.schedule_attr_write(ino);
     }
 
     /// Creates a page named `raw` under a page or at the top of a space. Titles are unique in a

@@ -464,3 +464,41 @@ fn an_unmount_right_after_touch_keeps_the_file() {
     let want: Vec<String> = (0..rounds).map(|i| format!("touched-{i}.txt")).collect();
     assert_eq!(found, want);
 }
+
+/// Modes given at creation are kept like chmod's (here, after a remount, on the server), and
+/// ownership follows one rule: everything belongs to the mounting user, chown to another owner
+/// is accepted for root and changes nothing.
+#[test]
+fn create_modes_are_kept_and_ownership_is_the_mounting_users() {
+    let server = Server::start_seeded(Flavor::DataCenter, seed_tree);
+    let mount = Mounted::new(&server, &[]);
+    py(
+        &mount,
+        r#"
+import stat
+old = os.umask(0o022)
+fd = os.open(os.path.join(d, "secret.key"), os.O_CREAT | os.O_WRONLY, 0o600)
+os.write(fd, b"k"); os.close(fd)
+os.mkdir(os.path.join(d, "Private"), 0o700)
+open(os.path.join(d, "plain.txt"), "w").write("p")
+os.umask(old)
+assert stat.S_IMODE(os.stat(os.path.join(d, "secret.key")).st_mode) == 0o600
+assert stat.S_IMODE(os.stat(os.path.join(d, "Private")).st_mode) == 0o700
+assert stat.S_IMODE(os.stat(os.path.join(d, "plain.txt")).st_mode) == 0o644
+os.chown(os.path.join(d, "plain.txt"), 1234, 1234)
+st = os.stat(os.path.join(d, "plain.txt"))
+assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), st
+"#,
+    );
+    drop(mount);
+    let fresh = Mounted::new(&server, &[]);
+    py(
+        &fresh,
+        r#"
+import stat
+assert stat.S_IMODE(os.stat(os.path.join(d, "secret.key")).st_mode) == 0o600
+assert stat.S_IMODE(os.stat(os.path.join(d, "Private")).st_mode) == 0o700
+assert stat.S_IMODE(os.stat(os.path.join(d, "plain.txt")).st_mode) == 0o644
+"#,
+    );
+}
