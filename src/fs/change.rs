@@ -461,12 +461,17 @@ impl ConfluenceFs {
         // aside (its name is held for it).
         let (dest, local_target) = match target.map(|t| (t, self.entry(t).map(|e| e.node))) {
             Some((_, Ok(Node::Attachment(dest)))) => (Some(dest), None),
-            Some((t, _)) => (None, Some(t)),
+            // A file only here, made under a name an editor vacated: the name still stands
+            // for that attachment on the server.
+            Some((t, _)) => (self.tree.local.vacated(new_parent, new_name), Some(t)),
             None => (self.tree.local.vacated(new_parent, new_name), None),
         };
         if let Some(dest) = dest {
             // Over an existing file: the source's bytes become the target's next version,
             // and the inode the kernel keeps (the source's) stands for the target.
+            if let Some(t) = local_target {
+                self.discard_local(new_parent, new_name, t).await?;
+            }
             self.ensure_staged(file)?.mark_dirty();
             self.tree
                 .inodes

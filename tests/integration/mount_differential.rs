@@ -396,3 +396,14 @@ fn random_file_operations_match_a_local_directory_on_a_slow_server() {
     let seed: u64 = rand::random::<u32>().into();
     differential(Flavor::Cloud, seed, steps(120), 30);
 }
+
+/// Seeds that once found a bug, replayed on every run. 2944204058: a file renamed over a name
+/// that an editor had vacated (moved aside to a scratch name, then created anew and still
+/// open) tried to take the name from the attachment that still held it (EEXIST) instead of
+/// becoming its next version.
+#[test]
+fn seeds_that_found_bugs_stay_fixed() {
+    for (seed, steps) in [(2_944_204_058, 45), (3_015_268_876, 245)] {
+        differential(Flavor::Cloud, seed, steps, 0);
+    }
+}
