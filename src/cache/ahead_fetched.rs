@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 
 use super::block::Geometry;
 use super::block_cache::{BlockCache, Claim};
-use super::fetch::{BlockOutcome, ObjectSource, PendingBlock, StartedJob};
+use super::fetch::{ObjectSource, StartedJob};
+use super::tiers::{BlockOutcome, PendingBlock};
 use super::{CachedFile, ObjectKey, RangeFetch};
 
 /// The blocks of one object being fetched (or fetched) ahead of its reader.
