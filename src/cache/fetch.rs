@@ -52,7 +52,7 @@ pub(crate) struct ObjectSource {
 }
 
 impl ObjectSource {
-    pub fn key(&self, index: u64) -> BlockKey {
+    pub(crate) fn key(&self, index: u64) -> BlockKey {
         BlockKey {
             object: self.object.clone(),
             index,

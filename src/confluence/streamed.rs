@@ -31,7 +31,7 @@ use super::transport::{decode, Channel, Transport};
 use super::upload::{first_content, multipart_form, upload_timeout, FilePart};
 
 /// How long the body waits for the writer before it gives the request up.
-pub const IDLE: Duration = Duration::from_secs(20);
+pub(super) const IDLE: Duration = Duration::from_secs(20);
 
 /// Bytes read from the staging file per body chunk.
 const CHUNK: usize = 1 << 20;

@@ -40,7 +40,7 @@ use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 
 /// A directory's children as of one fetch.
-pub struct Listing {
+pub(crate) struct Listing {
     /// Listed entries, in the order readdir shows them.
     entries: Vec<(String, u64)>,
     /// Reachable by name but not listed (`@versions` unless `--show-versions`).

@@ -100,7 +100,10 @@ mod container_json {
         id: String,
     }
 
-    pub fn serialize<S: Serializer>(container: &ContainerRef, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        container: &ContainerRef,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         Container {
             kind: container.kind.v1_type().to_string(),
             id: container.id.clone(),
@@ -108,7 +111,7 @@ mod container_json {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerRef, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerRef, D::Error> {
         let c = Container::deserialize(d)?;
         let kind = match c.kind.as_str() {
             "page" => ContentKind::Page,
