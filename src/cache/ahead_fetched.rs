@@ -31,6 +31,7 @@ pub struct FetchedAhead {
 }
 
 impl FetchedAhead {
+    /// The attachment version these blocks belong to.
     pub fn key(&self) -> &ObjectKey {
         &self.key
     }

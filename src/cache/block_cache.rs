@@ -21,6 +21,7 @@ use super::memory::MemoryCache;
 use super::tiers::{PendingBlock, Tiers};
 use super::{CacheConfig, CacheError, ObjectKey};
 
+/// The block cache of a mount: one per mount, shared by every open file through an `Arc`.
 pub struct BlockCache {
     pub(crate) config: CacheConfig,
     /// Shared with the fetch jobs this cache starts.
@@ -32,8 +33,11 @@ pub struct BlockCache {
 pub struct CacheStats {
     /// Bytes of block data in memory, as moka last counted them.
     pub memory_bytes: u64,
+    /// Blocks in memory, as moka last counted them.
     pub memory_blocks: u64,
+    /// Bytes of block files in the disk cache; 0 without a disk tier.
     pub disk_bytes: u64,
+    /// Block files in the disk cache; 0 without a disk tier.
     pub disk_blocks: u64,
     /// Blocks a read found in memory (blocks it found read ahead count as misses when fetched).
     pub memory_hits: u64,
@@ -43,6 +47,7 @@ pub struct CacheStats {
     pub misses: u64,
     /// Range requests sent to the server (one may carry several blocks).
     pub requests: u64,
+    /// Bytes received from the server in answer to range requests.
     pub fetched_bytes: u64,
 }
 
@@ -96,6 +101,7 @@ impl BlockCache {
         })
     }
 
+    /// The sizes of the tiers now, and the counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
         let tiers = &self.tiers;
         let (disk_bytes, disk_blocks) = tiers.disk.as_ref().map_or((0, 0), |d| d.usage());

@@ -46,7 +46,9 @@ pub use reader::CachedFile;
 /// Identity of an immutable byte sequence: one version of one attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
+    /// The attachment's id, as the server spells it.
     pub attachment_id: String,
+    /// The attachment's version number, counted from 1.
     pub version: u64,
 }
 
@@ -54,6 +56,7 @@ pub struct ObjectKey {
 /// cache asks only for ranges inside the object); anything else is refused as
 /// [`CacheError::WrongLength`].
 pub trait RangeFetch: Send + Sync + 'static {
+    /// Exactly `len` bytes of the object from `offset`, in one buffer.
     fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>>;
 
     /// The bytes from `offset`, cut into pieces of `lens` (block lengths, in order), each in a

@@ -32,6 +32,8 @@ use super::{CacheError, ObjectKey, RangeFetch, ReadError};
 /// How often a reader joins shared jobs for a block before it fetches the block on its own.
 const SHARED_ATTEMPTS: usize = 3;
 
+/// One open file handle's view of an object through the shared cache: its read-ahead and the
+/// blocks it holds. Dropping it cancels the read-ahead nobody else waits for.
 pub struct CachedFile {
     cache: Arc<BlockCache>,
     source: ObjectSource,
@@ -96,10 +98,12 @@ impl CachedFile {
         }
     }
 
+    /// The attachment version this file reads.
     pub fn key(&self) -> &ObjectKey {
         &self.source.object
     }
 
+    /// The object's size in bytes, as given to [`BlockCache::open`].
     pub fn size(&self) -> u64 {
         self.source.geometry.size
     }

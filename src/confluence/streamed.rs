@@ -54,7 +54,9 @@ pub enum StreamTarget {
     New(ContainerRef),
     /// A new version of this attachment.
     Version {
+        /// The page or blog post that holds the attachment.
         container: ContainerRef,
+        /// The attachment that gets the new version.
         attachment_id: String,
     },
 }
@@ -70,9 +72,13 @@ impl StreamTarget {
 /// What a streamed upload says besides its bytes.
 #[derive(Debug, Clone)]
 pub struct StreamLabels {
+    /// The attachment's filename on Confluence.
     pub filename: String,
+    /// The media (MIME) type the attachment is stored with.
     pub media_type: String,
+    /// The comment of the new version; `None` sends none.
     pub comment: Option<String>,
+    /// Marks the new version as a minor edit, so that Confluence does not notify watchers.
     pub minor_edit: bool,
 }
 
