@@ -102,7 +102,9 @@ impl Listing {
 /// One readdir entry with its attributes (for readdirplus).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The file name shown in the directory.
     pub name: String,
+    /// The entry's attributes, as `stat` shows them.
     pub attr: Attr,
 }
 
@@ -180,6 +182,7 @@ impl ConfluenceFs {
             .ok_or(FsError::BadHandle)
     }
 
+    /// Forgets the directory handle and its frozen listing (RELEASEDIR).
     pub fn releasedir(&self, handle: u64) {
         self.dirs.lock().unwrap().remove(&handle);
     }
