@@ -21,6 +21,8 @@ use tokio::runtime::Handle;
 
 use crate::fs::{Attr, ConfluenceFs, FsError, SetAttr};
 
+/// The `fuser::Filesystem` of a mount: turns each kernel request into a task that calls
+/// [`ConfluenceFs`] and replies with its answer or its errno.
 pub struct FuseAdapter {
     fs: Arc<ConfluenceFs>,
     runtime: Handle,
@@ -29,6 +31,7 @@ pub struct FuseAdapter {
 }
 
 impl FuseAdapter {
+    /// An adapter for `fs` whose tasks run on `runtime` and answer ETIMEDOUT after `deadline`.
     pub fn new(fs: Arc<ConfluenceFs>, runtime: Handle, deadline: Duration) -> FuseAdapter {
         FuseAdapter {
             fs,

@@ -25,10 +25,15 @@ use crate::spool::{Spool, Uploader};
 /// The mount(8)-style options of `-o`, as the command line parsed them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MountOptions {
+    /// `ro`: mount read-only.
     pub read_only: bool,
+    /// `allow_other`: every local user may use the mount.
     pub allow_other: bool,
+    /// `allow_root`: root may use the mount besides its owner.
     pub allow_root: bool,
+    /// `nonempty`: mount over a directory that is not empty.
     pub nonempty: bool,
+    /// `fsname=NAME`: what `mount` and `df` show as the source; `None` shows `confluencefs`.
     pub fsname: Option<String>,
     /// Passed to the kernel as they are.
     pub kernel: Vec<fuser::MountOption>,
@@ -37,23 +42,37 @@ pub struct MountOptions {
 /// What the background process prints on stdout once the mount is ready.
 pub const READY_LINE: &str = "confluencefs: mounted";
 
+/// Everything `run` needs to mount, validated by the command line.
 #[derive(Debug)]
 pub struct MountConfig {
+    /// How to reach the site, and as whom.
     pub client: ClientConfig,
+    /// Where to mount.
     pub mountpoint: PathBuf,
+    /// Keys of the spaces to show; empty shows every space the user can see.
     pub spaces: Vec<String>,
+    /// Refuse every change with EROFS (`--read-only` or `-o ro`).
     pub read_only: bool,
+    /// Let every local user use the mount (`--allow-other` or `-o allow_other`).
     pub allow_other: bool,
+    /// The cache directory; the site's blocks, staging files and spool go in a directory of it
+    /// named after the site.
     pub cache_dir: PathBuf,
+    /// Bound of the disk block cache, in bytes; 0 keeps blocks in memory only.
     pub disk_cache_bytes: u64,
+    /// Bound of the memory block cache, in bytes.
     pub memory_cache_bytes: u64,
+    /// How long listings and attributes are trusted before they are fetched again.
     pub metadata_ttl: Duration,
+    /// List `@versions` in each page directory (it is reachable by name either way).
     pub show_versions: bool,
+    /// What uploads say (comment, minor edit) and the largest file that may be written.
     pub write: WriteConfig,
     /// How long a read-side operation may take before it answers ETIMEDOUT.
     pub op_timeout: Duration,
     /// How long unmounting waits for uploads still in flight.
     pub unmount_wait: Duration,
+    /// The `-o` options.
     pub options: MountOptions,
     /// Where the background process logs once it is detached; `None` in the foreground.
     pub log_file: Option<PathBuf>,

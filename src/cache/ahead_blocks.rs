@@ -46,7 +46,7 @@ pub(crate) struct Decision {
 }
 
 impl ReadAhead {
-    pub fn new(geometry: Geometry, max_window: u64, max_request: u64) -> ReadAhead {
+    pub(super) fn new(geometry: Geometry, max_window: u64, max_request: u64) -> ReadAhead {
         ReadAhead {
             geometry,
             max_window,
@@ -58,12 +58,12 @@ impl ReadAhead {
     }
 
     /// Whether any read was recorded yet.
-    pub fn has_read(&self) -> bool {
+    pub(super) fn has_read(&self) -> bool {
         self.last_end.is_some()
     }
 
     /// Records a read of bytes `[offset, end)` (`end` already clamped to EOF, `offset < end`).
-    pub fn on_read(&mut self, offset: u64, end: u64) -> Decision {
+    pub(super) fn on_read(&mut self, offset: u64, end: u64) -> Decision {
         let block_size = self.geometry.block_size;
         let needed = self.geometry.blocks_for(offset, end);
         let slack = block_size.max((end - offset).saturating_mul(4));

@@ -18,7 +18,8 @@ use tokio::sync::Semaphore;
 
 use super::block::Geometry;
 use super::block_cache::{BlockCache, Claim};
-use super::fetch::{BlockOutcome, ObjectSource, PendingBlock, StartedJob};
+use super::fetch::{ObjectSource, StartedJob};
+use super::tiers::{BlockOutcome, PendingBlock};
 use super::{CachedFile, ObjectKey, RangeFetch};
 
 /// The blocks of one object being fetched (or fetched) ahead of its reader.
@@ -30,6 +31,7 @@ pub struct FetchedAhead {
 }
 
 impl FetchedAhead {
+    /// The attachment version these blocks belong to.
     pub fn key(&self) -> &ObjectKey {
         &self.key
     }

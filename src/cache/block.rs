@@ -26,22 +26,22 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    pub fn block_count(&self) -> u64 {
+    pub(crate) fn block_count(&self) -> u64 {
         self.size.div_ceil(self.block_size)
     }
 
-    pub fn block_start(&self, index: u64) -> u64 {
+    pub(crate) fn block_start(&self, index: u64) -> u64 {
         index * self.block_size
     }
 
     /// Length of block `index`: `block_size`, except for the last block.
-    pub fn block_len(&self, index: u64) -> u64 {
+    pub(crate) fn block_len(&self, index: u64) -> u64 {
         let start = self.block_start(index);
         self.block_size.min(self.size.saturating_sub(start))
     }
 
     /// The blocks that hold bytes `[offset, end)`; empty when the range is.
-    pub fn blocks_for(&self, offset: u64, end: u64) -> Range<u64> {
+    pub(crate) fn blocks_for(&self, offset: u64, end: u64) -> Range<u64> {
         let end = end.min(self.size);
         if offset >= end {
             return 0..0;
@@ -50,7 +50,7 @@ impl Geometry {
     }
 
     /// The bytes of a run of blocks, as (offset, length).
-    pub fn byte_range(&self, blocks: &Range<u64>) -> (u64, u64) {
+    pub(crate) fn byte_range(&self, blocks: &Range<u64>) -> (u64, u64) {
         let start = self.block_start(blocks.start);
         let end = (self.block_start(blocks.end)).min(self.size);
         (start, end.saturating_sub(start))

@@ -580,7 +580,7 @@ async fn dropping_a_file_cancels_its_read_ahead() {
     tokio::time::timeout(std::time::Duration::from_secs(60), cache.settled())
         .await
         .expect("read-ahead was not cancelled");
-    assert!(cache.lock_in_flight().is_empty());
+    assert!(cache.tiers.lock_in_flight().is_empty());
 
     // The cancelled blocks are not lost: a new reader fetches them.
     server.release();
@@ -720,7 +720,7 @@ async fn random_concurrent_readers_get_exact_bytes_and_share_every_block() {
         "a block fetched twice: {fetched:?}"
     );
     assert!(fetched.iter().filter(|&&n| n == 1).count() > 100);
-    assert!(cache.lock_in_flight().is_empty());
+    assert!(cache.tiers.lock_in_flight().is_empty());
 }
 
 fn ahead_permits() -> Arc<tokio::sync::Semaphore> {
@@ -772,7 +772,7 @@ async fn dropping_a_fetch_ahead_cancels_it() {
     tokio::time::timeout(std::time::Duration::from_secs(60), cache.settled())
         .await
         .expect("the fetch ahead was not cancelled");
-    assert!(cache.lock_in_flight().is_empty());
+    assert!(cache.tiers.lock_in_flight().is_empty());
     assert!(!cache.is_cached(&key("att1", 1), 3_000));
 }
 
@@ -873,7 +873,7 @@ async fn a_fetch_nobody_waits_for_is_dropped() {
     tokio::time::timeout(second, cache.settled())
         .await
         .expect("the job ended");
-    assert!(cache.lock_in_flight().is_empty());
+    assert!(cache.tiers.lock_in_flight().is_empty());
     drop((file, other));
 }
 

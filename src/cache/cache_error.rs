@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::confluence::ClientError;
 
+/// Why the cache could not deliver bytes or could not be opened.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CacheError {
     /// Fetching the bytes failed; every reader waiting on the same blocks gets this same error.
@@ -21,15 +22,20 @@ pub enum CacheError {
     /// the object is not the size we were told, so nothing from that answer is cached.
     #[error("asked for {expected} bytes at offset {offset}, got {got}")]
     WrongLength {
+        /// Where the range started, in bytes from the start of the object.
         offset: u64,
+        /// Bytes asked for.
         expected: u64,
+        /// Bytes the answer held.
         got: u64,
     },
 
     /// The disk cache directory could not be created, secured or indexed.
     #[error("disk cache {path}: {source}")]
     Io {
+        /// The directory (or the file in it) that failed.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: Arc<io::Error>,
     },

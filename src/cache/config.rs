@@ -16,6 +16,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
+/// The sizes and limits of the block cache; `Default` gives the defaults named on each field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Size of a cached block; the last block of an object is shorter. Default 1 MiB.

@@ -85,7 +85,11 @@ impl DiskIndex {
 
 impl DiskCache {
     /// Creates (or secures) `root` and indexes the blocks already in it.
-    pub fn open(root: &Path, block_size: u64, capacity: u64) -> Result<DiskCache, CacheError> {
+    pub(crate) fn open(
+        root: &Path,
+        block_size: u64,
+        capacity: u64,
+    ) -> Result<DiskCache, CacheError> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -124,7 +128,7 @@ impl DiskCache {
         Ok(disk)
     }
 
-    pub fn contains(&self, key: &BlockKey) -> bool {
+    pub(crate) fn contains(&self, key: &BlockKey) -> bool {
         match self.file_name(key) {
             Some(name) => self.lock().files.contains(&name),
             None => false,
@@ -132,7 +136,7 @@ impl DiskCache {
     }
 
     /// The block's bytes if a file of exactly `expected_len` bytes holds it. Blocking.
-    pub fn read(&self, key: &BlockKey, expected_len: u64) -> Option<Bytes> {
+    pub(crate) fn read(&self, key: &BlockKey, expected_len: u64) -> Option<Bytes> {
         let name = self.file_name(key)?;
         // `get` (not `peek`) makes this block the most recently used.
         self.lock().files.get(&name)?;
@@ -157,7 +161,7 @@ impl DiskCache {
     /// Stores a block, evicting least recently used files first to stay under the bound; a
     /// block that does not fit is not stored. Failures are logged, never returned: the disk is
     /// a cache, and the reader has its bytes already. Blocking.
-    pub fn write(&self, key: &BlockKey, data: &[u8]) {
+    pub(crate) fn write(&self, key: &BlockKey, data: &[u8]) {
         let Some(name) = self.file_name(key) else {
             return;
         };
@@ -203,7 +207,7 @@ impl DiskCache {
     }
 
     /// Bytes and files in the disk cache.
-    pub fn usage(&self) -> (u64, u64) {
+    pub(crate) fn usage(&self) -> (u64, u64) {
         let index = self.lock();
         (index.bytes, index.files.len() as u64)
     }

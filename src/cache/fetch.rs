@@ -25,58 +25,18 @@
 //! a `Bytes` slice would keep the whole response alive for as long as any one of its blocks is
 //! cached.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, Shared, WeakShared};
 use futures_util::FutureExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::block::{BlockKey, Geometry};
-use super::block_cache::{BackgroundToken, BlockCache};
+use super::tiers::{BackgroundToken, BlockOutcome, InFlight, InFlightMap, PendingBlock, Tiers};
 use super::{CacheError, ObjectKey, RangeFetch};
-
-/// What a waiter gets: the block, the job's error, or `None` if the job was cancelled.
-pub(crate) type BlockOutcome = Option<Result<Bytes, CacheError>>;
-pub(crate) type PendingBlock = Shared<BoxFuture<'static, BlockOutcome>>;
-
-/// Blocks being fetched or loaded, each with the id of the job that owns its entry.
-pub(crate) type InFlightMap = HashMap<BlockKey, (u64, InFlight)>;
-
-/// A block in the in-flight map.
-pub(crate) enum InFlight {
-    /// Being fetched: held weakly, so that the job ends when its last waiter leaves; `ended`
-    /// resolves when the job has left the map.
-    Fetching {
-        block: WeakShared<BoxFuture<'static, BlockOutcome>>,
-        ended: Shared<BoxFuture<'static, ()>>,
-    },
-    /// Delivered and being stored.
-    Delivered(PendingBlock),
-}
-
-impl InFlight {
-    /// Something to wait on. A job that has lost every waiter is ending: either it noticed and
-    /// dropped its request, or its answer came in at that very moment and is being stored.
-    /// Which one is not known yet, so its end is waited for and then reported as `None`
-    /// ("cancelled, look again"): the block is then in memory, or fetched anew.
-    pub fn join(&self) -> PendingBlock {
-        match self {
-            InFlight::Fetching { block, ended } => block.upgrade().unwrap_or_else(|| {
-                ended
-                    .clone()
-                    .map(|()| -> BlockOutcome { None })
-                    .boxed()
-                    .shared()
-            }),
-            InFlight::Delivered(block) => block.clone(),
-        }
-    }
-}
 
 /// A job that was started, as its starter remembers it (to see whether it still runs).
 pub(crate) struct StartedJob {
@@ -92,7 +52,7 @@ pub(crate) struct ObjectSource {
 }
 
 impl ObjectSource {
-    pub fn key(&self, index: u64) -> BlockKey {
+    pub(crate) fn key(&self, index: u64) -> BlockKey {
         BlockKey {
             object: self.object.clone(),
             index,
@@ -104,14 +64,14 @@ impl ObjectSource {
 /// `from_disk` is only for single blocks the disk index has; `permits` makes the job wait for a
 /// read-ahead slot of its file before it fetches.
 pub(crate) fn start(
-    cache: &Arc<BlockCache>,
+    tiers: &Arc<Tiers>,
     map: &mut InFlightMap,
     source: &ObjectSource,
     blocks: Range<u64>,
     from_disk: bool,
     permits: Option<Arc<Semaphore>>,
 ) -> (Vec<(u64, PendingBlock)>, StartedJob) {
-    let id = cache.next_job_id();
+    let id = tiers.next_job_id();
     let (end_signal, end) = oneshot::channel::<()>();
     let ended = end.map(|_| ()).boxed().shared();
     let mut pending = Vec::new();
@@ -134,14 +94,14 @@ pub(crate) fn start(
     // Built before the spawn and moved into the task, so that the entries are removed even if
     // the task is cancelled before it ever runs.
     let guard = JobGuard {
-        cache: cache.clone(),
+        tiers: tiers.clone(),
         keys,
         id,
-        _token: cache.background_token(),
+        _token: tiers.background_token(),
         _end_signal: end_signal,
     };
     let job = Job {
-        cache: cache.clone(),
+        tiers: tiers.clone(),
         source: source.clone(),
         blocks: blocks.clone(),
         from_disk,
@@ -152,7 +112,7 @@ pub(crate) fn start(
 }
 
 struct Job {
-    cache: Arc<BlockCache>,
+    tiers: Arc<Tiers>,
     source: ObjectSource,
     blocks: Range<u64>,
     from_disk: bool,
@@ -209,7 +169,7 @@ impl Job {
         // Strong entries from now on: a reader arriving while the blocks are stored joins
         // them rather than fetching them again, even if every waiter has had its block.
         {
-            let mut map = self.cache.lock_in_flight();
+            let mut map = self.tiers.lock_in_flight();
             for (key, block) in &keyed {
                 if let Some((id, entry)) = map.get_mut(key) {
                     if *id == guard.id {
@@ -228,18 +188,18 @@ impl Job {
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
         // could reach its waiters and then be fetched again. A task of its own, which nobody
         // holds a handle to, takes the in-flight entries along.
-        tokio::spawn(store(self.cache, keyed, fetched, guard, permit));
+        tokio::spawn(store(self.tiers, keyed, fetched, guard, permit));
     }
 
     async fn load_from_disk(&self) -> Option<Bytes> {
-        let disk = self.cache.disk.clone()?;
+        let disk = self.tiers.disk.clone()?;
         let key = self.source.key(self.blocks.start);
         let expected = self.source.geometry.block_len(self.blocks.start);
         let block = tokio::task::spawn_blocking(move || disk.read(&key, expected))
             .await
             .ok()
             .flatten()?;
-        self.cache
+        self.tiers
             .counters
             .disk_hits
             .fetch_add(1, Ordering::Relaxed);
@@ -247,7 +207,7 @@ impl Job {
     }
 
     async fn fetch(&self) -> Result<Vec<Bytes>, CacheError> {
-        fetch_blocks(&self.cache, &self.source, self.blocks.clone()).await
+        fetch_blocks(&self.tiers, &self.source, self.blocks.clone()).await
     }
 }
 
@@ -260,23 +220,23 @@ const DISK_BACKLOG: u64 = 16 << 20;
 /// Puts delivered blocks into memory and (if they came from the server) on disk, then lets
 /// the in-flight entries go.
 async fn store(
-    cache: Arc<BlockCache>,
+    tiers: Arc<Tiers>,
     keyed: Vec<(BlockKey, Bytes)>,
     fetched: bool,
     guard: JobGuard,
     permit: Option<OwnedSemaphorePermit>,
 ) {
     for (key, block) in &keyed {
-        cache.memory.insert(key.clone(), block.clone()).await;
+        tiers.memory.insert(key.clone(), block.clone()).await;
     }
     // In memory now: the read-ahead may go on while the disk catches up.
     drop(permit);
-    if let (true, Some(disk)) = (fetched, cache.disk.clone()) {
+    if let (true, Some(disk)) = (fetched, tiers.disk.clone()) {
         let bytes: u64 = keyed.iter().map(|(_, b)| b.len() as u64).sum();
-        let backlog = &cache.counters.disk_backlog;
+        let backlog = &tiers.counters.disk_backlog;
         if backlog.fetch_add(bytes, Ordering::AcqRel) + bytes > DISK_BACKLOG {
             backlog.fetch_sub(bytes, Ordering::AcqRel);
-            cache
+            tiers
                 .counters
                 .disk_skipped
                 .fetch_add(keyed.len() as u64, Ordering::Relaxed);
@@ -296,13 +256,13 @@ async fn store(
 /// One range request for `blocks`, cut into blocks. Checks the length: an answer of the wrong
 /// size means the object is not what we think it is, and none of it may be cached.
 pub(crate) async fn fetch_blocks(
-    cache: &BlockCache,
+    tiers: &Tiers,
     source: &ObjectSource,
     blocks: Range<u64>,
 ) -> Result<Vec<Bytes>, CacheError> {
     let geometry = source.geometry;
     let (offset, len) = geometry.byte_range(&blocks);
-    cache.counters.requests.fetch_add(1, Ordering::Relaxed);
+    tiers.counters.requests.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(
         attachment = %source.object.attachment_id,
         version = source.object.version,
@@ -335,11 +295,11 @@ pub(crate) async fn fetch_blocks(
             got,
         });
     }
-    cache
+    tiers
         .counters
         .fetched_bytes
         .fetch_add(len, Ordering::Relaxed);
-    cache
+    tiers
         .counters
         .misses
         .fetch_add(blocks.end - blocks.start, Ordering::Relaxed);
@@ -348,7 +308,7 @@ pub(crate) async fn fetch_blocks(
 
 /// Removes a job's in-flight entries when the job ends, however it ends.
 struct JobGuard {
-    cache: Arc<BlockCache>,
+    tiers: Arc<Tiers>,
     keys: Vec<BlockKey>,
     id: u64,
     _token: BackgroundToken,
@@ -359,7 +319,7 @@ struct JobGuard {
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
-        let mut map = self.cache.lock_in_flight();
+        let mut map = self.tiers.lock_in_flight();
         for key in &self.keys {
             // Only our own entry: after a cancellation another job may own the key now.
             if map.get(key).is_some_and(|(id, _)| *id == self.id) {

@@ -26,7 +26,7 @@ pub(crate) struct MemoryCache {
 const SETTLE_EVERY: u64 = 8 << 20;
 
 impl MemoryCache {
-    pub fn new(max_bytes: u64) -> MemoryCache {
+    pub(crate) fn new(max_bytes: u64) -> MemoryCache {
         let blocks = Cache::builder()
             .max_capacity(max_bytes)
             // Config validation keeps blocks under 4 GiB, so the weight cannot saturate.
@@ -41,15 +41,15 @@ impl MemoryCache {
         }
     }
 
-    pub async fn get(&self, key: &BlockKey) -> Option<Bytes> {
+    pub(crate) async fn get(&self, key: &BlockKey) -> Option<Bytes> {
         self.blocks.get(key).await
     }
 
-    pub fn contains(&self, key: &BlockKey) -> bool {
+    pub(crate) fn contains(&self, key: &BlockKey) -> bool {
         self.blocks.contains_key(key)
     }
 
-    pub async fn insert(&self, key: BlockKey, block: Bytes) {
+    pub(crate) async fn insert(&self, key: BlockKey, block: Bytes) {
         use std::sync::atomic::Ordering;
         let len = block.len() as u64;
         if self.max_bytes == 0 {
@@ -64,16 +64,16 @@ impl MemoryCache {
     }
 
     /// Bytes held, as moka last counted them (exact after [`MemoryCache::settle`]).
-    pub fn weighted_size(&self) -> u64 {
+    pub(crate) fn weighted_size(&self) -> u64 {
         self.blocks.weighted_size()
     }
 
-    pub fn entry_count(&self) -> u64 {
+    pub(crate) fn entry_count(&self) -> u64 {
         self.blocks.entry_count()
     }
 
     /// Applies pending inserts and evictions, so the sizes above are current.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.blocks.run_pending_tasks().await;
     }
 }

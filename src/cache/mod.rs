@@ -10,9 +10,10 @@
 //!
 //! Module map: `config` (sizes and defaults), `block` (block keys and byte↔block arithmetic),
 //! `memory` (moka tier), `disk` (file-per-block tier), `fetch` (shared jobs that obtain blocks),
-//! `ahead_blocks` (the read-ahead decision), `block_cache` ([`BlockCache`], shared by the mount), `reader`
+//! `tiers` (memory, disk and the in-flight map, shared with the jobs), `ahead_blocks` (the
+//! read-ahead decision), `block_cache` ([`BlockCache`], shared by the mount), `reader`
 //! ([`CachedFile`], one per open handle), `ahead_fetched` (whole files fetched before their reader
-//! opens them), `error`.
+//! opens them), `cache_error`.
 //!
 //! Where bytes come from is the [`RangeFetch`] trait: the filesystem implements it with the
 //! Confluence client, tests with a fake; the cache never sees an URL.
@@ -29,6 +30,7 @@ mod disk;
 mod fetch;
 mod memory;
 mod reader;
+mod tiers;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -44,7 +46,9 @@ pub use reader::CachedFile;
 /// Identity of an immutable byte sequence: one version of one attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
+    /// The attachment's id, as the server spells it.
     pub attachment_id: String,
+    /// The attachment's version number, counted from 1.
     pub version: u64,
 }
 
@@ -52,6 +56,7 @@ pub struct ObjectKey {
 /// cache asks only for ranges inside the object); anything else is refused as
 /// [`CacheError::WrongLength`].
 pub trait RangeFetch: Send + Sync + 'static {
+    /// Exactly `len` bytes of the object from `offset`, in one buffer.
     fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>>;
 
     /// The bytes from `offset`, cut into pieces of `lens` (block lengths, in order), each in a

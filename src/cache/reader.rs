@@ -25,12 +25,15 @@ use tokio::sync::Semaphore;
 use super::ahead_blocks::ReadAhead;
 use super::block::Geometry;
 use super::block_cache::{BlockCache, Claim};
-use super::fetch::{BlockOutcome, ObjectSource, PendingBlock};
+use super::fetch::ObjectSource;
+use super::tiers::{BlockOutcome, PendingBlock};
 use super::{CacheError, ObjectKey, RangeFetch, ReadError};
 
 /// How often a reader joins shared jobs for a block before it fetches the block on its own.
 const SHARED_ATTEMPTS: usize = 3;
 
+/// One open file handle's view of an object through the shared cache: its read-ahead and the
+/// blocks it holds. Dropping it cancels the read-ahead nobody else waits for.
 pub struct CachedFile {
     cache: Arc<BlockCache>,
     source: ObjectSource,
@@ -48,6 +51,19 @@ struct FileState {
 
 /// Blocks behind the reader that a file keeps holding, for READs that arrive late.
 const HELD_BEHIND: u64 = 4;
+
+impl BlockCache {
+    /// A reader for one open file handle on `size` bytes of `key`. `fetch` is asked for the
+    /// bytes the cache does not have. Must be called within a tokio runtime.
+    pub fn open(
+        self: &Arc<Self>,
+        key: ObjectKey,
+        size: u64,
+        fetch: Arc<dyn RangeFetch>,
+    ) -> CachedFile {
+        CachedFile::new(self.clone(), key, size, fetch)
+    }
+}
 
 impl CachedFile {
     pub(crate) fn new(
@@ -82,10 +98,12 @@ impl CachedFile {
         }
     }
 
+    /// The attachment version this file reads.
     pub fn key(&self) -> &ObjectKey {
         &self.source.object
     }
 
+    /// The object's size in bytes, as given to [`BlockCache::open`].
     pub fn size(&self) -> u64 {
         self.source.geometry.size
     }
@@ -106,8 +124,9 @@ impl CachedFile {
         let mut ready: Vec<Option<Bytes>> = vec![None; count];
         for (at, index) in needed.clone().enumerate() {
             if slots[at].is_none() {
-                if let Some(block) = self.cache.memory.get(&self.source.key(index)).await {
+                if let Some(block) = self.cache.tiers.memory.get(&self.source.key(index)).await {
                     self.cache
+                        .tiers
                         .counters
                         .memory_hits
                         .fetch_add(1, Ordering::Relaxed);
@@ -238,7 +257,7 @@ impl CachedFile {
     async fn block_again(&self, index: u64) -> Result<Bytes, CacheError> {
         let key = self.source.key(index);
         for _ in 0..SHARED_ATTEMPTS {
-            if let Some(block) = self.cache.memory.get(&key).await {
+            if let Some(block) = self.cache.tiers.memory.get(&key).await {
                 return Ok(block);
             }
             let (claims, _jobs) = self.cache.claim(&self.source, [index], None);

@@ -2,7 +2,7 @@
 
 use crate::confluence::{Client, ClientConfig, Flavor};
 
-pub async fn run(config: ClientConfig) -> anyhow::Result<()> {
+pub(super) async fn run(config: ClientConfig) -> anyhow::Result<()> {
     let client = Client::connect(config).await?;
     let flavor = match client.flavor() {
         Flavor::Cloud => "Confluence Cloud",

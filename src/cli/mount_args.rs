@@ -28,6 +28,7 @@ pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
 /// line of stdin instead of `CONFLUENCE_TOKEN`.
 pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
 
+/// The flags of `confluencefs mount`, as clap parses them.
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
     /// Confluence URL: `https://SITE.atlassian.net[/wiki]`, `http://host:8090`, `http://host/confluence`
@@ -152,6 +153,8 @@ pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
     Ok(options)
 }
 
+/// The cache directory when `--cache-dir` is not given: `$XDG_CACHE_HOME/confluencefs`, else
+/// `~/.cache/confluencefs`, else one under the temporary directory.
 pub fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("confluencefs");
@@ -163,6 +166,8 @@ pub fn default_cache_dir() -> PathBuf {
 }
 
 impl MountArgs {
+    /// Checks the flags and turns them, with the client's configuration, into what
+    /// [`mount::run`](crate::mount::run) needs.
     pub fn into_config(
         self,
         client: crate::confluence::ClientConfig,

@@ -17,10 +17,10 @@ use anyhow::{bail, Context};
 use crate::spool::{EntryState, Spool, SpoolEntry};
 
 /// The xattr of a mount's root that names its spool directory.
-pub const SPOOL_XATTR: &str = "user.confluencefs.spool";
+pub(super) const SPOOL_XATTR: &str = "user.confluencefs.spool";
 
 #[derive(Debug, clap::Args)]
-pub struct PendingArgs {
+pub(super) struct PendingArgs {
     /// A confluencefs mount: its own spool is listed.
     pub mountpoint: Option<PathBuf>,
     /// List every spool under this cache directory instead
@@ -35,7 +35,7 @@ pub struct PendingArgs {
     pub drop: Option<String>,
 }
 
-pub fn run(args: PendingArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: PendingArgs) -> anyhow::Result<()> {
     let spools = find_spools(&args)?;
     if let Some(wanted) = &args.retry {
         return retry(&spools, wanted);

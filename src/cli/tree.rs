@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use crate::confluence::{Client, ClientConfig, Page};
 
-pub async fn run(config: ClientConfig, only: &[String]) -> anyhow::Result<()> {
+pub(super) async fn run(config: ClientConfig, only: &[String]) -> anyhow::Result<()> {
     let client = Client::connect(config).await?;
     let keys: Vec<&str> = only.iter().map(String::as_str).collect();
     let spaces = client.list_spaces(&keys).await?;

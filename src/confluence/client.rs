@@ -37,9 +37,11 @@ pub struct ClientConfig {
     /// What the user typed: `https://x.atlassian.net[/wiki]`, `http://host:8090`,
     /// `http://host/confluence`, with or without a trailing slash.
     pub url: String,
+    /// Who we are to the server; the token inside never appears in logs or errors.
     pub credentials: Credentials,
     /// `None` detects the flavor; `Some` trusts the caller and skips the v2 probe.
     pub flavor: Option<Flavor>,
+    /// How often and how long to retry a request that failed for a reason worth retrying.
     pub retry: RetryPolicy,
     /// Downloads and uploads in flight at once (default 8).
     pub max_concurrent_requests: usize,
@@ -58,10 +60,12 @@ pub struct ClientConfig {
     /// The span over which `min_transfer_rate` is measured (default
     /// [`RATE_WINDOW`](RATE_WINDOW)).
     pub rate_window: Duration,
+    /// The `User-Agent` header of every request (default `confluencefs/<version>`).
     pub user_agent: String,
 }
 
 impl ClientConfig {
+    /// A configuration for `url` with `credentials` and every other field at its default.
     pub fn new(url: impl Into<String>, credentials: Credentials) -> ClientConfig {
         ClientConfig {
             url: url.into(),
@@ -171,6 +175,7 @@ impl Client {
         })
     }
 
+    /// The product this client talks to, detected at connect or given in the configuration.
     pub fn flavor(&self) -> Flavor {
         self.inner.site.flavor
     }

@@ -15,7 +15,9 @@ use reqwest::{Method, StatusCode};
 /// The query string of media-host URLs is dropped because it carries a download token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLine {
+    /// The HTTP method of the request.
     pub method: Method,
+    /// The URL the request went to, without the query string of a media-host URL.
     pub url: String,
 }
 
@@ -25,27 +27,35 @@ impl fmt::Display for RequestLine {
     }
 }
 
+/// What went wrong with a request to Confluence, or before one could be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Confluence answered with an error status that has no more specific variant.
     #[error("{request}: Confluence answered {status}: {message}")]
     Service {
+        /// The HTTP status code.
         status: u16,
+        /// The server's message from the body, or the status text when the body had none.
         message: String,
+        /// The request that was refused.
         request: RequestLine,
     },
 
     /// 404: the object does not exist or is not visible to this user.
     #[error("{request}: not found: {message}")]
     NotFound {
+        /// The server's message from the body, or the status text when the body had none.
         message: String,
+        /// The request that was refused.
         request: RequestLine,
     },
 
     /// 409: the version we sent is not the current one (someone else changed the object).
     #[error("{request}: version conflict: {message}")]
     Conflict {
+        /// The server's message from the body, or the status text when the body had none.
         message: String,
+        /// The request that was refused.
         request: RequestLine,
     },
 
@@ -53,44 +63,64 @@ pub enum ClientError {
     /// with the same title in a space).
     #[error("{request}: already exists: {message}")]
     AlreadyExists {
+        /// The HTTP status code (400, 409 or what else the server used to say so).
         status: u16,
+        /// The server's message from the body, or the status text when the body had none.
         message: String,
+        /// The request that was refused.
         request: RequestLine,
     },
 
     /// 413, or Confluence's 404 "exceeds the maximum configured attachment size".
     #[error("{request}: too large: {message}")]
     TooLarge {
+        /// The HTTP status code (413 or 404).
         status: u16,
+        /// The server's message from the body, or the status text when the body had none.
         message: String,
+        /// The request that was refused.
         request: RequestLine,
     },
 
     /// 416: the requested byte range starts at or past the end of the file.
     #[error("{request}: range not satisfiable (file size {size:?})")]
     RangeNotSatisfiable {
+        /// The file's real size in bytes, from the answer's `Content-Range: bytes */N`; `None` when
+        /// the answer did not say.
         size: Option<u64>,
+        /// The request that was refused.
         request: RequestLine,
     },
 
     /// The credentials were refused (401, or Cloud's 403 "caller cannot access Confluence").
     #[error("Confluence at {url} refused the credentials of {who}: {message}")]
     Unauthorized {
+        /// The user the credentials name, or "a personal access token".
         who: String,
+        /// The URL that refused them.
         url: String,
+        /// The server's message, or why we decided the credentials did not count.
         message: String,
     },
 
     /// The URL does not lead to a Confluence REST API.
     #[error("{url} does not look like Confluence: {detail}")]
-    NotConfluence { url: String, detail: String },
+    NotConfluence {
+        /// The URL as the user gave it.
+        url: String,
+        /// What the last address we tried answered instead.
+        detail: String,
+    },
 
     /// The request or its response body did not make it through: connect, DNS, reset,
     /// timeout, or a body that ended before its announced length.
     #[error("{request}: transport failed: {detail}")]
     Transport {
+        /// The request that failed.
         request: RequestLine,
+        /// What failed, with the chain of causes spelled out.
         detail: String,
+        /// reqwest's error, when the failure came from reqwest.
         #[source]
         source: Option<reqwest::Error>,
     },
@@ -100,14 +130,18 @@ pub enum ClientError {
     /// contradicts itself).
     #[error("{request}: unusable response: {detail}")]
     Decode {
+        /// The request whose answer was unusable.
         request: RequestLine,
+        /// What was wrong with the answer.
         detail: String,
     },
 
     /// A local file could not be read (an upload source, a token file).
     #[error("{path}: {source}")]
     Io {
+        /// The file that could not be read.
         path: String,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },

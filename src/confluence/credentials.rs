@@ -14,6 +14,7 @@ use super::client_error::ClientError;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
@@ -36,15 +37,26 @@ impl fmt::Display for Secret {
     }
 }
 
+/// How requests prove who sends them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {
     /// Cloud: account email + API token. Data Center: username + password.
-    Basic { user: String, token: Secret },
+    Basic {
+        /// The account's e-mail address (Cloud) or user name (Data Center).
+        user: String,
+        /// The API token (Cloud) or password (Data Center).
+        token: Secret,
+    },
     /// Data Center personal access token.
-    Bearer { token: Secret },
+    Bearer {
+        /// The token itself.
+        token: Secret,
+    },
 }
 
 impl Credentials {
+    /// Basic authentication with `user` and `token` (an API token on Cloud, a password on Data
+    /// Center).
     pub fn basic(user: impl Into<String>, token: impl Into<String>) -> Credentials {
         Credentials::Basic {
             user: user.into(),
@@ -52,6 +64,7 @@ impl Credentials {
         }
     }
 
+    /// A Data Center personal access token, sent as `Authorization: Bearer`.
     pub fn bearer(token: impl Into<String>) -> Credentials {
         Credentials::Bearer {
             token: Secret::new(token),

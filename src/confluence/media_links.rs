@@ -8,7 +8,7 @@
 use url::Url;
 
 /// How long a media link found through a redirect is used without asking again.
-pub const MEDIA_LINK_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
+pub(super) const MEDIA_LINK_REUSE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Recent redirect targets of download URLs, by download URL.
 #[derive(Default)]

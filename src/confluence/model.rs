@@ -10,7 +10,9 @@ use std::time::SystemTime;
 /// The two kinds of content that can hold attachments and appear as directories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContentKind {
+    /// A page: it has a parent page or is a top-level page of its space.
     Page,
+    /// A blog post of a space; blog posts have no parent.
     BlogPost,
 }
 
@@ -35,11 +37,14 @@ impl ContentKind {
 /// A page or blog post named by id, as an attachment's container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ContainerRef {
+    /// Whether the id is a page's or a blog post's.
     pub kind: ContentKind,
+    /// The page's or blog post's content id.
     pub id: String,
 }
 
 impl ContainerRef {
+    /// The page with content id `id`.
     pub fn page(id: impl Into<String>) -> ContainerRef {
         ContainerRef {
             kind: ContentKind::Page,
@@ -47,6 +52,7 @@ impl ContainerRef {
         }
     }
 
+    /// The blog post with content id `id`.
     pub fn blog_post(id: impl Into<String>) -> ContainerRef {
         ContainerRef {
             kind: ContentKind::BlogPost,
@@ -64,7 +70,9 @@ pub struct User {
     pub username: Option<String>,
     /// Data Center user key.
     pub user_key: Option<String>,
+    /// The name shown for the user; `None` when the answer gave only ids.
     pub display_name: Option<String>,
+    /// The user's e-mail address, when the server shows it to us.
     pub email: Option<String>,
 }
 
@@ -81,39 +89,54 @@ impl User {
     }
 }
 
+/// A space, as a listing or a lookup gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Space {
+    /// The space's id, as the server spells it.
     pub id: String,
+    /// The space key (`DOCS`): unique on the site, and the space's directory name.
     pub key: String,
+    /// The space's human name (`Documentation`).
     pub name: String,
     /// `global` or `personal` (Cloud v2 also knows `collaboration`, `knowledge_base`).
     pub space_type: Option<String>,
+    /// The content id of the space's home page, when the answer said.
     pub homepage_id: Option<String>,
+    /// Absolute link to the space in the web UI, when the answer had one.
     pub web_url: Option<String>,
 }
 
 /// A page or a blog post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
+    /// The content id.
     pub id: String,
+    /// Page or blog post.
     pub kind: ContentKind,
+    /// The title, unique among the pages (or among the blog posts) of a space.
     pub title: String,
     /// `current`, `trashed`, `draft`, `archived`.
     pub status: String,
+    /// The key of the space it belongs to, when the answer said.
     pub space_key: Option<String>,
     /// The direct parent page, when the answer said (not for blog posts or top-level pages).
     pub parent_id: Option<String>,
+    /// The current version number, counted from 1.
     pub version: u64,
+    /// When the current version was made, when the answer said.
     pub modified: Option<SystemTime>,
     /// When the page or post was first created (blog posts are named by this date).
     pub created: Option<SystemTime>,
+    /// Author of the current version, when the answer named one.
     pub author: Option<User>,
+    /// Absolute link to the page in the web UI, when the answer had one.
     pub web_url: Option<String>,
     /// The `confluencefs` content property, when the answer carried it (listings do).
     pub fs: Option<FsProperty>,
 }
 
 impl Page {
+    /// This page or blog post as the container of attachments.
     pub fn container(&self) -> ContainerRef {
         ContainerRef {
             kind: self.kind,
@@ -122,12 +145,16 @@ impl Page {
     }
 }
 
+/// A file attached to a page or a blog post, at its current version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
+    /// The attachment's content id, the same for all its versions.
     pub id: String,
     /// The filename.
     pub title: String,
+    /// The page or blog post it is attached to.
     pub container: ContainerRef,
+    /// The media (MIME) type; `application/octet-stream` when the answer had none.
     pub media_type: String,
     /// Bytes of the current version.
     pub size: u64,
@@ -143,6 +170,7 @@ pub struct Attachment {
     pub download_path: Option<String>,
     /// Absolute link to the attachment in the web UI.
     pub web_url: Option<String>,
+    /// `current`, or `trashed` for an attachment in the trash.
     pub status: String,
     /// Cloud media file id.
     pub file_id: Option<String>,
@@ -210,31 +238,45 @@ impl FsProperty {
 /// One entry of an attachment's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentVersion {
+    /// The version number, counted from 1.
     pub number: u64,
+    /// When this version was uploaded, when the answer said.
     pub created: Option<SystemTime>,
+    /// The comment given with this version (empty when none).
     pub message: String,
+    /// Whether the uploader marked the version as a minor edit (no notification to watchers).
     pub minor_edit: bool,
+    /// Who uploaded this version, when the answer said.
     pub author: Option<User>,
 }
 
 /// A content property: a JSON value stored under a key on a page, blog post or attachment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Property {
+    /// The property's own id.
     pub id: String,
+    /// The key it is stored under, unique on its object.
     pub key: String,
+    /// The stored JSON value.
     pub value: serde_json::Value,
+    /// The property's version, counted from 1; an update must send the next one.
     pub version: u64,
 }
 
 /// One CQL search result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SearchHit {
+    /// A page or blog post.
     Page(Page),
+    /// An attachment.
     Attachment(Attachment),
     /// Comments, custom content, folders…: named but not modelled.
     Other {
+        /// The content id.
         id: String,
+        /// Confluence's `type` of the result (`comment`, `folder`, …).
         content_type: String,
+        /// The result's title.
         title: String,
     },
 }

@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+/// How a failed request is tried again: how many attempts, the backoff between them, and the
+/// longest `Retry-After` honoured. Which failures are retried is in the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per request, the first included. 1 disables retries.

@@ -22,7 +22,9 @@ use super::client_error::ClientError;
 /// only v1 and serves attachment bytes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flavor {
+    /// Atlassian's hosted Confluence (`*.atlassian.net`).
     Cloud,
+    /// Confluence Data Center (or Server), run by its owner.
     DataCenter,
 }
 

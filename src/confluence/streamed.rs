@@ -31,7 +31,7 @@ use super::transport::{decode, Channel, Transport};
 use super::upload::{first_content, multipart_form, upload_timeout, FilePart};
 
 /// How long the body waits for the writer before it gives the request up.
-pub const IDLE: Duration = Duration::from_secs(20);
+pub(super) const IDLE: Duration = Duration::from_secs(20);
 
 /// Bytes read from the staging file per body chunk.
 const CHUNK: usize = 1 << 20;
@@ -54,7 +54,9 @@ pub enum StreamTarget {
     New(ContainerRef),
     /// A new version of this attachment.
     Version {
+        /// The page or blog post that holds the attachment.
         container: ContainerRef,
+        /// The attachment that gets the new version.
         attachment_id: String,
     },
 }
@@ -70,9 +72,13 @@ impl StreamTarget {
 /// What a streamed upload says besides its bytes.
 #[derive(Debug, Clone)]
 pub struct StreamLabels {
+    /// The attachment's filename on Confluence.
     pub filename: String,
+    /// The media (MIME) type the attachment is stored with.
     pub media_type: String,
+    /// The comment of the new version; `None` sends none.
     pub comment: Option<String>,
+    /// Marks the new version as a minor edit, so that Confluence does not notify watchers.
     pub minor_edit: bool,
 }
 

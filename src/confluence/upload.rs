@@ -45,13 +45,16 @@ pub enum UploadSource {
 pub struct NewAttachment {
     /// The attachment's filename on Confluence (any UTF-8 except `/`).
     pub filename: String,
+    /// Where the bytes come from.
     pub source: UploadSource,
     /// `None` guesses from the filename's extension.
     pub media_type: Option<String>,
+    /// The comment of the new version; `None` sends none.
     pub comment: Option<String>,
 }
 
 impl NewAttachment {
+    /// An upload of the file at `path`, named `filename`, with no comment and a guessed media type.
     pub fn from_path(filename: impl Into<String>, path: impl Into<PathBuf>) -> NewAttachment {
         NewAttachment {
             filename: filename.into(),
@@ -61,6 +64,7 @@ impl NewAttachment {
         }
     }
 
+    /// An upload of `bytes`, named `filename`, with no comment and a guessed media type.
     pub fn from_bytes(filename: impl Into<String>, bytes: impl Into<Bytes>) -> NewAttachment {
         NewAttachment {
             filename: filename.into(),
@@ -70,11 +74,13 @@ impl NewAttachment {
         }
     }
 
+    /// Sets the comment of the new version.
     pub fn with_comment(mut self, comment: impl Into<String>) -> NewAttachment {
         self.comment = Some(comment.into());
         self
     }
 
+    /// Sets the media type instead of guessing it from the filename.
     pub fn with_media_type(mut self, media_type: impl Into<String>) -> NewAttachment {
         self.media_type = Some(media_type.into());
         self

@@ -34,7 +34,7 @@ pub(crate) struct DirOrders {
 
 impl DirOrders {
     /// From a directory's files (name and inode), in readdir order.
-    pub fn new(files: Vec<(String, u64)>) -> DirOrders {
+    pub(super) fn new(files: Vec<(String, u64)>) -> DirOrders {
         let listing: Vec<u64> = files.iter().map(|(_, ino)| *ino).collect();
         let mut sorted = files;
         sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -64,7 +64,7 @@ impl DirOrders {
     }
 
     /// The files after `ino` in `order` (empty if `ino` is not one of them).
-    pub fn after(&self, ino: u64, order: Order) -> &[u64] {
+    pub(super) fn after(&self, ino: u64, order: Order) -> &[u64] {
         let Some(at) = self.place(ino, order) else {
             return &[];
         };
@@ -92,14 +92,14 @@ pub(crate) struct Trail {
 
 impl Trail {
     /// Whether `ino` is the file started last.
-    pub fn is_last(&self, ino: u64) -> bool {
+    pub(super) fn is_last(&self, ino: u64) -> bool {
         self.last == Some(ino)
     }
 
     /// Records that `ino` was read from its start. Returns the order the reader follows if
     /// `ino` comes right after the file started before it in one (the one followed so far is
     /// tried first); `None` if it does not, which also forgets the order.
-    pub fn on_start(&mut self, ino: u64, orders: &DirOrders) -> Option<Order> {
+    pub(super) fn on_start(&mut self, ino: u64, orders: &DirOrders) -> Option<Order> {
         let previous = self.last.replace(ino)?;
         if previous == ino {
             // The same file again: no step in any order, and no reason to forget one.

@@ -40,7 +40,7 @@ use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 
 /// A directory's children as of one fetch.
-pub struct Listing {
+pub(crate) struct Listing {
     /// Listed entries, in the order readdir shows them.
     entries: Vec<(String, u64)>,
     /// Reachable by name but not listed (`@versions` unless `--show-versions`).
@@ -102,7 +102,9 @@ impl Listing {
 /// One readdir entry with its attributes (for readdirplus).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
+    /// The file name shown in the directory.
     pub name: String,
+    /// The entry's attributes, as `stat` shows them.
     pub attr: Attr,
 }
 
@@ -175,6 +177,7 @@ impl ConfluenceFs {
         self.handles.dir(handle).ok_or(FsError::BadHandle)
     }
 
+    /// Forgets the directory handle and its frozen listing (RELEASEDIR).
     pub fn releasedir(&self, handle: u64) {
         self.handles.remove_dir(handle);
     }

@@ -23,12 +23,12 @@ use crate::confluence::StreamedUpload;
 use crate::spool::UploadTarget;
 
 /// Bytes written in order before the upload starts.
-pub const START_AFTER: u64 = 16 << 20;
+pub(super) const START_AFTER: u64 = 16 << 20;
 /// Early uploads at once.
-pub const SLOTS: usize = 2;
+pub(super) const SLOTS: usize = 2;
 
 /// The permits early uploads take (one per upload, for its life).
-pub fn slots() -> Arc<Semaphore> {
+pub(super) fn slots() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(SLOTS))
 }
 

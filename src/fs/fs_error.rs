@@ -9,51 +9,73 @@ use std::sync::Arc;
 use crate::cache::CacheError;
 use crate::confluence::ClientError;
 
+/// Why a filesystem operation failed; [`FsError::errno`] says what the caller sees.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
+    /// ENOENT: no such object.
     #[error("no such file or directory")]
     NotFound,
+    /// ENOTDIR: a directory operation on a file.
     #[error("not a directory")]
     NotDirectory,
+    /// EISDIR: a file operation on a directory.
     #[error("is a directory")]
     IsDirectory,
+    /// EROFS: a change on a read-only mount.
     #[error("read-only file system")]
     ReadOnly,
+    /// EPERM: something Confluence cannot do (a symlink, a hard link, …), with what it was.
     #[error("operation not permitted: {0}")]
     NotPermitted(&'static str),
+    /// ENODATA: no extended attribute of that name.
     #[error("no such attribute")]
     NoAttribute,
+    /// ERANGE: the caller's buffer cannot hold the value or the list of names.
     #[error("buffer too small")]
     BufferTooSmall,
+    /// EINVAL: an argument we refuse, with why.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// EBADF: a file or directory handle we do not know (or no longer know).
     #[error("stale file handle")]
     BadHandle,
+    /// EACCES: a change to something that is read-only by nature (`@versions`).
     #[error("permission denied")]
     Permission,
+    /// EFBIG: a file larger than `--max-file-size`.
     #[error("file too large")]
     TooLarge,
+    /// EEXIST: the name is taken.
     #[error("file exists")]
     Exists,
+    /// ENAMETOOLONG: a name longer than 255 bytes.
     #[error("file name longer than 255 bytes")]
     NameTooLong,
+    /// ETIMEDOUT: the operation outlasted `--op-timeout`.
     #[error("the operation took longer than its deadline")]
     TimedOut,
+    /// EINTR: the process that asked has gone away.
     #[error("the process that asked is gone")]
     Interrupted,
+    /// ENOTEMPTY: rmdir of a page that still has children or attachments.
     #[error("directory not empty")]
     NotEmpty,
+    /// EBUSY: the object is being uploaded.
     #[error("busy: an upload of it is in progress")]
     Busy,
+    /// EXDEV: a rename between spaces.
     #[error("cannot move between spaces")]
     CrossDevice,
+    /// EOPNOTSUPP: an operation or attribute namespace we do not offer.
     #[error("not supported")]
     NotSupported,
     /// An errno decided by a lower layer (the uploader's own table).
     #[error("errno {0}")]
     Errno(i32),
+    /// A client error; its errno comes from the one mapping in `crate::errno`.
     #[error(transparent)]
     Client(Arc<ClientError>),
+    /// A local I/O error (staging, the spool): its own errno, or EIO.
     #[error("local I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -13,32 +13,41 @@ use std::time::{Instant, SystemTime};
 
 use crate::confluence::{Attachment, ContainerRef, Page, Space};
 
+/// The inode number of the mount's root directory.
 pub const ROOT_INO: u64 = 1;
 
 /// What an inode is, with the metadata it was last seen with.
 #[derive(Debug, Clone)]
 pub enum Node {
+    /// The mount's root: one directory per space.
     Root,
+    /// A space: its top-level pages and `@blog`.
     Space(Space),
     /// A page or a blog post: a directory of its child pages and attachments.
     Page(Page),
     /// `@blog` of a space.
     Blog {
+        /// The key of the space whose blog posts it lists.
         space_key: String,
     },
     /// An attachment's current version: a file.
     Attachment(Attachment),
     /// `@versions` of a page or blog post.
     Versions {
+        /// The page or blog post whose attachments' history it shows.
         container: ContainerRef,
     },
     /// `@versions/<file>/`: one attachment's history.
     VersionsOf(Attachment),
     /// `@versions/<file>/<N>.<ext>`: one old (or the current) version, read-only.
     Version {
+        /// The attachment, at its current version when it was looked up.
         attachment: Attachment,
+        /// The version number this file shows.
         number: u64,
+        /// The version's size in bytes.
         size: u64,
+        /// When the version was uploaded.
         modified: SystemTime,
     },
     /// A file that exists only here so far: just created, a tool's scratch file, or an
@@ -46,6 +55,7 @@ pub enum Node {
     Local(LocalFile),
 }
 
+/// A file that has no attachment on the server yet.
 #[derive(Debug, Clone)]
 pub struct LocalFile {
     /// Distinguishes local files from each other (they have no Confluence id yet).
@@ -58,6 +68,7 @@ pub struct LocalFile {
     pub temporary: bool,
     /// The attachment whose bytes (at its version then) this file starts from.
     pub origin: Option<Attachment>,
+    /// When it was created here; its times until it becomes an attachment.
     pub created: SystemTime,
 }
 
@@ -78,6 +89,7 @@ impl Node {
         }
     }
 
+    /// Whether the node shows as a directory.
     pub fn is_dir(&self) -> bool {
         !matches!(
             self,
@@ -118,8 +130,11 @@ enum NodeKey {
 /// An inode's node and when its metadata was last confirmed by the server.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// What the inode is.
     pub node: Node,
+    /// The inode of the directory it was last seen in.
     pub parent: u64,
+    /// When the server last confirmed its metadata.
     pub refreshed: Instant,
 }
 
@@ -130,11 +145,14 @@ struct Tables {
     entries: HashMap<u64, Entry>,
 }
 
+/// Inode numbers and the Confluence objects they stand for. A number is handed out once per
+/// object and never reused for another.
 pub struct InodeTable {
     tables: Mutex<Tables>,
 }
 
 impl InodeTable {
+    /// A table that knows only the root.
     pub fn new() -> InodeTable {
         let mut tables = Tables {
             next: ROOT_INO + 1,
@@ -243,6 +261,7 @@ impl InodeTable {
             .copied()
     }
 
+    /// The entry of inode `ino`, if the table has it.
     pub fn get(&self, ino: u64) -> Option<Entry> {
         self.tables.lock().unwrap().entries.get(&ino).cloned()
     }

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use crate::confluence::Attachment;
 
 #[derive(Default)]
-pub struct LocalLayer {
+pub(super) struct LocalLayer {
     inner: Mutex<Layers>,
 }
 
@@ -30,7 +30,7 @@ struct Layers {
 }
 
 /// What the local layer says about one name.
-pub enum LocalAnswer {
+pub(super) enum LocalAnswer {
     /// A local entry with this inode.
     Entry(u64),
     /// The name is hidden here although the server still lists it.
@@ -40,7 +40,7 @@ pub enum LocalAnswer {
 }
 
 impl LocalLayer {
-    pub fn lookup(&self, parent: u64, name: &str) -> LocalAnswer {
+    pub(super) fn lookup(&self, parent: u64, name: &str) -> LocalAnswer {
         let layers = self.inner.lock().unwrap();
         if let Some(ino) = layers.entries.get(&parent).and_then(|e| e.get(name)) {
             return LocalAnswer::Entry(*ino);
@@ -55,7 +55,7 @@ impl LocalLayer {
         LocalAnswer::Unknown
     }
 
-    pub fn add(&self, parent: u64, name: &str, ino: u64) {
+    pub(super) fn add(&self, parent: u64, name: &str, ino: u64) {
         let mut layers = self.inner.lock().unwrap();
         layers
             .entries
@@ -67,14 +67,14 @@ impl LocalLayer {
         }
     }
 
-    pub fn remove(&self, parent: u64, name: &str) {
+    pub(super) fn remove(&self, parent: u64, name: &str) {
         let mut layers = self.inner.lock().unwrap();
         if let Some(entries) = layers.entries.get_mut(&parent) {
             entries.remove(name);
         }
     }
 
-    pub fn hide(&self, parent: u64, name: &str) {
+    pub(super) fn hide(&self, parent: u64, name: &str) {
         let mut layers = self.inner.lock().unwrap();
         layers
             .hidden
@@ -83,14 +83,14 @@ impl LocalLayer {
             .insert(name.to_string());
     }
 
-    pub fn unhide(&self, parent: u64, name: &str) {
+    pub(super) fn unhide(&self, parent: u64, name: &str) {
         let mut layers = self.inner.lock().unwrap();
         if let Some(hidden) = layers.hidden.get_mut(&parent) {
             hidden.remove(name);
         }
     }
 
-    pub fn vacate(&self, parent: u64, name: &str, attachment: Attachment) {
+    pub(super) fn vacate(&self, parent: u64, name: &str, attachment: Attachment) {
         self.inner
             .lock()
             .unwrap()
@@ -99,7 +99,7 @@ impl LocalLayer {
     }
 
     /// The attachment that last stood under `name`, if it was renamed to a scratch name.
-    pub fn vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
+    pub(super) fn vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
         self.inner
             .lock()
             .unwrap()
@@ -108,7 +108,7 @@ impl LocalLayer {
             .cloned()
     }
 
-    pub fn take_vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
+    pub(super) fn take_vacated(&self, parent: u64, name: &str) -> Option<Attachment> {
         self.inner
             .lock()
             .unwrap()
@@ -117,7 +117,7 @@ impl LocalLayer {
     }
 
     /// Where attachment `id` was vacated from, if it was.
-    pub fn vacated_name_of(&self, id: &str) -> Option<(u64, String)> {
+    pub(super) fn vacated_name_of(&self, id: &str) -> Option<(u64, String)> {
         self.inner
             .lock()
             .unwrap()
@@ -128,7 +128,7 @@ impl LocalLayer {
     }
 
     /// Local entries and hidden names of `parent`, for merging into a listing.
-    pub fn view(&self, parent: u64) -> (Vec<(String, u64)>, HashSet<String>) {
+    pub(super) fn view(&self, parent: u64) -> (Vec<(String, u64)>, HashSet<String>) {
         let layers = self.inner.lock().unwrap();
         let entries = layers
             .entries

@@ -120,8 +120,11 @@ fn is_reserved(escaped: &str) -> bool {
 /// What a directory entry is in Confluence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntryKind {
+    /// A page: a directory.
     Page,
+    /// A blog post: a directory under `@blog`.
     BlogPost,
+    /// An attachment: a file.
     Attachment,
 }
 
@@ -149,6 +152,7 @@ impl EntryKind {
 /// One object of a directory, as [`assign_names`] needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Child<'a> {
+    /// What the object is; decides who keeps a contested name.
     pub kind: EntryKind,
     /// Confluence's content or attachment id (digits; any string works).
     pub id: &'a str,

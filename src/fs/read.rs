@@ -135,6 +135,8 @@ impl ConfluenceFs {
         Some(ServerBytes { key, size, range })
     }
 
+    /// Opens file `ino` (OPEN): for reading through the block cache, or with `write` for writing
+    /// through a staging file.
     pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, FsError> {
         let entry = self.entry(ino)?;
         if write {
@@ -198,6 +200,7 @@ impl ConfluenceFs {
         handle
     }
 
+    /// Up to `len` bytes of handle `handle` from `offset` (READ); fewer at the end of the file.
     pub async fn read(&self, handle: u64, offset: u64, len: u32) -> Result<Bytes, FsError> {
         let mut started = None;
         let open = self

@@ -109,6 +109,8 @@ impl ConfluenceFs {
         self.files.staged_size(ino)
     }
 
+    /// Writes `data` at `offset` through handle `handle` (WRITE) and returns how many bytes were
+    /// written. The bytes go to the file's staging file; the upload comes at FLUSH.
     pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
         let cell = self
             .handles

@@ -15,7 +15,7 @@ use crate::confluence::Property;
 const USER: &str = "user.";
 const META: &str = "user.confluence.";
 /// On the mount root: where this mount spools uploads (read by `confluencefs pending`).
-pub const SPOOL_XATTR: &str = "user.confluencefs.spool";
+pub(super) const SPOOL_XATTR: &str = "user.confluencefs.spool";
 
 impl ConfluenceFs {
     /// The value of xattr `name` of `ino`.

@@ -33,21 +33,32 @@ const RECORD: &str = "record.json";
 /// Prefix of a record being written; the rename makes it `record.json`.
 const RECORD_TEMP: &str = ".record.json.";
 
+/// What went wrong with the spool directory or one of its entries.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SpoolError {
     /// Local I/O failed (the disk is full, the directory is gone …).
     #[error("spool {path}: {source}")]
     Io {
+        /// The file or directory that failed.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: Arc<std::io::Error>,
     },
     /// A `record.json` that does not parse.
     #[error("spool record {path}: {detail}")]
-    Record { path: PathBuf, detail: String },
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// Why it was refused: the parser's error, or a format newer than this release reads.
+        detail: String,
+    },
     /// No entry with this id (it was uploaded or dropped).
     #[error("no spool entry {id}")]
-    NoEntry { id: String },
+    NoEntry {
+        /// The id asked for.
+        id: String,
+    },
 }
 
 impl SpoolError {
@@ -106,6 +117,7 @@ impl Spool {
         }
     }
 
+    /// The spool's directory: one subdirectory per entry.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -25,19 +25,25 @@ pub(crate) const FORMAT: u32 = 1;
 pub enum UploadTarget {
     /// A new attachment named `filename` in the container.
     New {
+        /// The page or blog post that gets the attachment.
         #[serde(with = "container_json")]
         container: ContainerRef,
     },
     /// A new version of an existing attachment (same id), based on `base_version`.
     Version {
+        /// The page or blog post that holds the attachment.
         #[serde(with = "container_json")]
         container: ContainerRef,
+        /// The attachment that gets the new version.
         attachment_id: String,
+        /// The attachment's version the user's bytes replace: after a crash, a newer version of the
+        /// same size is taken to be this upload, landed.
         base_version: u64,
     },
 }
 
 impl UploadTarget {
+    /// The page or blog post the bytes go to, whichever the target.
     pub fn container(&self) -> &ContainerRef {
         match self {
             UploadTarget::New { container } | UploadTarget::Version { container, .. } => container,
@@ -52,32 +58,50 @@ pub enum EntryState {
     /// Waiting for its (next) upload attempt.
     Pending,
     /// Refused for good (403, 413, a rejected name …): kept until the user retries or drops it.
-    Failed { errno: i32, reason: String },
+    Failed {
+        /// The errno the refusal maps to.
+        errno: i32,
+        /// The refusal, as text.
+        reason: String,
+    },
 }
 
+/// Everything an upload needs, as kept in an entry's `record.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UploadRecord {
+    /// A new attachment or a new version of one.
     pub target: UploadTarget,
     /// The attachment's name on the server.
     pub filename: String,
+    /// The comment of the new version; empty sends none.
     pub comment: String,
+    /// Marks the new version as a minor edit (no notification to watchers).
     pub minor_edit: bool,
+    /// Bytes of the entry's data file, as admitted.
     pub size: u64,
     /// Where the user wrote it, relative to the mount root, for `pending`.
     pub display_path: String,
     /// The site's base URL, so a spool is never replayed against another site.
     pub site: String,
+    /// When the entry was admitted, in milliseconds since the Unix epoch; entries are listed and
+    /// named in this order.
     pub created_unix_ms: u64,
+    /// Upload attempts that have failed so far.
     pub attempts: u32,
+    /// The error of the last failed attempt, as text; `None` before any failure.
     pub last_error: Option<String>,
+    /// Whether the uploader still tries, or has given up.
     pub state: EntryState,
 }
 
 /// One admitted upload: its id (the entry directory's name), its record and its bytes.
 #[derive(Clone, Debug)]
 pub struct SpoolEntry {
+    /// The entry directory's name: the admission time and a random salt.
     pub id: String,
+    /// What the upload needs.
     pub record: UploadRecord,
+    /// The bytes to upload: `data` in the entry's directory.
     pub data_path: PathBuf,
 }
 
@@ -100,7 +124,10 @@ mod container_json {
         id: String,
     }
 
-    pub fn serialize<S: Serializer>(container: &ContainerRef, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        container: &ContainerRef,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         Container {
             kind: container.kind.v1_type().to_string(),
             id: container.id.clone(),
@@ -108,7 +135,7 @@ mod container_json {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerRef, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContainerRef, D::Error> {
         let c = Container::deserialize(d)?;
         let kind = match c.kind.as_str() {
             "page" => ContentKind::Page,

@@ -57,25 +57,34 @@ pub fn site_of(client: &Client) -> String {
     client.base_url().as_str().trim_end_matches('/').to_string()
 }
 
+/// Why an upload of a spool entry did not succeed.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum UploadError {
+    /// The server refused the upload or could not be reached.
     #[error(transparent)]
     Client(Arc<ClientError>),
+    /// The spool could not be read or written.
     #[error(transparent)]
     Spool(SpoolError),
     /// The spooled bytes are not all there (a power cut before they reached the disk): they
     /// are never sent.
     #[error("spool entry {id} has {found} bytes instead of {expected}: the copy is incomplete")]
     Incomplete {
+        /// The entry's id.
         id: String,
+        /// Bytes its record says it holds.
         expected: u64,
+        /// Bytes its data file holds.
         found: u64,
     },
     /// The entry was written for another site; it is left alone.
     #[error("spool entry {id} belongs to {entry_site}, not to {client_site}")]
     OtherSite {
+        /// The entry's id.
         id: String,
+        /// The site the entry's record names.
         entry_site: String,
+        /// The site this uploader's client talks to.
         client_site: String,
     },
 }
@@ -117,20 +126,28 @@ impl UploadError {
 pub enum UploadEvent {
     /// The bytes are on the server and the entry is gone.
     Done {
+        /// The entry's id, gone from the spool now.
         id: String,
+        /// The record the entry had.
         record: UploadRecord,
+        /// The attachment as the server has it after the upload.
         attachment: Attachment,
     },
     /// A permanent refusal; the entry stays, `Failed`.
     Failed {
+        /// The entry's id.
         id: String,
+        /// The entry's record, now in state `Failed`.
         record: UploadRecord,
+        /// The errno the refusal maps to.
         errno: i32,
     },
 }
 
 type Outcome = Option<Result<Attachment, UploadError>>;
 
+/// Delivers spool entries to the server exactly once: uploads on request, retries in the
+/// background, and drains at unmount. One per mount.
 pub struct Uploader {
     client: Client,
     spool: Arc<Spool>,
@@ -226,6 +243,7 @@ impl Uploader {
         (Arc::new(uploader), receiver)
     }
 
+    /// The spool this uploader delivers.
     pub fn spool(&self) -> &Arc<Spool> {
         &self.spool
     }

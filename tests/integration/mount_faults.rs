@@ -16,7 +16,7 @@ const BIG: usize = 3 * 1024 * 1024 + 12_345;
 
 /// A server whose content lives in `data` so that it can be stopped and started again. The
 /// seed directory must outlive both: the server refers to seeded files instead of copying them.
-pub fn persistent_server(
+pub(crate) fn persistent_server(
     flavor: Flavor,
     seed: &Path,
     data: &Path,
@@ -38,7 +38,7 @@ pub fn persistent_server(
     Server::start_with(flavor, config, Vec::new())
 }
 
-pub fn listen_addr(server: &Server) -> SocketAddr {
+pub(crate) fn listen_addr(server: &Server) -> SocketAddr {
     let root = server.root_url();
     root.trim_start_matches("http://").parse().unwrap()
 }

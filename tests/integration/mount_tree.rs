@@ -13,7 +13,7 @@ use crate::support::{page_by_title, pattern, write, Server};
 /// 3 MiB: several cache blocks, and a short last one.
 const BIG: usize = 3 * 1024 * 1024 + 12_345;
 
-pub fn seed_tree(root: &Path) {
+pub(crate) fn seed_tree(root: &Path) {
     write(root, "DOCS/readme.txt", b"read me first\n");
     write(root, "DOCS/Guide/notes.txt", b"hello notes\n");
     write(

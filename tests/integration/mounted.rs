@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use crate::support::{Server, TOKEN, USER};
 
 /// A mounted filesystem; dropping it unmounts.
-pub struct Mounted {
+pub(crate) struct Mounted {
     pub path: PathBuf,
     _mountpoint: tempfile::TempDir,
     pub cache_dir: PathBuf,
@@ -18,14 +18,14 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts `server` with `args` added to the command line; panics with the tool's message if
     /// the mount fails.
-    pub fn new(server: &Server, args: &[&str]) -> Mounted {
+    pub(crate) fn new(server: &Server, args: &[&str]) -> Mounted {
         let cache = tempfile::tempdir().unwrap();
         let cache_dir = cache.path().to_path_buf();
         Mounted::with_cache(server, args, &cache_dir, Some(cache))
     }
 
     /// Mounts with a given cache directory (which the caller keeps, e.g. across remounts).
-    pub fn with_cache(
+    pub(crate) fn with_cache(
         server: &Server,
         args: &[&str],
         cache_dir: &Path,
@@ -47,12 +47,12 @@ impl Mounted {
         }
     }
 
-    pub fn join(&self, rel: &str) -> PathBuf {
+    pub(crate) fn join(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }
 
     /// Runs `script` with `sh -c` inside the mount; returns its output (any status).
-    pub fn sh(&self, script: &str) -> Output {
+    pub(crate) fn sh(&self, script: &str) -> Output {
         Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -62,7 +62,7 @@ impl Mounted {
     }
 
     /// Like [`sh`](Self::sh) but the script must succeed; returns stdout.
-    pub fn sh_ok(&self, script: &str) -> String {
+    pub(crate) fn sh_ok(&self, script: &str) -> String {
         let output = self.sh(script);
         assert!(
             output.status.success(),
@@ -95,7 +95,12 @@ impl Drop for Mounted {
 }
 
 /// `confluencefs mount URL MOUNTPOINT --cache-dir DIR ARGS…` with the test credentials.
-pub fn mount_command(url: &str, mountpoint: &Path, cache_dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn mount_command(
+    url: &str,
+    mountpoint: &Path,
+    cache_dir: &Path,
+    args: &[&str],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_confluencefs"))
         .arg("mount")
         .arg(url)
@@ -112,7 +117,7 @@ pub fn mount_command(url: &str, mountpoint: &Path, cache_dir: &Path, args: &[&st
 
 /// Unmounts `path` if something is mounted there, lazily so a busy mount cannot keep a failed
 /// test's mount alive, and waits until it is gone.
-pub fn unmount(path: &Path) {
+pub(crate) fn unmount(path: &Path) {
     if !is_mounted(path) {
         return;
     }
@@ -128,7 +133,7 @@ pub fn unmount(path: &Path) {
     }
 }
 
-pub fn is_mounted(path: &Path) -> bool {
+pub(crate) fn is_mounted(path: &Path) -> bool {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return false;
     };
@@ -139,7 +144,7 @@ pub fn is_mounted(path: &Path) -> bool {
 }
 
 /// The pid of the `confluencefs` process serving `mountpoint`.
-pub fn mount_pid(mountpoint: &Path) -> Option<u32> {
+pub(crate) fn mount_pid(mountpoint: &Path) -> Option<u32> {
     let wanted = mountpoint.as_os_str().as_encoded_bytes();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {

@@ -8,14 +8,14 @@ use confluence_testserver::{spawn, Config};
 use confluencefs::confluence::{Client, ClientConfig, Credentials, Flavor, RetryPolicy};
 use serde_json::Value;
 
-pub const USER: &str = "demo@example.com";
-pub const TOKEN: &str = "demo-token";
+pub(crate) const USER: &str = "demo@example.com";
+pub(crate) const TOKEN: &str = "demo-token";
 /// Data Center runs under a context path, as many real installations do.
-pub const DC_CONTEXT: &str = "/confluence";
+pub(crate) const DC_CONTEXT: &str = "/confluence";
 
 /// Files of the seed tree most tests use: `KEY/Page/file`; files at the space root belong to
 /// the space's home page "KEY Home"; `@blog/DATE Title/` is a blog post.
-pub fn seed_basic(root: &Path) {
+pub(crate) fn seed_basic(root: &Path) {
     let files: &[(&str, &[u8])] = &[
         ("DOCS/welcome.txt", b"welcome to docs\n"),
         ("DOCS/Guide/notes.txt", b"hello notes\n"),
@@ -33,7 +33,7 @@ pub fn seed_basic(root: &Path) {
     write(root, "DOCS/Guide/data.bin", &pattern(300_000));
 }
 
-pub fn write(root: &Path, rel: &str, data: &[u8]) {
+pub(crate) fn write(root: &Path, rel: &str, data: &[u8]) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();
@@ -41,14 +41,14 @@ pub fn write(root: &Path, rel: &str, data: &[u8]) {
 
 /// Deterministic bytes where every offset has a distinct-looking value, so that a range taken
 /// from the wrong place does not compare equal by accident.
-pub fn pattern(len: usize) -> Vec<u8> {
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i * 7 + 3) % 251) as u8 ^ ((i >> 8) as u8))
         .collect()
 }
 
 /// Our flavor → the server's.
-pub fn server_flavor(flavor: Flavor) -> confluence_testserver::Flavor {
+pub(crate) fn server_flavor(flavor: Flavor) -> confluence_testserver::Flavor {
     match flavor {
         Flavor::Cloud => confluence_testserver::Flavor::Cloud,
         Flavor::DataCenter => confluence_testserver::Flavor::Datacenter,
@@ -56,7 +56,7 @@ pub fn server_flavor(flavor: Flavor) -> confluence_testserver::Flavor {
 }
 
 /// A running test server; dropping it stops the server and removes its directories.
-pub struct Server {
+pub(crate) struct Server {
     pub flavor: Flavor,
     inner: confluence_testserver::ServerHandle,
     _dirs: Vec<tempfile::TempDir>,
@@ -65,12 +65,12 @@ pub struct Server {
 
 impl Server {
     /// A server of `flavor` seeded with [`seed_basic`].
-    pub fn start(flavor: Flavor) -> Server {
+    pub(crate) fn start(flavor: Flavor) -> Server {
         Server::start_seeded(flavor, seed_basic)
     }
 
     /// A server seeded by `seed` (which fills the directory it is given).
-    pub fn start_seeded(flavor: Flavor, seed: impl FnOnce(&Path)) -> Server {
+    pub(crate) fn start_seeded(flavor: Flavor, seed: impl FnOnce(&Path)) -> Server {
         let seed_dir = tempfile::tempdir().unwrap();
         seed(seed_dir.path());
         let config = Config {
@@ -86,7 +86,11 @@ impl Server {
         Server::start_with(flavor, config, vec![seed_dir])
     }
 
-    pub fn start_with(flavor: Flavor, config: Config, dirs: Vec<tempfile::TempDir>) -> Server {
+    pub(crate) fn start_with(
+        flavor: Flavor,
+        config: Config,
+        dirs: Vec<tempfile::TempDir>,
+    ) -> Server {
         let inner = spawn(config).expect("the test server starts");
         Server {
             flavor,
@@ -96,16 +100,16 @@ impl Server {
         }
     }
 
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         self.inner.base_url().to_string()
     }
 
-    pub fn root_url(&self) -> String {
+    pub(crate) fn root_url(&self) -> String {
         self.inner.root_url().to_string()
     }
 
     /// A client config for this server with fast retries, so fault tests do not crawl.
-    pub fn config(&self) -> ClientConfig {
+    pub(crate) fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.base_url(), Credentials::basic(USER, TOKEN));
         config.retry = RetryPolicy {
             base_delay: Duration::from_millis(20),
@@ -115,14 +119,14 @@ impl Server {
         config
     }
 
-    pub async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         let client = Client::connect(self.config()).await.expect("connects");
         assert_eq!(client.flavor(), self.flavor);
         client
     }
 
     /// The server's request log since the last [`clear_requests`](Self::clear_requests).
-    pub async fn requests(&self) -> Vec<Logged> {
+    pub(crate) async fn requests(&self) -> Vec<Logged> {
         let url = format!("{}/__testserver/requests", self.root_url());
         let log: Vec<Value> = self
             .http
@@ -138,7 +142,7 @@ impl Server {
         log.into_iter().map(Logged::from).collect()
     }
 
-    pub async fn clear_requests(&self) {
+    pub(crate) async fn clear_requests(&self) {
         let url = format!("{}/__testserver/requests", self.root_url());
         self.http
             .delete(url)
@@ -150,7 +154,7 @@ impl Server {
     }
 
     /// Sets faults (`{"fail_next":[503],"retry_after":1}`, `{"reset_next":1}`, …); `{}` clears.
-    pub async fn faults(&self, faults: Value) {
+    pub(crate) async fn faults(&self, faults: Value) {
         let url = format!("{}/__testserver/faults", self.root_url());
         self.http
             .post(url)
@@ -165,7 +169,7 @@ impl Server {
 
 /// One entry of the server's request log.
 #[derive(Debug, Clone)]
-pub struct Logged {
+pub(crate) struct Logged {
     pub method: String,
     pub path: String,
     pub query: String,
@@ -213,7 +217,7 @@ macro_rules! both_flavors {
 }
 
 /// The page titled `title` in space `key`, found by walking from the top-level pages.
-pub async fn page_by_title(
+pub(crate) async fn page_by_title(
     client: &Client,
     key: &str,
     title: &str,
@@ -232,7 +236,7 @@ pub async fn page_by_title(
 /// ignores `Range`, an answer lost after the work was done). `answer(method, path, nth)` returns
 /// the raw response, `nth` counting earlier requests with the same method and path. Every
 /// connection is closed after one answer. Returns the base URL.
-pub async fn plain_server(
+pub(crate) async fn plain_server(
     answer: impl Fn(&str, &str, usize) -> Vec<u8> + Send + Sync + 'static,
 ) -> String {
     use std::collections::HashMap;
@@ -276,7 +280,7 @@ pub async fn plain_server(
 }
 
 /// A complete raw HTTP/1.1 response.
-pub fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
@@ -287,7 +291,7 @@ pub fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The `/rest/api/user/current` answer `Client::connect` needs from a plain server.
-pub fn current_user_response() -> Vec<u8> {
+pub(crate) fn current_user_response() -> Vec<u8> {
     http_response(
         "200 OK",
         "application/json",

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Flavor;
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -16,7 +16,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -29,7 +29,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -65,7 +65,7 @@ fn parts(ms: i64) -> Parts {
 }
 
 /// `2024-01-15T10:30:00.000Z` (Cloud, and every v2 timestamp) or `…+00:00` (Datacenter v1).
-pub fn format(ms: i64, flavor: Flavor) -> String {
+pub(crate) fn format(ms: i64, flavor: Flavor) -> String {
     let p = parts(ms);
     let zone = match flavor {
         Flavor::Cloud => "Z",
@@ -78,24 +78,24 @@ pub fn format(ms: i64, flavor: Flavor) -> String {
 }
 
 /// v2 always uses the UTC `Z` form.
-pub fn format_v2(ms: i64) -> String {
+pub(crate) fn format_v2(ms: i64) -> String {
     format(ms, Flavor::Cloud)
 }
 
 /// `yyyy-MM-ddTHH:mmZ`, the shape of `X-RateLimit-Reset`.
-pub fn format_minute(ms: i64) -> String {
+pub(crate) fn format_minute(ms: i64) -> String {
     let p = parts(ms);
     format!("{:04}-{:02}-{:02}T{:02}:{:02}Z", p.y, p.mo, p.d, p.h, p.mi)
 }
 
 /// `YYYY-MM-DD` of a timestamp, as used in blog post URLs and seed folder names.
-pub fn ymd(ms: i64) -> (i64, u32, u32) {
+pub(crate) fn ymd(ms: i64) -> (i64, u32, u32) {
     let p = parts(ms);
     (p.y, p.mo, p.d)
 }
 
 /// Parses the date forms CQL accepts: `YYYY-MM-DD`, `YYYY/MM/DD`, optionally followed by ` HH:MM`.
-pub fn parse_cql_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_cql_date(s: &str) -> Option<i64> {
     let s = s.trim();
     let (date, time) = match s.split_once(' ') {
         Some((d, t)) => (d, Some(t.trim())),
@@ -122,7 +122,7 @@ pub fn parse_cql_date(s: &str) -> Option<i64> {
 }
 
 /// Parses a seed folder's `YYYY-MM-DD` prefix into midday UTC of that date.
-pub fn parse_day(s: &str) -> Option<i64> {
+pub(crate) fn parse_day(s: &str) -> Option<i64> {
     parse_cql_date(s).map(|ms| ms + 12 * 3_600_000)
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 /// timestamp format, authentication answers, download routes and the presence of v2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
+    /// Atlassian Cloud: `/wiki`, v1 and v2, downloads redirected to a media origin.
     Cloud,
+    /// Confluence Data Center: an optional context path, v1 only, downloads served directly.
     Datacenter,
 }
 
@@ -28,19 +30,32 @@ impl std::str::FromStr for Flavor {
     }
 }
 
+/// How to run one server; `Default` gives a Cloud server on a free loopback port with an empty
+/// store held in memory.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Where the API listens; port 0 picks a free one.
     pub listen: SocketAddr,
     /// Cloud only: where the media origin (the redirect target of downloads) listens.
     pub media_listen: Option<SocketAddr>,
+    /// Which deployment to imitate.
     pub flavor: Flavor,
     /// Datacenter context path (`/confluence` or empty). Cloud always uses `/wiki`.
     pub context_path: String,
+    /// Where the store and the attachment bytes persist across restarts; `None` keeps the store in
+    /// memory and the bytes in a temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// A directory tree to import into a fresh store (folders become spaces and pages, files
+    /// attachments); not used when `data_dir` already
+    /// holds a store.
     pub seed_dir: Option<PathBuf>,
+    /// Start a fresh store with the demo spaces, pages and attachments.
     pub demo: bool,
+    /// The one user the server knows; `user` and `token` are the credentials it accepts.
     pub user: String,
+    /// The one user's API token (or Data Center password or personal access token).
     pub token: String,
+    /// Uploads larger than this many bytes are refused with `oversize_status`; `None` takes any size.
     pub max_attachment_size: Option<u64>,
     /// Largest `limit` a v1 list honours; larger requests are clamped and the clamp is echoed.
     pub v1_limit_cap: usize,

@@ -10,7 +10,7 @@
 use crate::clock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     Type,
     Space,
     Title,
@@ -23,7 +23,7 @@ pub enum Field {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     Eq,
     Ne,
     Contains,
@@ -37,21 +37,21 @@ pub enum Op {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Clause {
+pub(crate) struct Clause {
     pub field: Field,
     pub op: Op,
     pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Query {
+pub(crate) struct Query {
     pub clauses: Vec<Clause>,
     /// (field, descending)
     pub order: Option<(Field, bool)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum CqlError {
+pub(crate) enum CqlError {
     #[error("No field exists with the name: '{0}'")]
     UnknownField(String),
     #[error("Could not parse cql : {0}")]
@@ -159,7 +159,7 @@ fn field(name: &str) -> Result<Field, CqlError> {
     })
 }
 
-pub fn parse(s: &str) -> Result<Query, CqlError> {
+pub(crate) fn parse(s: &str) -> Result<Query, CqlError> {
     let toks = tokenize(s)?;
     let syntax = || CqlError::Syntax(s.to_string());
     let mut q = Query::default();

@@ -50,7 +50,7 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 }
 
 /// A valid RGB PNG of a two-colour gradient, stored (uncompressed) deflate.
-pub fn png(width: u32, height: u32, from: [u8; 3], to: [u8; 3]) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32, from: [u8; 3], to: [u8; 3]) -> Vec<u8> {
     let mut raw = Vec::new();
     for y in 0..height {
         raw.push(0); // filter: none
@@ -84,7 +84,7 @@ pub fn png(width: u32, height: u32, from: [u8; 3], to: [u8; 3]) -> Vec<u8> {
 }
 
 /// A valid one-page PDF showing `lines` of text, with a correct xref table.
-pub fn pdf(lines: &[&str]) -> Vec<u8> {
+pub(crate) fn pdf(lines: &[&str]) -> Vec<u8> {
     let escape = |s: &str| {
         s.replace('\\', "\\\\")
             .replace('(', "\\(")
@@ -187,7 +187,7 @@ impl Builder<'_> {
     }
 }
 
-pub fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
+pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
     let mut b = Builder {
         store,
         blobs,

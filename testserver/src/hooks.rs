@@ -58,7 +58,7 @@ struct Faults {
 }
 
 #[derive(Deserialize, Default)]
-pub struct FaultSpec {
+pub(crate) struct FaultSpec {
     path_contains: Option<String>,
     method: Option<String>,
     latency_ms: Option<u64>,
@@ -70,7 +70,7 @@ pub struct FaultSpec {
 }
 
 #[derive(Default)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     log: Mutex<Vec<Arc<Entry>>>,
     faults: Mutex<Faults>,
 }
@@ -257,7 +257,7 @@ impl HttpBody for ObservedResponse {
 }
 
 /// The logging and fault middleware for the API ("api") and media ("media") origins.
-pub async fn observe(
+pub(crate) async fn observe(
     State((app, origin)): State<(Shared, &'static str)>,
     req: Request,
     next: Next,
@@ -458,7 +458,7 @@ async fn state(State(app): State<Shared>) -> Json<Value> {
     Json(json!({"spaces": spaces, "contents": contents}))
 }
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route(
             "/__testserver/requests",

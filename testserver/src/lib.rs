@@ -9,17 +9,17 @@
 //! `spawn` runs a server on its own thread and runtime (for in-process tests); `serve` runs it
 //! on the caller's runtime until SIGTERM/SIGINT (for the binary).
 
-pub mod api;
-pub mod blobs;
-pub mod clock;
-pub mod config;
-pub mod cql;
-pub mod demo;
-pub mod hooks;
-pub mod model;
-pub mod persist;
-pub mod seed;
-pub mod store;
+mod api;
+mod blobs;
+mod clock;
+mod config;
+mod cql;
+mod demo;
+mod hooks;
+mod model;
+mod persist;
+mod seed;
+mod store;
 
 use std::collections::HashMap;
 use std::future::{Future, IntoFuture};
@@ -41,8 +41,11 @@ use store::Store;
 /// The addresses of a running server.
 #[derive(Clone, Debug)]
 pub struct Bound {
+    /// The REST base: the root plus the context path (`/wiki` on Cloud).
     pub base_url: String,
+    /// `http://ADDR` of the API listener, without a path.
     pub root_url: String,
+    /// `http://ADDR` of the media origin (Cloud only).
     pub media_url: Option<String>,
 }
 
@@ -54,14 +57,17 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// The REST base URL a client connects to.
     pub fn base_url(&self) -> &str {
         &self.bound.base_url
     }
 
+    /// `http://ADDR` of the API listener, without a path.
     pub fn root_url(&self) -> String {
         self.bound.root_url.clone()
     }
 
+    /// `http://ADDR` of the media origin that downloads redirect to; `None` on Data Center.
     pub fn media_url(&self) -> Option<String> {
         self.bound.media_url.clone()
     }

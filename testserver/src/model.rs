@@ -12,40 +12,31 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ContentKind {
+pub(crate) enum ContentKind {
     Page,
     Blogpost,
     Attachment,
 }
 
 impl ContentKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ContentKind::Page => "page",
             ContentKind::Blogpost => "blogpost",
             ContentKind::Attachment => "attachment",
         }
     }
-
-    pub fn parse(s: &str) -> Option<ContentKind> {
-        match s {
-            "page" => Some(ContentKind::Page),
-            "blogpost" => Some(ContentKind::Blogpost),
-            "attachment" => Some(ContentKind::Attachment),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Current,
     Trashed,
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Current => "current",
             Status::Trashed => "trashed",
@@ -54,7 +45,7 @@ impl Status {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Space {
+pub(crate) struct Space {
     pub id: u64,
     pub key: String,
     pub name: String,
@@ -66,7 +57,7 @@ pub struct Space {
 /// are (seeding 20,000 files must not copy them); uploads are owned by the server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Blob {
+pub(crate) enum Blob {
     /// `<blob dir>/<file_id>`, owned by the server and deleted on purge.
     Stored,
     /// A file outside the server's directories, never modified or deleted.
@@ -74,7 +65,7 @@ pub enum Blob {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FileVersion {
+pub(crate) struct FileVersion {
     /// The media-platform file id (a UUID); each version has its own.
     pub file_id: String,
     pub size: u64,
@@ -83,7 +74,7 @@ pub struct FileVersion {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Version {
+pub(crate) struct Version {
     pub number: u32,
     pub when_ms: i64,
     #[serde(default)]
@@ -102,7 +93,7 @@ pub struct Version {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Property {
+pub(crate) struct Property {
     pub id: u64,
     pub key: String,
     pub value: serde_json::Value,
@@ -113,7 +104,7 @@ pub struct Property {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Content {
+pub(crate) struct Content {
     pub id: u64,
     pub kind: ContentKind,
     pub status: Status,
@@ -132,20 +123,20 @@ pub struct Content {
 }
 
 impl Content {
-    pub fn current(&self) -> &Version {
+    pub(crate) fn current(&self) -> &Version {
         self.versions.last().expect("content always has a version")
     }
 
-    pub fn version(&self, number: u32) -> Option<&Version> {
+    pub(crate) fn version(&self, number: u32) -> Option<&Version> {
         self.versions.iter().find(|v| v.number == number)
     }
 
     /// The file of the current version (attachments only).
-    pub fn file(&self) -> Option<&FileVersion> {
+    pub(crate) fn file(&self) -> Option<&FileVersion> {
         self.current().file.as_ref()
     }
 
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         self.status == Status::Current
     }
 }

@@ -24,7 +24,7 @@ use crate::store::{Changes, Snapshot, Store};
 const SNAPSHOT: &str = "state.json";
 const JOURNAL: &str = "journal.jsonl";
 
-pub struct Persister {
+pub(crate) struct Persister {
     dir: Option<PathBuf>,
     wanted: AtomicU64,
     written: watch::Sender<u64>,
@@ -41,7 +41,7 @@ fn invalid(path: &Path, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Persister {
-    pub fn new(data_dir: Option<&Path>) -> Persister {
+    pub(crate) fn new(data_dir: Option<&Path>) -> Persister {
         Persister {
             dir: data_dir.map(Path::to_path_buf),
             wanted: AtomicU64::new(0),
@@ -53,7 +53,7 @@ impl Persister {
     }
 
     /// Reads the snapshot and replays the journal of a data dir, if it has a snapshot.
-    pub fn load(data_dir: &Path) -> io::Result<Option<Store>> {
+    pub(crate) fn load(data_dir: &Path) -> io::Result<Option<Store>> {
         let path = data_dir.join(SNAPSHOT);
         let snapshot: Snapshot = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| invalid(&path, e))?,
@@ -86,7 +86,7 @@ impl Persister {
     }
 
     /// Records that the store changed; returns the generation to wait for.
-    pub fn changed(&self) -> u64 {
+    pub(crate) fn changed(&self) -> u64 {
         if self.dir.is_none() {
             return 0;
         }
@@ -96,7 +96,7 @@ impl Persister {
     }
 
     /// Waits until generation `generation` (or a later one) is on disk.
-    pub async fn durable(&self, generation: u64) {
+    pub(crate) async fn durable(&self, generation: u64) {
         if self.dir.is_none() || generation == 0 {
             return;
         }
@@ -105,7 +105,7 @@ impl Persister {
     }
 
     /// Writes a full snapshot now and empties the journal (after seeding, and at shutdown).
-    pub fn write_now(&self, store: &Mutex<Store>) -> io::Result<()> {
+    pub(crate) fn write_now(&self, store: &Mutex<Store>) -> io::Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
@@ -126,7 +126,7 @@ impl Persister {
     }
 
     /// The writer task: runs until the runtime stops.
-    pub async fn run(self: Arc<Self>, store: Arc<Mutex<Store>>) {
+    pub(crate) async fn run(self: Arc<Self>, store: Arc<Mutex<Store>>) {
         if self.dir.is_none() {
             return;
         }

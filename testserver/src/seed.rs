@@ -174,7 +174,7 @@ fn import_blog(store: &mut Store, space: &str, dir: &Path) -> io::Result<()> {
 }
 
 /// Imports every space folder of `root` into `store`.
-pub fn import(store: &mut Store, root: &Path) -> io::Result<()> {
+pub(crate) fn import(store: &mut Store, root: &Path) -> io::Result<()> {
     for (key, path, meta) in sorted_entries(root)? {
         if !meta.is_dir() {
             continue;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Blob, Content, ContentKind, FileVersion, Property, Space, Status, Version};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -28,11 +28,11 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// clients that assume small ids.
 const FIRST_ID: u64 = 98_305;
 
-pub const DUPLICATE_ATTACHMENT: &str =
+pub(crate) const DUPLICATE_ATTACHMENT: &str =
     "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot add a new attachment with same file name as an existing attachment: ";
 
 /// A v1 content update: the new version number and whatever else changes.
-pub struct ContentChange<'a> {
+pub(crate) struct ContentChange<'a> {
     pub number: u32,
     pub title: Option<&'a str>,
     pub parent: Option<u64>,
@@ -42,14 +42,14 @@ pub struct ContentChange<'a> {
 
 /// What is written to the state file: records only, indexes are derived.
 #[derive(Serialize, Deserialize, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub next_id: u64,
     pub spaces: Vec<Space>,
     pub contents: Vec<Content>,
 }
 
 #[derive(Default)]
-pub struct Store {
+pub(crate) struct Store {
     pub spaces: BTreeMap<String, Space>,
     pub contents: BTreeMap<u64, Content>,
     next_id: u64,
@@ -69,7 +69,7 @@ pub struct Store {
 /// One journal line: the records changed by one or more mutations, in full, and the ids of
 /// records that no longer exist.
 #[derive(Serialize, Deserialize, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     pub next_id: u64,
     #[serde(default)]
     pub spaces: Vec<Space>,
@@ -84,14 +84,14 @@ fn not_found(id: u64) -> StoreError {
 }
 
 impl Store {
-    pub fn new() -> Store {
+    pub(crate) fn new() -> Store {
         Store {
             next_id: FIRST_ID,
             ..Store::default()
         }
     }
 
-    pub fn from_snapshot(snapshot: Snapshot) -> Store {
+    pub(crate) fn from_snapshot(snapshot: Snapshot) -> Store {
         let mut store = Store::new();
         store.next_id = snapshot.next_id.max(FIRST_ID);
         for space in snapshot.spaces {
@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// Replays one journal line over the records.
-    pub fn apply_changes(&mut self, changes: Changes) {
+    pub(crate) fn apply_changes(&mut self, changes: Changes) {
         self.next_id = self.next_id.max(changes.next_id);
         for space in changes.spaces {
             self.spaces.insert(space.key.clone(), space);
@@ -129,7 +129,7 @@ impl Store {
 
     /// Serialises the records changed since the last call as one journal line (None when
     /// nothing changed). Cost is proportional to the change, not to the site.
-    pub fn take_changes(&mut self) -> Option<serde_json::Result<Vec<u8>>> {
+    pub(crate) fn take_changes(&mut self) -> Option<serde_json::Result<Vec<u8>>> {
         if self.dirty.is_empty() && self.dirty_spaces.is_empty() {
             return None;
         }
@@ -162,14 +162,14 @@ impl Store {
     }
 
     /// Forgets pending changes (a full snapshot is about to include them).
-    pub fn clear_changes(&mut self) {
+    pub(crate) fn clear_changes(&mut self) {
         self.dirty.clear();
         self.dirty_spaces.clear();
     }
 
     /// Serialises the records without cloning them (the state file of a large site is
     /// written often, under the lock).
-    pub fn write_snapshot(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    pub(crate) fn write_snapshot(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         #[derive(Serialize)]
         struct Borrowed<'a> {
             next_id: u64,
@@ -261,38 +261,38 @@ impl Store {
         self.dirty.insert(id);
     }
 
-    pub fn alloc_id(&mut self) -> u64 {
+    pub(crate) fn alloc_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    pub fn get(&self, id: u64) -> Option<&Content> {
+    pub(crate) fn get(&self, id: u64) -> Option<&Content> {
         self.contents.get(&id)
     }
 
-    pub fn get_current(&self, id: u64) -> Result<&Content> {
+    pub(crate) fn get_current(&self, id: u64) -> Result<&Content> {
         match self.contents.get(&id) {
             Some(c) if c.is_current() => Ok(c),
             _ => Err(not_found(id)),
         }
     }
 
-    pub fn space(&self, key: &str) -> Option<&Space> {
+    pub(crate) fn space(&self, key: &str) -> Option<&Space> {
         self.spaces.get(key)
     }
 
-    pub fn space_by_id(&self, id: u64) -> Option<&Space> {
+    pub(crate) fn space_by_id(&self, id: u64) -> Option<&Space> {
         self.spaces.values().find(|s| s.id == id)
     }
 
     /// (attachment id, version number) of a media file id.
-    pub fn file(&self, file_id: &str) -> Option<(u64, u32)> {
+    pub(crate) fn file(&self, file_id: &str) -> Option<(u64, u32)> {
         self.files.get(file_id).copied()
     }
 
     /// Current child pages of a page, by id.
-    pub fn child_pages(&self, parent: u64) -> Vec<u64> {
+    pub(crate) fn child_pages(&self, parent: u64) -> Vec<u64> {
         self.children
             .get(&parent)
             .map(|set| {
@@ -305,7 +305,7 @@ impl Store {
     }
 
     /// Attachments of a container, by id; `current_only` hides trashed ones.
-    pub fn attachments_of(&self, container: u64, current_only: bool) -> Vec<u64> {
+    pub(crate) fn attachments_of(&self, container: u64, current_only: bool) -> Vec<u64> {
         self.attachments
             .get(&container)
             .map(|set| {
@@ -320,7 +320,7 @@ impl Store {
     }
 
     /// Pages and blog posts of a space (any status), by id.
-    pub fn space_contents(&self, key: &str) -> impl Iterator<Item = &Content> {
+    pub(crate) fn space_contents(&self, key: &str) -> impl Iterator<Item = &Content> {
         self.by_space
             .get(key)
             .into_iter()
@@ -330,7 +330,7 @@ impl Store {
 
     /// Ancestors of a page or attachment, root first (for an attachment: its container's
     /// ancestors, then the container).
-    pub fn ancestors(&self, id: u64) -> Vec<u64> {
+    pub(crate) fn ancestors(&self, id: u64) -> Vec<u64> {
         let mut out = Vec::new();
         let mut cur = self.contents.get(&id).and_then(|c| c.parent);
         while let Some(p) = cur {
@@ -344,7 +344,7 @@ impl Store {
         out
     }
 
-    pub fn create_space(&mut self, key: &str, name: &str, now: i64) -> Result<u64> {
+    pub(crate) fn create_space(&mut self, key: &str, name: &str, now: i64) -> Result<u64> {
         if self.spaces.contains_key(key) {
             return Err(StoreError::BadRequest(format!(
                 "A space already exists with key {key}"
@@ -376,7 +376,7 @@ impl Store {
         Ok(home)
     }
 
-    pub fn title_taken(&self, space: &str, title: &str, except: Option<u64>) -> bool {
+    pub(crate) fn title_taken(&self, space: &str, title: &str, except: Option<u64>) -> bool {
         self.page_titles
             .get(&(space.to_string(), title.to_lowercase()))
             .is_some_and(|ids| {
@@ -400,7 +400,7 @@ impl Store {
         }
     }
 
-    pub fn create_content(
+    pub(crate) fn create_content(
         &mut self,
         kind: ContentKind,
         space: &str,
@@ -460,7 +460,12 @@ impl Store {
 
     /// v1 `PUT /content/{id}` for pages and blog posts: a new version, optionally with a new
     /// title, parent or body.
-    pub fn update_content(&mut self, id: u64, change: ContentChange<'_>, now: i64) -> Result<()> {
+    pub(crate) fn update_content(
+        &mut self,
+        id: u64,
+        change: ContentChange<'_>,
+        now: i64,
+    ) -> Result<()> {
         let ContentChange {
             number,
             title,
@@ -542,7 +547,7 @@ impl Store {
         Ok(c)
     }
 
-    pub fn find_attachment(&self, container: u64, title: &str) -> Option<u64> {
+    pub(crate) fn find_attachment(&self, container: u64, title: &str) -> Option<u64> {
         self.att_titles
             .get(&(container, title.to_string()))?
             .iter()
@@ -550,7 +555,7 @@ impl Store {
             .find(|id| self.contents.get(id).is_some_and(Content::is_current))
     }
 
-    pub fn add_attachment(
+    pub(crate) fn add_attachment(
         &mut self,
         container: u64,
         title: &str,
@@ -591,7 +596,7 @@ impl Store {
         Ok(id)
     }
 
-    pub fn add_attachment_version(
+    pub(crate) fn add_attachment_version(
         &mut self,
         id: u64,
         file: FileVersion,
@@ -623,7 +628,7 @@ impl Store {
 
     /// v1 `PUT …/child/attachment/{attId}`: rename and/or move. The version must be the
     /// current one: properties changes do not create a version.
-    pub fn update_attachment(
+    pub(crate) fn update_attachment(
         &mut self,
         id: u64,
         number: u32,
@@ -677,7 +682,7 @@ impl Store {
 
     /// Moves current content to the trash. Child pages of a trashed page move up to its
     /// parent, as Confluence does.
-    pub fn trash(&mut self, id: u64) -> Result<()> {
+    pub(crate) fn trash(&mut self, id: u64) -> Result<()> {
         let c = self.get_current(id)?;
         let (kind, parent) = (c.kind, c.parent);
         if kind == ContentKind::Page {
@@ -700,7 +705,7 @@ impl Store {
 
     /// Removes trashed content for good. Returns the stored files that nothing references
     /// any more, for the caller to delete.
-    pub fn purge(&mut self, id: u64) -> Result<Vec<FileVersion>> {
+    pub(crate) fn purge(&mut self, id: u64) -> Result<Vec<FileVersion>> {
         match self.contents.get(&id) {
             Some(c) if c.status == Status::Trashed => {}
             _ => {
@@ -729,7 +734,7 @@ impl Store {
 
     /// Deletes a historical version (never the current one). Returns the file of that
     /// version, if any, for the caller to delete.
-    pub fn delete_version(&mut self, id: u64, number: u32) -> Result<Option<FileVersion>> {
+    pub(crate) fn delete_version(&mut self, id: u64, number: u32) -> Result<Option<FileVersion>> {
         let c = self.get_current(id)?;
         if c.current().number == number {
             return Err(StoreError::BadRequest(
@@ -760,7 +765,7 @@ impl Store {
     }
 
     /// v1 `POST …/property` and v2 `POST …/properties`: create, 400 when the key exists.
-    pub fn create_property(
+    pub(crate) fn create_property(
         &mut self,
         id: u64,
         key: &str,
@@ -794,7 +799,7 @@ impl Store {
     }
 
     /// v1 `PUT …/property/{key}`: version must be current+1; version 1 creates when absent.
-    pub fn put_property(
+    pub(crate) fn put_property(
         &mut self,
         id: u64,
         key: &str,
@@ -830,7 +835,7 @@ impl Store {
         }
     }
 
-    pub fn delete_property(&mut self, id: u64, key: &str) -> Result<()> {
+    pub(crate) fn delete_property(&mut self, id: u64, key: &str) -> Result<()> {
         let c = self.content_mut_current(id)?;
         match c.properties.remove(key) {
             Some(_) => Ok(()),

@@ -23,7 +23,7 @@ use crate::clock;
 use crate::model::{Blob, ContentKind, FileVersion};
 use crate::store::{Store, DUPLICATE_ATTACHMENT};
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -173,7 +173,7 @@ async fn receive(
     })))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -186,7 +186,7 @@ pub async fn create(
     receive(&app, &id, req, upsert).await
 }
 
-pub async fn create_or_update(
+pub(crate) async fn create_or_update(
     State(app): State<Shared>,
     Path(id): Path<String>,
     req: axum::extract::Request,
@@ -214,7 +214,7 @@ fn attachment_of(store: &Store, cid: u64, att: u64) -> Result<(), ApiError> {
 }
 
 /// `POST …/child/attachment/{attId}/data`: a new version of the bytes, same id.
-pub async fn new_version(
+pub(crate) async fn new_version(
     State(app): State<Shared>,
     Path((id, att)): Path<(String, String)>,
     req: Request,
@@ -267,7 +267,7 @@ struct AttachmentUpdate {
 }
 
 /// `PUT …/child/attachment/{attId}`: rename and/or move; `version.number` must be current.
-pub async fn update_properties(
+pub(crate) async fn update_properties(
     State(app): State<Shared>,
     Path((id, att)): Path<(String, String)>,
     body: axum::body::Bytes,

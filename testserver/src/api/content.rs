@@ -16,7 +16,7 @@ use crate::clock;
 use crate::model::{Content, ContentKind, Status};
 use crate::store::ContentChange;
 
-pub async fn current_user(State(app): State<Shared>) -> Json<Value> {
+pub(crate) async fn current_user(State(app): State<Shared>) -> Json<Value> {
     Json(render::user(&app))
 }
 
@@ -49,7 +49,7 @@ fn visible<'a>(
     }
 }
 
-pub async fn one(
+pub(crate) async fn one(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -71,7 +71,7 @@ pub async fn one(
 }
 
 /// `GET /content?spaceKey=&title=&type=`: lookup by title, or a listing of a space's content.
-pub async fn lookup(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn lookup(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
     let kind = match p.get("type").unwrap_or("page") {
         "page" => ContentKind::Page,
         "blogpost" => ContentKind::Blogpost,
@@ -144,7 +144,7 @@ struct VersionIn {
 }
 
 #[derive(Deserialize, Default)]
-pub struct ContentIn {
+pub(crate) struct ContentIn {
     #[serde(rename = "type")]
     kind: Option<String>,
     title: Option<String>,
@@ -180,7 +180,7 @@ fn written_expand() -> Expand {
     ])
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<Shared>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -224,7 +224,7 @@ pub async fn create(
     Ok(Json(render::content(&app, &store, c, &written_expand())))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     State(app): State<Shared>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -258,7 +258,7 @@ pub async fn update(
 }
 
 /// `DELETE /content/{id}` trashes; with `status=trashed` it purges trashed content.
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -281,7 +281,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn children_map(
+pub(crate) async fn children_map(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -293,7 +293,7 @@ pub async fn children_map(
     Ok(Json(render::children(&app, &store, c, &ex)))
 }
 
-pub async fn children_of_type(
+pub(crate) async fn children_of_type(
     State(app): State<Shared>,
     Path((id, kind)): Path<(String, String)>,
     p: Params,
@@ -329,7 +329,7 @@ pub async fn children_of_type(
     )))
 }
 
-pub async fn history(
+pub(crate) async fn history(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -363,7 +363,7 @@ fn version_json(
 
 /// Cloud `GET /rest/api/content/{id}/version`, DC `GET /rest/experimental/content/{id}/version`:
 /// newest first.
-pub async fn versions(
+pub(crate) async fn versions(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -395,7 +395,7 @@ pub async fn versions(
     )))
 }
 
-pub async fn version_one(
+pub(crate) async fn version_one(
     State(app): State<Shared>,
     Path((id, number)): Path<(String, u32)>,
     p: Params,
@@ -412,7 +412,7 @@ pub async fn version_one(
 
 /// `DELETE …/content/{id}/version/{n}`: drops a historical version (204); the current
 /// version cannot be deleted (400).
-pub async fn delete_version(
+pub(crate) async fn delete_version(
     State(app): State<Shared>,
     Path((id, number)): Path<(String, u32)>,
 ) -> Result<Response, ApiError> {

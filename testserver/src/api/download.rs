@@ -26,13 +26,13 @@ use crate::model::ContentKind;
 
 /// The parsed `Range` header against a file of `size` bytes.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeAnswer {
+pub(crate) enum RangeAnswer {
     Whole,
     Part { start: u64, end: u64 },
     Unsatisfiable,
 }
 
-pub fn parse_range(header: Option<&str>, size: u64) -> RangeAnswer {
+pub(crate) fn parse_range(header: Option<&str>, size: u64) -> RangeAnswer {
     let Some(h) = header else {
         return RangeAnswer::Whole;
     };
@@ -79,7 +79,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeAnswer {
 }
 
 /// What to serve: one version's file and the headers describing it.
-pub struct Served {
+pub(crate) struct Served {
     pub path: PathBuf,
     pub size: u64,
     pub media_type: String,
@@ -88,7 +88,7 @@ pub struct Served {
     pub modified_ms: i64,
 }
 
-pub async fn serve_file(s: Served, headers: &HeaderMap) -> Response {
+pub(crate) async fn serve_file(s: Served, headers: &HeaderMap) -> Response {
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         s.size,
@@ -190,7 +190,7 @@ fn version_param(p: &Params) -> Result<Option<u32>, ApiError> {
 }
 
 /// Cloud `GET /rest/api/content/{pageId}/child/attachment/{attId}/download[?version=N]` → 302.
-pub async fn cloud_redirect(
+pub(crate) async fn cloud_redirect(
     State(app): State<Shared>,
     Path((id, att)): Path<(String, String)>,
     p: Params,
@@ -232,7 +232,7 @@ pub async fn cloud_redirect(
 
 /// The media origin: the token in the query is the only credential. Any `Authorization`
 /// header is refused, as Atlassian's media API refuses a site credential.
-pub async fn media(
+pub(crate) async fn media(
     State(app): State<Shared>,
     Path(file_id): Path<String>,
     p: Params,
@@ -277,7 +277,7 @@ pub async fn media(
 }
 
 /// Datacenter `GET {context}/download/attachments/{pageId}/{filename}?version=N`.
-pub async fn dc_servlet(
+pub(crate) async fn dc_servlet(
     State(app): State<Shared>,
     Path((page, name)): Path<(String, String)>,
     p: Params,
@@ -299,7 +299,7 @@ pub async fn dc_servlet(
 
 /// Cloud's servlet is refused in `guard` before this is reached; this answers the same in
 /// case the guard is bypassed by a future route change.
-pub async fn cloud_servlet() -> Response {
+pub(crate) async fn cloud_servlet() -> Response {
     ApiError::plain(401, "Unauthorized").into_response()
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{status}: {message}")]
     V1 { status: u16, message: String },
     #[error("{status}: {title}")]
@@ -22,21 +22,21 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn v1(status: u16, message: impl Into<String>) -> ApiError {
+    pub(crate) fn v1(status: u16, message: impl Into<String>) -> ApiError {
         ApiError::V1 {
             status,
             message: message.into(),
         }
     }
 
-    pub fn v2(status: u16, title: impl Into<String>) -> ApiError {
+    pub(crate) fn v2(status: u16, title: impl Into<String>) -> ApiError {
         ApiError::V2 {
             status,
             title: title.into(),
         }
     }
 
-    pub fn plain(status: u16, text: impl Into<String>) -> ApiError {
+    pub(crate) fn plain(status: u16, text: impl Into<String>) -> ApiError {
         ApiError::Plain {
             status,
             text: text.into(),
@@ -44,7 +44,7 @@ impl ApiError {
     }
 
     /// The same failure, in the v2 shape.
-    pub fn into_v2(self) -> ApiError {
+    pub(crate) fn into_v2(self) -> ApiError {
         match self {
             ApiError::V1 { status, message } => ApiError::V2 {
                 status,
@@ -65,7 +65,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub fn v2_code(status: u16) -> &'static str {
+pub(crate) fn v2_code(status: u16) -> &'static str {
     match status {
         400 => "INVALID_REQUEST_PARAMETER",
         401 => "UNAUTHORIZED",
@@ -80,7 +80,7 @@ pub fn v2_code(status: u16) -> &'static str {
     }
 }
 
-pub fn v1_body(status: u16, message: &str) -> serde_json::Value {
+pub(crate) fn v1_body(status: u16, message: &str) -> serde_json::Value {
     json!({
         "statusCode": status,
         "data": {
@@ -93,7 +93,7 @@ pub fn v1_body(status: u16, message: &str) -> serde_json::Value {
     })
 }
 
-pub fn v2_body(status: u16, title: &str) -> serde_json::Value {
+pub(crate) fn v2_body(status: u16, title: &str) -> serde_json::Value {
     json!({"errors": [{"status": status, "code": v2_code(status), "title": title, "detail": null}]})
 }
 
@@ -123,7 +123,7 @@ impl IntoResponse for ApiError {
 }
 
 /// An error in the shape the path's API uses (for injected faults, which happen before routing).
-pub fn error_for_path(path: &str, status: u16, message: &str) -> Response {
+pub(crate) fn error_for_path(path: &str, status: u16, message: &str) -> Response {
     if path.contains("/api/v2/") || path.ends_with("/api/v2") {
         ApiError::v2(status, message).into_response()
     } else if path.starts_with("/file/") {

@@ -57,7 +57,7 @@ fn xsrf_ok(app: &super::App, headers: &HeaderMap) -> bool {
     }
 }
 
-pub async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let rel = path
         .strip_prefix(app.context.as_str())

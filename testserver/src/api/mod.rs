@@ -5,20 +5,20 @@
 //! as Confluence's own `_links` are context-relative. Flavor differences are decided in the
 //! route table where a route exists only on one flavor, and in the renderers otherwise.
 
-pub mod attachments;
-pub mod content;
-pub mod download;
-pub mod errors;
-pub mod guard;
-pub mod multipart;
-pub mod paging;
-pub mod properties;
-pub mod render;
-pub mod render_v2;
-pub mod search;
-pub mod spaces;
-pub mod upload;
-pub mod v2;
+pub(crate) mod attachments;
+pub(crate) mod content;
+pub(crate) mod download;
+pub(crate) mod errors;
+pub(crate) mod guard;
+pub(crate) mod multipart;
+pub(crate) mod paging;
+pub(crate) mod properties;
+pub(crate) mod render;
+pub(crate) mod render_v2;
+pub(crate) mod search;
+pub(crate) mod spaces;
+pub(crate) mod upload;
+pub(crate) mod v2;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +37,7 @@ use crate::store::Store;
 use errors::ApiError;
 
 /// Everything a handler can reach.
-pub struct App {
+pub(crate) struct App {
     pub config: Config,
     /// `http://127.0.0.1:PORT` + context path, what `_links.base` says.
     pub base_url: String,
@@ -53,28 +53,28 @@ pub struct App {
 
 /// A short-lived permission to fetch one file from the media origin, like the JWT that
 /// Atlassian's media platform puts in the redirect URL.
-pub struct MediaGrant {
+pub(crate) struct MediaGrant {
     pub file_id: String,
     pub expires: Instant,
 }
 
-pub type Shared = Arc<App>;
+pub(crate) type Shared = Arc<App>;
 
 impl App {
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn flavor(&self) -> Flavor {
+    pub(crate) fn flavor(&self) -> Flavor {
         self.config.flavor
     }
 
-    pub fn is_cloud(&self) -> bool {
+    pub(crate) fn is_cloud(&self) -> bool {
         self.config.flavor == Flavor::Cloud
     }
 
     /// The id as it appears on the wire: Cloud attachments carry an `att` prefix.
-    pub fn wire_id(&self, c: &crate::model::Content) -> String {
+    pub(crate) fn wire_id(&self, c: &crate::model::Content) -> String {
         if self.is_cloud() && c.kind == crate::model::ContentKind::Attachment {
             format!("att{}", c.id)
         } else {
@@ -83,7 +83,7 @@ impl App {
     }
 
     /// Parses an id from a path or body: digits, or `att` + digits on Cloud.
-    pub fn parse_id(&self, s: &str) -> Result<u64, ApiError> {
+    pub(crate) fn parse_id(&self, s: &str) -> Result<u64, ApiError> {
         let digits = match s.strip_prefix("att") {
             Some(rest) if self.is_cloud() => rest,
             _ => s,
@@ -94,12 +94,12 @@ impl App {
     }
 
     /// Records a change and waits until it is durable (a no-op without `--data`).
-    pub async fn persist(&self) {
+    pub(crate) async fn persist(&self) {
         let generation = self.persister.changed();
         self.persister.durable(generation).await;
     }
 
-    pub fn grant_media(&self, file_id: &str) -> String {
+    pub(crate) fn grant_media(&self, file_id: &str) -> String {
         let token = base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             rand::random::<[u8; 24]>(),
@@ -123,10 +123,10 @@ impl App {
 /// The raw query as ordered pairs: Confluence repeats parameters (`spaceKey=A&spaceKey=B`,
 /// `status=current&status=archived`) and joins lists with commas, so both forms are read.
 #[derive(Default, Debug, Clone)]
-pub struct Params(pub Vec<(String, String)>);
+pub(crate) struct Params(pub Vec<(String, String)>);
 
 impl Params {
-    pub fn parse(raw: Option<&str>) -> Params {
+    pub(crate) fn parse(raw: Option<&str>) -> Params {
         Params(
             form_urlencoded::parse(raw.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -134,7 +134,7 @@ impl Params {
         )
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -142,7 +142,7 @@ impl Params {
     }
 
     /// All values of a repeated and/or comma-separated parameter.
-    pub fn list(&self, key: &str) -> Vec<String> {
+    pub(crate) fn list(&self, key: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == key)
@@ -153,7 +153,7 @@ impl Params {
             .collect()
     }
 
-    pub fn number(&self, key: &str, default: usize) -> Result<usize, ApiError> {
+    pub(crate) fn number(&self, key: &str, default: usize) -> Result<usize, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(default),
             Some(v) => v
@@ -163,12 +163,12 @@ impl Params {
         }
     }
 
-    pub fn flag(&self, key: &str) -> bool {
+    pub(crate) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some(v) if v.eq_ignore_ascii_case("true"))
     }
 
     /// The pairs whose key is in `keep`, re-encoded, for building `next` links.
-    pub fn encode_only(&self, keep: &[&str]) -> String {
+    pub(crate) fn encode_only(&self, keep: &[&str]) -> String {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.0 {
             if keep.contains(&k.as_str()) {
@@ -179,7 +179,7 @@ impl Params {
     }
 
     /// The pairs whose key is not in `drop`, re-encoded.
-    pub fn encode_without(&self, drop: &[&str]) -> String {
+    pub(crate) fn encode_without(&self, drop: &[&str]) -> String {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.0 {
             if !drop.contains(&k.as_str()) {
@@ -199,18 +199,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 /// The v1 `expand` parameter: a set of dotted paths (`children.page`, `body.storage`).
 #[derive(Default, Debug, Clone)]
-pub struct Expand(HashSet<String>);
+pub(crate) struct Expand(HashSet<String>);
 
 impl Expand {
-    pub fn from_params(p: &Params) -> Expand {
+    pub(crate) fn from_params(p: &Params) -> Expand {
         Expand(p.list("expand").into_iter().collect())
     }
 
-    pub fn none() -> Expand {
+    pub(crate) fn none() -> Expand {
         Expand::default()
     }
 
-    pub fn with(mut self, items: &[&str]) -> Expand {
+    pub(crate) fn with(mut self, items: &[&str]) -> Expand {
         for i in items {
             self.0.insert(i.to_string());
         }
@@ -218,23 +218,23 @@ impl Expand {
     }
 
     /// True when `key` or any dotted path below it is requested.
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.0
             .iter()
             .any(|e| e == key || (e.starts_with(key) && e[key.len()..].starts_with('.')))
     }
 
     /// Every requested path moved below `key` (`lastUpdated` → `history.lastUpdated`).
-    pub fn prefixed(&self, key: &str) -> Expand {
+    pub(crate) fn prefixed(&self, key: &str) -> Expand {
         Expand(self.0.iter().map(|e| format!("{key}.{e}")).collect())
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The expansion below `key` (`children.page.version` → `page.version` under `children`).
-    pub fn below(&self, key: &str) -> Expand {
+    pub(crate) fn below(&self, key: &str) -> Expand {
         let prefix = format!("{key}.");
         Expand(
             self.0
@@ -246,7 +246,7 @@ impl Expand {
 }
 
 /// Builds the Confluence routes (context-relative; the caller nests them under the context).
-pub fn routes(app: &Shared) -> Router<Shared> {
+pub(crate) fn routes(app: &Shared) -> Router<Shared> {
     let cloud = app.is_cloud();
     let mut r = Router::new()
         .route("/rest/api/user/current", get(content::current_user))
@@ -330,7 +330,7 @@ pub fn routes(app: &Shared) -> Router<Shared> {
 
 /// Unknown paths: under `/rest/` Jersey's v1 answer (`null for uri: …`), under `/api/v2`
 /// the v2 shape, elsewhere a plain 404.
-pub async fn not_found(
+pub(crate) async fn not_found(
     State(app): State<Shared>,
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> errors::ApiError {
@@ -350,6 +350,6 @@ pub async fn not_found(
 }
 
 /// The media origin (Cloud): a separate listener, as `api.media.atlassian.com` is a separate host.
-pub fn media_routes() -> Router<Shared> {
+pub(crate) fn media_routes() -> Router<Shared> {
     Router::new().route("/file/{file_id}/binary", get(download::media))
 }

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 #[derive(Debug, thiserror::Error)]
-pub enum MultipartError {
+pub(crate) enum MultipartError {
     #[error("the request is not multipart/form-data with a boundary")]
     NotMultipart,
     #[error("the multipart body ended early")]
@@ -28,7 +28,7 @@ pub enum MultipartError {
 }
 
 /// The boundary parameter of a `multipart/form-data` content type.
-pub fn boundary(content_type: &str) -> Option<String> {
+pub(crate) fn boundary(content_type: &str) -> Option<String> {
     let mut parts = content_type.split(';');
     let kind = parts.next()?.trim();
     if !kind.eq_ignore_ascii_case("multipart/form-data") {
@@ -85,7 +85,7 @@ enum State {
     Done,
 }
 
-pub struct MultipartReader {
+pub(crate) struct MultipartReader {
     body: axum::body::BodyDataStream,
     buf: BytesMut,
     /// `\r\n--boundary`
@@ -98,7 +98,7 @@ pub struct MultipartReader {
 const MAX_HEADERS: usize = 64 * 1024;
 
 impl MultipartReader {
-    pub fn new(body: Body, boundary: &str) -> MultipartReader {
+    pub(crate) fn new(body: Body, boundary: &str) -> MultipartReader {
         let mut buf = BytesMut::with_capacity(256 * 1024);
         // A leading CRLF lets the first delimiter match like every other one.
         buf.extend_from_slice(b"\r\n");
@@ -131,7 +131,7 @@ impl MultipartReader {
     }
 
     /// The next chunk of the current part's data; None at the end of the part.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, MultipartError> {
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, MultipartError> {
         if self.state != State::Data {
             return Ok(None);
         }
@@ -153,7 +153,7 @@ impl MultipartReader {
     }
 
     /// Advances to the next part and returns its headers; None after the last part.
-    pub async fn next_part(&mut self) -> Result<Option<HeaderMap>, MultipartError> {
+    pub(crate) async fn next_part(&mut self) -> Result<Option<HeaderMap>, MultipartError> {
         loop {
             match self.state {
                 State::Done => return Ok(None),

@@ -17,13 +17,13 @@ use super::{App, Params};
 
 /// A v1 offset window: the effective start and limit of a request.
 #[derive(Clone, Copy, Debug)]
-pub struct Window {
+pub(crate) struct Window {
     pub start: usize,
     pub limit: usize,
 }
 
 impl Window {
-    pub fn v1(app: &App, p: &Params, default_limit: usize) -> Result<Window, ApiError> {
+    pub(crate) fn v1(app: &App, p: &Params, default_limit: usize) -> Result<Window, ApiError> {
         let start = p.number("start", 0)?;
         let limit = p
             .number("limit", default_limit)?
@@ -31,7 +31,7 @@ impl Window {
         Ok(Window { start, limit })
     }
 
-    pub fn slice<T: Clone>(&self, all: &[T]) -> Vec<T> {
+    pub(crate) fn slice<T: Clone>(&self, all: &[T]) -> Vec<T> {
         all.iter()
             .skip(self.start)
             .take(self.limit)
@@ -42,7 +42,7 @@ impl Window {
 
 /// Builds a v1 array envelope. `path` is context-relative; `keep` names the request parameters
 /// that the `next` link carries over.
-pub fn v1_envelope(
+pub(crate) fn v1_envelope(
     app: &App,
     results: Vec<Value>,
     w: Window,
@@ -73,7 +73,7 @@ pub fn v1_envelope(
 
 /// The context-relative `next` link of an offset page. Cloud starts it with `next=true`
 /// (seen live, docs/CONFLUENCE.md §1.1); Datacenter's documented example has no such flag.
-pub fn next_link(
+pub(crate) fn next_link(
     app: &App,
     path: &str,
     p: &Params,
@@ -95,7 +95,7 @@ pub fn next_link(
 
 /// An embedded v1 array (inside an expansion): the first `results` of `total`, as
 /// `{results,start:0,limit,size,_links{self,next?}}`.
-pub fn v1_embedded(
+pub(crate) fn v1_embedded(
     app: &App,
     results: Vec<Value>,
     total: usize,
@@ -115,11 +115,11 @@ pub fn v1_embedded(
     json!({"results": results, "start": 0, "limit": limit, "size": size, "_links": links})
 }
 
-pub fn encode_cursor(offset: usize) -> String {
+pub(crate) fn encode_cursor(offset: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("offset:{offset}"))
 }
 
-pub fn decode_cursor(cursor: &str) -> Option<usize> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<usize> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()?;
@@ -132,13 +132,13 @@ pub fn decode_cursor(cursor: &str) -> Option<usize> {
 
 /// A v2 cursor window: limit defaults per endpoint and is capped at 250.
 #[derive(Clone, Copy, Debug)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pub offset: usize,
     pub limit: usize,
 }
 
 impl Cursor {
-    pub fn v2(p: &Params, default_limit: usize) -> Result<Cursor, ApiError> {
+    pub(crate) fn v2(p: &Params, default_limit: usize) -> Result<Cursor, ApiError> {
         let offset = match p.get("cursor") {
             None | Some("") => 0,
             Some(c) => decode_cursor(c).ok_or_else(|| {
@@ -156,7 +156,7 @@ impl Cursor {
         Ok(Cursor { offset, limit })
     }
 
-    pub fn slice<T: Clone>(&self, all: &[T]) -> Vec<T> {
+    pub(crate) fn slice<T: Clone>(&self, all: &[T]) -> Vec<T> {
         all.iter()
             .skip(self.offset)
             .take(self.limit)
@@ -167,7 +167,7 @@ impl Cursor {
 
 /// A v2 list response: body envelope plus the `Link` header when more remain.
 /// `path` is context-relative (`/api/v2/...`); the links carry the context prefix.
-pub fn v2_list(
+pub(crate) fn v2_list(
     app: &App,
     results: Vec<Value>,
     c: Cursor,

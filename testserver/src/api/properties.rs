@@ -15,7 +15,7 @@ use super::render;
 use super::{Params, Shared};
 use crate::clock;
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Shared>,
     Path(id): Path<String>,
     p: Params,
@@ -46,7 +46,7 @@ pub async fn list(
     )))
 }
 
-pub async fn one(
+pub(crate) async fn one(
     State(app): State<Shared>,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
@@ -91,7 +91,7 @@ async fn create_inner(
     Ok(Json(render::property(&app, c, &c.properties[&key])))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(app): State<Shared>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -99,7 +99,7 @@ pub async fn create(
     create_inner(app, id, None, &body).await
 }
 
-pub async fn create_with_key(
+pub(crate) async fn create_with_key(
     State(app): State<Shared>,
     Path((id, key)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -120,7 +120,7 @@ struct PropertyUpdate {
     version: Option<PropertyVersion>,
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Shared>,
     Path((id, key)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -151,7 +151,7 @@ pub async fn put(
     Ok(Json(render::property(&app, c, &c.properties[&key])))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Shared>,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {

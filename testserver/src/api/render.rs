@@ -23,7 +23,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-pub fn encode_component(s: &str) -> String {
+pub(crate) fn encode_component(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
 }
 
@@ -35,7 +35,7 @@ fn webui_title(s: &str) -> String {
 const ACCOUNT_ID: &str = "557058:5f0c2d1e-9b1a-4f7e-8c3d-2a6b7e9f0a11";
 const USER_KEY: &str = "8a7f808a8c5d1c8f018c5d1e2f3a0001";
 
-pub fn user(app: &App) -> Value {
+pub(crate) fn user(app: &App) -> Value {
     let name = display_name(&app.config.user);
     match app.flavor() {
         Flavor::Cloud => json!({
@@ -63,7 +63,7 @@ pub fn user(app: &App) -> Value {
 }
 
 /// v2 `authorId`.
-pub fn author_id(app: &App) -> &'static str {
+pub(crate) fn author_id(app: &App) -> &'static str {
     match app.flavor() {
         Flavor::Cloud => ACCOUNT_ID,
         Flavor::Datacenter => USER_KEY,
@@ -79,12 +79,12 @@ fn display_name(user: &str) -> String {
     }
 }
 
-pub fn when(app: &App, ms: i64) -> String {
+pub(crate) fn when(app: &App, ms: i64) -> String {
     clock::format(ms, app.flavor())
 }
 
 /// Confluence's human form of a time (`friendlyWhen`, `friendlyLastModified`).
-pub fn friendly(ms: i64) -> String {
+pub(crate) fn friendly(ms: i64) -> String {
     let age = (clock::now_ms() - ms).max(0) / 1000;
     match age {
         0..=59 => "just a moment ago".to_string(),
@@ -100,7 +100,7 @@ pub fn friendly(ms: i64) -> String {
     }
 }
 
-pub fn version(app: &App, c: &Content, v: &Version) -> Value {
+pub(crate) fn version(app: &App, c: &Content, v: &Version) -> Value {
     let id = app.wire_id(c);
     let mut o = json!({
         "by": user(app),
@@ -138,7 +138,7 @@ pub fn version(app: &App, c: &Content, v: &Version) -> Value {
     o
 }
 
-pub fn space(app: &App, store: &Store, s: &Space, ex: &Expand) -> Value {
+pub(crate) fn space(app: &App, store: &Store, s: &Space, ex: &Expand) -> Value {
     let key = &s.key;
     let mut expandable = json!({
         "settings": format!("/rest/api/space/{key}/settings"),
@@ -191,13 +191,13 @@ pub fn space(app: &App, store: &Store, s: &Space, ex: &Expand) -> Value {
     o
 }
 
-pub fn content(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
+pub(crate) fn content(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
     content_at(app, store, c, c.current(), ex)
 }
 
 /// The v1 bodies of one page of results, in the order of `ids` (ids no longer stored are
 /// skipped).
-pub fn contents(app: &App, store: &Store, ids: &[u64], ex: &Expand) -> Vec<Value> {
+pub(crate) fn contents(app: &App, store: &Store, ids: &[u64], ex: &Expand) -> Vec<Value> {
     ids.iter()
         .filter_map(|&id| store.get(id))
         .map(|c| content(app, store, c, ex))
@@ -209,7 +209,7 @@ fn blog_path(c: &Content) -> String {
     format!("{y:04}/{m:02}/{d:02}")
 }
 
-pub fn webui(app: &App, store: &Store, c: &Content) -> String {
+pub(crate) fn webui(app: &App, store: &Store, c: &Content) -> String {
     match c.kind {
         ContentKind::Page => format!(
             "/spaces/{}/pages/{}/{}",
@@ -241,7 +241,7 @@ pub fn webui(app: &App, store: &Store, c: &Content) -> String {
 
 /// The download servlet form, `/download/attachments/{pageId}/{name}?version=N&modificationDate=MS&api=v2`
 /// (Cloud adds `cacheVersion=1`).
-pub fn servlet_download(app: &App, c: &Content, v: &Version) -> String {
+pub(crate) fn servlet_download(app: &App, c: &Content, v: &Version) -> String {
     let cache = if app.is_cloud() {
         "&cacheVersion=1"
     } else {
@@ -257,7 +257,7 @@ pub fn servlet_download(app: &App, c: &Content, v: &Version) -> String {
 }
 
 /// v1 `_links.download`: the REST path on Cloud (what Cloud sends since 2026), the servlet on DC.
-pub fn v1_download(app: &App, c: &Content, v: &Version) -> String {
+pub(crate) fn v1_download(app: &App, c: &Content, v: &Version) -> String {
     if app.is_cloud() && !app.config.legacy_download_links {
         let mut s = format!(
             "/rest/api/content/{}/child/attachment/{}/download",
@@ -273,7 +273,7 @@ pub fn v1_download(app: &App, c: &Content, v: &Version) -> String {
     }
 }
 
-pub fn media_type_description(mt: &str) -> &'static str {
+pub(crate) fn media_type_description(mt: &str) -> &'static str {
     match mt {
         "image/png" => "PNG Image",
         "image/jpeg" => "JPEG Image",
@@ -290,7 +290,7 @@ pub fn media_type_description(mt: &str) -> &'static str {
 }
 
 /// A content object as it was at version `v` (`status` is `historical` for an old version).
-pub fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expand) -> Value {
+pub(crate) fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex: &Expand) -> Value {
     let id = app.wire_id(c);
     let is_att = c.kind == ContentKind::Attachment;
     let historical = v.number != c.current().number;
@@ -582,7 +582,7 @@ fn tiny_link(id: u64) -> String {
 }
 
 /// The `children` expansion / `GET /content/{id}/child` body.
-pub fn children(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
+pub(crate) fn children(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
     let id = app.wire_id(c);
     let mut o = Map::new();
     let mut exp = Map::new();
@@ -620,7 +620,7 @@ pub fn children(app: &App, store: &Store, c: &Content, ex: &Expand) -> Value {
 }
 
 /// v1 `ContentProperty`.
-pub fn property(app: &App, c: &Content, p: &crate::model::Property) -> Value {
+pub(crate) fn property(app: &App, c: &Content, p: &crate::model::Property) -> Value {
     let id = app.wire_id(c);
     json!({
         "id": p.id.to_string(),

@@ -11,7 +11,7 @@ use crate::clock::format_v2;
 use crate::model::{Content, ContentKind, Property, Space, Version};
 use crate::store::Store;
 
-pub fn version(app: &App, v: &Version) -> Value {
+pub(crate) fn version(app: &App, v: &Version) -> Value {
     json!({
         "createdAt": format_v2(v.when_ms),
         "message": v.message,
@@ -21,7 +21,7 @@ pub fn version(app: &App, v: &Version) -> Value {
     })
 }
 
-pub fn space(app: &App, s: &Space) -> Value {
+pub(crate) fn space(app: &App, s: &Space) -> Value {
     json!({
         "id": s.id.to_string(),
         "key": s.key,
@@ -43,7 +43,7 @@ fn space_id(store: &Store, c: &Content) -> String {
 }
 
 /// A page or blog post; `body_format` (`storage`, …) embeds the body as v2 does on request.
-pub fn page(app: &App, store: &Store, c: &Content, body_format: Option<&str>) -> Value {
+pub(crate) fn page(app: &App, store: &Store, c: &Content, body_format: Option<&str>) -> Value {
     let body = match body_format {
         Some(
             f
@@ -81,7 +81,7 @@ pub fn page(app: &App, store: &Store, c: &Content, body_format: Option<&str>) ->
     o
 }
 
-pub fn attachment(app: &App, store: &Store, c: &Content, v: &Version) -> Value {
+pub(crate) fn attachment(app: &App, store: &Store, c: &Content, v: &Version) -> Value {
     let f = v.file.as_ref();
     let container = c.parent.unwrap_or(0).to_string();
     let container_kind = c.parent.and_then(|p| store.get(p)).map(|p| p.kind);
@@ -112,7 +112,7 @@ pub fn attachment(app: &App, store: &Store, c: &Content, v: &Version) -> Value {
     o
 }
 
-pub fn property(app: &App, p: &Property) -> Value {
+pub(crate) fn property(app: &App, p: &Property) -> Value {
     json!({
         "id": p.id.to_string(),
         "key": p.key,

@@ -181,7 +181,10 @@ fn next_link(
     s
 }
 
-pub async fn content_search(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn content_search(
+    State(app): State<Shared>,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
     let cql_text = p
         .get("cql")
         .ok_or_else(|| ApiError::v1(400, "cql parameter is required"))?
@@ -240,7 +243,7 @@ pub async fn content_search(State(app): State<Shared>, p: Params) -> Result<Json
     ))
 }
 
-pub async fn search(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn search(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
     let cql_text = p
         .get("cql")

@@ -11,7 +11,7 @@ use super::render;
 use super::{Expand, Params, Shared};
 use crate::model::ContentKind;
 
-pub async fn list(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(State(app): State<Shared>, p: Params) -> Result<Json<Value>, ApiError> {
     let ex = Expand::from_params(&p);
     let w = Window::v1(&app, &p, 25)?;
     let keys = p.list("spaceKey");
@@ -43,7 +43,7 @@ pub async fn list(State(app): State<Shared>, p: Params) -> Result<Json<Value>, A
     )))
 }
 
-pub async fn one(
+pub(crate) async fn one(
     State(app): State<Shared>,
     Path(key): Path<String>,
     p: Params,
@@ -84,7 +84,7 @@ fn typed_array(
     ))
 }
 
-pub async fn content(
+pub(crate) async fn content(
     State(app): State<Shared>,
     Path(key): Path<String>,
     p: Params,
@@ -102,7 +102,7 @@ pub async fn content(
     })))
 }
 
-pub async fn content_of_type(
+pub(crate) async fn content_of_type(
     State(app): State<Shared>,
     Path((key, kind)): Path<(String, String)>,
     p: Params,

@@ -20,7 +20,7 @@ use crate::blobs::BlobDir;
 
 /// A received file part, sitting in `incoming/` until it is committed. Dropping it deletes
 /// the temporary file if it was not committed.
-pub struct IncomingFile {
+pub(crate) struct IncomingFile {
     pub name: String,
     pub path: PathBuf,
     pub size: u64,
@@ -33,20 +33,20 @@ impl Drop for IncomingFile {
     }
 }
 
-pub struct Upload {
+pub(crate) struct Upload {
     pub files: Vec<IncomingFile>,
     pub comments: Vec<String>,
     pub minor_edit: bool,
 }
 
 impl Upload {
-    pub fn comment(&self, i: usize) -> &str {
+    pub(crate) fn comment(&self, i: usize) -> &str {
         self.comments.get(i).map(String::as_str).unwrap_or("")
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum UploadError {
+pub(crate) enum UploadError {
     #[error("the attachment exceeds the maximum configured attachment size of {0} bytes")]
     TooLarge(u64),
     #[error("malformed multipart body: {0}")]
@@ -77,7 +77,7 @@ impl From<UploadError> for ApiError {
 
 /// The parameters of a `Content-Disposition` header, read as UTF-8 bytes.
 #[derive(Debug, Default, PartialEq)]
-pub struct Disposition {
+pub(crate) struct Disposition {
     pub name: Option<String>,
     pub filename: Option<String>,
 }
@@ -135,7 +135,7 @@ fn ext_value(v: &str) -> Option<String> {
     Some(decode_text(&bytes, Some(&charset)))
 }
 
-pub fn parse_disposition(raw: &[u8]) -> Disposition {
+pub(crate) fn parse_disposition(raw: &[u8]) -> Disposition {
     let s = String::from_utf8_lossy(raw);
     let mut d = Disposition::default();
     let mut ext_filename = None;
@@ -157,7 +157,7 @@ pub fn parse_disposition(raw: &[u8]) -> Disposition {
 }
 
 /// Text in a declared charset; ISO-8859-1 when none is declared (as Confluence reads parts).
-pub fn decode_text(bytes: &[u8], charset: Option<&str>) -> String {
+pub(crate) fn decode_text(bytes: &[u8], charset: Option<&str>) -> String {
     match charset.map(|c| c.trim().trim_matches('"').to_ascii_lowercase()) {
         Some(c) if c == "utf-8" || c == "utf8" => String::from_utf8_lossy(bytes).into_owned(),
         Some(c) if c != "iso-8859-1" && c != "latin1" && c != "us-ascii" && c != "ascii" => {
@@ -176,11 +176,11 @@ fn charset_of(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `my/path/to/file.png` → `file.png` (both separators), as Confluence does.
-pub fn basename(name: &str) -> &str {
+pub(crate) fn basename(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
 }
 
-pub fn guess_media_type(name: &str) -> &'static str {
+pub(crate) fn guess_media_type(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -252,7 +252,7 @@ async fn file_part(
 }
 
 /// Reads an upload request body: files to `incoming/`, comments decoded, flags parsed.
-pub async fn read_upload(
+pub(crate) async fn read_upload(
     content_type: Option<&str>,
     body: Body,
     blobs: &BlobDir,

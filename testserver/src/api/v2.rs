@@ -18,7 +18,7 @@ use crate::clock;
 use crate::model::{Content, ContentKind, Status};
 use crate::store::Store;
 
-pub fn routes() -> Router<Shared> {
+pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/spaces", get(spaces))
         .route("/spaces/{id}", get(space))
