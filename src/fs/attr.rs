@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use super::inode::{Entry, Node};
 use super::ConfluenceFs;
 
+/// The block size `statfs` reports.
 pub const BLOCK_SIZE: u32 = 4096;
 
 /// `st_blksize`, the preferred I/O size: `cp`, `cat` and friends size their buffers by it
@@ -20,15 +21,25 @@ pub const IO_SIZE: u32 = 1 << 20;
 /// Kernel-independent attributes; the FUSE adapter turns them into `fuser::FileAttr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
+    /// The inode number (`st_ino`).
     pub ino: u64,
+    /// Exact size in bytes: the server's, or the staged bytes' while a file has local changes.
     pub size: u64,
+    /// `size` in 512-byte units, so that `du` adds up to what a copy takes.
     pub blocks: u64,
+    /// The version's time, or the time a user set and the object keeps.
     pub mtime: SystemTime,
+    /// The same as `mtime`: Confluence keeps no separate change time.
     pub ctime: SystemTime,
+    /// A directory (space, page, `@blog`, `@versions`) rather than a file.
     pub is_dir: bool,
+    /// Permission bits: the kept mode, or the default for the kind and the mount.
     pub perm: u16,
+    /// 2 for directories, 1 for files, 0 for a file deleted while open.
     pub nlink: u32,
+    /// Owner: always the mounting user.
     pub uid: u32,
+    /// Group: always the mounting user's.
     pub gid: u32,
 }
 

@@ -25,18 +25,25 @@ use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 
 /// Attribute changes kept locally: Confluence has no place for them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Overrides {
-    pub mode: Option<u16>,
-    pub mtime: Option<SystemTime>,
+pub(crate) struct Overrides {
+    /// Permission bits set by `chmod` or given at creation.
+    pub(crate) mode: Option<u16>,
+    /// A modification time set by `utimens`.
+    pub(crate) mtime: Option<SystemTime>,
 }
 
 /// What `setattr` asks for.
 #[derive(Debug, Default, Clone)]
 pub struct SetAttr {
+    /// New permission bits (`chmod`).
     pub mode: Option<u32>,
+    /// New owner (`chown`); accepted, never kept.
     pub uid: Option<u32>,
+    /// New group (`chgrp`); accepted, never kept.
     pub gid: Option<u32>,
+    /// New size (`truncate`, `O_TRUNC`).
     pub size: Option<u64>,
+    /// New modification time (`utimens`).
     pub mtime: Option<SystemTime>,
     /// The caller's uid: only root and the mounting user may chown.
     pub caller_uid: u32,
@@ -88,6 +95,7 @@ impl ConfluenceFs {
         Ok((self.attr_now(ino)?, handle))
     }
 
+    /// `unlink`: an attachment to the trash, a local file dropped; kept alive while open.
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), FsError> {
         self.writer()?;
         let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
@@ -262,6 +270,7 @@ impl ConfluenceFs {
         }
     }
 
+    /// `rmdir`: an empty page to the trash (`ENOTEMPTY` otherwise).
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), FsError> {
         self.writer()?;
         let ino = self.resolve(parent, name).await?.ok_or(FsError::NotFound)?;
@@ -284,6 +293,8 @@ impl ConfluenceFs {
         Ok(())
     }
 
+    /// `rename(2)`: a page retitled or moved, an attachment renamed or moved, or the end of an
+    /// editor's or rsync's save (one new version of the file saved).
     pub async fn rename(
         &self,
         parent: u64,
@@ -754,7 +765,7 @@ fn strip_date(raw: &str) -> &str {
 }
 
 impl LocalAnswer {
-    pub fn is_hidden(&self) -> bool {
+    pub(crate) fn is_hidden(&self) -> bool {
         matches!(self, LocalAnswer::Hidden)
     }
 }

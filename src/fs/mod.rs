@@ -63,7 +63,9 @@ pub use write::WriteConfig;
 pub struct FsConfig {
     /// Owner of every file and directory (the mounting user).
     pub uid: u32,
+    /// Group of every file and directory (the mounting user's).
     pub gid: u32,
+    /// Refuse every change with EROFS (`--read-only`, `-o ro`).
     pub read_only: bool,
     /// How long a listing, an attribute and a negative lookup stay valid.
     pub metadata_ttl: Duration,
@@ -88,10 +90,13 @@ impl Default for FsConfig {
 
 /// What a writable mount has and a read-only one does not.
 pub struct Writer {
+    /// Comment, notification and size limit of uploads.
     pub config: WriteConfig,
     /// Where files being written are staged (under the cache directory).
     pub staging_dir: std::path::PathBuf,
+    /// The durable record of uploads not yet confirmed by the server.
     pub spool: Arc<Spool>,
+    /// Delivers spool entries, at close and in the background.
     pub uploader: Arc<Uploader>,
     /// Permits for uploads that start while a file is written (`early.rs`).
     pub early_slots: Arc<tokio::sync::Semaphore>,
@@ -101,6 +106,7 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// The write side of a mount; `events` is what `uploader` reports of background work.
     pub fn new(
         config: WriteConfig,
         staging_dir: std::path::PathBuf,
@@ -119,6 +125,7 @@ impl Writer {
     }
 }
 
+/// The filesystem: every operation the FUSE adapter forwards, as an `async fn`.
 pub struct ConfluenceFs {
     client: Client,
     writer: Option<Writer>,
@@ -213,6 +220,7 @@ impl ConfluenceFs {
         Releasing(self.releasing.clone())
     }
 
+    /// What the filesystem was told about the mount.
     pub fn config(&self) -> &FsConfig {
         &self.config
     }
@@ -256,6 +264,7 @@ impl ConfluenceFs {
         Ok(self.attr_of(ino, &entry))
     }
 
+    /// What `statfs(2)` reports.
     pub fn statfs(&self) -> Statfs {
         Statfs {
             block_size: attr::BLOCK_SIZE,
@@ -279,6 +288,8 @@ impl Drop for Releasing {
 
 /// What `statfs` reports: Confluence has no capacity to speak of, so only the constants.
 pub struct Statfs {
+    /// `f_bsize`, the unit of `st_blocks` arithmetic (4096).
     pub block_size: u32,
+    /// `f_namemax`, the longest name in bytes (255).
     pub name_max: u32,
 }
