@@ -16,6 +16,12 @@ for dp, dn, fn in os.walk(root):
         src = '\n'.join(l for l in open(p).read().split('\n') if not l.strip().startswith('//'))
         # drop test modules
         src = re.split(r'#\[cfg\(test\)\]\s*mod tests', src)[0]
+        # `use super::{a, b::C}` and `use crate::{x::Y, z}`: spell each part out in full.
+        def expand(m):
+            head, body = m.group(1), m.group(2)
+            parts = [p.strip() for p in re.split(r',(?![^{]*})', body) if p.strip()]
+            return ' '.join(head + '::' + p for p in parts)
+        src = re.sub(r'\b(super|crate(?:::[a-z_]+)?)::\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}', expand, src)
         for t in re.findall(r'crate::([a-z_]+)(?:::([a-z_]+))?', src):
             target = t[0] + ('/' + t[1] if t[1] and os.path.exists(os.path.join(root, t[0], t[1] + '.rs')) else '')
             if target != m and not m.startswith(target + '/') : edges[m].add(target)

@@ -23,15 +23,6 @@ use super::tempname::is_temporary;
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 
-/// Attribute changes kept locally: Confluence has no place for them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Overrides {
-    /// Permission bits set by `chmod` or given at creation.
-    pub(crate) mode: Option<u16>,
-    /// A modification time set by `utimens`.
-    pub(crate) mtime: Option<SystemTime>,
-}
-
 /// What `setattr` asks for.
 #[derive(Debug, Default, Clone)]
 pub struct SetAttr {

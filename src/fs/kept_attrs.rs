@@ -27,10 +27,19 @@ const QUIET: Duration = Duration::from_millis(700);
 const RETRY: Duration = Duration::from_secs(5);
 
 /// Objects whose attributes wait to be written, each with the time it may be.
+/// What a user set of an object's mode and time, shown at once and written to its property.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Overrides {
+    /// Permission bits set by `chmod` or given at creation.
+    pub(crate) mode: Option<u16>,
+    /// A modification time set by `utimens`.
+    pub(crate) mtime: Option<SystemTime>,
+}
+
 #[derive(Default)]
 pub(crate) struct AttrWrites {
     /// Modes and times set by tools, by inode: shown at once, kept on the server once written.
-    pub(crate) overrides: Mutex<HashMap<u64, super::change::Overrides>>,
+    pub(crate) overrides: Mutex<HashMap<u64, Overrides>>,
     due: Mutex<HashMap<u64, Instant>>,
     running: AtomicBool,
 }
