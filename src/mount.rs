@@ -39,6 +39,33 @@ pub struct MountOptions {
     pub kernel: Vec<fuser::MountOption>,
 }
 
+/// Log lines written before a background mount is ready. Its stderr is then a pipe to the
+/// `mount` command, which shows them to the user; they belong in the log file too, which is
+/// opened only at readiness ([`detach_stdio`]), so they are kept here until then.
+static EARLY_LOG: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+
+/// Keeps what is logged from now until readiness, for the log file.
+pub fn keep_early_log() {
+    *EARLY_LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+}
+
+/// Where log lines go: stderr, and the early log while one is kept.
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(early) = EARLY_LOG.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            early.extend_from_slice(buf);
+        }
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// What the background process prints on stdout once the mount is ready.
 pub const READY_LINE: &str = "confluencefs: mounted";
 
@@ -396,7 +423,12 @@ fn detach_stdio(log_file: Option<&Path>) {
                 .open("/dev/null")
                 .ok()
         });
-    if let Some(file) = target {
+    let early = EARLY_LOG.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(mut file) = target {
+        if let Some(early) = early {
+            use std::io::Write;
+            let _ = file.write_all(&early);
+        }
         // SAFETY: both descriptors are valid; dup2 replaces stdout/stderr atomically.
         unsafe {
             libc::dup2(file.as_raw_fd(), 1);

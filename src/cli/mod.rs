@@ -108,6 +108,9 @@ fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
     }
     // fuser warns when, after an external `umount`, it tries to unmount what is already gone:
     // a harmless line on every such unmount, so its session's warnings are left out by default.
+    if std::env::var_os(mount_args::NOTIFY_ENV).is_some() {
+        crate::mount::keep_early_log();
+    }
     init_logging("confluencefs=info,fuser::session=error,warn");
     let site = SiteArgs {
         url: args.url.clone(),
@@ -198,6 +201,6 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::mount::LogWriter)
         .try_init();
 }

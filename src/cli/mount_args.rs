@@ -260,6 +260,7 @@ pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     if line.trim_end() == READY_LINE {
+        forward_available(&mut stderr);
         return Ok(());
     }
     let mut message = String::new();
@@ -276,6 +277,29 @@ pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
         bail!("the mount process ended ({status}) before the mount was ready");
     }
     bail!("{message}")
+}
+
+/// Shows the user what the background process said before it was ready (warnings: a token
+/// file others can read, a notice), without waiting for more: the process lives on.
+fn forward_available(stderr: &mut std::process::ChildStderr) {
+    use std::os::fd::AsRawFd;
+    let fd = stderr.as_raw_fd();
+    // SAFETY: `fd` is the open read end of the child's stderr pipe, owned by `stderr`.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        said.extend_from_slice(&buf[..n]);
+    }
+    if !said.is_empty() {
+        let _ = std::io::stderr().write_all(&said);
+    }
 }
 
 #[cfg(test)]

@@ -60,3 +60,49 @@ fn a_question_past_the_deadline_answers_etimedout() {
     assert!(took < Duration::from_millis(3000), "took {took:?}");
     assert!(mount.join(GUIDE).is_dir());
 }
+
+/// A warning given before a background mount is ready (a token file others can read) reaches
+/// the user's terminal and the log file; it used to be lost.
+#[test]
+fn warnings_before_readiness_reach_the_user_and_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{}\n", crate::support::TOKEN)).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mountpoint = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let output = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
+        .arg("mount")
+        .arg(server.base_url())
+        .arg(mountpoint.path())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--token-file")
+        .arg(&token)
+        .env("CONFLUENCE_USER", crate::support::USER)
+        .env_remove("CONFLUENCE_TOKEN")
+        .env_remove("CONFLUENCE_URL")
+        .output()
+        .unwrap();
+    let guard = MountGuard(mountpoint.path().to_path_buf());
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("chmod 600"),
+        "the user was not told: {said:?}"
+    );
+    drop(guard);
+    let log = std::fs::read_to_string(cache.join("confluencefs.log")).unwrap();
+    assert!(log.contains("chmod 600"), "not in the log: {log}");
+}
+
+/// Unmounts even when the test panics.
+struct MountGuard(std::path::PathBuf);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        crate::mounted::unmount(&self.0);
+    }
+}
