@@ -103,6 +103,8 @@ pub struct MountConfig {
     pub options: MountOptions,
     /// Where the background process logs once it is detached; `None` in the foreground.
     pub log_file: Option<PathBuf>,
+    /// The log file is rotated (to `NAME.1`, replacing the one before) past this size.
+    pub log_max_bytes: u64,
     /// Print [`READY_LINE`] on stdout when mounted (the parent of a background mount waits
     /// for it).
     pub notify_ready: bool,
@@ -207,6 +209,9 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     if config.notify_ready {
         println!("{READY_LINE}");
         detach_stdio(config.log_file.as_deref());
+        if let Some(path) = config.log_file.clone() {
+            runtime.spawn(rotate_log(path, config.log_max_bytes));
+        }
     }
     tracing::info!(mountpoint = %mountpoint.display(), "mounted");
 
@@ -398,6 +403,30 @@ fn raise_readahead(mountpoint: &Path) {
     let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
     if let Err(err) = std::fs::write(&knob, "1024") {
         tracing::debug!("cannot raise read-ahead at {knob}: {err}");
+    }
+}
+
+/// How often the log file's size is looked at.
+const LOG_CHECK: Duration = Duration::from_secs(1);
+
+/// Keeps the log file of a background mount under `max` bytes: past it, the file becomes
+/// `NAME.1` (one generation is kept) and a new one takes stdout and stderr. A mount that runs
+/// for months with `CONFLUENCEFS_LOG=debug` must not fill the disk its cache and spool share.
+async fn rotate_log(path: PathBuf, max: u64) {
+    let mut old = path.clone().into_os_string();
+    old.push(".1");
+    let old = PathBuf::from(old);
+    loop {
+        tokio::time::sleep(LOG_CHECK).await;
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if size <= max {
+            continue;
+        }
+        if std::fs::rename(&path, &old).is_err() {
+            continue;
+        }
+        detach_stdio(Some(&path));
+        tracing::info!(rotated = %old.display(), bytes = size, "log rotated");
     }
 }
 

@@ -96,6 +96,9 @@ pub struct MountArgs {
     /// Log file of the background process [default: CACHE_DIR/confluencefs.log].
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Size past which the log file is rotated (to NAME.1), e.g. 10M.
+    #[arg(long, default_value = "10M", value_parser = parse_size)]
+    pub log_max_size: u64,
 }
 
 /// Parses `10G`, `256M`, `64K`, `1T` (binary units) or plain bytes.
@@ -207,6 +210,7 @@ impl MountArgs {
             unmount_wait: Duration::from_secs_f64(self.unmount_wait),
             options,
             log_file: Some(log_file),
+            log_max_bytes: self.log_max_size.max(1),
             notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),
         })
     }

@@ -106,3 +106,44 @@ impl Drop for MountGuard {
         crate::mounted::unmount(&self.0);
     }
 }
+
+/// The log of a background mount rotates by size: it stays near `--log-max-size`, and the
+/// generation before is kept as `NAME.1`.
+#[test]
+fn the_log_rotates_by_size() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let output = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
+        .arg("mount")
+        .arg(server.base_url())
+        .arg(mountpoint.path())
+        .args(["--cache-dir"])
+        .arg(&cache)
+        .args(["--log-max-size", "16K", "--metadata-ttl", "0"])
+        .env("CONFLUENCE_USER", crate::support::USER)
+        .env("CONFLUENCE_TOKEN", crate::support::TOKEN)
+        .env("CONFLUENCEFS_LOG", "debug")
+        .output()
+        .unwrap();
+    let _guard = MountGuard(mountpoint.path().to_path_buf());
+    assert!(output.status.success(), "{output:?}");
+    let log = cache.join("confluencefs.log");
+    let old = cache.join("confluencefs.log.1");
+    let started = Instant::now();
+    while !old.exists() && started.elapsed() < Duration::from_secs(20) {
+        // Debug logging of listings without a cache writes plenty.
+        let _ = Command::new("ls")
+            .arg("-lR")
+            .arg(mountpoint.path())
+            .stdout(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(old.exists(), "no rotation in 20 s");
+    let size = std::fs::metadata(&log).unwrap().len();
+    // Checked every second: what one second of this logging writes at most, past the bound.
+    assert!(size < 4 << 20, "the current log has {size} bytes");
+    assert!(std::fs::metadata(&old).unwrap().len() > 16 << 10);
+}
