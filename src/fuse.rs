@@ -109,6 +109,7 @@ impl fuser::Filesystem for FuseAdapter {
         let ttl = self.ttl();
         self.on_name(
             req,
+            "lookup",
             Kind::Ask,
             name,
             move |fs, name| async move { fs.lookup(parent.0, &name).await },
@@ -124,6 +125,7 @@ impl fuser::Filesystem for FuseAdapter {
         let ttl = self.ttl();
         self.run(
             req,
+            "getattr",
             Kind::Ask,
             async move { fs.getattr(ino.0).await },
             move |result| match result {
@@ -166,6 +168,7 @@ impl fuser::Filesystem for FuseAdapter {
         };
         self.run(
             req,
+            "setattr",
             Kind::Change,
             async move { fs.setattr(ino.0, change).await },
             move |result| match result {
@@ -187,6 +190,7 @@ impl fuser::Filesystem for FuseAdapter {
         let ttl = self.ttl();
         self.on_name(
             req,
+            "mkdir",
             Kind::Change,
             name,
             move |fs, name| async move { fs.mkdir(parent.0, &name, mode).await },
@@ -235,6 +239,7 @@ impl fuser::Filesystem for FuseAdapter {
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.on_name(
             req,
+            "unlink",
             Kind::Change,
             name,
             move |fs, name| async move { fs.unlink(parent.0, &name).await },
@@ -245,6 +250,7 @@ impl fuser::Filesystem for FuseAdapter {
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.on_name(
             req,
+            "rmdir",
             Kind::Change,
             name,
             move |fs, name| async move { fs.rmdir(parent.0, &name).await },
@@ -272,6 +278,7 @@ impl fuser::Filesystem for FuseAdapter {
         let (name, newname) = (name_str(name), name_str(newname));
         self.run(
             req,
+            "rename",
             Kind::Change,
             async move {
                 match (name, newname) {
@@ -299,6 +306,7 @@ impl fuser::Filesystem for FuseAdapter {
         let ttl = self.ttl();
         self.on_name(
             req,
+            "create",
             Kind::Change,
             name,
             move |fs, name| async move { fs.create(parent.0, &name, mode).await },
@@ -322,6 +330,7 @@ impl fuser::Filesystem for FuseAdapter {
         let kind = if write { Kind::Change } else { Kind::Ask };
         self.run(
             req,
+            "open",
             kind,
             async move { fs.open(ino.0, write).await },
             move |result| match result {
@@ -351,12 +360,13 @@ impl fuser::Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.run(
             req,
+            "read",
             Kind::Ask,
             async move { fs.read(fh.0, offset, size).await },
             move |result| match result {
                 Ok(bytes) => reply.data(&bytes),
                 Err(err) => {
-                    tracing::warn!(handle = fh.0, offset, size, "read failed: {err}");
+                    tracing::debug!(handle = fh.0, offset, size, "read failed: {err}");
                     reply.error(errno(&err))
                 }
             },
@@ -387,6 +397,7 @@ impl fuser::Filesystem for FuseAdapter {
         let data = data.to_vec();
         self.run(
             req,
+            "write",
             Kind::Change,
             async move { fs.write(fh.0, offset, &data).await },
             move |result| match result {
@@ -410,6 +421,7 @@ impl fuser::Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.run(
             req,
+            "flush",
             Kind::Change,
             async move { fs.flush(fh.0).await },
             move |result| reply_empty(reply, result),
@@ -445,6 +457,7 @@ impl fuser::Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.run(
             req,
+            "fsync",
             Kind::Change,
             async move { fs.flush(fh.0).await },
             move |result| reply_empty(reply, result),
@@ -455,6 +468,7 @@ impl fuser::Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.run(
             req,
+            "opendir",
             Kind::Ask,
             async move { fs.opendir(ino.0).await },
             move |result| match result {
@@ -602,6 +616,7 @@ impl fuser::Filesystem for FuseAdapter {
         let value = value.to_vec();
         self.on_name(
             req,
+            "setxattr",
             Kind::Change,
             name,
             move |fs, name| async move { fs.setxattr(ino.0, &name, &value).await },
@@ -617,6 +632,7 @@ impl fuser::Filesystem for FuseAdapter {
         let name = name_str(name);
         self.run(
             req,
+            "getxattr",
             Kind::Ask,
             async move {
                 match name {
@@ -632,6 +648,7 @@ impl fuser::Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.run(
             req,
+            "listxattr",
             Kind::Ask,
             async move { fs.listxattr(ino.0).await },
             move |result| reply_xattr(reply, size, result),
@@ -644,6 +661,7 @@ impl fuser::Filesystem for FuseAdapter {
         }
         self.on_name(
             req,
+            "removexattr",
             Kind::Change,
             name,
             move |fs, name| async move { fs.removexattr(ino.0, &name).await },
@@ -691,14 +709,26 @@ impl FuseAdapter {
     /// made rename or upload is worse than a slow one), but a killed process gets its EINTR
     /// at once and can exit. fuser answers FUSE_INTERRUPT itself with ENOSYS, after which the
     /// kernel waits for our reply uninterruptibly: looking at the process is how we know.
-    fn run<T, Fut, Finish>(&self, req: &Request, kind: Kind, op: Fut, finish: Finish)
-    where
+    fn run<T, Fut, Finish>(
+        &self,
+        req: &Request,
+        what: &'static str,
+        kind: Kind,
+        op: Fut,
+        finish: Finish,
+    ) where
         T: Send + 'static,
         Fut: std::future::Future<Output = Result<T, FsError>> + Send + 'static,
         Finish: FnOnce(Result<T, FsError>) + Send + 'static,
     {
         let pid = req.pid();
         let deadline = self.deadline;
+        let finish = move |result: Result<T, FsError>| {
+            if let Err(err) = &result {
+                log_failure(what, err);
+            }
+            finish(result)
+        };
         match kind {
             Kind::Ask => {
                 self.runtime.spawn(async move {
@@ -730,6 +760,7 @@ impl FuseAdapter {
     fn on_name<T, Op, Fut, Finish>(
         &self,
         req: &Request,
+        what: &'static str,
         kind: Kind,
         name: &OsStr,
         op: Op,
@@ -744,6 +775,7 @@ impl FuseAdapter {
         let name = name_str(name);
         self.run(
             req,
+            what,
             kind,
             async move {
                 match name {
@@ -753,6 +785,27 @@ impl FuseAdapter {
             },
             finish,
         );
+    }
+}
+
+/// Logs a failure once, where it is answered: what went wrong with the server or the disk
+/// (with the request it concerned, which names the URL and never the credential), and what
+/// was refused. Ordinary answers (no such name, not empty, exists) are not failures.
+fn log_failure(what: &'static str, err: &FsError) {
+    use crate::confluence::ClientError;
+    match err {
+        FsError::Client(client) if matches!(**client, ClientError::NotFound { .. }) => {}
+        FsError::Client(client) if client.status() == Some(404) => {}
+        FsError::Client(_) | FsError::Io(_) | FsError::TimedOut => {
+            tracing::warn!(op = what, "failed: {err}")
+        }
+        FsError::TooLarge
+        | FsError::Invalid(_)
+        | FsError::NotPermitted(_)
+        | FsError::CrossDevice
+        | FsError::ReadOnly => tracing::info!(op = what, "refused: {err}"),
+        // An upload's errno was logged with its path where it failed; the rest are answers.
+        _ => {}
     }
 }
 

@@ -147,3 +147,30 @@ fn the_log_rotates_by_size() {
     assert!(size < 4 << 20, "the current log has {size} bytes");
     assert!(std::fs::metadata(&old).unwrap().len() > 16 << 10);
 }
+
+/// A listing that fails (the server answers 500 past the retries) is logged once, with the
+/// request it concerned.
+#[test]
+fn a_failed_listing_is_logged_with_its_request() {
+    let server = Server::start_seeded(Flavor::DataCenter, seed_tree);
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    view.faults(json!({ "fail_next": vec![500; 12] }));
+    let failed = mount.sh(&format!("ls '{GUIDE}'"));
+    view.faults(json!({}));
+    assert!(!failed.status.success());
+    let log = std::fs::read_to_string(mount.cache_dir.join("confluencefs.log")).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("failed"))
+        .collect();
+    assert!(!lines.is_empty(), "nothing logged:\n{log}");
+    assert!(
+        lines.iter().any(|l| l.contains("/rest/api/")),
+        "no request named: {lines:#?}"
+    );
+    assert!(
+        !log.contains(crate::support::TOKEN),
+        "the token is in the log"
+    );
+}
