@@ -261,12 +261,22 @@ impl ConfluenceFs {
             Node::Root => {
                 let keys: Vec<&str> = self.config.spaces.iter().map(String::as_str).collect();
                 let spaces = self.client.list_spaces(&keys).await?;
-                spaces
-                    .into_iter()
-                    .map(|space| {
-                        let name = names::encode(&space.key);
-                        (name, self.tree.inodes.upsert(ino, Node::Space(space)))
+                // The key names the directory, under the rules every name follows: a key too
+                // long, reserved or listed twice by a server gets a tagged name, never a clash.
+                let children: Vec<Child> = spaces
+                    .iter()
+                    .map(|space| Child {
+                        kind: EntryKind::Space,
+                        id: &space.id,
+                        name: &space.key,
                     })
+                    .collect();
+                let assigned = names::assign_names(&children);
+                drop(children);
+                assigned
+                    .into_iter()
+                    .zip(spaces)
+                    .map(|(name, space)| (name, self.tree.inodes.upsert(ino, Node::Space(space))))
                     .collect()
             }
             Node::Space(space) => {

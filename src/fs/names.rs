@@ -126,6 +126,8 @@ pub enum EntryKind {
     BlogPost,
     /// An attachment: a file.
     Attachment,
+    /// A space: a directory of the mount's root, named by its key.
+    Space,
 }
 
 impl EntryKind {
@@ -135,6 +137,7 @@ impl EntryKind {
             EntryKind::Page => "page",
             EntryKind::BlogPost => "blog",
             EntryKind::Attachment => "attachment",
+            EntryKind::Space => "space",
         }
     }
 
@@ -145,6 +148,7 @@ impl EntryKind {
             EntryKind::Attachment => 0,
             EntryKind::Page => 1,
             EntryKind::BlogPost => 2,
+            EntryKind::Space => 3,
         }
     }
 }
@@ -233,7 +237,7 @@ fn tag_component(component: &str, kind: EntryKind, id: &str) -> String {
     );
     let (stem, extension) = match kind {
         EntryKind::Attachment => split_extension(component),
-        EntryKind::Page | EntryKind::BlogPost => (component, None),
+        EntryKind::Page | EntryKind::BlogPost | EntryKind::Space => (component, None),
     };
     let suffix_len = tag.len() + extension.map_or(0, |e| e.len() + 1);
     let stem = cut(stem, NAME_MAX.saturating_sub(suffix_len));
@@ -374,7 +378,7 @@ fn parse_tag(name: &str) -> Option<(EntryKind, String)> {
     let tail_fits = match kind {
         _ if after.is_empty() => true,
         EntryKind::Attachment => after.strip_prefix('.').is_some_and(is_extension),
-        EntryKind::Page | EntryKind::BlogPost => false,
+        EntryKind::Page | EntryKind::BlogPost | EntryKind::Space => false,
     };
     if !tail_fits || id_text.is_empty() {
         return None;
@@ -1024,5 +1028,39 @@ mod tests {
         }
         assert_eq!(parse_version_file_name("3.pdf", "Makefile"), None);
         assert_eq!(parse_version_file_name("", "Makefile"), None);
+    }
+
+    #[test]
+    fn space_keys_follow_the_name_rules() {
+        let long = "K".repeat(300);
+        let children = [
+            Child {
+                kind: EntryKind::Space,
+                id: "1",
+                name: "DOCS",
+            },
+            Child {
+                kind: EntryKind::Space,
+                id: "2",
+                name: "DOCS",
+            },
+            Child {
+                kind: EntryKind::Space,
+                id: "3",
+                name: &long,
+            },
+            Child {
+                kind: EntryKind::Space,
+                id: "4",
+                name: "a/b",
+            },
+        ];
+        let names = assign_names(&children);
+        assert_eq!(names[0], "DOCS");
+        assert_ne!(names[1], "DOCS");
+        assert!(names.iter().all(|n| n.len() <= NAME_MAX), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains('/')), "{names:?}");
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 }
