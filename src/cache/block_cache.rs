@@ -101,6 +101,16 @@ impl BlockCache {
         })
     }
 
+    /// Frees `bytes` of the disk tier for someone else on the same filesystem (a file being
+    /// written that met a full disk): the cache yields before a write fails. Returns the bytes
+    /// freed (0 without a disk tier). Blocking.
+    pub fn give_back_disk(&self, bytes: u64) -> u64 {
+        self.tiers
+            .disk
+            .as_ref()
+            .map_or(0, |disk| disk.give_back(bytes))
+    }
+
     /// The sizes of the tiers now, and the counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
         let tiers = &self.tiers;

@@ -206,6 +206,19 @@ impl DiskCache {
         self.evict(&mut index, limit);
     }
 
+    /// Evicts least recently used blocks until `bytes` are freed (or the cache is empty), and
+    /// keeps the cache that much smaller until the free space is measured again. Returns the
+    /// bytes freed. Blocking.
+    pub(crate) fn give_back(&self, bytes: u64) -> u64 {
+        let mut index = self.lock();
+        let before = index.bytes;
+        self.evict(&mut index, before.saturating_sub(bytes));
+        let freed = before - index.bytes;
+        index.room = Some(index.bytes);
+        index.measured_at = Instant::now();
+        freed
+    }
+
     /// Bytes and files in the disk cache.
     pub(crate) fn usage(&self) -> (u64, u64) {
         let index = self.lock();

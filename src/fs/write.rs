@@ -133,7 +133,23 @@ impl ConfluenceFs {
             self.fill(staged).await?;
         }
         let start_early = staged.may_start_early(offset, end);
-        if let Err(err) = staged.file.write_all_at(data, offset) {
+        let mut written = staged.file.write_all_at(data, offset);
+        if written.as_ref().is_err_and(no_space) {
+            // The disk cache shares the filesystem: it yields before a write fails.
+            let needed = data.len() as u64 + (1 << 20);
+            let cache = self.cache.clone();
+            let freed = tokio::task::spawn_blocking(move || cache.give_back_disk(needed))
+                .await
+                .unwrap_or(0);
+            if freed > 0 {
+                tracing::info!(
+                    freed,
+                    "the disk cache gave space back to a file being written"
+                );
+                written = staged.file.write_all_at(data, offset);
+            }
+        }
+        if let Err(err) = written {
             staged.give_up_early();
             return Err(err.into());
         }
@@ -164,6 +180,10 @@ impl ConfluenceFs {
             return None;
         }
         if let Err(err) = staged.file.write_all_at(data, offset) {
+            if no_space(&err) {
+                // The async path asks the disk cache for room and writes again.
+                return None;
+            }
             staged.give_up_early();
             return Some(Err(err.into()));
         }
@@ -642,4 +662,9 @@ fn display_name(node: &Node) -> String {
         } => super::names::version_file_name(&attachment.title, *number),
         Node::Local(local) => encode(&local.filename),
     }
+}
+
+/// Whether a local write failed for want of space.
+fn no_space(err: &std::io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENOSPC)
 }

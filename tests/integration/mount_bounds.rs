@@ -99,3 +99,30 @@ fn a_small_cache_disk_still_takes_a_write_after_a_big_read() {
     );
     drop(mount);
 }
+
+/// A file larger than the free space the cache leaves (a quarter of the filesystem) still
+/// gets written: the disk cache gives blocks back when the staging file meets a full disk.
+#[test]
+fn the_cache_gives_space_back_to_a_write_that_needs_it() {
+    let server = Server::start_seeded(Flavor::DataCenter, |root| {
+        seed_basic(root);
+        write(root, "DOCS/Big/big.bin", &pattern(50 * MIB));
+    });
+    let view = ServerView::new(&server);
+    let tmpfs = Tmpfs::new("20m");
+    let mount = Mounted::with_cache(&server, &[], &tmpfs.path(), None);
+    mount.sh_ok("cat 'DOCS/DOCS Home/Big/big.bin' > /dev/null");
+    let after_read = used_bytes(&tmpfs.path());
+    let local = tempfile::tempdir().unwrap();
+    let eight = local.path().join("eight.bin");
+    std::fs::write(&eight, pattern(9 * MIB)).unwrap();
+    assert!(
+        after_read + 9 * MIB as u64 > 20 * MIB as u64,
+        "the test needs a cache that leaves less than 9 MiB free ({after_read} used)"
+    );
+    mount.sh_ok(&format!("cp '{}' '{GUIDE}/'", eight.display()));
+    let uploaded = view.attachment("Guide", "eight.bin");
+    assert_eq!(uploaded.size, 9 * MIB as u64);
+    assert!(view.bytes(&uploaded) == pattern(9 * MIB));
+    drop(mount);
+}
