@@ -174,3 +174,60 @@ fn a_failed_listing_is_logged_with_its_request() {
         "the token is in the log"
     );
 }
+
+/// An `ls` of another page answers at once while twelve readers wait on slow downloads, and
+/// the readers, killed, are released at once.
+#[test]
+fn an_unrelated_ls_answers_during_twelve_slow_downloads() {
+    let server = Server::start_seeded(Flavor::DataCenter, |root| {
+        seed_tree(root);
+        for i in 0..12 {
+            crate::support::write(
+                root,
+                &format!("DOCS/Slow/file-{i}.bin"),
+                &crate::support::pattern(200_000 + i),
+            );
+        }
+        crate::support::write(root, "DOCS/Other/other.txt", b"other\n");
+    });
+    let view = ServerView::new(&server);
+    let mount = Mounted::new(&server, &[]);
+    // Listed first: the point is the downloads, not the listing of their page.
+    mount.sh_ok("ls 'DOCS/DOCS Home/Slow' > /dev/null");
+    let latency = Duration::from_secs(4);
+    view.faults(json!({"path_contains": "download", "latency_ms": latency.as_millis() as u64}));
+    let mut readers: Vec<_> = (0..12)
+        .map(|i| {
+            Command::new("cat")
+                .arg(mount.join(&format!("DOCS/DOCS Home/Slow/file-{i}.bin")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    for reader in &mut readers {
+        assert!(
+            reader.try_wait().unwrap().is_none(),
+            "a reader was not held"
+        );
+    }
+    let started = Instant::now();
+    let listed = mount.sh_ok("ls 'DOCS/DOCS Home/Other'");
+    let took = started.elapsed();
+    assert_eq!(listed, "other.txt\n");
+    let killed = Instant::now();
+    for mut reader in readers {
+        let _ = reader.kill();
+        let _ = reader.wait();
+    }
+    let released = killed.elapsed();
+    view.faults(json!({}));
+    eprintln!("ls during 12 slow downloads: {took:?}; 12 killed readers released in {released:?}");
+    assert!(took < Duration::from_secs(1), "ls took {took:?}");
+    assert!(
+        released < Duration::from_secs(2),
+        "killed readers took {released:?}"
+    );
+}
