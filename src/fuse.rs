@@ -415,17 +415,7 @@ impl fuser::Filesystem for FuseAdapter {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        if !self.fs.has_changes_to_flush(fh.0) {
-            return reply.ok();
-        }
-        let fs = self.fs.clone();
-        self.run(
-            req,
-            "flush",
-            Kind::Change,
-            async move { fs.flush(fh.0).await },
-            move |result| reply_empty(reply, result),
-        );
+        self.upload_changes(req, "flush", fh, reply);
     }
 
     fn release(
@@ -451,17 +441,7 @@ impl fuser::Filesystem for FuseAdapter {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        if !self.fs.has_changes_to_flush(fh.0) {
-            return reply.ok();
-        }
-        let fs = self.fs.clone();
-        self.run(
-            req,
-            "fsync",
-            Kind::Change,
-            async move { fs.flush(fh.0).await },
-            move |result| reply_empty(reply, result),
-        );
+        self.upload_changes(req, "fsync", fh, reply);
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -754,6 +734,22 @@ impl FuseAdapter {
                 });
             }
         }
+    }
+
+    /// FLUSH and FSYNC: the changes of the handle's file go up, and `close()`/`fsync()` get
+    /// the upload's answer; a handle opened read-only is answered at once.
+    fn upload_changes(&self, req: &Request, what: &'static str, fh: FileHandle, reply: ReplyEmpty) {
+        if !self.fs.has_changes_to_flush(fh.0) {
+            return reply.ok();
+        }
+        let fs = self.fs.clone();
+        self.run(
+            req,
+            what,
+            Kind::Change,
+            async move { fs.flush(fh.0).await },
+            move |result| reply_empty(reply, result),
+        );
     }
 
     /// [`run`](Self::run) with `name` as UTF-8 of at most 255 bytes (EINVAL, ENAMETOOLONG).

@@ -283,8 +283,8 @@ pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
     bail!("{message}")
 }
 
-/// Shows the user what the background process said before it was ready (warnings: a token
-/// file others can read, a notice), without waiting for more: the process lives on.
+/// Shows the user the warnings the background process gave before it was ready (a token file
+/// others can read), without waiting for more: the process lives on.
 fn forward_available(stderr: &mut std::process::ChildStderr) {
     use std::os::fd::AsRawFd;
     let fd = stderr.as_raw_fd();
@@ -301,8 +301,11 @@ fn forward_available(stderr: &mut std::process::ChildStderr) {
         }
         said.extend_from_slice(&buf[..n]);
     }
-    if !said.is_empty() {
-        let _ = std::io::stderr().write_all(&said);
+    // Warnings and errors only: the informational lines are for the log file.
+    for line in String::from_utf8_lossy(&said).lines() {
+        if line.contains(" WARN ") || line.contains(" ERROR ") {
+            eprintln!("{line}");
+        }
     }
 }
 

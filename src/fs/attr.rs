@@ -67,14 +67,7 @@ impl ConfluenceFs {
             Some(staged) if !is_dir => staged,
             _ => size,
         };
-        let overrides = self
-            .attributes
-            .overrides
-            .lock()
-            .unwrap()
-            .get(&ino)
-            .copied()
-            .unwrap_or_default();
+        let overrides = self.attributes.overrides_of(ino);
         // What the user set: here in memory, or kept on the server (`kept_attrs.rs`).
         let (kept_mode, kept_mtime) = match &entry.node {
             Node::Page(page) => super::kept_attrs::kept(page.fs.as_ref(), page.version),

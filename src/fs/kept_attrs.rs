@@ -44,6 +44,18 @@ pub(crate) struct AttrWrites {
     running: AtomicBool,
 }
 
+impl AttrWrites {
+    /// What a user set of `ino`'s mode and time (nothing when nothing was set).
+    pub(crate) fn overrides_of(&self, ino: u64) -> Overrides {
+        self.overrides
+            .lock()
+            .unwrap()
+            .get(&ino)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 /// What one attempt at writing an object's property did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Written {
@@ -201,14 +213,7 @@ impl ConfluenceFs {
             Node::Local(_) => return Ok(Written::Later),
             _ => return Ok(Written::Done),
         };
-        let overrides = self
-            .attributes
-            .overrides
-            .lock()
-            .unwrap()
-            .get(&ino)
-            .copied()
-            .unwrap_or_default();
+        let overrides = self.attributes.overrides_of(ino);
         let base = current.clone().unwrap_or_default();
         let mut want = base.clone();
         if want.mtime_version != Some(version) {

@@ -16,23 +16,9 @@ use crate::mount_write::{ServerView, GUIDE};
 use crate::mounted::Mounted;
 use crate::support::Server;
 
-/// Runs Python with `m` bound to the mount's path and `d` to the Guide page directory;
-/// returns stdout, panicking with stderr when the script fails.
+/// Runs Python with `m` bound to the mount's path and `d` to the Guide page directory.
 fn py(mount: &Mounted, code: &str) -> String {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import os, time, errno\nm = {:?}\nd = os.path.join(m, {GUIDE:?})\n{code}",
-            mount.path.display().to_string()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    mount.python(&format!("d = os.path.join(m, {GUIDE:?})\n{code}"))
 }
 
 /// The names and bytes of the Guide page's attachments whose names start with `prefix`, as the

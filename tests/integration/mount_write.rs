@@ -244,19 +244,7 @@ fn rsync_into_the_mount_leaves_no_temp_names_and_nothing_to_do() {
 
 /// Runs a Python snippet with `m` bound to the mount path.
 fn python(mount: &Mounted, code: &str) {
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import os\nm = {:?}\n{code}",
-            mount.path.display().to_string()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    mount.python(code);
 }
 
 #[test]

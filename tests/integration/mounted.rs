@@ -61,6 +61,25 @@ impl Mounted {
             .expect("sh runs")
     }
 
+    /// Runs Python with `m` bound to the mount's path (`os`, `errno` and `time` imported);
+    /// returns stdout, panicking with stderr when the script fails.
+    pub(crate) fn python(&self, code: &str) -> String {
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                "import errno, os, time\nm = {:?}\n{code}",
+                self.path.display().to_string()
+            ))
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Like [`sh`](Self::sh) but the script must succeed; returns stdout.
     pub(crate) fn sh_ok(&self, script: &str) -> String {
         let output = self.sh(script);
