@@ -93,15 +93,9 @@ async fn drip_server(len: usize, drip: Drip) -> (String, Arc<AtomicUsize>) {
             let (mut socket, _) = listener.accept().await.unwrap();
             let counter = counter.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request).into_owned();
+                let Some(text) = crate::support::read_head(&mut socket).await else {
+                    return;
+                };
                 if text.contains("/rest/api/user/current") {
                     let body = br#"{"type":"known","username":"drip","displayName":"Drip"}"#;
                     let head = format!(
@@ -124,7 +118,7 @@ async fn drip_server(len: usize, drip: Drip) -> (String, Arc<AtomicUsize>) {
                 match drip {
                     Drip::Silent => {
                         // Holds the connection open until the client gives up.
-                        let _ = socket.read(&mut buffer).await;
+                        let _ = socket.read(&mut [0u8; 64]).await;
                     }
                     Drip::Every { bytes, every } => {
                         for piece in body.chunks(bytes) {

@@ -67,7 +67,7 @@ impl Hostile {
 /// Starts a fake server whose answers come from `answer`; `/rest/api/user/current` under any
 /// context is answered for it, so that `Client::connect` works. One answer per connection.
 async fn hostile(answer: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> Hostile {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -81,15 +81,9 @@ async fn hostile(answer: impl Fn(&Seen) -> Vec<u8> + Send + Sync + 'static) -> H
             };
             let (answer, log) = (answer.clone(), log.clone());
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&head).into_owned();
+                let Some(text) = crate::support::read_head(&mut socket).await else {
+                    return;
+                };
                 let mut lines = text.split("\r\n");
                 let mut words = lines.next().unwrap_or("").split_whitespace().skip(1);
                 let mut request = Seen {

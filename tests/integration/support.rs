@@ -232,6 +232,21 @@ pub(crate) async fn page_by_title(
     panic!("no page {title:?} in {key}");
 }
 
+/// Reads a request's head (up to the blank line) from a raw test server's socket; `None`
+/// when the client went away first.
+pub(crate) async fn read_head(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A minimal HTTP/1.1 server for behaviour the test server does not produce (a server that
 /// ignores `Range`, an answer lost after the work was done). `answer(method, path, nth)` returns
 /// the raw response, `nth` counting earlier requests with the same method and path. Every
@@ -241,7 +256,7 @@ pub(crate) async fn plain_server(
 ) -> String {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -252,15 +267,9 @@ pub(crate) async fn plain_server(
             let (mut socket, _) = listener.accept().await.unwrap();
             let (answer, seen) = (answer.clone(), seen.clone());
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buffer[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request).into_owned();
+                let Some(text) = crate::support::read_head(&mut socket).await else {
+                    return;
+                };
                 let mut words = text.split_whitespace();
                 let method = words.next().unwrap_or("").to_string();
                 let path = words.next().unwrap_or("").to_string();
