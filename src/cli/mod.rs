@@ -10,13 +10,14 @@
 
 mod check;
 pub mod mount_args;
+mod mount_helper;
 mod pending;
 mod tree;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::confluence::{check_site_url, ClientConfig, Credentials, Flavor};
 
@@ -69,7 +70,11 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let args = Args::parse();
+    let command = Args::command();
+    let mut subcommands: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+    subcommands.push("help");
+    let argv = mount_helper::normalize(std::env::args_os().collect(), &subcommands);
+    let args = Args::parse_from(argv);
     let result = match args.command {
         Command::Mount(args) => run_mount(args),
         Command::Pending(args) => pending::run(args),
@@ -87,7 +92,8 @@ pub fn main() -> i32 {
     }
 }
 
-fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
+fn run_mount(mut args: mount_args::MountArgs) -> anyhow::Result<()> {
+    args.take_option_values()?;
     // Refused here already, so that a wrong URL is not first handed to a background process.
     check_site_url(&args.url)?;
     if !args.foreground {
