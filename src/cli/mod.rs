@@ -9,6 +9,7 @@
 //! is one clear line, not a backtrace.
 
 mod check;
+mod generate;
 pub mod mount_args;
 mod mount_helper;
 mod pending;
@@ -53,6 +54,15 @@ enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
+    /// Print a completion script for SHELL on stdout (e.g. `confluencefs completions bash >
+    /// ~/.local/share/bash-completion/completions/confluencefs`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `confluencefs man | man -l -`.
+    Man,
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
     /// `umount MOUNTPOINT` ends it.
     Mount(mount_args::MountArgs),
@@ -78,6 +88,8 @@ pub fn main() -> i32 {
     let result = match args.command {
         Command::Mount(args) => run_mount(args),
         Command::Pending(args) => pending::run(args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
         command => {
             init_logging("warn");
             run_client_command(command)
@@ -140,7 +152,10 @@ fn run_client_command(command: Command) -> anyhow::Result<()> {
         match command {
             Command::Check { site } => check::run(connect_config(&site)?).await,
             Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
-            Command::Mount(_) | Command::Pending(_) => unreachable!("handled in main"),
+            Command::Mount(_)
+            | Command::Pending(_)
+            | Command::Completions { .. }
+            | Command::Man => unreachable!("handled in main"),
         }
     })
 }

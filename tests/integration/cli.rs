@@ -208,3 +208,74 @@ impl Drop for Unmount {
         crate::mounted::unmount(&self.0);
     }
 }
+
+/// Runs `confluencefs ARGS` and returns its stdout, panicking if it fails.
+fn generated(args: &[&str]) -> String {
+    let output = confluencefs(args, &[]);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// Feeds `input` to `program args` and returns its status, stdout and stderr.
+fn pipe_through(program: &str, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{program} runs: {err}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.success(), stdout(&output), stderr(&output))
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = generated(&["completions", shell]);
+        // fish names long options without their dashes (`-l cache-size`).
+        let long = if shell == "fish" {
+            "-l cache-size"
+        } else {
+            "--cache-size"
+        };
+        for word in ["mount", long, "pending", "check", "completions"] {
+            assert!(script.contains(word), "{shell}: no {word:?}");
+        }
+    }
+    let (ok, _, errors) = pipe_through("bash", &["-n"], &generated(&["completions", "bash"]));
+    assert!(ok, "bash -n: {errors}");
+    let refused = confluencefs(&["completions", "tcsh"], &[]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn man_page_renders_and_covers_every_command() {
+    let page = generated(&["man"]);
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "not roff");
+    // -P-cbou: plain text, no overstrike bold or underline.
+    let (ok, text, warnings) = pipe_through("groff", &["-man", "-Tutf8", "-ww", "-P-cbou"], &page);
+    assert!(ok, "groff: {warnings}");
+    assert!(warnings.trim().is_empty(), "groff warns: {warnings}");
+    // Some groff setups print hyphens and minus signs as their own characters.
+    let plain = text.replace(['\u{2010}', '\u{2212}'], "-");
+    for word in [
+        "mount",
+        "--cache-size",
+        "pending",
+        "--token-file",
+        "completions",
+    ] {
+        assert!(
+            plain.contains(word),
+            "the man page has no {word:?}:\n{plain}"
+        );
+    }
+}
