@@ -279,3 +279,99 @@ fn man_page_renders_and_covers_every_command() {
         );
     }
 }
+
+#[tokio::test]
+async fn q_silences_a_warning_and_vv_shows_trace_lines() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(Flavor::Cloud);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    // Readable by others: worth a warning.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token_file = token_file.to_string_lossy().into_owned();
+    let url = server.base_url();
+    let check = |flags: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--url",
+            &url,
+            "--user",
+            USER,
+            "--token-file",
+            &token_file,
+        ];
+        args.extend_from_slice(flags);
+        let output = confluencefs(&args, &[]);
+        assert!(output.status.success(), "{flags:?}: {}", stderr(&output));
+        stderr(&output)
+    };
+    let usual = check(&[]);
+    assert!(usual.contains("WARN"), "{usual}");
+    assert!(
+        !usual.contains("TRACE") && !usual.contains("DEBUG"),
+        "{usual}"
+    );
+    let quiet = check(&["-q"]);
+    assert!(quiet.trim().is_empty(), "-q: {quiet}");
+    let loud = check(&["-vv"]);
+    assert!(
+        loud.contains("TRACE") && loud.contains("WARN"),
+        "-vv: {loud}"
+    );
+    // CONFLUENCEFS_LOG still wins.
+    let args = [
+        "-q",
+        "check",
+        "--url",
+        &url,
+        "--user",
+        USER,
+        "--token-file",
+        &token_file,
+    ];
+    let output = confluencefs(&args, &[("CONFLUENCEFS_LOG", "warn")]);
+    assert!(stderr(&output).contains("WARN"), "{}", stderr(&output));
+}
+
+#[test]
+fn v_puts_debug_lines_in_the_mount_log() {
+    let server = Server::start(Flavor::DataCenter);
+    let log_of = |flags: &[&str]| {
+        let cache = tempfile::tempdir().unwrap();
+        let mountpoint = tempfile::tempdir().unwrap();
+        let output = crate::mounted::mount_command(
+            &server.base_url(),
+            mountpoint.path(),
+            cache.path(),
+            flags,
+        );
+        let guard = Unmount(mountpoint.path().to_path_buf());
+        assert!(output.status.success(), "mount failed: {}", stderr(&output));
+        let pid = crate::mounted::mount_pid(mountpoint.path());
+        let _ = std::fs::read_dir(mountpoint.path().join("DOCS"))
+            .unwrap()
+            .count();
+        drop(guard);
+        wait_exit(pid);
+        std::fs::read_to_string(cache.path().join("confluencefs.log")).unwrap()
+    };
+    let usual = log_of(&[]);
+    assert!(usual.contains(" INFO "), "{usual}");
+    assert!(!usual.contains(" DEBUG "), "{usual}");
+    let verbose = log_of(&["-v"]);
+    assert!(verbose.contains(" DEBUG "), "{verbose}");
+    assert!(!verbose.contains(" TRACE "), "{verbose}");
+}
+
+/// Waits until process `pid` (if any) has ended, so that its log is complete.
+fn wait_exit(pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    for _ in 0..300 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) if !stat.contains(") Z ") => {}
+            _ => return,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
