@@ -303,10 +303,15 @@ fn mount_options(config: &MountConfig) -> Vec<fuser::MountOption> {
         ),
         M::Subtype("confluencefs".to_string()),
         M::DefaultPermissions,
-        M::NoDev,
-        M::NoSuid,
         if config.read_only { M::RO } else { M::RW },
     ];
+    // nodev,nosuid unless asked otherwise (mount.fuse3 asks for dev,suid when root mounts
+    // through mount(8), as for any file system); fuser refuses a list holding both.
+    for (default, asked) in [(M::NoDev, M::Dev), (M::NoSuid, M::Suid)] {
+        if !config.options.kernel.contains(&asked) {
+            options.push(default);
+        }
+    }
     options.extend(config.options.kernel.iter().cloned());
     options
 }

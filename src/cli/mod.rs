@@ -6,17 +6,21 @@
 //! background mount process gets the token on its stdin, see `mount`). Each subcommand lives
 //! in its own module and returns `anyhow::Result`; `main` prints
 //! the whole error chain on one line and exits non-zero, so a wrong URL or a refused credential
-//! is one clear line, not a backtrace.
+//! is one clear line, not a backtrace. The command line mount(8) gives a helper is rewritten
+//! into `mount …` before parsing (`mount_helper`). `-v`/`-vv`/`-q` are global flags that only
+//! pick the default log filter: `CONFLUENCEFS_LOG`, a filter the user wrote, still wins.
 
 mod check;
+mod generate;
 pub mod mount_args;
+mod mount_helper;
 mod pending;
 mod tree;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::confluence::{check_site_url, ClientConfig, Credentials, Flavor};
 
@@ -25,6 +29,50 @@ use crate::confluence::{check_site_url, ClientConfig, Credentials, Flavor};
 struct Args {
     #[command(subcommand)]
     command: Command,
+    /// More log: -v debug, -vv trace (CONFLUENCEFS_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log: errors only (CONFLUENCEFS_LOG, when set, wins).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+/// How much to log, from `-v`, `-vv` and `-q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verbosity {
+    Quiet,
+    Normal,
+    Debug,
+    Trace,
+}
+
+impl Verbosity {
+    fn of(args: &Args) -> Verbosity {
+        match (args.quiet, args.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Debug,
+            (false, _) => Verbosity::Trace,
+        }
+    }
+
+    /// The log filter for a command whose usual one is `normal`. Other crates stay at `warn`
+    /// whatever the level, and fuser's session at `error` when `normal` keeps it there (see
+    /// `run_mount`).
+    fn filter(self, normal: &str) -> String {
+        let ours = match self {
+            Verbosity::Quiet => return "error".to_string(),
+            Verbosity::Normal => return normal.to_string(),
+            Verbosity::Debug => "confluencefs=debug",
+            Verbosity::Trace => "confluencefs=trace",
+        };
+        let session = "fuser::session=error";
+        if normal.split(',').any(|part| part == session) {
+            format!("{ours},{session},warn")
+        } else {
+            format!("{ours},warn")
+        }
+    }
 }
 
 /// How to reach Confluence; shared by every subcommand that talks to it.
@@ -52,6 +100,15 @@ enum Command {
         #[command(flatten)]
         site: SiteArgs,
     },
+    /// Print a completion script for SHELL on stdout (e.g. `confluencefs completions bash >
+    /// ~/.local/share/bash-completion/completions/confluencefs`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `confluencefs man | man -l -`.
+    Man,
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
     /// `umount MOUNTPOINT` ends it.
     Mount(mount_args::MountArgs),
@@ -69,12 +126,19 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let args = Args::parse();
+    let command = Args::command();
+    let mut subcommands: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+    subcommands.push("help");
+    let argv = mount_helper::normalize(std::env::args_os().collect(), &subcommands);
+    let args = Args::parse_from(argv);
+    let verbosity = Verbosity::of(&args);
     let result = match args.command {
-        Command::Mount(args) => run_mount(args),
+        Command::Mount(args) => run_mount(args, verbosity),
         Command::Pending(args) => pending::run(args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
         command => {
-            init_logging("warn");
+            init_logging(&verbosity.filter("warn"));
             run_client_command(command)
         }
     };
@@ -87,7 +151,8 @@ pub fn main() -> i32 {
     }
 }
 
-fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
+fn run_mount(mut args: mount_args::MountArgs, verbosity: Verbosity) -> anyhow::Result<()> {
+    args.take_option_values()?;
     // Refused here already, so that a wrong URL is not first handed to a background process.
     check_site_url(&args.url)?;
     if !args.foreground {
@@ -111,7 +176,7 @@ fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
     if std::env::var_os(mount_args::NOTIFY_ENV).is_some() {
         crate::mount::keep_early_log();
     }
-    init_logging("confluencefs=info,fuser::session=error,warn");
+    init_logging(&verbosity.filter(MOUNT_LOG));
     let site = SiteArgs {
         url: args.url.clone(),
         user: args.user.clone(),
@@ -119,7 +184,21 @@ fn run_mount(args: mount_args::MountArgs) -> anyhow::Result<()> {
         flavor: args.flavor.clone(),
     };
     let client = connect_config(&site)?;
-    crate::mount::run(args.into_config(client)?)
+    let config = args.into_config(client)?;
+    // What -v is first for: the settings this mount runs with, as the flags and -o made them.
+    tracing::debug!(
+        mountpoint = %config.mountpoint.display(),
+        cache_dir = %config.cache_dir.display(),
+        spaces = ?config.spaces,
+        read_only = config.read_only,
+        allow_other = config.allow_other,
+        disk_cache_bytes = config.disk_cache_bytes,
+        memory_cache_bytes = config.memory_cache_bytes,
+        metadata_ttl = ?config.metadata_ttl,
+        options = ?config.options,
+        "mount settings"
+    );
+    crate::mount::run(config)
 }
 
 fn run_client_command(command: Command) -> anyhow::Result<()> {
@@ -134,7 +213,10 @@ fn run_client_command(command: Command) -> anyhow::Result<()> {
         match command {
             Command::Check { site } => check::run(connect_config(&site)?).await,
             Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
-            Command::Mount(_) | Command::Pending(_) => unreachable!("handled in main"),
+            Command::Mount(_)
+            | Command::Pending(_)
+            | Command::Completions { .. }
+            | Command::Man => unreachable!("handled in main"),
         }
     })
 }
@@ -195,6 +277,11 @@ fn env_token() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The log filter of a mount without `-v` or `-q`.
+const MOUNT_LOG: &str = "confluencefs=info,fuser::session=error,warn";
+
+/// Logs through `tracing` with `CONFLUENCEFS_LOG` as the filter when it is set (a spec the
+/// user wrote beats `-v` and `-q`), else `default`.
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONFLUENCEFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -203,4 +290,36 @@ fn init_logging(default: &str) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| crate::mount::LogWriter)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verbosity(argv: &[&str]) -> Verbosity {
+        Verbosity::of(&Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn verbosity_flags_set_the_filter() {
+        let mount = ["confluencefs", "mount", "https://x", "/mnt"];
+        assert_eq!(verbosity(&mount), Verbosity::Normal);
+        assert_eq!(verbosity(&[&mount[..], &["-v"]].concat()), Verbosity::Debug);
+        assert_eq!(
+            verbosity(&["confluencefs", "-vv", "check", "--url", "x"]),
+            Verbosity::Trace
+        );
+        assert_eq!(
+            verbosity(&["confluencefs", "check", "-q", "--url", "x"]),
+            Verbosity::Quiet
+        );
+        assert!(Args::try_parse_from(["confluencefs", "-q", "-v", "man"]).is_err());
+        assert_eq!(Verbosity::Normal.filter(MOUNT_LOG), MOUNT_LOG);
+        assert_eq!(
+            Verbosity::Debug.filter(MOUNT_LOG),
+            "confluencefs=debug,fuser::session=error,warn"
+        );
+        assert_eq!(Verbosity::Trace.filter("warn"), "confluencefs=trace,warn");
+        assert_eq!(Verbosity::Quiet.filter(MOUNT_LOG), "error");
+    }
 }

@@ -87,7 +87,9 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root, default_permissions,
-    /// nonempty, noatime, atime, exec, noexec, suid, nosuid, dev, nodev, fsname=NAME.
+    /// nonempty, noatime, atime, exec, noexec, suid, nosuid, dev, nodev, fsname=NAME,
+    /// user=USER, token_file=FILE, cache_dir=DIR (as the flags; for fstab and mount -t);
+    /// mount(8)'s own (_netdev, nofail, noauto, defaults, x-systemd.*, …) are ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Stay attached and log to the terminal.
@@ -127,7 +129,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * scale as f64) as u64)
 }
 
-/// Parses `-o` lists, so that a typo fails before anything is mounted.
+/// The `-o` options that stand for a flag (`user=` for `--user`, …), for fstab lines and
+/// `mount -t`, which can pass nothing else.
+const SETTING_OPTIONS: [&str; 3] = ["user", "token_file", "cache_dir"];
+
+/// Parses `-o` lists, so that a typo fails before anything is mounted. mount(8)'s own options
+/// (`_netdev`, `nofail`, `noauto`, `auto`, `user`, `users`, `owner`, `group`, `defaults`,
+/// `x-*`, `comment=*`) are accepted and ignored; `user=`, `token_file=` and `cache_dir=` must
+/// have been moved onto their flags by [`MountArgs::take_option_values`].
 pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
     use fuser::MountOption as M;
     let mut options = MountOptions::default();
@@ -139,21 +148,43 @@ pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
             "allow_root" => options.allow_root = true,
             "nonempty" => options.nonempty = true,
             "default_permissions" => {} // always on: the kernel checks modes
-            "noatime" => options.kernel.push(M::NoAtime),
-            "atime" => options.kernel.push(M::Atime),
-            "exec" => options.kernel.push(M::Exec),
-            "noexec" => options.kernel.push(M::NoExec),
-            "suid" => options.kernel.push(M::Suid),
-            "nosuid" => options.kernel.push(M::NoSuid),
-            "dev" => options.kernel.push(M::Dev),
-            "nodev" => options.kernel.push(M::NoDev),
+            "noatime" => set_kernel(&mut options.kernel, M::NoAtime, M::Atime),
+            "atime" => set_kernel(&mut options.kernel, M::Atime, M::NoAtime),
+            "exec" => set_kernel(&mut options.kernel, M::Exec, M::NoExec),
+            "noexec" => set_kernel(&mut options.kernel, M::NoExec, M::Exec),
+            "suid" => set_kernel(&mut options.kernel, M::Suid, M::NoSuid),
+            "nosuid" => set_kernel(&mut options.kernel, M::NoSuid, M::Suid),
+            "dev" => set_kernel(&mut options.kernel, M::Dev, M::NoDev),
+            "nodev" => set_kernel(&mut options.kernel, M::NoDev, M::Dev),
+            // mount(8)'s own, which reach a helper from fstab lines and `mount -o`.
+            "_netdev" | "noauto" | "auto" | "nofail" | "user" | "users" | "owner" | "group"
+            | "defaults" => {}
+            other if other.starts_with("x-") || other.starts_with("comment=") => {}
             other => match other.strip_prefix("fsname=") {
                 Some(name) if !name.is_empty() => options.fsname = Some(name.to_string()),
-                _ => bail!("unknown mount option {other:?}"),
+                _ => match other.split_once('=') {
+                    Some((key, "")) if SETTING_OPTIONS.contains(&key) => {
+                        bail!("mount option {key}= needs a value")
+                    }
+                    // Already moved onto their flags.
+                    Some((key, _)) if SETTING_OPTIONS.contains(&key) => {}
+                    _ => bail!("unknown mount option {other:?}"),
+                },
             },
         }
     }
     Ok(options)
+}
+
+/// Adds `option` once, in place of its `opposite`: the last of `dev,nodev` wins, as in mount(8)
+/// (mount.fuse3 repeats some, and fuser refuses a list that holds both).
+fn set_kernel(
+    kernel: &mut Vec<fuser::MountOption>,
+    option: fuser::MountOption,
+    opposite: fuser::MountOption,
+) {
+    kernel.retain(|o| *o != option && *o != opposite);
+    kernel.push(option);
 }
 
 /// The cache directory when `--cache-dir` is not given: `$XDG_CACHE_HOME/confluencefs`, else
@@ -217,6 +248,40 @@ impl MountArgs {
 }
 
 impl MountArgs {
+    /// Moves `user=`, `token_file=` and `cache_dir=` out of the `-o` lists onto the flags they
+    /// stand for, overriding `--user` and `CONFLUENCE_USER`, `--token-file`, `--cache-dir`:
+    /// in an fstab line or `mount -t … -o` they are the only way to say these things.
+    pub fn take_option_values(&mut self) -> anyhow::Result<()> {
+        let mut kept = Vec::new();
+        for option in self
+            .options
+            .iter()
+            .flat_map(|o| o.split(','))
+            .map(str::trim)
+        {
+            let Some((key, value)) = option.split_once('=') else {
+                kept.push(option.to_string());
+                continue;
+            };
+            if SETTING_OPTIONS.contains(&key) && value.is_empty() {
+                bail!("mount option {key}= needs a value");
+            }
+            match key {
+                "user" => self.user = Some(value.to_string()),
+                "token_file" => self.token_file = Some(PathBuf::from(value)),
+                "cache_dir" => self.cache_dir = Some(PathBuf::from(value)),
+                _ => kept.push(option.to_string()),
+            }
+        }
+        kept.retain(|o| !o.is_empty());
+        self.options = if kept.is_empty() {
+            Vec::new()
+        } else {
+            vec![kept.join(",")]
+        };
+        Ok(())
+    }
+
     /// Whether other users may reach the mount (`--allow-other` or `-o allow_other`).
     pub fn allows_others(&self) -> bool {
         self.allow_other
@@ -333,5 +398,43 @@ mod tests {
         assert_eq!(o.fsname.as_deref(), Some("wiki"));
         assert!(parse_mount_options(&["bogus".into()]).is_err());
         assert!(parse_mount_options(&["fsname=".into()]).is_err());
+        let ignored =
+            "_netdev,nofail,noauto,auto,user,users,defaults,x-systemd.automount,comment=x";
+        let o = parse_mount_options(&[ignored.into(), "rw,dev,suid".into()]).unwrap();
+        assert!(!o.read_only && o.fsname.is_none());
+        let o = parse_mount_options(&["rw,nodev,exec,dev,suid,dev,suid,noexec".into()]).unwrap();
+        use fuser::MountOption as M;
+        assert_eq!(o.kernel, [M::Dev, M::Suid, M::NoExec]);
+        let err = parse_mount_options(&["user=".into()]).unwrap_err();
+        assert_eq!(err.to_string(), "mount option user= needs a value");
+    }
+
+    #[test]
+    fn option_values_become_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Top {
+            #[command(flatten)]
+            mount: MountArgs,
+        }
+        let mut args = Top::parse_from([
+            "x",
+            "https://x",
+            "/mnt",
+            "--user",
+            "flag@x",
+            "-o",
+            "ro,user=me@x,token_file=/t,_netdev",
+            "-o",
+            "cache_dir=/c",
+        ])
+        .mount;
+        args.take_option_values().unwrap();
+        assert_eq!(args.user.as_deref(), Some("me@x"));
+        assert_eq!(args.token_file, Some(PathBuf::from("/t")));
+        assert_eq!(args.cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(args.options, ["ro,_netdev"]);
+        args.options = vec!["token_file=".into()];
+        assert!(args.take_option_values().is_err());
     }
 }

@@ -208,3 +208,170 @@ impl Drop for Unmount {
         crate::mounted::unmount(&self.0);
     }
 }
+
+/// Runs `confluencefs ARGS` and returns its stdout, panicking if it fails.
+fn generated(args: &[&str]) -> String {
+    let output = confluencefs(args, &[]);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// Feeds `input` to `program args` and returns its status, stdout and stderr.
+fn pipe_through(program: &str, args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{program} runs: {err}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.success(), stdout(&output), stderr(&output))
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = generated(&["completions", shell]);
+        // fish names long options without their dashes (`-l cache-size`).
+        let long = if shell == "fish" {
+            "-l cache-size"
+        } else {
+            "--cache-size"
+        };
+        for word in ["mount", long, "pending", "check", "completions"] {
+            assert!(script.contains(word), "{shell}: no {word:?}");
+        }
+    }
+    let (ok, _, errors) = pipe_through("bash", &["-n"], &generated(&["completions", "bash"]));
+    assert!(ok, "bash -n: {errors}");
+    let refused = confluencefs(&["completions", "tcsh"], &[]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn man_page_renders_and_covers_every_command() {
+    let page = generated(&["man"]);
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "not roff");
+    // -P-cbou: plain text, no overstrike bold or underline.
+    let (ok, text, warnings) = pipe_through("groff", &["-man", "-Tutf8", "-ww", "-P-cbou"], &page);
+    assert!(ok, "groff: {warnings}");
+    assert!(warnings.trim().is_empty(), "groff warns: {warnings}");
+    // Some groff setups print hyphens and minus signs as their own characters.
+    let plain = text.replace(['\u{2010}', '\u{2212}'], "-");
+    for word in [
+        "mount",
+        "--cache-size",
+        "pending",
+        "--token-file",
+        "completions",
+    ] {
+        assert!(
+            plain.contains(word),
+            "the man page has no {word:?}:\n{plain}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn q_silences_a_warning_and_vv_shows_trace_lines() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(Flavor::Cloud);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    // Readable by others: worth a warning.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token_file = token_file.to_string_lossy().into_owned();
+    let url = server.base_url();
+    let check = |flags: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--url",
+            &url,
+            "--user",
+            USER,
+            "--token-file",
+            &token_file,
+        ];
+        args.extend_from_slice(flags);
+        let output = confluencefs(&args, &[]);
+        assert!(output.status.success(), "{flags:?}: {}", stderr(&output));
+        stderr(&output)
+    };
+    let usual = check(&[]);
+    assert!(usual.contains("WARN"), "{usual}");
+    assert!(
+        !usual.contains("TRACE") && !usual.contains("DEBUG"),
+        "{usual}"
+    );
+    let quiet = check(&["-q"]);
+    assert!(quiet.trim().is_empty(), "-q: {quiet}");
+    let loud = check(&["-vv"]);
+    assert!(
+        loud.contains("TRACE") && loud.contains("WARN"),
+        "-vv: {loud}"
+    );
+    // CONFLUENCEFS_LOG still wins.
+    let args = [
+        "-q",
+        "check",
+        "--url",
+        &url,
+        "--user",
+        USER,
+        "--token-file",
+        &token_file,
+    ];
+    let output = confluencefs(&args, &[("CONFLUENCEFS_LOG", "warn")]);
+    assert!(stderr(&output).contains("WARN"), "{}", stderr(&output));
+}
+
+#[test]
+fn v_puts_debug_lines_in_the_mount_log() {
+    let server = Server::start(Flavor::DataCenter);
+    let log_of = |flags: &[&str]| {
+        let cache = tempfile::tempdir().unwrap();
+        let mountpoint = tempfile::tempdir().unwrap();
+        let output = crate::mounted::mount_command(
+            &server.base_url(),
+            mountpoint.path(),
+            cache.path(),
+            flags,
+        );
+        let guard = Unmount(mountpoint.path().to_path_buf());
+        assert!(output.status.success(), "mount failed: {}", stderr(&output));
+        let pid = crate::mounted::mount_pid(mountpoint.path());
+        let _ = std::fs::read_dir(mountpoint.path().join("DOCS"))
+            .unwrap()
+            .count();
+        drop(guard);
+        wait_exit(pid);
+        std::fs::read_to_string(cache.path().join("confluencefs.log")).unwrap()
+    };
+    let usual = log_of(&[]);
+    assert!(usual.contains(" INFO "), "{usual}");
+    assert!(!usual.contains(" DEBUG "), "{usual}");
+    let verbose = log_of(&["-v"]);
+    assert!(verbose.contains(" DEBUG "), "{verbose}");
+    assert!(!verbose.contains(" TRACE "), "{verbose}");
+}
+
+/// Waits until process `pid` (if any) has ended, so that its log is complete.
+fn wait_exit(pid: Option<u32>) {
+    let Some(pid) = pid else { return };
+    for _ in 0..300 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) if !stat.contains(") Z ") => {}
+            _ => return,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

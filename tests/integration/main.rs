@@ -22,6 +22,7 @@ mod mount_attributes;
 mod mount_budgets;
 mod mount_deadlines;
 mod mount_faults;
+mod mount_fstab;
 mod mount_prefetch;
 mod mount_tree;
 mod mount_walk;
