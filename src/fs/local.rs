@@ -67,10 +67,20 @@ impl LocalLayer {
         }
     }
 
+    /// The local entry `name` goes (deleted, renamed away, or uploaded). If the name was
+    /// vacated by an editor, the attachment it stood for is still on the server, moved aside
+    /// under a scratch name: the name is hidden again, or that attachment would show through.
     pub(super) fn remove(&self, parent: u64, name: &str) {
         let mut layers = self.inner.lock().unwrap();
         if let Some(entries) = layers.entries.get_mut(&parent) {
             entries.remove(name);
+        }
+        if layers.vacated.contains_key(&(parent, name.to_string())) {
+            layers
+                .hidden
+                .entry(parent)
+                .or_default()
+                .insert(name.to_string());
         }
     }
 

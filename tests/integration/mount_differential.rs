@@ -400,10 +400,16 @@ fn random_file_operations_match_a_local_directory_on_a_slow_server() {
 /// Seeds that once found a bug, replayed on every run. 2944204058: a file renamed over a name
 /// that an editor had vacated (moved aside to a scratch name, then created anew and still
 /// open) tried to take the name from the attachment that still held it (EEXIST) instead of
-/// becoming its next version.
+/// becoming its next version. 3015268876: a file moved aside showed size 0 before it was
+/// staged. 2665231211: a new file made under a vacated name and then renamed away let the
+/// moved-aside attachment show through under the old name.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    for (seed, steps) in [(2_944_204_058, 45), (3_015_268_876, 245)] {
+    for (seed, steps) in [
+        (2_944_204_058, 45),
+        (3_015_268_876, 245),
+        (2_665_231_211, 320),
+    ] {
         differential(Flavor::Cloud, seed, steps, 0);
     }
 }
