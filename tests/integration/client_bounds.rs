@@ -4,11 +4,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use confluencefs::confluence::{
-    Attachment, Client, ClientConfig, ContainerRef, Credentials, Flavor,
-};
+use confluencefs::confluence::{Attachment, Client, ClientConfig, Credentials, Flavor};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -136,22 +134,7 @@ async fn drip_server(len: usize, drip: Drip) -> (String, Arc<AtomicUsize>) {
 }
 
 fn file(len: usize) -> Attachment {
-    Attachment {
-        id: "2".into(),
-        title: "slow.bin".into(),
-        container: ContainerRef::page("1"),
-        media_type: "application/octet-stream".into(),
-        size: len as u64,
-        version: 1,
-        modified: UNIX_EPOCH,
-        comment: String::new(),
-        author: None,
-        download_path: None,
-        web_url: None,
-        status: "current".into(),
-        file_id: None,
-        fs: None,
-    }
+    crate::support::attachment_of("slow.bin", len as u64, 1)
 }
 
 /// A client that wants at least 1 KiB/s over each second, with quick retries.

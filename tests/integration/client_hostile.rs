@@ -9,7 +9,7 @@
 
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use confluencefs::confluence::{
     Attachment, Client, ClientConfig, ClientError, ContainerRef, Credentials, Flavor,
@@ -639,22 +639,7 @@ async fn malformed_entries_on_cloud_are_skipped() {
 const LISTED: u64 = 500;
 
 fn attachment(version: u64) -> Attachment {
-    Attachment {
-        id: "2".into(),
-        title: "file.bin".into(),
-        container: ContainerRef::page("1"),
-        media_type: "application/octet-stream".into(),
-        size: LISTED,
-        version,
-        modified: UNIX_EPOCH,
-        comment: String::new(),
-        author: None,
-        download_path: None,
-        web_url: None,
-        status: "current".into(),
-        file_id: None,
-        fs: None,
-    }
+    crate::support::attachment_of("file.bin", LISTED, version)
 }
 
 #[tokio::test]

@@ -4,11 +4,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
-use confluencefs::confluence::{
-    Attachment, Client, ClientConfig, ClientError, ContainerRef, Credentials, Flavor,
-};
+use confluencefs::confluence::{Client, ClientConfig, ClientError, Credentials, Flavor};
 
 use crate::support::{current_user_response, http_response, pattern, plain_server};
 
@@ -38,22 +35,7 @@ async fn whole_file_answer_is_cut_to_the_range() {
     .await;
     let client = connect(url).await;
     assert_eq!(client.current_user().name(), "Plain");
-    let attachment = Attachment {
-        id: "2".into(),
-        title: "file.bin".into(),
-        container: ContainerRef::page("1"),
-        media_type: "application/octet-stream".into(),
-        size: LEN as u64,
-        version: 1,
-        modified: UNIX_EPOCH,
-        comment: String::new(),
-        author: None,
-        download_path: None,
-        web_url: None,
-        status: "current".into(),
-        file_id: None,
-        fs: None,
-    };
+    let attachment = crate::support::attachment_of("file.bin", LEN as u64, 1);
     let expected = pattern(LEN);
     let middle = client
         .download_range(&attachment, 1, 12_345, 1000)

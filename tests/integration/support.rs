@@ -307,3 +307,28 @@ pub(crate) fn current_user_response() -> Vec<u8> {
         br#"{"type":"known","username":"plain","displayName":"Plain"}"#,
     )
 }
+
+/// An attachment `2` of page `1` as a listing would describe it, for clients pointed at a fake
+/// server that serves its bytes.
+pub(crate) fn attachment_of(
+    title: &str,
+    size: u64,
+    version: u64,
+) -> confluencefs::confluence::Attachment {
+    confluencefs::confluence::Attachment {
+        id: "2".into(),
+        title: title.into(),
+        container: confluencefs::confluence::ContainerRef::page("1"),
+        media_type: "application/octet-stream".into(),
+        size,
+        version,
+        modified: std::time::UNIX_EPOCH,
+        comment: String::new(),
+        author: None,
+        download_path: None,
+        web_url: None,
+        status: "current".into(),
+        file_id: None,
+        fs: None,
+    }
+}
