@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::mount_tree::seed_tree;
 use crate::mount_write::{ServerView, GUIDE};
-use crate::mounted::Mounted;
+use crate::mounted::{mount_command, Mounted};
 use crate::support::Server;
 
 #[test]
@@ -73,19 +73,14 @@ fn warnings_before_readiness_reach_the_user_and_the_log() {
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mountpoint = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
-        .arg("mount")
-        .arg(server.base_url())
-        .arg(mountpoint.path())
-        .arg("--cache-dir")
-        .arg(&cache)
-        .arg("--token-file")
-        .arg(&token)
-        .env("CONFLUENCE_USER", crate::support::USER)
-        .env_remove("CONFLUENCE_TOKEN")
-        .env_remove("CONFLUENCE_URL")
-        .output()
-        .unwrap();
+    // The token file wins over the environment's token.
+    let token = token.to_string_lossy().into_owned();
+    let output = mount_command(
+        &server.base_url(),
+        mountpoint.path(),
+        &cache,
+        &["--token-file", &token],
+    );
     let guard = MountGuard(mountpoint.path().to_path_buf());
     assert!(output.status.success(), "{output:?}");
     let said = String::from_utf8_lossy(&output.stderr);
@@ -115,25 +110,19 @@ fn the_log_rotates_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let mountpoint = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
-        .arg("mount")
-        .arg(server.base_url())
-        .arg(mountpoint.path())
-        .args(["--cache-dir"])
-        .arg(&cache)
-        .args(["--log-max-size", "16K", "--metadata-ttl", "0"])
-        .env("CONFLUENCE_USER", crate::support::USER)
-        .env("CONFLUENCE_TOKEN", crate::support::TOKEN)
-        .env("CONFLUENCEFS_LOG", "debug")
-        .output()
-        .unwrap();
+    // -vv: trace logging of listings without a cache writes plenty.
+    let output = mount_command(
+        &server.base_url(),
+        mountpoint.path(),
+        &cache,
+        &["--log-max-size", "16K", "--metadata-ttl", "0", "-vv"],
+    );
     let _guard = MountGuard(mountpoint.path().to_path_buf());
     assert!(output.status.success(), "{output:?}");
     let log = cache.join("confluencefs.log");
     let old = cache.join("confluencefs.log.1");
     let started = Instant::now();
     while !old.exists() && started.elapsed() < Duration::from_secs(20) {
-        // Debug logging of listings without a cache writes plenty.
         let _ = Command::new("ls")
             .arg("-lR")
             .arg(mountpoint.path())
