@@ -49,6 +49,16 @@ fn errno(err: &FsError) -> Errno {
     Errno::from_i32(err.errno())
 }
 
+fn kind_of(attr: &Attr) -> FileType {
+    if attr.is_dir {
+        FileType::Directory
+    } else if attr.is_link {
+        FileType::Symlink
+    } else {
+        FileType::RegularFile
+    }
+}
+
 fn file_attr(attr: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(attr.ino),
@@ -58,11 +68,7 @@ fn file_attr(attr: &Attr) -> FileAttr {
         mtime: attr.mtime,
         ctime: attr.ctime,
         crtime: attr.ctime,
-        kind: if attr.is_dir {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
+        kind: kind_of(attr),
         perm: attr.perm,
         nlink: attr.nlink,
         uid: attr.uid,
@@ -115,6 +121,20 @@ impl fuser::Filesystem for FuseAdapter {
             move |fs, name| async move { fs.lookup(parent.0, &name).await },
             move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
+                Err(err) => reply.error(errno(&err)),
+            },
+        );
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.fs.clone();
+        self.run(
+            req,
+            "readlink",
+            Kind::Ask,
+            async move { fs.readlink(ino.0) },
+            move |result| match result {
+                Ok(target) => reply.data(target.as_bytes()),
                 Err(err) => reply.error(errno(&err)),
             },
         );
@@ -481,11 +501,7 @@ impl fuser::Filesystem for FuseAdapter {
             next += 1;
         }
         for (index, entry) in entries.iter().enumerate().skip(next as usize - dots.len()) {
-            let kind = if entry.attr.is_dir {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            };
+            let kind = kind_of(&entry.attr);
             let entry_offset = (index + dots.len() + 1) as u64;
             if reply.add(INodeNo(entry.attr.ino), entry_offset, kind, &entry.name) {
                 break;

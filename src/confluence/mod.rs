@@ -17,6 +17,7 @@ mod credentials;
 mod download;
 mod media_links;
 mod model;
+mod page_text;
 mod pages;
 mod paging;
 mod properties;
@@ -39,6 +40,7 @@ pub use model::{
     Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
     SearchHit, Space, User, FS_PROPERTY,
 };
+pub use page_text::{Found, PageVersion, SEARCH_LIMIT};
 pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};
 pub use retry::RetryPolicy;
 pub use site::{check_site_url, Flavor};

@@ -133,6 +133,11 @@ pub struct Page {
     pub web_url: Option<String>,
     /// The `confluencefs` content property, when the answer carried it (listings do).
     pub fs: Option<FsProperty>,
+    /// The body in the storage format at `version`, when the answer carried it (listings and
+    /// reads of one page ask for it: it is the page's `.md` file).
+    pub body: Option<std::sync::Arc<str>>,
+    /// The titles of the pages above it, root first, when the answer carried them with titles.
+    pub ancestor_titles: Option<Vec<String>>,
 }
 
 impl Page {

@@ -26,7 +26,10 @@ use super::wire::{V1Content, V2Page};
 
 /// `metadata.properties.confluencefs` brings the name, mode and time a user gave the page
 /// (docs/SEMANTICS.md) in the same request.
-const PAGE_EXPAND: &str = "version,space,ancestors,history,metadata.properties.confluencefs";
+/// `body.storage` brings the page's text (its `.md` file), so that reading or `grep -r` of a
+/// listed page costs nothing more.
+const PAGE_EXPAND: &str =
+    "version,space,ancestors,history,metadata.properties.confluencefs,body.storage";
 
 impl Client {
     /// The pages at the root of a space's page tree (usually just the home page).

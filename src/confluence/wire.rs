@@ -148,6 +148,19 @@ pub(crate) struct V1Ref {
     pub(crate) id: String,
     #[serde(rename = "type")]
     pub(crate) content_type: Option<String>,
+    pub(crate) title: Option<String>,
+}
+
+/// `body` of a v1 content, as far as we ask for it (`body.storage`).
+#[derive(Debug, Deserialize, Default)]
+pub(crate) struct V1Body {
+    pub(crate) storage: Option<V1BodyValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct V1BodyValue {
+    #[serde(default)]
+    pub(crate) value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +226,7 @@ pub(crate) struct V1Content {
     pub(crate) history: Option<V1History>,
     pub(crate) metadata: Option<V1Metadata>,
     pub(crate) extensions: Option<V1Extensions>,
+    pub(crate) body: Option<V1Body>,
     #[serde(default, rename = "_links")]
     pub(crate) links: Links,
 }
@@ -222,8 +236,19 @@ impl V1Content {
         let kind = ContentKind::from_v1_type(&self.content_type)?;
         let version = self.version.unwrap_or_default();
         let fs = self.metadata.as_ref().and_then(V1Metadata::fs_property);
+        let body = self
+            .body
+            .and_then(|b| b.storage)
+            .map(|s| std::sync::Arc::from(s.value));
+        let ancestor_titles = self.ancestors.as_ref().and_then(|a| {
+            a.iter()
+                .map(|p| p.title.clone())
+                .collect::<Option<Vec<String>>>()
+        });
         Some(Page {
             fs,
+            body,
+            ancestor_titles,
             web_url: web_url(site, self.links.get("webui")),
             id: self.id,
             kind,
@@ -435,6 +460,8 @@ impl V2Page {
         let created = self.created_at.as_deref().and_then(parse_rfc3339);
         Page {
             fs: None,
+            body: None,
+            ancestor_titles: None,
             id: self.id,
             kind: ContentKind::Page,
             title: self.title,

@@ -33,6 +33,8 @@ pub struct Attr {
     pub ctime: SystemTime,
     /// A directory (space, page, `@blog`, `@versions`) rather than a file.
     pub is_dir: bool,
+    /// A symbolic link (`@pages` entries, search hits).
+    pub is_link: bool,
     /// Permission bits: the kept mode, or the default for the kind and the mount.
     pub perm: u16,
     /// 2 for directories, 1 for files, 0 for a file deleted while open.
@@ -46,7 +48,13 @@ pub struct Attr {
 impl ConfluenceFs {
     pub(crate) fn attr_of(&self, ino: u64, entry: &Entry) -> Attr {
         let writable = !self.config.read_only;
+        let mut is_link = false;
         let (size, mtime, is_dir, history) = match &entry.node {
+            Node::Text(text) => {
+                let (size, mtime, link, read_only) = text.shape(self.mounted_at);
+                is_link = link;
+                (size, mtime, text.is_dir(), read_only)
+            }
             Node::Root => (0, self.mounted_at, true, false),
             Node::Space(_) | Node::Blog { .. } => (0, self.mounted_at, true, false),
             Node::Page(page) => (0, page.modified.unwrap_or(self.mounted_at), true, false),
@@ -94,9 +102,17 @@ impl ConfluenceFs {
             mtime,
             ctime: mtime,
             is_dir,
-            perm,
+            is_link,
+            perm: if is_link { 0o777 } else { perm },
             // A file deleted while open has no name left (`fstat` says so, as on a local disk).
-            nlink: if is_dir {
+            // A page's text counts two links, so that vim saves it in place (`backupcopy=auto`
+            // copies rather than renames a file with more than one link): the page keeps one
+            // version per save, and the text is reachable from `@pages` as well.
+            nlink: if is_dir
+                || matches!(
+                    entry.node,
+                    Node::Text(super::page_text::TextNode::Markdown { .. })
+                ) {
                 2
             } else if self.handles.is_orphan(ino) {
                 0

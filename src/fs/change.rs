@@ -19,6 +19,7 @@ use super::fs_error::FsError;
 use super::inode::Node;
 use super::local::LocalAnswer;
 use super::names;
+use super::page_text::TextNode;
 use super::tempname::is_temporary;
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ClientError, ContentKind, Page};
@@ -93,6 +94,14 @@ impl ConfluenceFs {
         match self.entry(ino)?.node {
             Node::Attachment(_) | Node::Local(_) => {}
             Node::Version { .. } => return Err(FsError::Permission),
+            Node::Text(TextNode::Markdown { .. } | TextNode::Storage { .. }) => {
+                // A page's text is not a file of its own: removing it changes nothing on the
+                // server (`rm -r` of a page goes on to `rmdir`, which trashes the page). The
+                // name stays away in this mount; emptying the text is `: > name.md`.
+                self.tree.local.hide(parent, name);
+                return Ok(());
+            }
+            Node::Text(_) => return Err(FsError::Permission),
             _ => return Err(FsError::IsDirectory),
         }
         // After an upload of this file still running (the background one of an empty file at
@@ -275,7 +284,14 @@ impl ConfluenceFs {
         self.forget_listing(ino).await;
         let listing = self.listing(ino).await?;
         let (local, _) = self.tree.local.view(ino);
-        if !listing.is_empty() || !local.is_empty() {
+        // The page's own text is not a child: it goes with the page.
+        let children = listing.entries().iter().filter(|(_, child)| {
+            !matches!(
+                self.tree.inodes.get(*child).map(|e| e.node),
+                Some(Node::Text(_))
+            )
+        });
+        if children.count() > 0 || !local.is_empty() {
             return Err(FsError::NotEmpty);
         }
         self.client.trash_content(&page.id).await?;
@@ -313,6 +329,13 @@ impl ConfluenceFs {
             }
             Node::Attachment(_) | Node::Local(_) => {}
             _ => return Err(FsError::Permission),
+        }
+        if let Some(t) = target {
+            let onto_text = matches!(self.entry(t)?.node, Node::Text(_));
+            if onto_text && !matches!(self.entry(ino)?.node, Node::Local(_)) {
+                // A page's text is replaced by writing it, not by an attachment.
+                return Err(FsError::Permission);
+            }
         }
         // After any upload of either file still running; waiting retries are taken back (the
         // bytes go up under the new name, or the moved attachment takes them as a version).
@@ -549,6 +572,17 @@ impl ConfluenceFs {
                         }
                         self.settle_set_aside(&origin).await;
                     }
+                    return Ok(());
+                }
+                Node::Text(text @ (TextNode::Markdown { .. } | TextNode::Storage { .. })) => {
+                    // `sed -i`, rsync, an editor's save: the new text of the page, saved now
+                    // (the rename answers the save).
+                    self.ensure_staged(file)?;
+                    self.tree.local.remove(parent, name);
+                    self.tree.inodes.rebind(ino, new_parent, Node::Text(text));
+                    self.ensure_staged(file)?.mark_dirty();
+                    self.add_to_listing(new_parent, new_name, ino).await;
+                    self.upload_staged(ino, file).await?;
                     return Ok(());
                 }
                 _ => return Err(FsError::IsDirectory),

@@ -36,6 +36,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use super::fs_error::FsError;
 use super::inode::{Entry, Node};
 use super::names::{self, Child, EntryKind, NameQuery};
+use super::page_text::{self, TextForm, TextNode};
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 
@@ -48,10 +49,6 @@ pub(crate) struct Listing {
 }
 
 impl Listing {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// This listing with `name` standing for `ino` (after our own create, upload or move).
     pub(crate) fn with(&self, name: &str, ino: u64) -> Listing {
         let mut entries: Vec<(String, u64)> = self
@@ -131,8 +128,24 @@ impl ConfluenceFs {
                     Some(Node::Attachment(self.client.get_attachment(&att.id).await?))
                 }
                 Node::Page(page) => Some(Node::Page(self.client.get_page(&page.id).await?)),
+                Node::Text(TextNode::Markdown { page, .. } | TextNode::Storage { page, .. }) => {
+                    // One request: the page with its body; the text follows its version.
+                    let fresh = self.client.get_page(&page.id).await?;
+                    let form = match &entry.node {
+                        Node::Text(TextNode::Markdown { .. }) => TextForm::Markdown,
+                        _ => TextForm::Storage,
+                    };
+                    self.text_inode(entry.parent, &fresh, form).await?;
+                    if let Some(page_entry) = self.tree.inodes.get(entry.parent) {
+                        self.tree
+                            .inodes
+                            .upsert(page_entry.parent, Node::Page(fresh));
+                    }
+                    None
+                }
                 _ => None,
             };
+            entry = self.entry(ino)?;
             if let Some(node) = node {
                 self.tree.inodes.upsert(entry.parent, node);
                 entry = self.entry(ino)?;
@@ -273,6 +286,11 @@ impl ConfluenceFs {
                     .collect();
                 let assigned = names::assign_names(&children);
                 drop(children);
+                let search = self
+                    .tree
+                    .inodes
+                    .upsert(ino, Node::Text(TextNode::Search { space_key: None }));
+                hidden.push((page_text::SEARCH_DIR.to_string(), search));
                 assigned
                     .into_iter()
                     .zip(spaces)
@@ -289,6 +307,25 @@ impl ConfluenceFs {
                     },
                 );
                 entries.push((names::BLOG_DIR.to_string(), blog));
+                for (name, node) in [
+                    (
+                        page_text::PAGES_DIR,
+                        TextNode::Titles {
+                            space_key: space.key.clone(),
+                        },
+                    ),
+                    (
+                        page_text::SEARCH_DIR,
+                        TextNode::Search {
+                            space_key: Some(space.key.clone()),
+                        },
+                    ),
+                ] {
+                    hidden.push((
+                        name.to_string(),
+                        self.tree.inodes.upsert(ino, Node::Text(node)),
+                    ));
+                }
                 entries
             }
             Node::Blog { space_key } => {
@@ -305,7 +342,11 @@ impl ConfluenceFs {
                 } else {
                     (Vec::new(), self.client.list_attachments(&container).await?)
                 };
-                let entries = self.name_pages(ino, children, attachments);
+                let mut entries = self.name_pages(ino, children, attachments);
+                let text = self.text_entry(ino, page, &entries).await?;
+                entries.push(text);
+                let storage = self.text_inode(ino, page, TextForm::Storage).await?;
+                hidden.push((page_text::STORAGE_FILE.to_string(), storage));
                 let versions = self.tree.inodes.upsert(ino, Node::Versions { container });
                 let pair = (names::VERSIONS_DIR.to_string(), versions);
                 if self.config.show_versions {
@@ -328,12 +369,25 @@ impl ConfluenceFs {
                             name.clone(),
                             self.tree.inodes.upsert(ino, Node::VersionsOf(att)),
                         )),
+                        Node::Text(TextNode::Markdown { page, .. }) => Some((
+                            name.clone(),
+                            self.tree
+                                .inodes
+                                .upsert(ino, Node::Text(TextNode::History { page })),
+                        )),
                         _ => None,
                     })
                     .collect()
             }
             Node::VersionsOf(att) => self.version_entries(ino, att).await?,
-            Node::Attachment(_) | Node::Version { .. } | Node::Local(_) => {
+            Node::Text(TextNode::History { page }) => self.history_entries(ino, page).await?,
+            Node::Text(TextNode::Found { space_key, query }) => {
+                self.search_entries(ino, space_key.as_deref(), query)
+                    .await?
+            }
+            // Reachable, not listed: asking is what finds things there.
+            Node::Text(TextNode::Titles { .. } | TextNode::Search { .. }) => Vec::new(),
+            Node::Attachment(_) | Node::Version { .. } | Node::Local(_) | Node::Text(_) => {
                 return Err(FsError::NotDirectory)
             }
         };
@@ -418,6 +472,41 @@ impl ConfluenceFs {
     /// Finds one name without listing the directory, where a targeted request can do it.
     async fn find(&self, parent: u64, node: &Node, name: &str) -> Result<u64, FsError> {
         match node {
+            Node::Root if name == page_text::SEARCH_DIR => Ok(self
+                .tree
+                .inodes
+                .upsert(parent, Node::Text(TextNode::Search { space_key: None }))),
+            Node::Space(space) if name == page_text::SEARCH_DIR => Ok(self.tree.inodes.upsert(
+                parent,
+                Node::Text(TextNode::Search {
+                    space_key: Some(space.key.clone()),
+                }),
+            )),
+            Node::Space(space) if name == page_text::PAGES_DIR => Ok(self.tree.inodes.upsert(
+                parent,
+                Node::Text(TextNode::Titles {
+                    space_key: space.key.clone(),
+                }),
+            )),
+            Node::Page(page) if name == page_text::STORAGE_FILE => {
+                self.text_inode(parent, page, TextForm::Storage).await
+            }
+            Node::Page(page)
+                if name.ends_with(".md")
+                    && self.text_name(parent).await.as_deref() == Some(name) =>
+            {
+                self.text_inode(parent, page, TextForm::Markdown).await
+            }
+            Node::Text(TextNode::Titles { space_key }) => {
+                self.find_titled(parent, space_key, name).await
+            }
+            Node::Text(TextNode::Search { space_key }) => Ok(self.tree.inodes.upsert(
+                parent,
+                Node::Text(TextNode::Found {
+                    space_key: space_key.clone(),
+                    query: name.to_string(),
+                }),
+            )),
             Node::Space(space) if name == names::BLOG_DIR => Ok(self.tree.inodes.upsert(
                 parent,
                 Node::Blog {

@@ -72,6 +72,13 @@ impl ConfluenceFs {
         let writer = self.writer().ok()?;
         let slot = writer.early_slots.clone().try_acquire_owned().ok()?;
         let entry = self.entry(ino).ok()?;
+        // A file made under a page text's name may be the page's text (`page_text.rs`), which
+        // is saved whole at close, never streamed as an attachment.
+        if let super::inode::Node::Local(local) = &entry.node {
+            if local.filename.ends_with(".md") || local.filename == super::page_text::STORAGE_FILE {
+                return None;
+            }
+        }
         let destination = self.destination(entry.parent, &entry.node).ok()?;
         let comment = comment.unwrap_or_else(|| writer.config.comment.clone());
         tracing::debug!(ino, written, "starting an early upload");

@@ -28,12 +28,14 @@ pub(crate) enum OpenFile {
     /// A handle on the file's staged bytes: opened for writing, or a reader of a file with
     /// local bytes (what was written and closed is what is read back).
     Staged { cell: Arc<FileCell>, writable: bool },
+    /// A reader of page text: the bytes rendered at open, the same for the whole handle.
+    Text { ino: u64, bytes: bytes::Bytes },
 }
 
 impl OpenFile {
     fn ino(&self) -> u64 {
         match self {
-            OpenFile::Read { ino, .. } => *ino,
+            OpenFile::Read { ino, .. } | OpenFile::Text { ino, .. } => *ino,
             OpenFile::Staged { cell, .. } => cell.ino(),
         }
     }

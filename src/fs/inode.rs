@@ -53,6 +53,9 @@ pub enum Node {
     /// A file that exists only here so far: just created, a tool's scratch file, or an
     /// attachment renamed to a scratch name (`origin`), whose server copy stays put.
     Local(LocalFile),
+    /// Page text and what reaches it: `<name>.md`, `@storage.xhtml`, their history, `@pages`
+    /// links and `@search` (`page_text.rs`).
+    Text(super::page_text::TextNode),
 }
 
 /// A file that has no attachment on the server yet.
@@ -94,7 +97,7 @@ impl Node {
         !matches!(
             self,
             Node::Attachment(_) | Node::Version { .. } | Node::Local(_)
-        )
+        ) && !matches!(self, Node::Text(text) if !text.is_dir())
     }
 
     fn key(&self) -> NodeKey {
@@ -110,6 +113,7 @@ impl Node {
                 attachment, number, ..
             } => NodeKey::Version(attachment.id.clone(), *number),
             Node::Local(local) => NodeKey::Local(local.serial),
+            Node::Text(text) => NodeKey::Text(text.key()),
         }
     }
 }
@@ -125,6 +129,7 @@ enum NodeKey {
     VersionsOf(String),
     Version(String, u64),
     Local(u64),
+    Text(String),
 }
 
 /// An inode's node and when its metadata was last confirmed by the server.
@@ -149,6 +154,17 @@ struct Tables {
 /// object and never reused for another.
 pub struct InodeTable {
     tables: Mutex<Tables>,
+    /// The bodies pages arrived with, bounded by bytes: a page node itself keeps none.
+    pub(crate) bodies: super::page_text::Bodies,
+}
+
+/// Moves the body a page arrived with into `bodies`.
+fn keep_body(bodies: &super::page_text::Bodies, node: &mut Node) {
+    if let Node::Page(page) = node {
+        bodies.keep(page);
+        page.body = None;
+        page.ancestor_titles = None;
+    }
 }
 
 impl InodeTable {
@@ -169,12 +185,14 @@ impl InodeTable {
         );
         InodeTable {
             tables: Mutex::new(tables),
+            bodies: super::page_text::Bodies::new(),
         }
     }
 
     /// The inode of `node` (a new one the first time the object is seen), with its metadata
     /// replaced by this fresher copy.
     pub fn upsert(&self, parent: u64, mut node: Node) -> u64 {
+        keep_body(&self.bodies, &mut node);
         let key = node.key();
         let mut tables = self.tables.lock().unwrap();
         let ino = match tables.by_key.get(&key) {
@@ -203,6 +221,7 @@ impl InodeTable {
     /// Gives `ino` a new identity (a local file that became an attachment, an attachment that
     /// became a local scratch alias). Whatever inode the new identity had before loses it.
     pub fn rebind(&self, ino: u64, parent: u64, mut node: Node) {
+        keep_body(&self.bodies, &mut node);
         let key = node.key();
         let mut tables = self.tables.lock().unwrap();
         let earlier = [
@@ -303,6 +322,8 @@ mod tests {
             author: None,
             web_url: None,
             fs: None,
+            body: None,
+            ancestor_titles: None,
         })
     }
 

@@ -37,6 +37,7 @@ pub mod inode;
 mod kept_attrs;
 mod local;
 pub mod names;
+pub mod page_text;
 mod read;
 mod staged;
 pub mod tempname;
@@ -192,6 +193,12 @@ impl ConfluenceFs {
                     } => {
                         tracing::info!(path = %record.display_path, "uploaded from the spool");
                         fs.spooled_upload_done(&id, attachment).await;
+                    }
+                    UploadEvent::TextSaved { record, page, .. } => {
+                        tracing::info!(path = %record.display_path, "page text saved from the spool");
+                        if let Some(ino) = fs.tree.inodes.find_content(&page.id) {
+                            fs.text_saved(ino, page).await;
+                        }
                     }
                     UploadEvent::Failed { record, errno, .. } => {
                         tracing::warn!(

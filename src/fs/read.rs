@@ -14,6 +14,7 @@ use super::files::FileGuard;
 use super::fs_error::FsError;
 use super::handles::OpenFile;
 use super::inode::Node;
+use super::page_text::TextNode;
 use super::ConfluenceFs;
 use crate::cache::{ObjectKey, RangeFetch};
 use crate::confluence::{Attachment, Client, ClientError};
@@ -139,6 +140,9 @@ impl ConfluenceFs {
     /// through a staging file.
     pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, FsError> {
         let entry = self.entry(ino)?;
+        if let Node::Text(text) = &entry.node {
+            return self.open_text(ino, text, write).await;
+        }
         if write {
             if matches!(entry.node, Node::Version { .. }) {
                 return Err(FsError::Permission);
@@ -182,6 +186,37 @@ impl ConfluenceFs {
         })
     }
 
+    /// Opens page text: a reader gets the text rendered now (or the local bytes of a text
+    /// being written); a writer stages it, like any file.
+    async fn open_text(&self, ino: u64, text: &TextNode, write: bool) -> Result<Opened, FsError> {
+        match text {
+            TextNode::Markdown { .. } | TextNode::Storage { .. } => {}
+            TextNode::Old { .. } if !write => {}
+            _ if text.is_dir() => return Err(FsError::IsDirectory),
+            _ => return Err(FsError::Permission),
+        }
+        if write {
+            self.writer()?;
+        }
+        if write || self.files.has_staged(ino) {
+            if !self.files.has_staged(ino) {
+                // The text the staging starts from, at the page's current version.
+                self.text_bytes(ino).await?;
+            }
+            return Ok(Opened {
+                handle: self.open_staged(ino, write).await?,
+                keep_cache: false,
+            });
+        }
+        let bytes = self.text_bytes(ino).await?;
+        let handle = self.new_handle();
+        self.handles.insert(handle, OpenFile::Text { ino, bytes });
+        Ok(Opened {
+            handle,
+            keep_cache: false,
+        })
+    }
+
     /// A handle on the staged bytes of `ino` (staged now from its current bytes if need be).
     pub(crate) async fn open_staged(&self, ino: u64, writable: bool) -> Result<u64, FsError> {
         let mut file = self.files.lock(ino).await;
@@ -212,7 +247,8 @@ impl ConfluenceFs {
                     }
                     Ok(file.clone())
                 }
-                OpenFile::Staged { cell, .. } => Err(cell.clone()),
+                OpenFile::Staged { cell, .. } => Err(Ok(cell.clone())),
+                OpenFile::Text { bytes, .. } => Err(Err(bytes.clone())),
             })
             .ok_or(FsError::BadHandle)?;
         if let Some(ino) = started {
@@ -221,7 +257,12 @@ impl ConfluenceFs {
         }
         match open {
             Ok(file) => Ok(file.read(offset, len).await?),
-            Err(cell) => self.read_staged(&cell, offset, len).await,
+            Err(Ok(cell)) => self.read_staged(&cell, offset, len).await,
+            Err(Err(bytes)) => {
+                let start = (offset as usize).min(bytes.len());
+                let end = start.saturating_add(len as usize).min(bytes.len());
+                Ok(bytes.slice(start..end))
+            }
         }
     }
 
@@ -232,7 +273,7 @@ impl ConfluenceFs {
             return;
         };
         match open {
-            OpenFile::Read { ino, .. } => {
+            OpenFile::Read { ino, .. } | OpenFile::Text { ino, .. } => {
                 if last_of_orphan {
                     self.tree.inodes.remove(ino);
                 }

@@ -18,6 +18,17 @@ pub fn is_temporary(name: &str) -> bool {
         || name.starts_with(".#")
         || sqlite_side_file(name)
         || (name.starts_with("~$") && name.len() > 2)
+        || sed_temp(name)
+}
+
+/// GNU `sed -i`'s `sedXXXXXX` in the file's directory: six random letters or digits, taken
+/// as random (like rsync's) unless all lowercase.
+fn sed_temp(name: &str) -> bool {
+    name.strip_prefix("sed").is_some_and(|suffix| {
+        suffix.len() == 6
+            && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+            && !suffix.bytes().all(|b| b.is_ascii_lowercase())
+    })
 }
 
 /// sqlite's rollback journal and write-ahead log beside a database (`app.db-journal`,

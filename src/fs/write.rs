@@ -24,6 +24,7 @@ use super::early::Destination;
 use super::files::{FileCell, FileGuard};
 use super::fs_error::FsError;
 use super::inode::{LocalFile, Node};
+use super::page_text::{TextForm, TextNode};
 use super::read::AttachmentRange;
 use super::staged::Staged;
 use super::ConfluenceFs;
@@ -93,7 +94,12 @@ impl ConfluenceFs {
         file: &'a mut FileGuard,
     ) -> Result<&'a mut Staged, FsError> {
         if file.staged.is_none() {
-            let base = match self.entry(file.cell().ino())?.node {
+            let entry = self.entry(file.cell().ino())?;
+            if let Node::Text(text) = &entry.node {
+                file.staged = Some(self.new_staged_text(entry.parent, text)?);
+                return Ok(file.staged.as_mut().expect("staged above"));
+            }
+            let base = match entry.node {
                 Node::Attachment(att) => Some(att),
                 Node::Local(local) => local.origin,
                 Node::Version { .. } => return Err(FsError::Permission),
@@ -102,6 +108,29 @@ impl ConfluenceFs {
             file.staged = Some(self.new_staged(base)?);
         }
         Ok(file.staged.as_mut().expect("staged above"))
+    }
+
+    /// Staged bytes of a page's text, starting from the text at the page's version (which
+    /// `open` and `truncate` made sure is kept: `text_bytes`).
+    fn new_staged_text(&self, page_ino: u64, text: &TextNode) -> Result<Staged, FsError> {
+        let (page, form) = match text {
+            TextNode::Markdown { page, .. } => (page, TextForm::Markdown),
+            TextNode::Storage { page, .. } => (page, TextForm::Storage),
+            _ => return Err(FsError::Permission),
+        };
+        let body = self
+            .tree
+            .inodes
+            .bodies
+            .get(&page.id, page.version)
+            .ok_or(FsError::Errno(libc::EAGAIN))?;
+        let bytes = self.render(page_ino, page, &body, form);
+        let mut staged = self.new_staged(None)?;
+        staged.file.write_all_at(&bytes, 0)?;
+        staged.size = bytes.len() as u64;
+        staged.covered = staged.size;
+        staged.appending = false;
+        Ok(staged)
     }
 
     /// Size of a file with local changes, when it has any.
@@ -197,6 +226,9 @@ impl ConfluenceFs {
     pub async fn truncate(&self, ino: u64, size: u64) -> Result<(), FsError> {
         if size > self.writer()?.config.max_file_size {
             return Err(FsError::TooLarge);
+        }
+        if matches!(self.entry(ino)?.node, Node::Text(_)) && !self.files.has_staged(ino) {
+            self.text_bytes(ino).await?;
         }
         let mut file = self.files.lock(ino).await;
         let staged = self.ensure_staged(&mut file)?;
@@ -390,6 +422,9 @@ impl ConfluenceFs {
         ino: u64,
         file: &mut FileGuard,
     ) -> Result<(), FsError> {
+        if let Some((page_ino, page, form)) = self.text_target(ino).await {
+            return self.save_text(ino, file, page_ino, page, form).await;
+        }
         self.withdraw_pending(file).await?;
         let comment = file.comment.take();
         let writer = self.writer()?;
@@ -661,6 +696,7 @@ fn display_name(node: &Node) -> String {
             attachment, number, ..
         } => super::names::version_file_name(&attachment.title, *number),
         Node::Local(local) => encode(&local.filename),
+        Node::Text(text) => text.display_name(),
     }
 }
 

@@ -230,7 +230,20 @@ impl ConfluenceFs {
                 push("title", Some(attachment.title.clone()));
                 push("version", Some(number.to_string()));
             }
-            Node::Root | Node::Blog { .. } | Node::Versions { .. } | Node::Local(_) => {}
+            Node::Text(
+                super::page_text::TextNode::Markdown { page, .. }
+                | super::page_text::TextNode::Storage { page, .. },
+            ) => {
+                push("id", Some(page.id.clone()));
+                push("title", Some(page.title.clone()));
+                push("version", Some(page.version.to_string()));
+                push("url", page.web_url.clone());
+            }
+            Node::Root
+            | Node::Blog { .. }
+            | Node::Versions { .. }
+            | Node::Local(_)
+            | Node::Text(_) => {}
         }
         Ok(fields)
     }

@@ -40,14 +40,52 @@ pub enum UploadTarget {
         /// same size is taken to be this upload, landed.
         base_version: u64,
     },
+    /// A page's (or blog post's) text: the bytes are its new body in the storage format.
+    PageText {
+        /// The page.
+        page_id: String,
+        /// Page or blog post.
+        #[serde(with = "kind_json")]
+        kind: ContentKind,
+        /// Its title (a page update sends it unchanged).
+        title: String,
+        /// Its space, when known.
+        space_key: Option<String>,
+        /// The version the text was made from: the save is version `base_version + 1`.
+        base_version: u64,
+        /// The body at `base_version`, for merging with a newer version (`pending --retry`).
+        base_body: String,
+    },
 }
 
 impl UploadTarget {
     /// The page or blog post the bytes go to, whichever the target.
-    pub fn container(&self) -> &ContainerRef {
+    pub fn container(&self) -> ContainerRef {
         match self {
-            UploadTarget::New { container } | UploadTarget::Version { container, .. } => container,
+            UploadTarget::New { container } | UploadTarget::Version { container, .. } => {
+                container.clone()
+            }
+            UploadTarget::PageText { page_id, kind, .. } => ContainerRef {
+                kind: *kind,
+                id: page_id.clone(),
+            },
         }
+    }
+}
+
+mod kind_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::confluence::ContentKind;
+
+    pub(super) fn serialize<S: Serializer>(kind: &ContentKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.v1_type())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContentKind, D::Error> {
+        let text = String::deserialize(d)?;
+        ContentKind::from_v1_type(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a page type: {text}")))
     }
 }
 

@@ -133,6 +133,15 @@ pub enum UploadEvent {
         /// The attachment as the server has it after the upload.
         attachment: Attachment,
     },
+    /// A page text reached the server and the entry is gone.
+    TextSaved {
+        /// The entry's id, gone from the spool now.
+        id: String,
+        /// The record the entry had.
+        record: UploadRecord,
+        /// The page as the server has it after the save.
+        page: crate::confluence::Page,
+    },
     /// A permanent refusal; the entry stays, `Failed`.
     Failed {
         /// The entry's id.
@@ -364,8 +373,21 @@ impl Uploader {
             let tries = entries
                 .iter()
                 .filter(|e| e.record.state == EntryState::Pending && self.same_site(&e.record))
+                .filter(|e| !matches!(e.record.target, UploadTarget::PageText { .. }))
                 .map(|e| self.upload(e));
             futures_util::future::join_all(tries).await;
+            for text in entries.iter().filter(|e| {
+                e.record.state == EntryState::Pending
+                    && self.same_site(&e.record)
+                    && matches!(e.record.target, UploadTarget::PageText { .. })
+            }) {
+                if let Slot::Claimed(claim) = self.claim(&text.id) {
+                    if let Some(event) = self.text_attempt(text).await {
+                        let _ = self.events.send(event);
+                    }
+                    drop(claim);
+                }
+            }
             let mut busy = self.shared.busy.subscribe();
             let _ = busy.wait_for(|n| *n == 0).await;
         };
@@ -464,6 +486,13 @@ impl Uploader {
             Ok(fresh) if fresh.record.state == EntryState::Pending => fresh,
             _ => return,
         };
+        if matches!(fresh.record.target, UploadTarget::PageText { .. }) {
+            if let Some(event) = self.text_attempt(&fresh).await {
+                let _ = self.events.send(event);
+            }
+            drop(claim);
+            return;
+        }
         let event = match self.attempt(claim, &fresh).await {
             Ok(attachment) => {
                 tracing::info!(%id, path = %fresh.record.display_path, "uploaded from the spool");
@@ -492,6 +521,56 @@ impl Uploader {
             }
         };
         let _ = self.events.send(event);
+    }
+
+    /// One attempt at a page text entry (`text_saves.rs`), with the same bookkeeping as an
+    /// upload's: gone when saved, `Failed` on a conflict or a refusal, retried otherwise.
+    async fn text_attempt(&self, entry: &SpoolEntry) -> Option<UploadEvent> {
+        let id = entry.id.clone();
+        let mut failed = entry.clone();
+        failed.record.attempts += 1;
+        match super::text_saves::deliver_text(&self.client, entry, false).await {
+            Ok(super::text_saves::TextOutcome::Saved(page)) => {
+                let _ = self.spool.remove(&id);
+                self.shared.lock().next_try.remove(&id);
+                tracing::info!(%id, path = %entry.record.display_path, "page text saved from the spool");
+                return Some(UploadEvent::TextSaved {
+                    id,
+                    record: entry.record.clone(),
+                    page: *page,
+                });
+            }
+            Ok(super::text_saves::TextOutcome::Conflict { current }) => {
+                if let UploadTarget::PageText { base_version, .. } = &entry.record.target {
+                    failed.record.state = super::text_saves::conflict_state(*base_version, current);
+                }
+            }
+            Err(error) => {
+                failed.record.last_error = Some(error.to_string());
+                if error.is_permanent() {
+                    failed.record.state = EntryState::Failed {
+                        errno: error.errno(),
+                        reason: error.to_string(),
+                    };
+                }
+            }
+        }
+        if let Err(update) = self.spool.update(&failed) {
+            tracing::warn!(%id, %update, "cannot update the record");
+        }
+        let due = Instant::now() + backoff(failed.record.attempts);
+        self.shared
+            .lock()
+            .next_try
+            .insert(id.clone(), (failed.record.attempts, due));
+        match failed.record.state {
+            EntryState::Failed { errno, .. } => Some(UploadEvent::Failed {
+                id,
+                record: failed.record,
+                errno,
+            }),
+            EntryState::Pending => None,
+        }
     }
 
     /// One attempt with its bookkeeping: the record, the backoff, the in-flight outcome.
@@ -606,6 +685,14 @@ impl Uploader {
                 container: container.clone(),
                 attachment_id: attachment_id.clone(),
             },
+            // Never asked for (texts are saved whole, `text_saves.rs`); an attachment of the
+            // page would be the wrong place, so the stream goes nowhere useful and is refused.
+            UploadTarget::PageText { page_id, kind, .. } => {
+                StreamTarget::New(crate::confluence::ContainerRef {
+                    kind: *kind,
+                    id: page_id.clone(),
+                })
+            }
         };
         let labels = StreamLabels {
             media_type: media_type
@@ -717,6 +804,7 @@ impl Uploader {
                 ..
             } => Some(self.client.get_attachment(attachment_id).await?)
                 .filter(|current| current.version > *base_version),
+            UploadTarget::PageText { .. } => None,
         };
         Ok(found.filter(|attachment| attachment.size == record.size))
     }
@@ -784,6 +872,9 @@ impl Uploader {
                 }
                 self.new_version(&current, entry).await
             }
+            UploadTarget::PageText { .. } => Err(UploadError::Client(Arc::new(
+                ClientError::Config("a page text is not an attachment upload".into()),
+            ))),
         }
     }
 

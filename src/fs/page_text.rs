@@ -1,0 +1,752 @@
+//! Page text: `<name>.md` in every page directory, `@storage.xhtml` beside it, their history
+//! under `@versions/<name>.md/`, `SPACE/@pages/<title>.md` links, and `@search`.
+//!
+//! A page's body arrives with the listing that named the page (`expand=body.storage`), so the
+//! `.md` file's size is exact from the first `stat`, and reading it costs no request; a page
+//! reached another way costs one (`get_page`). Bodies are kept beside the inode table, bounded
+//! by bytes ([`Bodies`]), keyed by page id and version, so a new version is never served the
+//! old text. The Markdown is rendered from the body with `crate::markdown`, whose links depend
+//! on where the page sits (its depth), so it is rendered for each inode's place.
+//!
+//! A save is a page update based on the version the text was made from: Confluence refuses it
+//! (409) when someone saved a newer version meanwhile, and then the user's text stays in the
+//! spool as a conflict (`ESTALE` at `close`), never written over the other edit. Writing goes
+//! through the same staging as attachments (`files.rs`), so `echo >>`, `O_TRUNC`, `truncate`
+//! and editors' renames behave as they do for files; only the delivery differs.
+//!
+//! `@pages`, `@search` and the history are reachable, not listed, like `@versions`: a walk of
+//! the tree never triggers a search or a history fetch.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::files::FileGuard;
+use super::fs_error::FsError;
+use super::inode::{Node, ROOT_INO};
+use super::names;
+use super::ConfluenceFs;
+use crate::confluence::{ClientError, ContentKind, Page, SearchHit};
+use crate::markdown::{self, PageContext};
+use crate::spool::{EntryState, UploadRecord, UploadTarget};
+
+/// The file holding a page's exact body.
+pub const STORAGE_FILE: &str = "@storage.xhtml";
+/// A space's directory of page links by title.
+pub const PAGES_DIR: &str = "@pages";
+/// Where searches are asked, at the root and in every space.
+pub const SEARCH_DIR: &str = "@search";
+/// The extension of page text files.
+const TEXT_EXTENSION: &str = ".md";
+/// Bytes of page bodies kept in memory.
+const BODY_BYTES: u64 = 64 << 20;
+
+/// What a page-text inode is.
+#[derive(Debug, Clone)]
+pub enum TextNode {
+    /// `<name>.md`: the page's text as Markdown, at `page.version`.
+    Markdown {
+        /// The page, at the version the text shows.
+        page: Page,
+        /// The rendered text's bytes.
+        size: u64,
+    },
+    /// `@storage.xhtml`: the body exactly as Confluence stores it.
+    Storage {
+        /// The page, at the version the body is of.
+        page: Page,
+        /// The body's bytes.
+        size: u64,
+    },
+    /// `@versions/<name>.md/`: the versions of the page's text.
+    History {
+        /// The page whose versions are listed.
+        page: Page,
+    },
+    /// `@versions/<name>.md/<N>.md`: one version's text, read-only.
+    Old {
+        /// The page (its current metadata).
+        page: Page,
+        /// The version shown.
+        number: u64,
+        /// The rendered text's bytes.
+        size: u64,
+        /// When the version was made.
+        modified: SystemTime,
+    },
+    /// `SPACE/@pages/`: the space's pages by title (links), reachable, not listed.
+    Titles {
+        /// The space.
+        space_key: String,
+    },
+    /// A symbolic link: a `@pages` entry or a search hit.
+    Link {
+        /// What makes it unique (the directory and name it is in).
+        key: String,
+        /// The relative path it points to.
+        target: String,
+    },
+    /// `@search/`, at the mount's root (`space_key` None) or in a space.
+    Search {
+        /// The space searched, or every space.
+        space_key: Option<String>,
+    },
+    /// `@search/<query>/`: what the search found, as links.
+    Found {
+        /// The space searched, or every space.
+        space_key: Option<String>,
+        /// The query as the directory is named.
+        query: String,
+    },
+}
+
+impl TextNode {
+    /// Whether it shows as a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(
+            self,
+            TextNode::History { .. }
+                | TextNode::Titles { .. }
+                | TextNode::Search { .. }
+                | TextNode::Found { .. }
+        )
+    }
+
+    /// A key unique among text nodes (see `inode.rs`).
+    pub(crate) fn key(&self) -> String {
+        match self {
+            TextNode::Markdown { page, .. } => format!("md:{}", page.id),
+            TextNode::Storage { page, .. } => format!("xhtml:{}", page.id),
+            TextNode::History { page } => format!("history:{}", page.id),
+            TextNode::Old { page, number, .. } => format!("old:{}:{number}", page.id),
+            TextNode::Titles { space_key } => format!("titles:{space_key}"),
+            TextNode::Link { key, .. } => format!("link:{key}"),
+            TextNode::Search { space_key } => format!("search:{space_key:?}"),
+            TextNode::Found { space_key, query } => format!("found:{space_key:?}:{query}"),
+        }
+    }
+
+    /// (size, mtime, is a symbolic link, read-only).
+    pub(crate) fn shape(&self, mounted_at: SystemTime) -> (u64, SystemTime, bool, bool) {
+        match self {
+            TextNode::Markdown { page, size } | TextNode::Storage { page, size } => {
+                (*size, page.modified.unwrap_or(mounted_at), false, false)
+            }
+            TextNode::Old { size, modified, .. } => (*size, *modified, false, true),
+            TextNode::Link { target, .. } => (target.len() as u64, mounted_at, true, true),
+            TextNode::History { page } => (0, page.modified.unwrap_or(mounted_at), false, true),
+            TextNode::Titles { .. } | TextNode::Search { .. } | TextNode::Found { .. } => {
+                (0, mounted_at, false, true)
+            }
+        }
+    }
+
+    /// The name it is shown under, for messages.
+    pub(crate) fn display_name(&self) -> String {
+        match self {
+            TextNode::Markdown { page, .. } => {
+                format!("{}{TEXT_EXTENSION}", names::encode(&page.title))
+            }
+            TextNode::Storage { .. } => STORAGE_FILE.to_string(),
+            TextNode::History { page } => format!("{}{TEXT_EXTENSION}", names::encode(&page.title)),
+            TextNode::Old { number, .. } => format!("{number}{TEXT_EXTENSION}"),
+            TextNode::Titles { .. } => PAGES_DIR.to_string(),
+            TextNode::Link { key, .. } => key.rsplit('/').next().unwrap_or(key).to_string(),
+            TextNode::Search { .. } => SEARCH_DIR.to_string(),
+            TextNode::Found { query, .. } => query.clone(),
+        }
+    }
+}
+
+/// Page bodies by page id, at one version each, bounded by bytes.
+pub(crate) struct Bodies {
+    cache: moka::sync::Cache<String, (u64, Arc<str>)>,
+}
+
+impl Bodies {
+    pub(crate) fn new() -> Bodies {
+        Bodies {
+            cache: moka::sync::Cache::builder()
+                .weigher(|k: &String, v: &(u64, Arc<str>)| {
+                    (k.len() + v.1.len() + 64).min(u32::MAX as usize) as u32
+                })
+                .max_capacity(BODY_BYTES)
+                .build(),
+        }
+    }
+
+    /// Keeps the body a page arrived with, if it came with one.
+    pub(crate) fn keep(&self, page: &Page) {
+        if let Some(body) = &page.body {
+            self.cache
+                .insert(page.id.clone(), (page.version, body.clone()));
+        }
+    }
+
+    /// The page's body at `version`, if kept.
+    pub(crate) fn get(&self, id: &str, version: u64) -> Option<Arc<str>> {
+        self.cache
+            .get(id)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, body)| body)
+    }
+}
+
+/// Which form a saved text is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextForm {
+    Markdown,
+    Storage,
+}
+
+fn decode_name(name: &str) -> Option<String> {
+    names::decode(name)
+}
+
+impl ConfluenceFs {
+    /// How many directories the page's directory is below the mount's root.
+    pub(crate) fn depth_of(&self, ino: u64) -> usize {
+        let mut depth = 0;
+        let mut current = ino;
+        while current != ROOT_INO && depth < 4096 {
+            let Some(entry) = self.tree.inodes.get(current) else {
+                break;
+            };
+            depth += 1;
+            current = entry.parent;
+        }
+        depth
+    }
+
+    fn context(&self, page_ino: u64, page: &Page) -> PageContext {
+        PageContext {
+            space_key: page.space_key.clone().unwrap_or_default(),
+            depth: self.depth_of(page_ino),
+            encode: names::encode,
+            decode: decode_name,
+        }
+    }
+
+    /// The page's body at its version: kept, or fetched (one request). The page returned is
+    /// the one the body belongs to (newer, if the page changed meanwhile).
+    pub(crate) async fn body_of(&self, page: &Page) -> Result<(Page, Arc<str>), FsError> {
+        if let Some(body) = &page.body {
+            self.tree.inodes.bodies.keep(page);
+            return Ok((page.clone(), body.clone()));
+        }
+        if let Some(body) = self.tree.inodes.bodies.get(&page.id, page.version) {
+            return Ok((page.clone(), body));
+        }
+        let fresh = self.client.get_page(&page.id).await?;
+        self.tree.inodes.bodies.keep(&fresh);
+        let body = fresh.body.clone().unwrap_or_else(|| Arc::from(""));
+        Ok((fresh, body))
+    }
+
+    /// The text of `page` (whose directory is `page_ino`) in `form`.
+    pub(crate) fn render(&self, page_ino: u64, page: &Page, body: &str, form: TextForm) -> Bytes {
+        match form {
+            TextForm::Storage => Bytes::copy_from_slice(body.as_bytes()),
+            TextForm::Markdown => {
+                Bytes::from(markdown::to_markdown(body, &self.context(page_ino, page)))
+            }
+        }
+    }
+
+    /// The name of a page's directory in its parent: the listed one, else the plain one.
+    pub(crate) async fn own_name(&self, ino: u64) -> Option<String> {
+        let entry = self.tree.inodes.get(ino)?;
+        if let Some(listing) = self.tree.listings.get(&entry.parent).await {
+            if let Some((name, _)) = listing.entries().iter().find(|(_, child)| *child == ino) {
+                return Some(name.clone());
+            }
+        }
+        match &entry.node {
+            Node::Page(page) => Some(match page.kind {
+                ContentKind::Page => names::encode(
+                    page.fs
+                        .as_ref()
+                        .and_then(|fs| fs.name.as_deref())
+                        .unwrap_or(&page.title),
+                ),
+                ContentKind::BlogPost => {
+                    names::blog_post_name(page.created.or(page.modified), &page.title)
+                }
+            }),
+            _ => None,
+        }
+    }
+
+    /// The name of the `.md` file in the directory of page `ino`.
+    pub(crate) async fn text_name(&self, ino: u64) -> Option<String> {
+        self.own_name(ino)
+            .await
+            .map(|name| format!("{name}{TEXT_EXTENSION}"))
+    }
+
+    /// The inode of a page's `.md` (or `@storage.xhtml`) file, with its size, from the body
+    /// the page came with or one request.
+    pub(crate) async fn text_inode(
+        &self,
+        page_ino: u64,
+        page: &Page,
+        form: TextForm,
+    ) -> Result<u64, FsError> {
+        let (page, body) = self.body_of(page).await?;
+        let size = self.render(page_ino, &page, &body, form).len() as u64;
+        let node = match form {
+            TextForm::Markdown => TextNode::Markdown { page, size },
+            TextForm::Storage => TextNode::Storage { page, size },
+        };
+        Ok(self.tree.inodes.upsert(page_ino, Node::Text(node)))
+    }
+
+    /// The entry of a page directory's listing for its text: `(name, inode)`, the name tagged
+    /// when an attachment or child page has it already.
+    pub(crate) async fn text_entry(
+        &self,
+        page_ino: u64,
+        page: &Page,
+        taken: &[(String, u64)],
+    ) -> Result<(String, u64), FsError> {
+        let mut name = self
+            .text_name(page_ino)
+            .await
+            .unwrap_or_else(|| format!("{}{TEXT_EXTENSION}", names::encode(&page.title)));
+        if taken.iter().any(|(n, _)| *n == name) {
+            let stem = name.trim_end_matches(TEXT_EXTENSION).to_string();
+            name = format!("{stem} (page {}){TEXT_EXTENSION}", page.id);
+        }
+        let ino = self.text_inode(page_ino, page, TextForm::Markdown).await?;
+        Ok((name, ino))
+    }
+
+    /// The bytes a reader of text inode `ino` sees.
+    pub(crate) async fn text_bytes(&self, ino: u64) -> Result<Bytes, FsError> {
+        let entry = self.entry(ino)?;
+        let Node::Text(text) = &entry.node else {
+            return Err(FsError::IsDirectory);
+        };
+        match text {
+            TextNode::Markdown { page, .. } | TextNode::Storage { page, .. } => {
+                let form = if matches!(text, TextNode::Markdown { .. }) {
+                    TextForm::Markdown
+                } else {
+                    TextForm::Storage
+                };
+                let (page, body) = self.body_of(page).await?;
+                let bytes = self.render(entry.parent, &page, &body, form);
+                let node = match form {
+                    TextForm::Markdown => TextNode::Markdown {
+                        page,
+                        size: bytes.len() as u64,
+                    },
+                    TextForm::Storage => TextNode::Storage {
+                        page,
+                        size: bytes.len() as u64,
+                    },
+                };
+                self.tree.inodes.rebind(ino, entry.parent, Node::Text(node));
+                Ok(bytes)
+            }
+            TextNode::Old { page, number, .. } => {
+                let old = self.client.get_page_version(&page.id, *number).await?;
+                let body = old.body.clone().unwrap_or_else(|| Arc::from(""));
+                // History renders for the place of the page directory, two levels up.
+                let page_ino = self
+                    .tree
+                    .inodes
+                    .get(entry.parent)
+                    .and_then(|history| self.tree.inodes.get(history.parent))
+                    .map_or(entry.parent, |versions| versions.parent);
+                Ok(self.render(page_ino, page, &body, TextForm::Markdown))
+            }
+            _ => Err(FsError::IsDirectory),
+        }
+    }
+
+    /// Where a symbolic link points.
+    pub fn readlink(&self, ino: u64) -> Result<String, FsError> {
+        match self.entry(ino)?.node {
+            Node::Text(TextNode::Link { target, .. }) => Ok(target),
+            _ => Err(FsError::Errno(libc::EINVAL)),
+        }
+    }
+
+    /// The relative path from a directory `from_depth` below the root to the text file of
+    /// `page` (known with its ancestors' titles), or None when the answer lacked them.
+    fn path_to_page(from_depth: usize, page: &Page) -> Option<String> {
+        let space = page.space_key.as_deref()?;
+        let mut path = "../".repeat(from_depth);
+        path.push_str(&names::encode(space));
+        path.push('/');
+        match page.kind {
+            ContentKind::Page => {
+                for title in page.ancestor_titles.as_ref()? {
+                    path.push_str(&names::encode(title));
+                    path.push('/');
+                }
+                path.push_str(&names::encode(&page.title));
+            }
+            ContentKind::BlogPost => {
+                path.push_str(names::BLOG_DIR);
+                path.push('/');
+                path.push_str(&names::blog_post_name(
+                    page.created.or(page.modified),
+                    &page.title,
+                ));
+            }
+        }
+        Some(path)
+    }
+
+    /// `SPACE/@pages/<name>` and `<name>.md`: a link to the page titled `<name>` (its
+    /// directory, or its text), found with one request.
+    pub(crate) async fn find_titled(
+        &self,
+        parent: u64,
+        space_key: &str,
+        name: &str,
+    ) -> Result<u64, FsError> {
+        let (stem, text) = match name.strip_suffix(TEXT_EXTENSION) {
+            Some(stem) => (stem, true),
+            None => (name, false),
+        };
+        let title = names::decode(stem).ok_or(FsError::NotFound)?;
+        let found = self
+            .client
+            .find_page(space_key, ContentKind::Page, &title)
+            .await?;
+        let (page, leaf) = match found {
+            Some(page) => (page, text),
+            // A title ending in `.md` itself.
+            None if text => {
+                let title = names::decode(name).ok_or(FsError::NotFound)?;
+                let page = self
+                    .client
+                    .find_page(space_key, ContentKind::Page, &title)
+                    .await?
+                    .ok_or(FsError::NotFound)?;
+                (page, false)
+            }
+            None => return Err(FsError::NotFound),
+        };
+        self.tree.inodes.bodies.keep(&page);
+        let dir = Self::path_to_page(1, &page).ok_or(FsError::NotFound)?;
+        let mut target = dir.clone();
+        if leaf {
+            let last = dir.rsplit('/').next().unwrap_or_default().to_string();
+            target.push('/');
+            target.push_str(&last);
+            target.push_str(TEXT_EXTENSION);
+        }
+        // From `SPACE/@pages/`, one `..` reaches the space; the path starts at the root.
+        let target = target.replacen("../", "../../", 1);
+        Ok(self.tree.inodes.upsert(
+            parent,
+            Node::Text(TextNode::Link {
+                key: format!("{parent}/{name}"),
+                target,
+            }),
+        ))
+    }
+
+    /// The hits of a search directory, as links named uniquely (one request).
+    pub(crate) async fn search_entries(
+        &self,
+        ino: u64,
+        space_key: Option<&str>,
+        query: &str,
+    ) -> Result<Vec<(String, u64)>, FsError> {
+        let query = names::decode(query).ok_or(FsError::NotFound)?;
+        let mut cql = match query.strip_prefix("cql:") {
+            Some(cql) => cql.trim().to_string(),
+            None => format!(
+                "text ~ \"{}\"",
+                query.replace('\\', "\\\\").replace('"', "\\\"")
+            ),
+        };
+        if let Some(key) = space_key {
+            cql = format!("space = \"{key}\" AND ({cql})");
+        }
+        let found = self.client.search_first(&cql).await?;
+        let depth = self.depth_of(ino);
+        let mut entries: Vec<(String, u64)> = Vec::new();
+        for item in found {
+            let (name, target) = match &item.hit {
+                SearchHit::Page(page) => {
+                    let Some(dir) = Self::path_to_page(depth, page) else {
+                        continue;
+                    };
+                    let leaf = dir.rsplit('/').next().unwrap_or_default().to_string();
+                    (
+                        format!("{leaf}{TEXT_EXTENSION}"),
+                        format!("{dir}/{leaf}{TEXT_EXTENSION}"),
+                    )
+                }
+                SearchHit::Attachment(att) => {
+                    let (Some(container), Some(space)) = (
+                        item.container_title.as_deref(),
+                        // Attachments carry no space of their own in every answer.
+                        space_key.map(str::to_string),
+                    ) else {
+                        continue;
+                    };
+                    let name = names::encode(&att.title);
+                    let target = format!(
+                        "{}{}/{PAGES_DIR}/{}/{}",
+                        "../".repeat(depth),
+                        names::encode(&space),
+                        names::encode(container),
+                        name
+                    );
+                    (name, target)
+                }
+                SearchHit::Other { .. } => continue,
+            };
+            let mut unique = name.clone();
+            let mut n = 2;
+            while entries.iter().any(|(taken, _)| *taken == unique) {
+                unique = match name.rsplit_once('.') {
+                    Some((stem, ext)) => format!("{stem} ({n}).{ext}"),
+                    None => format!("{name} ({n})"),
+                };
+                n += 1;
+            }
+            let link = self.tree.inodes.upsert(
+                ino,
+                Node::Text(TextNode::Link {
+                    key: format!("{ino}/{unique}"),
+                    target,
+                }),
+            );
+            entries.push((unique, link));
+        }
+        Ok(entries)
+    }
+
+    /// The versions of a page's text, as `<N>.md` files.
+    pub(crate) async fn history_entries(
+        &self,
+        ino: u64,
+        page: &Page,
+    ) -> Result<Vec<(String, u64)>, FsError> {
+        let versions = self.client.list_page_versions(&page.id, page.kind).await?;
+        let page_ino = self.entry(ino)?.parent;
+        let page_ino = self.entry(page_ino)?.parent;
+        let mut entries = Vec::with_capacity(versions.len());
+        for version in versions {
+            // The current version's size is known; older ones are measured when read.
+            let size = if version.number == page.version {
+                self.body_of(page)
+                    .await
+                    .map(|(p, body)| self.render(page_ino, &p, &body, TextForm::Markdown).len())
+                    .unwrap_or(0) as u64
+            } else {
+                let old = self
+                    .client
+                    .get_page_version(&page.id, version.number)
+                    .await?;
+                let body = old.body.unwrap_or_else(|| Arc::from(""));
+                self.render(page_ino, page, &body, TextForm::Markdown).len() as u64
+            };
+            let node = TextNode::Old {
+                page: page.clone(),
+                number: version.number,
+                size,
+                modified: version.created.unwrap_or(SystemTime::UNIX_EPOCH),
+            };
+            let name = format!("{}{TEXT_EXTENSION}", version.number);
+            entries.push((name, self.tree.inodes.upsert(ino, Node::Text(node))));
+        }
+        Ok(entries)
+    }
+
+    /// The page whose text a staged file is, when it is one: a `.md` or `@storage.xhtml`
+    /// inode, or a file made under the `.md` name (an editor's rename, `sed -i`).
+    pub(crate) async fn text_target(&self, ino: u64) -> Option<(u64, Page, TextForm)> {
+        let entry = self.tree.inodes.get(ino)?;
+        match &entry.node {
+            Node::Text(TextNode::Markdown { page, .. }) => {
+                Some((entry.parent, page.clone(), TextForm::Markdown))
+            }
+            Node::Text(TextNode::Storage { page, .. }) => {
+                Some((entry.parent, page.clone(), TextForm::Storage))
+            }
+            Node::Local(local) => {
+                let parent = self.tree.inodes.get(entry.parent)?;
+                let Node::Page(page) = &parent.node else {
+                    return None;
+                };
+                let name = names::encode(&local.filename);
+                if name == STORAGE_FILE {
+                    return Some((entry.parent, page.clone(), TextForm::Storage));
+                }
+                (self.text_name(entry.parent).await.as_deref() == Some(name.as_str()))
+                    .then(|| (entry.parent, page.clone(), TextForm::Markdown))
+            }
+            _ => None,
+        }
+    }
+
+    /// Saves the staged bytes of `file` as the text of `page`: a page update based on the
+    /// version the text was made from. A refusal keeps the text in the spool (a conflict
+    /// when someone saved a newer version meanwhile) and answers its errno.
+    pub(crate) async fn save_text(
+        &self,
+        ino: u64,
+        file: &mut FileGuard,
+        page_ino: u64,
+        page: Page,
+        form: TextForm,
+    ) -> Result<(), FsError> {
+        let comment = file.comment.take();
+        let writer = self.writer()?;
+        let comment = comment.unwrap_or_else(|| writer.config.comment.clone());
+        let minor_edit = writer.config.minor_edit;
+        self.fill_staged(file).await?;
+        let staged = file.staged.as_mut().expect("filled above");
+        let mut bytes = vec![0; staged.size as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&staged.file, &mut bytes, 0)?;
+        let text = String::from_utf8(bytes).map_err(|_| FsError::Errno(libc::EILSEQ))?;
+        let storage = match form {
+            TextForm::Storage => text,
+            TextForm::Markdown => markdown::to_storage(&text, &self.context(page_ino, &page))
+                .map_err(|err| {
+                    tracing::warn!(page = %page.id, "cannot convert the text: {err}");
+                    FsError::Errno(libc::EINVAL)
+                })?,
+        };
+        let (base_page, base_body) = match self.tree.inodes.bodies.get(&page.id, page.version) {
+            Some(body) => (page.clone(), body),
+            None => self.body_of(&page).await?,
+        };
+        staged.dirty = false;
+        staged.written = false;
+        if markdown::equivalent(&base_body, &storage) && base_page.version == page.version {
+            // Saved unchanged (an editor's `:w`, `touch`): no new version.
+            return Ok(());
+        }
+        let result = self
+            .client
+            .update_page_body(&page, page.version, &storage, &comment, minor_edit)
+            .await;
+        match result {
+            Ok(saved) => {
+                if let Some(Node::Local(local)) = self.tree.inodes.get(ino).map(|e| e.node) {
+                    // A file made under the text's name is the text now.
+                    let name = names::encode(&local.filename);
+                    self.tree.local.remove(page_ino, &name);
+                    self.tree.local.unhide(page_ino, &name);
+                    let node = match form {
+                        TextForm::Markdown => TextNode::Markdown {
+                            page: page.clone(),
+                            size: 0,
+                        },
+                        TextForm::Storage => TextNode::Storage {
+                            page: page.clone(),
+                            size: 0,
+                        },
+                    };
+                    self.tree.inodes.rebind(ino, page_ino, Node::Text(node));
+                    self.tree.add_name(page_ino, &name, ino).await;
+                }
+                self.text_saved(page_ino, saved).await;
+                Ok(())
+            }
+            Err(err) => {
+                let errno = match &err {
+                    ClientError::Conflict { .. } => libc::ESTALE,
+                    other => crate::errno::of_client(other),
+                };
+                tracing::warn!(page = %page.id, "saving the page text failed: {err}");
+                self.spool_text(ino, &page, &base_body, &storage, &comment, &err, errno)?;
+                if errno == libc::ESTALE {
+                    // The user's text is in the spool; the file shows the page as it is now,
+                    // so that what is read (and the next save's base) is the newer version.
+                    if let Ok(current) = self.client.get_page(&page.id).await {
+                        self.text_saved(page_ino, current).await;
+                    }
+                }
+                Err(FsError::Errno(errno))
+            }
+        }
+    }
+
+    /// The server has `saved` now: its page inode, body and text inodes follow.
+    pub(crate) async fn text_saved(&self, page_ino: u64, saved: Page) {
+        self.tree.inodes.bodies.keep(&saved);
+        if let Some(entry) = self.tree.inodes.get(page_ino) {
+            let mut page = saved.clone();
+            page.body = None;
+            self.tree
+                .inodes
+                .rebind(page_ino, entry.parent, Node::Page(page));
+        }
+        for form in [TextForm::Markdown, TextForm::Storage] {
+            let _ = self.text_inode(page_ino, &saved, form).await;
+        }
+    }
+
+    /// Keeps a text the server refused in the spool, where `confluencefs pending` shows it.
+    #[allow(clippy::too_many_arguments)]
+    fn spool_text(
+        &self,
+        ino: u64,
+        page: &Page,
+        base_body: &str,
+        storage: &str,
+        comment: &str,
+        err: &ClientError,
+        errno: i32,
+    ) -> Result<(), FsError> {
+        let writer = self.writer()?;
+        let dir = tempfile::Builder::new()
+            .prefix("text-")
+            .tempdir_in(&writer.staging_dir)?;
+        let data = dir.path().join("text");
+        std::fs::write(&data, storage)?;
+        let conflict = matches!(err, ClientError::Conflict { .. });
+        let record = UploadRecord {
+            target: UploadTarget::PageText {
+                page_id: page.id.clone(),
+                kind: page.kind,
+                title: page.title.clone(),
+                space_key: page.space_key.clone(),
+                base_version: page.version,
+                base_body: base_body.to_string(),
+            },
+            filename: format!("{}{TEXT_EXTENSION}", page.title),
+            comment: comment.to_string(),
+            minor_edit: writer.config.minor_edit,
+            size: storage.len() as u64,
+            display_path: self.display_path(ino),
+            site: self.client.base_url().to_string(),
+            created_unix_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            attempts: 1,
+            last_error: Some(err.to_string()),
+            state: if conflict {
+                EntryState::Failed {
+                    errno,
+                    reason: format!(
+                        "conflict: the page changed on the server after version {} (this text was based on it); `confluencefs pending --retry` merges when the changes touch different blocks",
+                        page.version
+                    ),
+                }
+            } else {
+                EntryState::Pending
+            },
+        };
+        writer.spool.admit(&data, record).map_err(|err| {
+            tracing::warn!("cannot spool a page text: {err}");
+            FsError::Errno(err.errno())
+        })?;
+        if !conflict {
+            writer.uploader.nudge();
+        }
+        Ok(())
+    }
+}
