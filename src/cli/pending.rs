@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
-use crate::spool::{EntryState, Spool, SpoolEntry};
+use crate::spool::{EntryState, Spool, SpoolEntry, UploadTarget};
 
 /// The xattr of a mount's root that names its spool directory.
 pub(super) const SPOOL_XATTR: &str = "user.confluencefs.spool";
@@ -173,6 +173,10 @@ fn retry(spools: &[Spool], wanted: &str) -> anyhow::Result<()> {
         }
         entry.record.state = EntryState::Pending;
         entry.record.attempts = 0;
+        if let UploadTarget::PageText { merge, .. } = &mut entry.record.target {
+            // Asked for: merged onto a newer version when the edits touch different blocks.
+            *merge = true;
+        }
         spool
             .update(&entry)
             .with_context(|| format!("cannot retry {}", entry.id))?;

@@ -716,6 +716,7 @@ impl ConfluenceFs {
                 space_key: page.space_key.clone(),
                 base_version: page.version,
                 base_body: base_body.to_string(),
+                merge: false,
             },
             filename: format!("{}{TEXT_EXTENSION}", page.title),
             comment: comment.to_string(),

@@ -55,6 +55,10 @@ pub enum UploadTarget {
         base_version: u64,
         /// The body at `base_version`, for merging with a newer version (`pending --retry`).
         base_body: String,
+        /// The user asked to retry (`pending --retry`): merge onto a newer version when the two
+        /// edits touch different blocks.
+        #[serde(default)]
+        merge: bool,
     },
 }
 

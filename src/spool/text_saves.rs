@@ -37,6 +37,7 @@ fn page_of(record: &UploadRecord) -> Option<(Page, u64, &str)> {
         space_key,
         base_version,
         base_body,
+        ..
     } = &record.target
     else {
         return None;

@@ -529,7 +529,8 @@ impl Uploader {
         let id = entry.id.clone();
         let mut failed = entry.clone();
         failed.record.attempts += 1;
-        match super::text_saves::deliver_text(&self.client, entry, false).await {
+        let merge = matches!(entry.record.target, UploadTarget::PageText { merge: true, .. });
+        match super::text_saves::deliver_text(&self.client, entry, merge).await {
             Ok(super::text_saves::TextOutcome::Saved(page)) => {
                 let _ = self.spool.remove(&id);
                 self.shared.lock().next_try.remove(&id);

@@ -31,5 +31,6 @@ mod mount_bounds;
 mod mount_differential;
 mod mount_early;
 mod mount_integrity;
+mod mount_pages;
 mod mount_write;
 mod spool;

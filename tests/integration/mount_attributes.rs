@@ -40,9 +40,10 @@ fn timed_tree() -> tempfile::TempDir {
 
 /// `path  mode  mtime` for everything under `dir`, sorted, as `find` prints it.
 fn modes_and_times(mount: &Mounted, dir: &str) -> String {
-    mount.sh_ok(&format!(
+    let listed = mount.sh_ok(&format!(
         "cd '{dir}' && find . -mindepth 1 -printf '%p %m %T@\\n' | sed 's/\\.[0-9]*$//' | sort"
-    ))
+    ));
+    crate::support::without_page_text(&listed, dir.rsplit('/').next().unwrap_or(dir))
 }
 
 fn local_modes_and_times(dir: &Path) -> String {
@@ -204,7 +205,8 @@ fn local_names(dir: &Path) -> String {
 }
 
 fn names_in(mount: &Mounted, dir: &str) -> String {
-    mount.sh_ok(&format!("cd '{dir}' && find . -mindepth 1 | sort"))
+    let listed = mount.sh_ok(&format!("cd '{dir}' && find . -mindepth 1 | sort"));
+    crate::support::without_page_text(&listed, dir.rsplit('/').next().unwrap_or(dir))
 }
 
 fn git(dir: &Path, args: &str) {

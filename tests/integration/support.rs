@@ -332,3 +332,30 @@ pub(crate) fn attachment_of(
         fs: None,
     }
 }
+
+/// `listing` (one path per line, `find` style, maybe followed by more fields) without the page
+/// text files: `DIR/DIR.md` in every page directory, `ROOT.md` for `./ROOT.md` where the listing
+/// was made inside the page directory `root`. Tests that compare a copied tree with its source
+/// use it, since a source tree has no page text.
+pub(crate) fn without_page_text(listing: &str, root: &str) -> String {
+    listing
+        .lines()
+        .filter(|line| !is_page_text_line(line, root))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn is_page_text_line(line: &str, root: &str) -> bool {
+    let parts: Vec<&str> = line.split('/').collect();
+    parts.windows(2).any(|pair| {
+        let dir = if pair[0] == "." { root } else { pair[0] };
+        let text = format!("{dir}.md");
+        pair[1] == text || pair[1].starts_with(&format!("{text} "))
+    })
+}
+
+/// Whether `name` in the directory `dir` is that page directory's text file.
+pub(crate) fn is_page_text(dir: &std::path::Path, name: &str) -> bool {
+    dir.file_name()
+        .is_some_and(|d| format!("{}.md", d.to_string_lossy()) == name)
+}

@@ -1,0 +1,270 @@
+//! Page text through a real mount: `<name>.md` in every page directory, `@storage.xhtml`, saves
+//! by the tools people use (`echo >>`, `sed -i`, vim, a program's `O_TRUNC` write), the
+//! stale-version conflict, `@pages` links, `@search`, and the request budgets of reading.
+//! What reached the server is checked through REST, never only through the mount.
+
+use std::process::Command;
+
+use confluencefs::confluence::{Client, Flavor, Page};
+use confluencefs::markdown;
+
+use crate::mount_tree::seed_tree;
+use crate::mount_write::both;
+use crate::mounted::Mounted;
+use crate::support::{page_by_title, Server};
+
+const GUIDE_DIR: &str = "DOCS/DOCS Home/Guide";
+const GUIDE_MD: &str = "DOCS/DOCS Home/Guide/Guide.md";
+
+/// A body with constructs of several kinds, as a page edited in the browser has.
+const BODY: &str = "<h1>Guide</h1><p>The <strong>budget</strong> for 2024 is set.</p>\
+<ul><li><p>one</p></li><li><p>two</p></li></ul>\
+<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:parameter ac:name=\"language\">rust</ac:parameter>\
+<ac:plain-text-body><![CDATA[fn main() {}]]></ac:plain-text-body></ac:structured-macro>\
+<p>See <ac:link><ri:page ri:content-title=\"Chapter One\" /></ac:link>.</p>";
+
+struct Rest {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Rest {
+    fn new(server: &Server) -> Rest {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = rt.block_on(server.client());
+        Rest { rt, client }
+    }
+
+    fn page(&self, title: &str) -> Page {
+        let page = self.rt.block_on(page_by_title(&self.client, "DOCS", title));
+        self.rt.block_on(self.client.get_page(&page.id)).unwrap()
+    }
+
+    fn body(&self, title: &str) -> (u64, String) {
+        let page = self.page(title);
+        (page.version, page.body.as_deref().unwrap_or_default().to_string())
+    }
+
+    /// Saves `body` as someone in the browser would.
+    fn edit(&self, title: &str, body: &str) {
+        let page = self.page(title);
+        self.rt
+            .block_on(
+                self.client
+                    .update_page_body(&page, page.version, body, "browser", false),
+            )
+            .unwrap();
+    }
+}
+
+fn seeded(flavor: Flavor) -> (Server, Rest) {
+    let server = Server::start_seeded(flavor, seed_tree);
+    let rest = Rest::new(&server);
+    rest.edit("Guide", BODY);
+    (server, rest)
+}
+
+#[test]
+fn page_text_is_listed_with_its_exact_size_and_reads_without_a_request() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mount = Mounted::new(&server, &[]);
+        let listing = mount.sh_ok(&format!("ls '{GUIDE_DIR}'"));
+        assert!(listing.lines().any(|l| l == "Guide.md"), "{listing}");
+        // Hidden names stay out of listings.
+        assert!(!listing.contains("@storage"), "{listing}");
+        rt.block_on(server.clear_requests());
+        let size = std::fs::metadata(mount.join(GUIDE_MD)).unwrap().len();
+        let text = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        let log = rt.block_on(server.requests());
+        assert_eq!(size, text.len() as u64, "{flavor:?}: stat size is exact");
+        assert!(
+            log.is_empty(),
+            "{flavor:?}: reading a listed page's text costs nothing: {log:?}"
+        );
+        // The Markdown stands for the body exactly.
+        let (_, body) = rest.body("Guide");
+        let context = markdown::PageContext {
+            space_key: "DOCS".into(),
+            depth: 3,
+            encode: confluencefs::fs::names::encode,
+            decode: confluencefs::fs::names::decode,
+        };
+        let back = markdown::to_storage(&text, &context).unwrap();
+        assert!(
+            markdown::equivalent(&back, &body),
+            "{flavor:?}: {text}\n→ {back}\n≠ {body}"
+        );
+        // The raw form is reachable, not listed, and byte-exact.
+        let raw = std::fs::read_to_string(mount.join(&format!("{GUIDE_DIR}/@storage.xhtml")))
+            .unwrap();
+        assert_eq!(raw, body, "{flavor:?}");
+        // A grep of the space finds the words of the page's text.
+        let hits = mount.sh_ok("grep -rl budget DOCS || true");
+        assert!(hits.contains("Guide/Guide.md"), "{flavor:?}: {hits}");
+    });
+}
+
+#[test]
+fn saves_by_ordinary_tools_become_one_version_each() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        let (v0, _) = rest.body("Guide");
+        let steps: [(&str, &str); 4] = [
+            ("append", "printf '\\nAPPENDED-LINE\\n' >> Guide.md"),
+            ("sed -i", "sed -i 's/APPENDED-LINE/SED-EDITED/' Guide.md"),
+            ("vim", "vim -u NONE -es -c 'normal GoVIM-LINE' -c 'wq' Guide.md"),
+            (
+                "rewrite",
+                "python3 -c \"import sys; t=open('Guide.md').read(); open('Guide.md','w').write(t.replace('VIM-LINE','PY-LINE'))\"",
+            ),
+        ];
+        let expect_in_body = ["APPENDED-LINE", "SED-EDITED", "VIM-LINE", "PY-LINE"];
+        for (i, (what, script)) in steps.iter().enumerate() {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(mount.join(GUIDE_DIR))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{flavor:?} {what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (version, body) = rest.body("Guide");
+            assert_eq!(
+                version,
+                v0 + i as u64 + 1,
+                "{flavor:?} {what}: one version per save"
+            );
+            assert!(
+                body.contains(expect_in_body[i]),
+                "{flavor:?} {what}: {body}"
+            );
+            // The mount shows what the server has.
+            let text = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+            assert!(text.contains(expect_in_body[i]), "{flavor:?} {what}: {text}");
+        }
+        // No attachment was left behind by any of the tools.
+        let names = mount.sh_ok(&format!("ls -a '{GUIDE_DIR}'"));
+        assert!(
+            !names.contains(".md~") && !names.contains("sed") && !names.contains(".swp"),
+            "{flavor:?}: {names}"
+        );
+        drop(mount);
+        // A fresh mount reads the saved text.
+        let fresh = Mounted::new(&server, &[]);
+        let text = std::fs::read_to_string(fresh.join(GUIDE_MD)).unwrap();
+        assert!(text.contains("PY-LINE"), "{flavor:?}: {text}");
+    });
+}
+
+#[test]
+fn a_save_over_someone_elses_edit_is_refused_and_kept() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        let before = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        assert!(before.contains("budget"));
+        rest.edit("Guide", "<p>Edited in the browser meanwhile.</p>");
+        let (version, _) = rest.body("Guide");
+        let out = mount.python(&format!(
+            r#"
+p = os.path.join(m, {GUIDE_MD:?})
+fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"\nMY-OWN-LINE\n")
+try:
+    os.close(fd)
+    print("closed")
+except OSError as e:
+    print("refused", e.errno)
+"#
+        ));
+        assert_eq!(
+            out.trim(),
+            format!("refused {}", libc::ESTALE),
+            "{flavor:?}"
+        );
+        // The other edit stands, untouched.
+        let (after, body) = rest.body("Guide");
+        assert_eq!(after, version, "{flavor:?}");
+        assert!(body.contains("browser meanwhile"), "{flavor:?}: {body}");
+        // The mount shows the page as it is now.
+        let now = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        assert!(now.contains("browser meanwhile"), "{flavor:?}: {now}");
+        // Our text is in the spool, shown by `pending` with the page and why.
+        let pending = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
+            .arg("pending")
+            .arg("--cache-dir")
+            .arg(&mount.cache_dir)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&pending.stdout);
+        assert!(
+            listed.contains("Guide.md") && listed.contains("conflict"),
+            "{flavor:?}: {listed}"
+        );
+        let spooled = std::process::Command::new("grep")
+            .args(["-rl", "MY-OWN-LINE"])
+            .arg(&mount.cache_dir)
+            .output()
+            .unwrap();
+        assert!(
+            !spooled.stdout.is_empty(),
+            "{flavor:?}: the user's text is kept in the spool"
+        );
+    });
+}
+
+#[test]
+fn page_links_and_search_point_into_the_tree() {
+    both(|flavor| {
+        let (server, _rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        // `@pages/<title>.md` is a link to the page's text, wherever the page is.
+        let target = std::fs::read_link(mount.join("DOCS/@pages/Guide.md")).unwrap();
+        assert_eq!(
+            target.to_string_lossy(),
+            "../DOCS Home/Guide/Guide.md",
+            "{flavor:?}"
+        );
+        let via_link = std::fs::read(mount.join("DOCS/@pages/Guide.md")).unwrap();
+        assert_eq!(via_link, std::fs::read(mount.join(GUIDE_MD)).unwrap());
+        // Neither is listed: a walk never triggers a search.
+        let top = mount.sh_ok("ls -a DOCS");
+        assert!(!top.contains("@pages") && !top.contains("@search"), "{top}");
+        // A search lists its hits as links that resolve.
+        let hits = mount.sh_ok("ls DOCS/@search/budget");
+        assert!(hits.lines().any(|l| l == "Guide.md"), "{flavor:?}: {hits}");
+        let text = std::fs::read(mount.join("DOCS/@search/budget/Guide.md")).unwrap();
+        assert_eq!(text, via_link, "{flavor:?}");
+        let everywhere = mount.sh_ok("ls @search/budget");
+        assert!(everywhere.contains("Guide.md"), "{flavor:?}: {everywhere}");
+        let none = mount.sh_ok("ls DOCS/@search/nothing-matches-this");
+        assert!(none.trim().is_empty(), "{flavor:?}: {none}");
+    });
+}
+
+#[test]
+fn a_new_page_gets_its_text_and_a_page_goes_with_rm_r() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        mount.sh_ok(&format!(
+            "mkdir '{GUIDE_DIR}/Fresh' && printf '# Fresh\\n\\nNEW-PAGE-TEXT\\n' > '{GUIDE_DIR}/Fresh/Fresh.md'"
+        ));
+        let (_, body) = rest.body("Fresh");
+        assert!(body.contains("NEW-PAGE-TEXT"), "{flavor:?}: {body}");
+        mount.sh_ok(&format!("rm -r '{GUIDE_DIR}/Fresh'"));
+        let listing = mount.sh_ok(&format!("ls '{GUIDE_DIR}'"));
+        assert!(!listing.contains("Fresh"), "{flavor:?}: {listing}");
+        let gone = rest
+            .rt
+            .block_on(rest.client.find_page("DOCS", confluencefs::confluence::ContentKind::Page, "Fresh"))
+            .unwrap();
+        assert!(gone.is_none(), "{flavor:?}: the page is in the trash");
+    });
+}
