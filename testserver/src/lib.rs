@@ -15,6 +15,7 @@ mod clock;
 mod config;
 mod cql;
 mod demo;
+mod demo_pages;
 mod hooks;
 mod model;
 mod persist;
@@ -204,7 +205,7 @@ fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
     }
     let mut store = Store::new();
     if config.demo {
-        demo::load(&mut store, blobs)?;
+        demo::load(&mut store, blobs, config.flavor)?;
     }
     if let Some(seed) = &config.seed_dir {
         seed::import(&mut store, seed).map_err(|e| {

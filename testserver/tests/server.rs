@@ -1214,3 +1214,195 @@ async fn faults_can_target_one_path_and_method() {
     let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/attachment")).await;
     assert_eq!(st, 200);
 }
+
+async fn put_json(c: &Client, url: &str, body: &Value) -> (StatusCode, Value) {
+    let r = c
+        .put(url)
+        .basic_auth(USER, Some(TOKEN))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// Every `attr="…"` value in `text`.
+fn attr_values(text: &str, attr: &str) -> Vec<String> {
+    let needle = format!("{attr}=\"");
+    text.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &text[i + needle.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_bodies_use_the_storage_format_and_point_at_real_things() {
+    let c = client();
+    for flavor in [Flavor::Cloud, Flavor::Datacenter] {
+        let s = demo(flavor);
+        let b = s.base_url();
+        let mut seen = String::new();
+        for key in ["DOCS", "ENG", "HR"] {
+            let (_, v) = get_json(
+                &c,
+                &format!("{b}/rest/api/space/{key}/content?limit=100&expand=body.storage"),
+            )
+            .await;
+            let items: Vec<Value> = ["page", "blogpost"]
+                .iter()
+                .flat_map(|t| v[*t]["results"].as_array().unwrap().clone())
+                .collect();
+            for item in items {
+                let id = item["id"].as_str().unwrap();
+                let body = item["body"]["storage"]["value"].as_str().unwrap();
+                assert!(!body.is_empty(), "{} has a body", item["title"]);
+                // Images and attachment links name attachments of this very page.
+                let (_, atts) = get_json(
+                    &c,
+                    &format!("{b}/rest/api/content/{id}/child/attachment?limit=100"),
+                )
+                .await;
+                let names: Vec<&str> = atts["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["title"].as_str().unwrap())
+                    .collect();
+                for f in attr_values(body, "ri:filename") {
+                    assert!(names.contains(&f.as_str()), "{f} on {}", item["title"]);
+                }
+                // Page links name pages that exist (in this space unless a key is given).
+                for link in body.split("<ri:page ").skip(1) {
+                    let key = attr_values(link, "ri:space-key")
+                        .into_iter()
+                        .next()
+                        .filter(|_| link.find("ri:space-key") < link.find("/>"))
+                        .unwrap_or_else(|| key.to_string());
+                    let title = &attr_values(link, "ri:content-title")[0];
+                    page_id(&c, b, &key, title).await;
+                }
+                seen.push_str(body);
+            }
+        }
+        for construct in [
+            "<h1>",
+            "<h2>",
+            "<strong>",
+            "<em>",
+            "<ul><li>",
+            "<ol>",
+            "<th>",
+            "colspan=",
+            "rowspan=",
+            r#"ac:name="code""#,
+            r#"<ac:parameter ac:name="language">"#,
+            "<ac:plain-text-body><![CDATA[",
+            r#"ac:name="info""#,
+            r#"ac:name="note""#,
+            r#"ac:name="warning""#,
+            r#"ac:name="tip""#,
+            "<ac:task-list>",
+            "<ac:task-id>",
+            "<ac:task-status>complete</ac:task-status>",
+            "<ac:task-status>incomplete</ac:task-status>",
+            r#"ac:name="expand""#,
+            r#"ac:name="toc""#,
+            r#"ac:name="status""#,
+            "<ac:image",
+            r#"<a href="https://"#,
+            "<ac:layout>",
+            "<ac:layout-section",
+            "<ac:layout-cell>",
+            "ri:space-key=",
+        ] {
+            assert!(seen.contains(construct), "{flavor:?}: no {construct}");
+        }
+        let (mention, other) = match flavor {
+            Flavor::Cloud => ("ri:account-id=", "ri:userkey="),
+            Flavor::Datacenter => ("ri:userkey=", "ri:account-id="),
+        };
+        assert!(seen.contains(mention) && !seen.contains(other));
+        let (_, me) = get_json(&c, &format!("{b}/rest/api/user/current")).await;
+        let mine = me["accountId"].as_str().or(me["userKey"].as_str()).unwrap();
+        assert!(attr_values(&seen, mention.trim_end_matches('='))
+            .iter()
+            .all(|u| u == mine));
+    }
+}
+
+#[tokio::test]
+async fn page_updates_need_the_next_version_and_keep_message_and_id() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let id = page_id(&c, b, "ENG", "Runbooks").await;
+    let url = format!("{b}/rest/api/content/{id}");
+    let stale = json!({"version": {"number": 1}, "title": "Runbooks", "type": "page",
+                       "body": {"storage": {"value": "<p>x</p>", "representation": "storage"}}});
+    let (st, v) = put_json(&c, &url, &stale).await;
+    assert_eq!(st, 409);
+    assert_eq!(
+        v,
+        json!({"statusCode": 409,
+               "data": {"authorized": true, "valid": true, "errors": [], "successful": false},
+               "message": "com.atlassian.confluence.api.service.exceptions.ConflictException: Version must be incremented on update. Current version is: 1"})
+    );
+    let (st, v) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 2}, "type": "page",
+                "body": {"storage": {"value": "<p>x</p>", "representation": "storage"}}}),
+    )
+    .await;
+    assert_eq!(st, 400, "a title is required: {v}");
+    let (st, v) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 2, "message": "Shorter steps", "minorEdit": true},
+                "title": "Runbooks", "type": "page",
+                "body": {"storage": {"value": "<p>New steps</p>", "representation": "storage"}}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["version"]["number"], 2);
+    assert_eq!(v["version"]["message"], "Shorter steps");
+    assert_eq!(v["version"]["minorEdit"], true);
+    assert_eq!(v["body"]["storage"]["value"], "<p>New steps</p>");
+    // Without a body the body stays.
+    let (st, _) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 3}, "title": "Runbooks (renamed)", "type": "page"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, v) = get_json(&c, &format!("{url}?expand=body.storage,version")).await;
+    assert_eq!(v["body"]["storage"]["value"], "<p>New steps</p>");
+    assert_eq!(v["version"]["number"], 3);
+    // v2: the same rule, the v2 error shape, the message kept.
+    let v2 = format!("{b}/api/v2/pages/{id}");
+    let (st, v) = put_json(
+        &c,
+        &v2,
+        &json!({"id": id, "status": "current", "title": "Runbooks", "version": {"number": 3},
+                "body": {"representation": "storage", "value": "<p>v2</p>"}}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    assert_eq!(v["errors"][0]["status"], 409);
+    assert_eq!(v["errors"][0]["code"], "CONFLICT");
+    let (st, v) = put_json(
+        &c,
+        &v2,
+        &json!({"id": id, "status": "current", "title": "Runbooks", "version": {"number": 4, "message": "via v2"},
+                "body": {"representation": "storage", "value": "<p>v2</p>"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["version"]["message"], "via v2");
+    assert_eq!(v["body"]["storage"]["value"], "<p>v2</p>");
+}

@@ -32,8 +32,8 @@ fn webui_title(s: &str) -> String {
     encode_component(s).replace("%20", "+")
 }
 
-const ACCOUNT_ID: &str = "557058:5f0c2d1e-9b1a-4f7e-8c3d-2a6b7e9f0a11";
-const USER_KEY: &str = "8a7f808a8c5d1c8f018c5d1e2f3a0001";
+pub(crate) const ACCOUNT_ID: &str = "557058:5f0c2d1e-9b1a-4f7e-8c3d-2a6b7e9f0a11";
+pub(crate) const USER_KEY: &str = "8a7f808a8c5d1c8f018c5d1e2f3a0001";
 
 pub(crate) fn user(app: &App) -> Value {
     let name = display_name(&app.config.user);

@@ -768,7 +768,13 @@ struct PageWrite {
     #[serde(rename = "parentId")]
     parent_id: Option<String>,
     body: Option<Value>,
-    version: Option<PropertyVersionIn>,
+    version: Option<PageVersionIn>,
+}
+
+#[derive(Deserialize)]
+struct PageVersionIn {
+    number: Option<u32>,
+    message: Option<String>,
 }
 
 fn body_value(body: &Option<Value>) -> Option<String> {
@@ -845,6 +851,15 @@ async fn create_page(
     )))
 }
 
+/// The v2 409 title for a stale page version. The text is from a third-party test fixture of a
+/// v2 client ([unverified] against a live site); the shape is the v2 error body of
+/// docs/CONFLUENCE.md §3.
+fn stale_v2(current: u32, provided: u32) -> String {
+    format!(
+        "Version must be incremented when updating a page. Current Version: [{current}]. Provided version: [{provided}]"
+    )
+}
+
 /// `PUT /pages/{id}`: a new version (number = current + 1), optionally retitled or moved.
 async fn update_page(
     State(app): State<Shared>,
@@ -881,12 +896,21 @@ async fn update_page(
             Some(pid) => Some(parse_id(&app, pid, "page")?),
             None => None,
         };
+        let cur = current.current().number;
+        if number != cur + 1 {
+            return Err(ApiError::v2(409, stale_v2(cur, number)));
+        }
         let change = crate::store::ContentChange {
             number,
             title: Some(&title),
             parent,
             body: body_value(&input.body),
-            message: "",
+            message: input
+                .version
+                .as_ref()
+                .and_then(|v| v.message.as_deref())
+                .unwrap_or(""),
+            minor_edit: false,
         };
         store
             .update_content(n, change, clock::now_ms())
