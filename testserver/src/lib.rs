@@ -20,6 +20,7 @@ mod hooks;
 mod model;
 mod persist;
 mod seed;
+mod storage;
 mod store;
 
 use std::collections::HashMap;

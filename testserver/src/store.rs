@@ -397,6 +397,24 @@ impl Store {
         Ok(())
     }
 
+    /// The current page titled `title` in a space (titles are unique per space, compared
+    /// case-insensitively; an exact match wins).
+    pub(crate) fn page_by_title(&self, space: &str, title: &str) -> Option<u64> {
+        let ids = self
+            .page_titles
+            .get(&(space.to_string(), title.to_lowercase()))?;
+        let current: Vec<&Content> = ids
+            .iter()
+            .filter_map(|id| self.contents.get(id))
+            .filter(|c| c.is_current())
+            .collect();
+        current
+            .iter()
+            .find(|c| c.title == title)
+            .or(current.first())
+            .map(|c| c.id)
+    }
+
     pub(crate) fn title_taken(&self, space: &str, title: &str, except: Option<u64>) -> bool {
         self.page_titles
             .get(&(space.to_string(), title.to_lowercase()))

@@ -34,8 +34,13 @@ fn visible<'a>(
         )
     })?;
     let ok = match c.status {
+        // `historical` is how clients ask for an old version of current content
+        // (`?status=historical&version=N`, as atlassian-python-api's `get_page_by_id` does).
         Status::Current => {
-            statuses.is_empty() || statuses.iter().any(|s| s == "current" || s == "any")
+            statuses.is_empty()
+                || statuses
+                    .iter()
+                    .any(|s| s == "current" || s == "any" || s == "historical")
         }
         Status::Trashed => statuses.iter().any(|s| s == "trashed" || s == "any"),
     };

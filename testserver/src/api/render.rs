@@ -436,19 +436,13 @@ pub(crate) fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex:
         let sub = ex.below("body");
         let mut b = Map::new();
         let mut bexp = Map::new();
-        for rep in [
-            "storage",
-            "view",
-            "export_view",
-            "styled_view",
-            "editor",
-            "anonymous_export_view",
-            "atlas_doc_format",
-        ] {
+        let stored = v.body.as_deref().unwrap_or(&c.body);
+        for &rep in super::body::V1_REPRESENTATIONS {
             if sub.has(rep) {
+                let value = super::body::represent(app, store, c, stored, rep);
                 b.insert(
                     rep.into(),
-                    json!({"value": v.body.as_deref().unwrap_or(&c.body), "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
+                    json!({"value": value, "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
                 );
             } else {
                 bexp.insert(rep.into(), json!(""));

@@ -146,6 +146,7 @@ fn list_contents(
     space_ids: Option<Vec<u64>>,
 ) -> Result<Response, ApiError> {
     let c = Cursor::v2(p, 25)?;
+    body_format(p, false)?;
     let st = statuses(p)?;
     let title = p.get("title").map(str::to_lowercase);
     let only_ids: Vec<String> = p.list("id");
@@ -249,6 +250,18 @@ async fn blogposts(State(app): State<Shared>, p: Params) -> Result<Response, Api
     )
 }
 
+/// The `body-format` parameter, refused (400) when the route does not offer it.
+fn body_format(p: &Params, single: bool) -> Result<Option<&str>, ApiError> {
+    match p.get("body-format") {
+        None => Ok(None),
+        Some(f) if render_v2::body_format_ok(f, single) => Ok(Some(f)),
+        Some(f) => Err(ApiError::v2(
+            400,
+            format!("Invalid value for body-format: {f}"),
+        )),
+    }
+}
+
 fn one_content(
     app: &super::App,
     id: &str,
@@ -261,11 +274,34 @@ fn one_content(
         "blog post"
     };
     let n = parse_id(app, id, what)?;
-    let mut st = statuses(p)?;
+    let format = body_format(p, true)?;
+    // `historical` (and `draft`) are accepted on single-content reads [spec V2]; an old
+    // version is asked for with `version=N`.
+    let wanted: Vec<String> = p
+        .list("status")
+        .into_iter()
+        .filter(|s| s != "historical" && s != "draft")
+        .collect();
+    let mut st = statuses(&Params(
+        wanted
+            .into_iter()
+            .map(|v| ("status".to_string(), v))
+            .collect(),
+    ))?;
     st.push(Status::Current);
     let store = app.store();
     let c = find(&store, n, kind, &st).ok_or_else(|| not_found(what, id))?;
-    Ok(Json(render_v2::page(app, &store, c, p.get("body-format"))))
+    let v = match p.get("version") {
+        None => c.current(),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .and_then(|number| c.version(number))
+            .ok_or_else(|| {
+                ApiError::v2(404, format!("Cannot find version {raw} of {what} [{id}]"))
+            })?,
+    };
+    Ok(Json(render_v2::page_at(app, &store, c, v, format)))
 }
 
 async fn page(
