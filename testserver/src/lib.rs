@@ -16,6 +16,7 @@ mod config;
 mod cql;
 mod demo;
 mod demo_pages;
+mod filler;
 mod hooks;
 mod model;
 mod persist;
@@ -209,7 +210,7 @@ fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
         demo::load(&mut store, blobs, config.flavor)?;
     }
     if let Some(seed) = &config.seed_dir {
-        seed::import(&mut store, seed).map_err(|e| {
+        seed::import(&mut store, seed, config.seed_page_bodies).map_err(|e| {
             io::Error::new(e.kind(), format!("seeding from {}: {e}", seed.display()))
         })?;
     }

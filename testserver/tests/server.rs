@@ -1698,3 +1698,61 @@ async fn cql_text_search_with_or_not_and_expansions() {
         }
     }
 }
+
+#[tokio::test]
+async fn seeded_pages_can_get_generated_or_given_bodies() {
+    let c = client();
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    for p in 0..20 {
+        std::fs::create_dir_all(t.join(format!("BENCH/page-{p:03}"))).unwrap();
+    }
+    write(
+        &t.join("BENCH/page-000/@page.storage.xml"),
+        b"<p>Given body with needle</p>",
+    );
+    let s = spawn(Config {
+        seed_dir: Some(t.to_path_buf()),
+        seed_page_bodies: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/space/BENCH/content/page?limit=100&expand=body.storage"),
+    )
+    .await;
+    let mut sizes = Vec::new();
+    for p in v["results"].as_array().unwrap() {
+        let body = p["body"]["storage"]["value"].as_str().unwrap();
+        match p["title"].as_str().unwrap() {
+            "BENCH Home" => {}
+            "page-000" => assert_eq!(body, "<p>Given body with needle</p>"),
+            _ => sizes.push(body.len()),
+        }
+    }
+    assert_eq!(sizes.len(), 19);
+    assert!(sizes.iter().all(|n| (2048..8192).contains(n)), "{sizes:?}");
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert!(sizes.len() > 10, "sizes vary");
+    let (_, v) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/search?cql={}",
+            urlencode(r#"space = BENCH AND text ~ "needle""#)
+        ),
+    )
+    .await;
+    assert_eq!(v["totalSize"], 1);
+    let (_, att) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/search?cql={}",
+            urlencode("type = attachment AND space = BENCH")
+        ),
+    )
+    .await;
+    assert_eq!(att["totalSize"], 0, "the body file is not an attachment");
+}
