@@ -51,6 +51,10 @@ pub struct Config {
     pub seed_dir: Option<PathBuf>,
     /// Start a fresh store with the demo spaces, pages and attachments.
     pub demo: bool,
+    /// Pages seeded from folders get generated storage-format bodies of a few KiB (varied,
+    /// deterministic per title) instead of empty ones; an `@page.storage.xml` file in a page
+    /// folder sets that page's body either way.
+    pub seed_page_bodies: bool,
     /// The one user the server knows; `user` and `token` are the credentials it accepts.
     pub user: String,
     /// The one user's API token (or Data Center password or personal access token).
@@ -80,6 +84,7 @@ impl Default for Config {
             data_dir: None,
             seed_dir: None,
             demo: false,
+            seed_page_bodies: false,
             user: "demo@example.com".to_string(),
             token: "demo-token".to_string(),
             max_attachment_size: None,

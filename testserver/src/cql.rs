@@ -1,8 +1,10 @@
 //! A small CQL (Confluence Query Language) subset: the clauses a filesystem client needs to
-//! find content, joined by `AND`, with an optional `ORDER BY`.
+//! find content, joined by `AND`, `OR`, `NOT` and parentheses (`AND` binds tighter than `OR`),
+//! with an optional `ORDER BY`.
 //!
 //! Supported fields: `type`, `space` (and `space.key`), `title`, `id`, `parent`, `ancestor`,
-//! `container`, `lastmodified` and `created`; operators `=`, `!=`, `~`, `!~`, `<`, `<=`, `>`,
+//! `container`, `lastmodified`, `created`, `text` and `siteSearch` (the last two with `~`/`!~`
+//! only); operators `=`, `!=`, `~`, `!~`, `<`, `<=`, `>`,
 //! `>=`, `in (…)`, `not in (…)`. Anything else is refused the way Confluence refuses an
 //! unknown field (`No field exists with the name: 'x'`), so a client never silently gets an
 //! unfiltered result for a query this server does not understand.
@@ -20,6 +22,10 @@ pub(crate) enum Field {
     Container,
     LastModified,
     Created,
+    /// `text ~`: title, body text and attachment file names.
+    Text,
+    /// `siteSearch ~`: what the site's search box searches; here the same as `text`.
+    SiteSearch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +49,30 @@ pub(crate) struct Clause {
     pub values: Vec<String>,
 }
 
+/// A query's condition: clauses joined by `AND`, `OR`, `NOT` and parentheses.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expr {
+    Clause(Clause),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+}
+
+impl Expr {
+    /// True when `holds` is true of the clauses as the operators combine them.
+    pub(crate) fn eval(&self, holds: &mut impl FnMut(&Clause) -> bool) -> bool {
+        match self {
+            Expr::Clause(c) => holds(c),
+            Expr::And(v) => v.iter().all(|e| e.eval(holds)),
+            Expr::Or(v) => v.iter().any(|e| e.eval(holds)),
+            Expr::Not(e) => !e.eval(holds),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Query {
-    pub clauses: Vec<Clause>,
+    pub expr: Option<Expr>,
     /// (field, descending)
     pub order: Option<(Field, bool)>,
 }
@@ -155,46 +182,80 @@ fn field(name: &str) -> Result<Field, CqlError> {
         "container" => Field::Container,
         "lastmodified" => Field::LastModified,
         "created" => Field::Created,
+        "text" => Field::Text,
+        "sitesearch" => Field::SiteSearch,
         _ => return Err(CqlError::UnknownField(name.to_string())),
     })
 }
 
-pub(crate) fn parse(s: &str) -> Result<Query, CqlError> {
-    let toks = tokenize(s)?;
-    let syntax = || CqlError::Syntax(s.to_string());
-    let mut q = Query::default();
-    let mut i = 0;
-    let word_is =
-        |t: Option<&Token>, w: &str| matches!(t, Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
-    loop {
-        if word_is(toks.get(i), "order") {
-            if !word_is(toks.get(i + 1), "by") {
-                return Err(syntax());
-            }
-            let Some(Token::Word(f)) = toks.get(i + 2) else {
-                return Err(syntax());
-            };
-            let f = field(f)?;
-            let mut desc = false;
-            i += 3;
-            if word_is(toks.get(i), "desc") {
-                desc = true;
-                i += 1;
-            } else if word_is(toks.get(i), "asc") {
-                i += 1;
-            }
-            q.order = Some((f, desc));
-            if i != toks.len() {
-                return Err(syntax());
-            }
-            break;
+struct Parser<'a> {
+    toks: Vec<Token>,
+    i: usize,
+    src: &'a str,
+}
+
+impl Parser<'_> {
+    fn syntax(&self) -> CqlError {
+        CqlError::Syntax(self.src.to_string())
+    }
+
+    fn word_is(&self, w: &str) -> bool {
+        matches!(self.toks.get(self.i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w))
+    }
+
+    /// or := and (OR and)*
+    fn or(&mut self) -> Result<Expr, CqlError> {
+        let mut parts = vec![self.and()?];
+        while self.word_is("or") {
+            self.i += 1;
+            parts.push(self.and()?);
         }
-        let Some(Token::Word(name)) = toks.get(i) else {
-            return Err(syntax());
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one")
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    /// and := not (AND not)*
+    fn and(&mut self) -> Result<Expr, CqlError> {
+        let mut parts = vec![self.not()?];
+        while self.word_is("and") {
+            self.i += 1;
+            parts.push(self.not()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one")
+        } else {
+            Expr::And(parts)
+        })
+    }
+
+    /// not := NOT not | '(' or ')' | clause
+    fn not(&mut self) -> Result<Expr, CqlError> {
+        if self.word_is("not") {
+            self.i += 1;
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        if self.toks.get(self.i) == Some(&Token::LParen) {
+            self.i += 1;
+            let e = self.or()?;
+            if self.toks.get(self.i) != Some(&Token::RParen) {
+                return Err(self.syntax());
+            }
+            self.i += 1;
+            return Ok(e);
+        }
+        self.clause().map(Expr::Clause)
+    }
+
+    fn clause(&mut self) -> Result<Clause, CqlError> {
+        let Some(Token::Word(name)) = self.toks.get(self.i) else {
+            return Err(self.syntax());
         };
         let f = field(name)?;
-        i += 1;
-        let op = match toks.get(i) {
+        self.i += 1;
+        let op = match self.toks.get(self.i) {
             Some(Token::Op(o)) => match o.as_str() {
                 "=" => Op::Eq,
                 "!=" => Op::Ne,
@@ -204,69 +265,100 @@ pub(crate) fn parse(s: &str) -> Result<Query, CqlError> {
                 "<=" => Op::Le,
                 ">" => Op::Gt,
                 ">=" => Op::Ge,
-                _ => return Err(syntax()),
+                _ => return Err(self.syntax()),
             },
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("in") => Op::In,
-            Some(Token::Word(w))
-                if w.eq_ignore_ascii_case("not") && word_is(toks.get(i + 1), "in") =>
-            {
-                i += 1;
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("not") => {
+                self.i += 1;
+                if !self.word_is("in") {
+                    return Err(self.syntax());
+                }
                 Op::NotIn
             }
-            _ => return Err(syntax()),
+            _ => return Err(self.syntax()),
         };
-        i += 1;
+        self.i += 1;
         let mut values = Vec::new();
         if matches!(op, Op::In | Op::NotIn) {
-            if toks.get(i) != Some(&Token::LParen) {
-                return Err(syntax());
+            if self.toks.get(self.i) != Some(&Token::LParen) {
+                return Err(self.syntax());
             }
-            i += 1;
+            self.i += 1;
             loop {
-                match toks.get(i) {
+                match self.toks.get(self.i) {
                     Some(Token::Word(v)) | Some(Token::Str(v)) => values.push(v.clone()),
-                    _ => return Err(syntax()),
+                    _ => return Err(self.syntax()),
                 }
-                i += 1;
-                match toks.get(i) {
-                    Some(Token::Comma) => i += 1,
+                self.i += 1;
+                match self.toks.get(self.i) {
+                    Some(Token::Comma) => self.i += 1,
                     Some(Token::RParen) => {
-                        i += 1;
+                        self.i += 1;
                         break;
                     }
-                    _ => return Err(syntax()),
+                    _ => return Err(self.syntax()),
                 }
             }
         } else {
-            match toks.get(i) {
+            match self.toks.get(self.i) {
                 Some(Token::Word(v)) | Some(Token::Str(v)) => values.push(v.clone()),
-                _ => return Err(syntax()),
+                _ => return Err(self.syntax()),
             }
-            i += 1;
+            self.i += 1;
         }
         if matches!(f, Field::LastModified | Field::Created) {
             for v in &values {
                 if clock::parse_cql_date(v).is_none() {
-                    return Err(CqlError::Syntax(format!("{s} (bad date {v:?})")));
+                    return Err(CqlError::Syntax(format!("{} (bad date {v:?})", self.src)));
                 }
             }
         }
-        q.clauses.push(Clause {
+        // Text fields take only the contains operators, as in Confluence.
+        if matches!(f, Field::Text | Field::SiteSearch)
+            && !matches!(op, Op::Contains | Op::NotContains)
+        {
+            return Err(self.syntax());
+        }
+        Ok(Clause {
             field: f,
             op,
             values,
-        });
-        if i >= toks.len() {
-            break;
+        })
+    }
+}
+
+pub(crate) fn parse(s: &str) -> Result<Query, CqlError> {
+    let mut p = Parser {
+        toks: tokenize(s)?,
+        i: 0,
+        src: s,
+    };
+    let mut q = Query::default();
+    if !p.word_is("order") && !p.toks.is_empty() {
+        q.expr = Some(p.or()?);
+    }
+    if p.word_is("order") {
+        p.i += 1;
+        if !p.word_is("by") {
+            return Err(p.syntax());
         }
-        if word_is(toks.get(i), "and") {
-            i += 1;
-            continue;
+        p.i += 1;
+        let Some(Token::Word(f)) = p.toks.get(p.i) else {
+            return Err(p.syntax());
+        };
+        let f = field(f)?;
+        p.i += 1;
+        let mut desc = false;
+        if p.word_is("desc") {
+            desc = true;
+            p.i += 1;
+        } else if p.word_is("asc") {
+            p.i += 1;
         }
-        if word_is(toks.get(i), "order") {
-            continue;
-        }
-        return Err(syntax());
+        q.order = Some((f, desc));
+    }
+    if p.i != p.toks.len() || q.expr.is_none() {
+        return Err(p.syntax());
     }
     Ok(q)
 }
@@ -278,14 +370,32 @@ mod tests {
     #[test]
     fn parses_the_supported_subset() {
         let q = parse(r#"type=attachment AND space="DOCS" and title ~ "rep" AND lastmodified >= "2024-01-15 10:30" order by lastmodified desc"#).unwrap();
-        assert_eq!(q.clauses.len(), 4);
-        assert_eq!(q.clauses[0].field, Field::Type);
-        assert_eq!(q.clauses[1].values, vec!["DOCS".to_string()]);
-        assert_eq!(q.clauses[2].op, Op::Contains);
-        assert_eq!(q.clauses[3].op, Op::Ge);
+        let Some(Expr::And(c)) = &q.expr else {
+            panic!("{q:?}")
+        };
+        let clause = |e: &Expr| match e {
+            Expr::Clause(c) => c.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(c.len(), 4);
+        assert_eq!(clause(&c[0]).field, Field::Type);
+        assert_eq!(clause(&c[1]).values, vec!["DOCS".to_string()]);
+        assert_eq!(clause(&c[2]).op, Op::Contains);
+        assert_eq!(clause(&c[3]).op, Op::Ge);
         assert_eq!(q.order, Some((Field::LastModified, true)));
         let q = parse("type in (page, blogpost)").unwrap();
-        assert_eq!(q.clauses[0].values.len(), 2);
+        assert_eq!(clause(q.expr.as_ref().unwrap()).values.len(), 2);
+        // OR binds looser than AND; NOT and parentheses nest.
+        let q =
+            parse(r#"type = page AND (title ~ "a" OR text ~ "b c") AND NOT space = HR"#).unwrap();
+        let Some(Expr::And(c)) = &q.expr else {
+            panic!("{q:?}")
+        };
+        assert!(matches!(&c[1], Expr::Or(v) if v.len() == 2));
+        assert!(matches!(&c[2], Expr::Not(_)));
+        let q = parse("type = page OR type = blogpost and space = X").unwrap();
+        assert!(matches!(&q.expr, Some(Expr::Or(v)) if matches!(v[1], Expr::And(_))));
+        assert!(parse(r#"siteSearch ~ "mount" order by created"#).is_ok());
     }
 
     #[test]
@@ -294,8 +404,10 @@ mod tests {
             parse("status = current"),
             Err(CqlError::UnknownField("status".to_string()))
         );
+        assert!(matches!(parse("type = page OR"), Err(CqlError::Syntax(_))));
+        assert!(matches!(parse("(type = page"), Err(CqlError::Syntax(_))));
         assert!(matches!(
-            parse("type = page OR type = blogpost"),
+            parse(r#"text = "exact""#),
             Err(CqlError::Syntax(_))
         ));
         assert!(matches!(parse("title ~ \"open"), Err(CqlError::Syntax(_))));

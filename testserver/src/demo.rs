@@ -10,6 +10,8 @@ use std::io;
 
 use crate::blobs::{uuid_from_bytes, BlobDir};
 use crate::clock;
+use crate::config::Flavor;
+use crate::demo_pages as pages;
 use crate::model::{Blob, ContentKind, FileVersion};
 use crate::store::{Store, StoreError};
 
@@ -165,8 +167,14 @@ impl Builder<'_> {
         })
     }
 
-    fn page(&mut self, space: &str, title: &str, parent: u64, when: i64) -> io::Result<u64> {
-        let body = format!("<p>{title}: demo content for confluencefs.</p>");
+    fn page(
+        &mut self,
+        space: &str,
+        title: &str,
+        parent: u64,
+        body: String,
+        when: i64,
+    ) -> io::Result<u64> {
         self.store
             .create_content(ContentKind::Page, space, title, Some(parent), body, when)
             .map_err(err)
@@ -187,7 +195,8 @@ impl Builder<'_> {
     }
 }
 
-pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
+pub(crate) fn load(store: &mut Store, blobs: &BlobDir, flavor: Flavor) -> io::Result<()> {
+    let who = pages::Who::new(flavor);
     let mut b = Builder {
         store,
         blobs,
@@ -203,6 +212,13 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         .store
         .create_space("HR", "Human Resources", t)
         .map_err(err)?;
+    for (home, body) in [
+        (docs, pages::docs_home(&who)),
+        (eng, pages::eng_home()),
+        (hr, pages::hr_home()),
+    ] {
+        b.store.set_initial_body(home, body).map_err(err)?;
+    }
 
     // DOCS
     b.attach(
@@ -211,7 +227,13 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         b"Welcome to the documentation space.\n",
         t,
     )?;
-    let start = b.page("DOCS", "Getting Started", docs, t + HOUR)?;
+    let start = b.page(
+        "DOCS",
+        "Getting Started",
+        docs,
+        pages::getting_started(&who),
+        t + HOUR,
+    )?;
     b.attach(
         start,
         "logo.png",
@@ -270,7 +292,13 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
     )?;
     b.prop(guide, "classification", serde_json::json!("public"))?;
     b.prop(guide, "reviewers", serde_json::json!(["ann", "bob"]))?;
-    let install = b.page("DOCS", "Installation", start, t + 3 * HOUR)?;
+    let install = b.page(
+        "DOCS",
+        "Installation",
+        start,
+        pages::installation(),
+        t + 3 * HOUR,
+    )?;
     b.attach(
         install,
         "install-steps.txt",
@@ -283,14 +311,20 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         &png(48, 32, [240, 240, 240], [30, 30, 30]),
         t + 3 * HOUR,
     )?;
-    let linux = b.page("DOCS", "Linux", install, t + 4 * HOUR)?;
+    let linux = b.page("DOCS", "Linux", install, pages::linux(), t + 4 * HOUR)?;
     b.attach(
         linux,
         "packages.csv",
         b"distro,package,version\ndebian,fuse3,3.14\nfedora,fuse3,3.16\n",
         t + 4 * HOUR,
     )?;
-    let faq = b.page("DOCS", "Install / Upgrade FAQ", start, t + 5 * HOUR)?;
+    let faq = b.page(
+        "DOCS",
+        "Install / Upgrade FAQ",
+        start,
+        pages::faq(),
+        t + 5 * HOUR,
+    )?;
     b.attach(
         faq,
         "faq.md",
@@ -299,7 +333,13 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
     )?;
 
     // ENG
-    let arch = b.page("ENG", "Architecture", eng, t + 6 * HOUR)?;
+    let arch = b.page(
+        "ENG",
+        "Architecture",
+        eng,
+        pages::architecture(&who),
+        t + 6 * HOUR,
+    )?;
     let diagram = b.attach(
         arch,
         "diagram.png",
@@ -317,14 +357,26 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         &pdf(&["Design", "Layers: cli, fuse, fs, cache, client"]),
         t + 6 * HOUR,
     )?;
-    let storage = b.page("ENG", "Storage Layer", arch, t + 7 * HOUR)?;
+    let storage = b.page(
+        "ENG",
+        "Storage Layer",
+        arch,
+        pages::storage_layer(),
+        t + 7 * HOUR,
+    )?;
     b.attach(
         storage,
         "benchmarks.csv",
         b"case,mb_per_s\nsequential read,820\nrandom read,310\n",
         t + 7 * HOUR,
     )?;
-    let bench = b.page("ENG", "Benchmarks 2024", storage, t + 8 * HOUR)?;
+    let bench = b.page(
+        "ENG",
+        "Benchmarks 2024",
+        storage,
+        pages::benchmarks(),
+        t + 8 * HOUR,
+    )?;
     b.attach(
         bench,
         "results.csv",
@@ -337,7 +389,7 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         &png(80, 40, [255, 171, 0], [222, 53, 11]),
         t + 8 * HOUR,
     )?;
-    let runbooks = b.page("ENG", "Runbooks", eng, t + 9 * HOUR)?;
+    let runbooks = b.page("ENG", "Runbooks", eng, pages::runbooks(&who), t + 9 * HOUR)?;
     b.attach(
         runbooks,
         "oncall.md",
@@ -351,7 +403,7 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
             "ENG",
             "Q4 results",
             None,
-            "<p>Q4 went well.</p>".to_string(),
+            pages::q4_results(&who),
             t,
         )
         .map_err(err)?;
@@ -363,7 +415,7 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
     )?;
 
     // HR
-    let policies = b.page("HR", "Policies", hr, t + 10 * HOUR)?;
+    let policies = b.page("HR", "Policies", hr, pages::policies(), t + 10 * HOUR)?;
     b.attach(
         policies,
         "handbook.pdf",
@@ -376,7 +428,13 @@ pub(crate) fn load(store: &mut Store, blobs: &BlobDir) -> io::Result<()> {
         b"date,name\n2024-01-01,New Year\n2024-12-25,Christmas\n",
         t + 10 * HOUR,
     )?;
-    let onboarding = b.page("HR", "Onboarding", hr, t + 11 * HOUR)?;
+    let onboarding = b.page(
+        "HR",
+        "Onboarding",
+        hr,
+        pages::onboarding(&who),
+        t + 11 * HOUR,
+    )?;
     b.attach(
         onboarding,
         "welcome-letter.txt",

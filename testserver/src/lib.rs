@@ -15,10 +15,13 @@ mod clock;
 mod config;
 mod cql;
 mod demo;
+mod demo_pages;
+mod filler;
 mod hooks;
 mod model;
 mod persist;
 mod seed;
+mod storage;
 mod store;
 
 use std::collections::HashMap;
@@ -204,10 +207,10 @@ fn open_store(config: &Config, blobs: &BlobDir) -> io::Result<Store> {
     }
     let mut store = Store::new();
     if config.demo {
-        demo::load(&mut store, blobs)?;
+        demo::load(&mut store, blobs, config.flavor)?;
     }
     if let Some(seed) = &config.seed_dir {
-        seed::import(&mut store, seed).map_err(|e| {
+        seed::import(&mut store, seed, config.seed_page_bodies).map_err(|e| {
             io::Error::new(e.kind(), format!("seeding from {}: {e}", seed.display()))
         })?;
     }

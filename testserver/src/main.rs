@@ -36,6 +36,10 @@ struct Args {
     /// Load the built-in demo content.
     #[arg(long)]
     demo: bool,
+    /// Give pages seeded from folders generated storage-format bodies of a few KiB each
+    /// (varied, deterministic), so that full-text search and `grep` have text to find.
+    #[arg(long)]
+    seed_page_bodies: bool,
     /// User name (Cloud: the account email).
     #[arg(long, default_value = "demo@example.com")]
     user: String,
@@ -80,6 +84,7 @@ impl From<Args> for Config {
             data_dir: a.data,
             seed_dir: a.seed,
             demo: a.demo,
+            seed_page_bodies: a.seed_page_bodies,
             user: a.user,
             token: a.token,
             max_attachment_size: a.max_attachment_size,

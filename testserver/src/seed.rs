@@ -4,7 +4,9 @@
 //! space, folders are pages under the home page and files are attachments of the home page;
 //! deeper folders are child pages, and a page folder's files are its attachments. `@blog`
 //! holds blog posts (`YYYY-MM-DD Title` folders). `NAME.properties.json` beside `NAME` sets
-//! the content properties of that attachment, `@page.properties.json` those of the page.
+//! the content properties of that attachment, `@page.properties.json` those of the page, and
+//! `@page.storage.xml` the page's body (storage format). With `seed_page_bodies`, pages without
+//! one get a generated body of a few KiB (see `filler`), for full-text benchmarks.
 //!
 //! Files are referenced where they are, never copied or read (only `stat`ed), so a tree of
 //! 20,000 attachments seeds in well under a second or two. Their `mtime` becomes the version
@@ -22,6 +24,7 @@ use crate::store::{Store, StoreError};
 
 const PROPERTIES_SUFFIX: &str = ".properties.json";
 const PAGE_PROPERTIES: &str = "@page.properties.json";
+const PAGE_BODY: &str = "@page.storage.xml";
 
 fn store_err(e: StoreError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -80,7 +83,7 @@ fn attach_files(
     let now = clock::now_ms();
     let mut ids = BTreeMap::new();
     for (name, path, meta) in files {
-        if name == PAGE_PROPERTIES || name.ends_with(PROPERTIES_SUFFIX) {
+        if name == PAGE_PROPERTIES || name == PAGE_BODY || name.ends_with(PROPERTIES_SUFFIX) {
             continue;
         }
         let file = FileVersion {
@@ -121,7 +124,27 @@ fn unique_title(store: &Store, space: &str, wanted: &str) -> String {
         .expect("some suffix is free")
 }
 
-fn import_page_dir(store: &mut Store, space: &str, page: u64, dir: &Path) -> io::Result<()> {
+/// The body of a page seeded from `dir`: its `@page.storage.xml`, else a generated one when
+/// asked for, else empty.
+fn page_body(dir: &Path, title: &str, generate: bool) -> io::Result<String> {
+    match std::fs::read_to_string(dir.join(PAGE_BODY)) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(if generate {
+            crate::filler::page_body(title)
+        } else {
+            String::new()
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+fn import_page_dir(
+    store: &mut Store,
+    space: &str,
+    page: u64,
+    dir: &Path,
+    bodies: bool,
+) -> io::Result<()> {
     let entries = sorted_entries(dir)?;
     let (dirs, files): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.2.is_dir());
     attach_files(store, page, &files)?;
@@ -133,11 +156,11 @@ fn import_page_dir(store: &mut Store, space: &str, page: u64, dir: &Path) -> io:
                 space,
                 &title,
                 Some(page),
-                String::new(),
+                page_body(&path, &title, bodies)?,
                 mtime_ms(&meta),
             )
             .map_err(store_err)?;
-        import_page_dir(store, space, child, &path)?;
+        import_page_dir(store, space, child, &path, bodies)?;
     }
     Ok(())
 }
@@ -174,7 +197,7 @@ fn import_blog(store: &mut Store, space: &str, dir: &Path) -> io::Result<()> {
 }
 
 /// Imports every space folder of `root` into `store`.
-pub(crate) fn import(store: &mut Store, root: &Path) -> io::Result<()> {
+pub(crate) fn import(store: &mut Store, root: &Path, bodies: bool) -> io::Result<()> {
     for (key, path, meta) in sorted_entries(root)? {
         if !meta.is_dir() {
             continue;
@@ -200,11 +223,11 @@ pub(crate) fn import(store: &mut Store, root: &Path) -> io::Result<()> {
                     &key,
                     &title,
                     Some(home),
-                    String::new(),
+                    page_body(&sub, &title, bodies)?,
                     mtime_ms(&sub_meta),
                 )
                 .map_err(store_err)?;
-            import_page_dir(store, &key, page, &sub)?;
+            import_page_dir(store, &key, page, &sub, bodies)?;
         }
     }
     Ok(())

@@ -31,6 +31,13 @@ const FIRST_ID: u64 = 98_305;
 pub(crate) const DUPLICATE_ATTACHMENT: &str =
     "com.atlassian.confluence.api.service.exceptions.BadRequestException: Cannot add a new attachment with same file name as an existing attachment: ";
 
+/// The v1 answer to a page update whose version is not the current one + 1, as a live Cloud
+/// site sent it in 2026 ("409 ConflictException: Version must be incremented on update. Current
+/// version is: 2", a public design note written against a live instance); the package of the
+/// exception class follows the `BadRequestException` of docs/CONFLUENCE.md §1.2.
+pub(crate) const STALE_VERSION: &str =
+    "com.atlassian.confluence.api.service.exceptions.ConflictException: Version must be incremented on update. Current version is: ";
+
 /// A v1 content update: the new version number and whatever else changes.
 pub(crate) struct ContentChange<'a> {
     pub number: u32,
@@ -38,6 +45,7 @@ pub(crate) struct ContentChange<'a> {
     pub parent: Option<u64>,
     pub body: Option<String>,
     pub message: &'a str,
+    pub minor_edit: bool,
 }
 
 /// What is written to the state file: records only, indexes are derived.
@@ -376,6 +384,37 @@ impl Store {
         Ok(home)
     }
 
+    /// Gives content that has only its first version the body it was created with (space home
+    /// pages are created empty by `create_space`; the demo fills them in). No new version.
+    pub(crate) fn set_initial_body(&mut self, id: u64, body: String) -> Result<()> {
+        let c = self.content_mut_current(id)?;
+        if c.versions.len() != 1 || c.kind == ContentKind::Attachment {
+            return Err(StoreError::BadRequest(format!(
+                "Content {id} already has later versions"
+            )));
+        }
+        c.body = body;
+        Ok(())
+    }
+
+    /// The current page titled `title` in a space (titles are unique per space, compared
+    /// case-insensitively; an exact match wins).
+    pub(crate) fn page_by_title(&self, space: &str, title: &str) -> Option<u64> {
+        let ids = self
+            .page_titles
+            .get(&(space.to_string(), title.to_lowercase()))?;
+        let current: Vec<&Content> = ids
+            .iter()
+            .filter_map(|id| self.contents.get(id))
+            .filter(|c| c.is_current())
+            .collect();
+        current
+            .iter()
+            .find(|c| c.title == title)
+            .or(current.first())
+            .map(|c| c.id)
+    }
+
     pub(crate) fn title_taken(&self, space: &str, title: &str, except: Option<u64>) -> bool {
         self.page_titles
             .get(&(space.to_string(), title.to_lowercase()))
@@ -472,6 +511,7 @@ impl Store {
             parent,
             body,
             message,
+            minor_edit,
         } = change;
         let c = self.get_current(id)?;
         if c.kind == ContentKind::Attachment {
@@ -481,9 +521,7 @@ impl Store {
         }
         let cur = c.current().number;
         if number != cur + 1 {
-            return Err(StoreError::Conflict(format!(
-                "Version must be incremented on update. Current version is: {cur}"
-            )));
+            return Err(StoreError::Conflict(format!("{STALE_VERSION}{cur}")));
         }
         let space = c.space_key.clone();
         let kind = c.kind;
@@ -527,7 +565,7 @@ impl Store {
             number,
             when_ms: now,
             message: message.to_string(),
-            minor_edit: false,
+            minor_edit,
             file: None,
             title: None,
             body: None,
@@ -881,6 +919,7 @@ mod tests {
             parent: None,
             body: None,
             message: "",
+            minor_edit: false,
         }
     }
 

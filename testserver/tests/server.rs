@@ -1214,3 +1214,545 @@ async fn faults_can_target_one_path_and_method() {
     let (st, _) = get_json(&c, &format!("{b}/rest/api/content/{page}/child/attachment")).await;
     assert_eq!(st, 200);
 }
+
+async fn put_json(c: &Client, url: &str, body: &Value) -> (StatusCode, Value) {
+    let r = c
+        .put(url)
+        .basic_auth(USER, Some(TOKEN))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// Every `attr="…"` value in `text`.
+fn attr_values(text: &str, attr: &str) -> Vec<String> {
+    let needle = format!("{attr}=\"");
+    text.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &text[i + needle.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_bodies_use_the_storage_format_and_point_at_real_things() {
+    let c = client();
+    for flavor in [Flavor::Cloud, Flavor::Datacenter] {
+        let s = demo(flavor);
+        let b = s.base_url();
+        let mut seen = String::new();
+        for key in ["DOCS", "ENG", "HR"] {
+            let (_, v) = get_json(
+                &c,
+                &format!("{b}/rest/api/space/{key}/content?limit=100&expand=body.storage"),
+            )
+            .await;
+            let items: Vec<Value> = ["page", "blogpost"]
+                .iter()
+                .flat_map(|t| v[*t]["results"].as_array().unwrap().clone())
+                .collect();
+            for item in items {
+                let id = item["id"].as_str().unwrap();
+                let body = item["body"]["storage"]["value"].as_str().unwrap();
+                assert!(!body.is_empty(), "{} has a body", item["title"]);
+                // Images and attachment links name attachments of this very page.
+                let (_, atts) = get_json(
+                    &c,
+                    &format!("{b}/rest/api/content/{id}/child/attachment?limit=100"),
+                )
+                .await;
+                let names: Vec<&str> = atts["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["title"].as_str().unwrap())
+                    .collect();
+                for f in attr_values(body, "ri:filename") {
+                    assert!(names.contains(&f.as_str()), "{f} on {}", item["title"]);
+                }
+                // Page links name pages that exist (in this space unless a key is given).
+                for link in body.split("<ri:page ").skip(1) {
+                    let key = attr_values(link, "ri:space-key")
+                        .into_iter()
+                        .next()
+                        .filter(|_| link.find("ri:space-key") < link.find("/>"))
+                        .unwrap_or_else(|| key.to_string());
+                    let title = &attr_values(link, "ri:content-title")[0];
+                    page_id(&c, b, &key, title).await;
+                }
+                seen.push_str(body);
+            }
+        }
+        for construct in [
+            "<h1>",
+            "<h2>",
+            "<strong>",
+            "<em>",
+            "<ul><li>",
+            "<ol>",
+            "<th>",
+            "colspan=",
+            "rowspan=",
+            r#"ac:name="code""#,
+            r#"<ac:parameter ac:name="language">"#,
+            "<ac:plain-text-body><![CDATA[",
+            r#"ac:name="info""#,
+            r#"ac:name="note""#,
+            r#"ac:name="warning""#,
+            r#"ac:name="tip""#,
+            "<ac:task-list>",
+            "<ac:task-id>",
+            "<ac:task-status>complete</ac:task-status>",
+            "<ac:task-status>incomplete</ac:task-status>",
+            r#"ac:name="expand""#,
+            r#"ac:name="toc""#,
+            r#"ac:name="status""#,
+            "<ac:image",
+            r#"<a href="https://"#,
+            "<ac:layout>",
+            "<ac:layout-section",
+            "<ac:layout-cell>",
+            "ri:space-key=",
+        ] {
+            assert!(seen.contains(construct), "{flavor:?}: no {construct}");
+        }
+        let (mention, other) = match flavor {
+            Flavor::Cloud => ("ri:account-id=", "ri:userkey="),
+            Flavor::Datacenter => ("ri:userkey=", "ri:account-id="),
+        };
+        assert!(seen.contains(mention) && !seen.contains(other));
+        let (_, me) = get_json(&c, &format!("{b}/rest/api/user/current")).await;
+        let mine = me["accountId"].as_str().or(me["userKey"].as_str()).unwrap();
+        assert!(attr_values(&seen, mention.trim_end_matches('='))
+            .iter()
+            .all(|u| u == mine));
+    }
+}
+
+#[tokio::test]
+async fn page_updates_need_the_next_version_and_keep_message_and_id() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let id = page_id(&c, b, "ENG", "Runbooks").await;
+    let url = format!("{b}/rest/api/content/{id}");
+    let stale = json!({"version": {"number": 1}, "title": "Runbooks", "type": "page",
+                       "body": {"storage": {"value": "<p>x</p>", "representation": "storage"}}});
+    let (st, v) = put_json(&c, &url, &stale).await;
+    assert_eq!(st, 409);
+    assert_eq!(
+        v,
+        json!({"statusCode": 409,
+               "data": {"authorized": true, "valid": true, "errors": [], "successful": false},
+               "message": "com.atlassian.confluence.api.service.exceptions.ConflictException: Version must be incremented on update. Current version is: 1"})
+    );
+    let (st, v) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 2}, "type": "page",
+                "body": {"storage": {"value": "<p>x</p>", "representation": "storage"}}}),
+    )
+    .await;
+    assert_eq!(st, 400, "a title is required: {v}");
+    let (st, v) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 2, "message": "Shorter steps", "minorEdit": true},
+                "title": "Runbooks", "type": "page",
+                "body": {"storage": {"value": "<p>New steps</p>", "representation": "storage"}}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["version"]["number"], 2);
+    assert_eq!(v["version"]["message"], "Shorter steps");
+    assert_eq!(v["version"]["minorEdit"], true);
+    assert_eq!(v["body"]["storage"]["value"], "<p>New steps</p>");
+    // Without a body the body stays.
+    let (st, _) = put_json(
+        &c,
+        &url,
+        &json!({"version": {"number": 3}, "title": "Runbooks (renamed)", "type": "page"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, v) = get_json(&c, &format!("{url}?expand=body.storage,version")).await;
+    assert_eq!(v["body"]["storage"]["value"], "<p>New steps</p>");
+    assert_eq!(v["version"]["number"], 3);
+    // v2: the same rule, the v2 error shape, the message kept.
+    let v2 = format!("{b}/api/v2/pages/{id}");
+    let (st, v) = put_json(
+        &c,
+        &v2,
+        &json!({"id": id, "status": "current", "title": "Runbooks", "version": {"number": 3},
+                "body": {"representation": "storage", "value": "<p>v2</p>"}}),
+    )
+    .await;
+    assert_eq!(st, 409);
+    assert_eq!(v["errors"][0]["status"], 409);
+    assert_eq!(v["errors"][0]["code"], "CONFLICT");
+    let (st, v) = put_json(
+        &c,
+        &v2,
+        &json!({"id": id, "status": "current", "title": "Runbooks", "version": {"number": 4, "message": "via v2"},
+                "body": {"representation": "storage", "value": "<p>v2</p>"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["version"]["message"], "via v2");
+    assert_eq!(v["body"]["storage"]["value"], "<p>v2</p>");
+}
+
+#[tokio::test]
+async fn bodies_render_as_html_and_adf_in_v1_and_v2() {
+    let c = client();
+    let s = demo(Flavor::Cloud);
+    let b = s.base_url();
+    let id = page_id(&c, b, "DOCS", "Getting Started").await;
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/content/{id}?expand=body.storage,body.view,body.export_view,body.styled_view,body.atlas_doc_format"),
+    )
+    .await;
+    let body = &v["body"];
+    assert!(body["storage"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("<ac:structured-macro"));
+    for rep in ["view", "export_view", "styled_view"] {
+        let html = body[rep]["value"].as_str().unwrap();
+        assert_eq!(body[rep]["representation"], rep);
+        assert!(
+            !html.contains("<ac:") && !html.contains("<ri:"),
+            "{rep}: {html}"
+        );
+        assert!(html.contains("<pre") && html.contains("<img") && html.contains("<a href="));
+        assert!(html.contains("data-inline-task-id="));
+    }
+    let view = body["view"]["value"].as_str().unwrap();
+    assert!(view.contains(&format!(
+        "src=\"/wiki/download/attachments/{id}/logo.png?version=1"
+    )));
+    assert!(view.contains("<a href=\"/wiki/display/DOCS/Installation\""));
+    assert!(view.contains("mkdir -p ~/wiki"));
+    let export = body["export_view"]["value"].as_str().unwrap();
+    assert!(export.contains(&format!("src=\"{b}/download/attachments/{id}/logo.png")));
+    let adf: Value =
+        serde_json::from_str(body["atlas_doc_format"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(adf["type"], "doc");
+    assert_eq!(adf["version"], 1);
+    assert!(adf["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "codeBlock" && n["attrs"]["language"] == "bash"));
+
+    let v2 = format!("{b}/api/v2");
+    let (st, v) = get_json(&c, &format!("{v2}/pages/{id}?body-format=view")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["body"]["view"]["value"], view);
+    let (_, v) = get_json(&c, &format!("{v2}/pages/{id}?body-format=atlas_doc_format")).await;
+    let doc: Value =
+        serde_json::from_str(v["body"]["atlas_doc_format"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["type"], "doc");
+    let (_, v) = get_json(&c, &format!("{v2}/pages?body-format=storage&limit=250")).await;
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["body"]["storage"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("<ac:task-list>")));
+    let (st, v) = get_json(&c, &format!("{v2}/pages?body-format=view")).await;
+    assert_eq!(
+        st, 400,
+        "listings offer storage and atlas_doc_format only: {v}"
+    );
+    let (_, sp) = get_json(&c, &format!("{v2}/spaces?keys=ENG")).await;
+    let eng = sp["results"][0]["id"].as_str().unwrap().to_string();
+    let (st, v) = get_json(
+        &c,
+        &format!("{v2}/spaces/{eng}/pages?body-format=atlas_doc_format"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let doc: Value = serde_json::from_str(
+        v["results"][0]["body"]["atlas_doc_format"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["type"], "doc");
+    let (_, v) = get_json(&c, &format!("{v2}/blogposts?body-format=storage")).await;
+    assert!(v["results"][0]["body"]["storage"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("ac:name=\"status\""));
+}
+
+#[tokio::test]
+async fn old_versions_are_readable_in_v1_and_v2() {
+    let c = client();
+    for flavor in [Flavor::Cloud, Flavor::Datacenter] {
+        let s = demo(flavor);
+        let b = s.base_url();
+        let id = page_id(&c, b, "HR", "Policies").await;
+        let (_, v) = get_json(
+            &c,
+            &format!("{b}/rest/api/content/{id}?expand=body.storage"),
+        )
+        .await;
+        let first = v["body"]["storage"]["value"].as_str().unwrap().to_string();
+        let (st, _) = put_json(
+            &c,
+            &format!("{b}/rest/api/content/{id}"),
+            &json!({"version": {"number": 2, "message": "Shorter"}, "title": "Policies", "type": "page",
+                    "body": {"storage": {"value": "<p>Be kind.</p>", "representation": "storage"}}}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let (st, v) = get_json(
+            &c,
+            &format!(
+                "{b}/rest/api/content/{id}?status=historical&version=1&expand=body.storage,version"
+            ),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["status"], "historical");
+        assert_eq!(v["id"], id.as_str());
+        assert_eq!(v["version"]["number"], 1);
+        assert_eq!(v["body"]["storage"]["value"], first.as_str());
+        let (_, v) = get_json(
+            &c,
+            &format!("{b}/rest/api/content/{id}?expand=body.storage,version"),
+        )
+        .await;
+        assert_eq!(v["status"], "current");
+        assert_eq!(v["body"]["storage"]["value"], "<p>Be kind.</p>");
+        let list = match flavor {
+            Flavor::Cloud => format!("{b}/rest/api/content/{id}/version"),
+            Flavor::Datacenter => format!("{b}/rest/experimental/content/{id}/version"),
+        };
+        let (st, v) = get_json(&c, &list).await;
+        assert_eq!(st, 200);
+        let rows = v["results"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["number"], 2);
+        assert_eq!(rows[0]["message"], "Shorter");
+        assert!(rows[0]["when"].is_string() && rows[0]["by"]["type"] == "known");
+        if flavor == Flavor::Cloud {
+            let (_, v) = get_json(&c, &format!("{b}/api/v2/pages/{id}/versions")).await;
+            assert_eq!(v["results"][0]["number"], 2);
+            assert_eq!(v["results"][0]["message"], "Shorter");
+            assert_eq!(v["results"][1]["page"]["id"], id.as_str());
+            let (st, v) = get_json(
+                &c,
+                &format!("{b}/api/v2/pages/{id}?version=1&body-format=storage"),
+            )
+            .await;
+            assert_eq!(st, 200);
+            assert_eq!(v["version"]["number"], 1);
+            assert_eq!(v["body"]["storage"]["value"], first.as_str());
+            let (st, _) = get_json(&c, &format!("{b}/api/v2/pages/{id}?version=9")).await;
+            assert_eq!(st, 404);
+        }
+    }
+}
+
+#[tokio::test]
+async fn cql_text_search_with_or_not_and_expansions() {
+    let c = client();
+    for flavor in [Flavor::Cloud, Flavor::Datacenter] {
+        let s = demo(flavor);
+        let b = s.base_url();
+        let titles = |v: &Value, key: &str| -> Vec<String> {
+            let mut t: Vec<String> = v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    if key.is_empty() {
+                        r["title"].as_str().unwrap().to_string()
+                    } else {
+                        r[key]["title"].as_str().unwrap().to_string()
+                    }
+                })
+                .collect();
+            t.sort();
+            t
+        };
+        let search = |route: &str, cql: &str, extra: &str| {
+            format!("{b}/rest/api/{route}?cql={}{extra}", urlencode(cql))
+        };
+        // Body text (the code macro's CDATA), case-insensitive, whole words.
+        let (st, v) = get_json(&c, &search("search", r#"text ~ "FUSERMOUNT3""#, "")).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(titles(&v, "content"), vec!["Getting Started", "Runbooks"]);
+        assert!(v["results"][0]["excerpt"].as_str().unwrap().len() > 10);
+        let (_, v) = get_json(&c, &search("search", r#"text ~ "fusermount""#, "")).await;
+        assert!(
+            v["results"].as_array().unwrap().is_empty(),
+            "whole words only"
+        );
+        let (_, v) = get_json(&c, &search("search", r#"text ~ "fusermount*""#, "")).await;
+        assert_eq!(v["size"], 2);
+        // Several words: all required; OR, NOT and parentheses.
+        let (_, v) = get_json(
+            &c,
+            &search(
+                "content/search",
+                r#"type = page AND (text ~ "cache blocks" OR title ~ "Onboarding") AND NOT space = DOCS"#,
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(
+            titles(&v, ""),
+            vec!["Architecture", "Onboarding", "Storage Layer"]
+        );
+        // Attachment names; siteSearch; space in (…).
+        let (_, v) = get_json(
+            &c,
+            &search("search", r#"type = attachment AND text ~ "chart""#, ""),
+        )
+        .await;
+        assert_eq!(titles(&v, "content"), vec!["chart.png"]);
+        let (_, v) = get_json(
+            &c,
+            &search(
+                "search",
+                r#"siteSearch ~ "fault injection" AND space in (HR, ENG) AND type = blogpost"#,
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(titles(&v, "content"), vec!["Q4 results"]);
+        // Expansions of the hits.
+        let (_, v) = get_json(
+            &c,
+            &search(
+                "search",
+                r#"title = "Linux""#,
+                "&expand=content.ancestors,content.space",
+            ),
+        )
+        .await;
+        let hit = &v["results"][0]["content"];
+        assert_eq!(hit["space"]["key"], "DOCS");
+        let anc: Vec<&str> = hit["ancestors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(anc, vec!["DOCS Home", "Getting Started", "Installation"]);
+        let (_, v) = get_json(
+            &c,
+            &search(
+                "content/search",
+                r#"type = attachment AND title = "chart.png""#,
+                "&expand=ancestors,space,container",
+            ),
+        )
+        .await;
+        let hit = &v["results"][0];
+        assert_eq!(hit["container"]["title"], "Benchmarks 2024");
+        assert_eq!(hit["space"]["key"], "ENG");
+        assert!(hit["ancestors"].as_array().unwrap().len() >= 2);
+        // Paging: follow next to the end; Cloud by cursor, Data Center by start.
+        for route in ["search", "content/search"] {
+            let mut url = search(route, r#"text ~ "harborfs""#, "&limit=2");
+            let mut seen = Vec::new();
+            for _ in 0..20 {
+                let (st, v) = get_json(&c, &url).await;
+                assert_eq!(st, 200);
+                seen.extend(titles(&v, if route == "search" { "content" } else { "" }));
+                let Some(next) = v["_links"]["next"].as_str() else {
+                    break;
+                };
+                match flavor {
+                    Flavor::Cloud => assert!(next.contains("cursor="), "{next}"),
+                    Flavor::Datacenter => assert!(next.contains("start="), "{next}"),
+                }
+                url = format!("{b}{next}");
+            }
+            let n = seen.len();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "no duplicates");
+            assert!(n >= 5, "{route}: {seen:?}");
+        }
+        if flavor == Flavor::Datacenter {
+            let (_, v) = get_json(
+                &c,
+                &search("search", r#"text ~ "harborfs""#, "&limit=2&start=2"),
+            )
+            .await;
+            assert_eq!(v["start"], 2);
+        }
+    }
+}
+
+#[tokio::test]
+async fn seeded_pages_can_get_generated_or_given_bodies() {
+    let c = client();
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    for p in 0..20 {
+        std::fs::create_dir_all(t.join(format!("BENCH/page-{p:03}"))).unwrap();
+    }
+    write(
+        &t.join("BENCH/page-000/@page.storage.xml"),
+        b"<p>Given body with needle</p>",
+    );
+    let s = spawn(Config {
+        seed_dir: Some(t.to_path_buf()),
+        seed_page_bodies: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let b = s.base_url();
+    let (_, v) = get_json(
+        &c,
+        &format!("{b}/rest/api/space/BENCH/content/page?limit=100&expand=body.storage"),
+    )
+    .await;
+    let mut sizes = Vec::new();
+    for p in v["results"].as_array().unwrap() {
+        let body = p["body"]["storage"]["value"].as_str().unwrap();
+        match p["title"].as_str().unwrap() {
+            "BENCH Home" => {}
+            "page-000" => assert_eq!(body, "<p>Given body with needle</p>"),
+            _ => sizes.push(body.len()),
+        }
+    }
+    assert_eq!(sizes.len(), 19);
+    assert!(sizes.iter().all(|n| (2048..8192).contains(n)), "{sizes:?}");
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert!(sizes.len() > 10, "sizes vary");
+    let (_, v) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/search?cql={}",
+            urlencode(r#"space = BENCH AND text ~ "needle""#)
+        ),
+    )
+    .await;
+    assert_eq!(v["totalSize"], 1);
+    let (_, att) = get_json(
+        &c,
+        &format!(
+            "{b}/rest/api/search?cql={}",
+            urlencode("type = attachment AND space = BENCH")
+        ),
+    )
+    .await;
+    assert_eq!(att["totalSize"], 0, "the body file is not an attachment");
+}

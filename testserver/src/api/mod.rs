@@ -6,6 +6,7 @@
 //! route table where a route exists only on one flavor, and in the renderers otherwise.
 
 pub(crate) mod attachments;
+pub(crate) mod body;
 pub(crate) mod content;
 pub(crate) mod download;
 pub(crate) mod errors;

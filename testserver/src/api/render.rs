@@ -32,8 +32,8 @@ fn webui_title(s: &str) -> String {
     encode_component(s).replace("%20", "+")
 }
 
-const ACCOUNT_ID: &str = "557058:5f0c2d1e-9b1a-4f7e-8c3d-2a6b7e9f0a11";
-const USER_KEY: &str = "8a7f808a8c5d1c8f018c5d1e2f3a0001";
+pub(crate) const ACCOUNT_ID: &str = "557058:5f0c2d1e-9b1a-4f7e-8c3d-2a6b7e9f0a11";
+pub(crate) const USER_KEY: &str = "8a7f808a8c5d1c8f018c5d1e2f3a0001";
 
 pub(crate) fn user(app: &App) -> Value {
     let name = display_name(&app.config.user);
@@ -436,19 +436,13 @@ pub(crate) fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex:
         let sub = ex.below("body");
         let mut b = Map::new();
         let mut bexp = Map::new();
-        for rep in [
-            "storage",
-            "view",
-            "export_view",
-            "styled_view",
-            "editor",
-            "anonymous_export_view",
-            "atlas_doc_format",
-        ] {
+        let stored = v.body.as_deref().unwrap_or(&c.body);
+        for &rep in super::body::V1_REPRESENTATIONS {
             if sub.has(rep) {
+                let value = super::body::represent(app, store, c, stored, rep);
                 b.insert(
                     rep.into(),
-                    json!({"value": v.body.as_deref().unwrap_or(&c.body), "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
+                    json!({"value": value, "representation": rep, "embeddedContent": [], "_expandable": {"content": format!("/rest/api/content/{id}")}}),
                 );
             } else {
                 bexp.insert(rep.into(), json!(""));

@@ -44,15 +44,37 @@ fn space_id(store: &Store, c: &Content) -> String {
 
 /// A page or blog post; `body_format` (`storage`, …) embeds the body as v2 does on request.
 pub(crate) fn page(app: &App, store: &Store, c: &Content, body_format: Option<&str>) -> Value {
+    page_at(app, store, c, c.current(), body_format)
+}
+
+/// The body formats v2 accepts: every one on a single page or blog post
+/// (`PrimaryBodyRepresentationSingle`), only `storage` and `atlas_doc_format` in listings
+/// (`PrimaryBodyRepresentation`) [spec V2].
+pub(crate) fn body_format_ok(format: &str, single: bool) -> bool {
+    match format {
+        "storage" | "atlas_doc_format" => true,
+        "view" | "export_view" | "anonymous_export_view" | "styled_view" | "editor" => single,
+        _ => false,
+    }
+}
+
+/// A page or blog post as it was at version `v` (title, body, version; `status` is
+/// `historical` for an old version).
+pub(crate) fn page_at(
+    app: &App,
+    store: &Store,
+    c: &Content,
+    v: &Version,
+    body_format: Option<&str>,
+) -> Value {
+    let stored = v.body.as_deref().unwrap_or(&c.body);
     let body = match body_format {
-        Some(
-            f
-            @ ("storage" | "atlas_doc_format" | "view" | "export_view" | "styled_view" | "editor"),
-        ) => {
-            json!({ f: {"representation": f, "value": c.body} })
+        Some(f) if body_format_ok(f, true) => {
+            json!({ f: {"representation": f, "value": super::body::represent(app, store, c, stored, f)} })
         }
         _ => json!({}),
     };
+    let historical = v.number != c.current().number;
     let links = json!({
         "webui": render::webui(app, store, c),
         "editui": format!("/pages/resumedraft.action?draftId={}", c.id),
@@ -60,12 +82,12 @@ pub(crate) fn page(app: &App, store: &Store, c: &Content, body_format: Option<&s
     });
     let mut o = json!({
         "id": c.id.to_string(),
-        "status": c.status.as_str(),
-        "title": c.title,
+        "status": if historical { "historical" } else { c.status.as_str() },
+        "title": v.title.as_deref().unwrap_or(&c.title),
         "spaceId": space_id(store, c),
         "authorId": author_id(app),
         "createdAt": format_v2(c.created_ms),
-        "version": version(app, c.current()),
+        "version": version(app, v),
         "body": body,
         "_links": links,
     });

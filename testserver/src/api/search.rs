@@ -1,6 +1,10 @@
 //! CQL search: `GET /rest/api/content/search` (a `ContentArray` paged by cursor) and
 //! `GET /rest/api/search` (`SearchPageResponseSearchResult`, where Cloud ignores `start` and
-//! only `_links.next` tells whether more remain).
+//! only `_links.next` tells whether more remain). Data Center pages both by `start`.
+//!
+//! `text ~` and `siteSearch ~` match whole words of titles, body text (the storage format with
+//! tags stripped) and attachment file names, case-insensitively, every word of the query
+//! required; the real full-text index also stems and ranks, which no client can rely on.
 
 use axum::extract::State;
 use axum::Json;
@@ -109,6 +113,66 @@ fn clause_holds(app: &super::App, store: &Store, c: &Content, cl: &Clause) -> bo
         }
         Field::LastModified => matches_date(cl.op, &cl.values, c.current().when_ms),
         Field::Created => matches_date(cl.op, &cl.values, c.created_ms),
+        Field::Text | Field::SiteSearch => {
+            let haystack = words(&searchable_text(c));
+            let hit = cl.values.iter().any(|v| text_matches(&haystack, v));
+            match cl.op {
+                Op::Contains => hit,
+                _ => !hit,
+            }
+        }
+    }
+}
+
+/// The lowercased words of `s` (letters and digits; everything else separates).
+fn words(s: &str) -> Vec<String> {
+    s.split(|ch: char| !ch.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// What `text ~` looks at: a page's or blog post's title and body text (tags stripped, macro
+/// parameters left out), an attachment's file name.
+fn searchable_text(c: &Content) -> String {
+    match c.kind {
+        ContentKind::Attachment => c.title.clone(),
+        _ => format!("{} {}", c.title, crate::storage::plain_text(&c.body)),
+    }
+}
+
+/// Every word of `query` is among `haystack`'s words (case-insensitive); a trailing `*` makes
+/// a word a prefix. Confluence hands `text ~` to its full-text index, which also stems words
+/// and ranks by relevance; whole-word matching is the part a client can rely on.
+fn text_matches(haystack: &[String], query: &str) -> bool {
+    let mut any = false;
+    for raw in query.split_whitespace() {
+        let prefix = raw.ends_with('*');
+        for w in words(raw) {
+            any = true;
+            let found = if prefix {
+                haystack.iter().any(|h| h.starts_with(&w))
+            } else {
+                haystack.contains(&w)
+            };
+            if !found {
+                return false;
+            }
+        }
+    }
+    any
+}
+
+/// The search result's `excerpt`: the start of the text, plain.
+fn excerpt(c: &Content) -> String {
+    let text = match c.kind {
+        ContentKind::Attachment => String::new(),
+        _ => crate::storage::plain_text(&c.body),
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
 
@@ -125,7 +189,11 @@ fn run(app: &super::App, store: &Store, cql_text: &str) -> Result<Vec<u64>, ApiE
                     .and_then(|p| store.get(p))
                     .is_some_and(Content::is_current)
         })
-        .filter(|c| q.clauses.iter().all(|cl| clause_holds(app, store, c, cl)))
+        .filter(|c| {
+            q.expr
+                .as_ref()
+                .is_some_and(|e| e.eval(&mut |cl| clause_holds(app, store, c, cl)))
+        })
         .collect();
     if let Some((f, desc)) = q.order {
         let key = |c: &Content| -> (i64, String) {
@@ -160,7 +228,9 @@ fn window(app: &super::App, p: &Params, honour_start: bool) -> Result<(usize, us
     Ok((offset, limit))
 }
 
+/// A `next`/`prev` link: Cloud pages by `cursor`, Data Center by `start`.
 fn next_link(
+    app: &super::App,
     path: &str,
     p: &Params,
     keep: &[&str],
@@ -170,14 +240,18 @@ fn next_link(
 ) -> String {
     let kept = p.encode_only(keep);
     let mut s = format!("{path}?");
-    if flag {
+    if flag && app.is_cloud() {
         s.push_str("next=true&");
     }
     if !kept.is_empty() {
         s.push_str(&kept);
         s.push('&');
     }
-    s.push_str(&format!("limit={limit}&cursor={}", encode_cursor(offset)));
+    if app.is_cloud() {
+        s.push_str(&format!("limit={limit}&cursor={}", encode_cursor(offset)));
+    } else {
+        s.push_str(&format!("limit={limit}&start={offset}"));
+    }
     s
 }
 
@@ -190,7 +264,7 @@ pub(crate) async fn content_search(
         .ok_or_else(|| ApiError::v1(400, "cql parameter is required"))?
         .to_string();
     let ex = Expand::from_params(&p);
-    let (offset, limit) = window(&app, &p, false)?;
+    let (offset, limit) = window(&app, &p, !app.is_cloud())?;
     let store = app.store();
     let ids = run(&app, &store, &cql_text)?;
     let results: Vec<Value> = ids
@@ -216,6 +290,7 @@ pub(crate) async fn content_search(
         links.insert(
             "next".into(),
             json!(next_link(
+                &app,
                 "/rest/api/content/search",
                 &p,
                 &["cql", "expand"],
@@ -229,6 +304,7 @@ pub(crate) async fn content_search(
         links.insert(
             "prev".into(),
             json!(next_link(
+                &app,
                 "/rest/api/content/search",
                 &p,
                 &["cql", "expand"],
@@ -263,7 +339,7 @@ pub(crate) async fn search(State(app): State<Shared>, p: Params) -> Result<Json<
             json!({
                 "content": render::content(&app, &store, c, &ex),
                 "title": c.title,
-                "excerpt": "",
+                "excerpt": crate::storage::escape(&excerpt(c)),
                 "url": render::webui(&app, &store, c),
                 "resultGlobalContainer": {"title": space_name, "displayUrl": format!("/spaces/{}", c.space_key)},
                 "breadcrumbs": [],
@@ -291,6 +367,7 @@ pub(crate) async fn search(State(app): State<Shared>, p: Params) -> Result<Json<
         links.insert(
             "next".into(),
             json!(next_link(
+                &app,
                 "/rest/api/search",
                 &p,
                 &["cql", "expand"],
