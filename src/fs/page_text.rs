@@ -374,13 +374,10 @@ impl ConfluenceFs {
         }
     }
 
-    /// The relative path from a directory `from_depth` below the root to the text file of
-    /// `page` (known with its ancestors' titles), or None when the answer lacked them.
-    fn path_to_page(from_depth: usize, page: &Page) -> Option<String> {
-        let space = page.space_key.as_deref()?;
-        let mut path = "../".repeat(from_depth);
-        path.push_str(&names::encode(space));
-        path.push('/');
+    /// The path of `page`'s directory inside its space's directory (from the ancestors' titles
+    /// the answer carried), or None when the answer lacked them.
+    fn path_in_space(page: &Page) -> Option<String> {
+        let mut path = String::new();
         match page.kind {
             ContentKind::Page => {
                 for title in page.ancestor_titles.as_ref()? {
@@ -399,6 +396,17 @@ impl ConfluenceFs {
             }
         }
         Some(path)
+    }
+
+    /// The relative path from a directory `from_depth` below the root to `page`'s directory.
+    fn path_to_page(from_depth: usize, page: &Page) -> Option<String> {
+        let space = page.space_key.as_deref()?;
+        Some(format!(
+            "{}{}/{}",
+            "../".repeat(from_depth),
+            names::encode(space),
+            Self::path_in_space(page)?
+        ))
     }
 
     /// `SPACE/@pages/<name>` and `<name>.md`: a link to the page titled `<name>` (its
@@ -433,16 +441,15 @@ impl ConfluenceFs {
             None => return Err(FsError::NotFound),
         };
         self.tree.inodes.bodies.keep(&page);
-        let dir = Self::path_to_page(1, &page).ok_or(FsError::NotFound)?;
-        let mut target = dir.clone();
+        // From `SPACE/@pages/`, one `..` reaches the space.
+        let dir = Self::path_in_space(&page).ok_or(FsError::NotFound)?;
+        let mut target = format!("../{dir}");
         if leaf {
             let last = dir.rsplit('/').next().unwrap_or_default().to_string();
             target.push('/');
             target.push_str(&last);
             target.push_str(TEXT_EXTENSION);
         }
-        // From `SPACE/@pages/`, one `..` reaches the space; the path starts at the root.
-        let target = target.replacen("../", "../../", 1);
         Ok(self.tree.inodes.upsert(
             parent,
             Node::Text(TextNode::Link {
