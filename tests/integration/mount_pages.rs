@@ -268,3 +268,87 @@ fn a_new_page_gets_its_text_and_a_page_goes_with_rm_r() {
         assert!(gone.is_none(), "{flavor:?}: the page is in the trash");
     });
 }
+
+#[test]
+fn history_and_the_storage_form_are_reachable_and_the_storage_form_is_writable() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        let (version, body) = rest.body("Guide");
+        // The storage form writes through as it is.
+        let storage = format!("{GUIDE_DIR}/@storage.xhtml");
+        std::fs::write(mount.join(&storage), "<p>RAW-WRITE</p>").unwrap();
+        let (after, now) = rest.body("Guide");
+        assert_eq!(after, version + 1, "{flavor:?}");
+        assert_eq!(now, "<p>RAW-WRITE</p>", "{flavor:?}");
+        let text = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        assert!(text.contains("RAW-WRITE"), "{flavor:?}: {text}");
+        // Every version of the text, the old one with its old words.
+        let listed = mount.sh_ok(&format!("ls '{GUIDE_DIR}/@versions/Guide.md'"));
+        let numbers: Vec<&str> = listed.lines().collect();
+        assert!(
+            numbers.contains(&format!("{version}.md").as_str())
+                && numbers.contains(&format!("{after}.md").as_str()),
+            "{flavor:?}: {listed}"
+        );
+        let old = std::fs::read_to_string(
+            mount.join(&format!("{GUIDE_DIR}/@versions/Guide.md/{version}.md")),
+        )
+        .unwrap();
+        assert!(old.contains("budget"), "{flavor:?}: {old}");
+        let old_size = std::fs::metadata(
+            mount.join(&format!("{GUIDE_DIR}/@versions/Guide.md/{version}.md")),
+        )
+        .unwrap()
+        .len();
+        assert_eq!(old_size, old.len() as u64, "{flavor:?}");
+        assert!(!old.contains("RAW-WRITE"), "{flavor:?}");
+        let _ = body;
+        // History is read-only.
+        let refused =
+            std::fs::write(mount.join(&format!("{GUIDE_DIR}/@versions/Guide.md/{version}.md")), "x");
+        assert!(refused.is_err(), "{flavor:?}");
+    });
+}
+
+#[test]
+fn removing_the_text_changes_nothing_on_the_server() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        let (version, body) = rest.body("Guide");
+        mount.sh_ok(&format!("rm '{GUIDE_MD}'"));
+        let listing = mount.sh_ok(&format!("ls '{GUIDE_DIR}'"));
+        assert!(!listing.contains("Guide.md"), "{flavor:?}: {listing}");
+        assert_eq!(rest.body("Guide"), (version, body), "{flavor:?}");
+        // Renaming the text away is refused; the page keeps it.
+        let fresh = Mounted::new(&server, &[]);
+        let out = fresh.sh(&format!("mv '{GUIDE_MD}' '{GUIDE_DIR}/elsewhere.md'"));
+        assert!(!out.status.success(), "{flavor:?}");
+        assert!(fresh.join(GUIDE_MD).exists(), "{flavor:?}");
+    });
+}
+
+#[test]
+fn stat_of_page_text_costs_one_request_after_the_ttl_and_none_before() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mount = Mounted::new(&server, &["--metadata-ttl", "1"]);
+        let first = std::fs::metadata(mount.join(GUIDE_MD)).unwrap().len();
+        rt.block_on(server.clear_requests());
+        for _ in 0..5 {
+            std::fs::metadata(mount.join(GUIDE_MD)).unwrap();
+        }
+        assert!(rt.block_on(server.requests()).is_empty(), "{flavor:?}");
+        // Someone edits; after the TTL, stat shows the new size.
+        rest.edit("Guide", "<p>short</p>");
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        rt.block_on(server.clear_requests());
+        let size = std::fs::metadata(mount.join(GUIDE_MD)).unwrap().len();
+        let text = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        assert_ne!(size, first, "{flavor:?}");
+        assert_eq!(size, text.len() as u64, "{flavor:?}: {text}");
+        assert!(text.contains("short"), "{flavor:?}: {text}");
+    });
+}
