@@ -22,5 +22,6 @@ pub mod confluence;
 pub mod errno;
 pub mod fs;
 pub mod fuse;
+pub mod markdown;
 pub mod mount;
 pub mod spool;
