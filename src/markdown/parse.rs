@@ -255,8 +255,9 @@ enum Frame {
     Paragraph {
         only_block: Option<usize>,
         parts: usize,
+        attrs: Option<Pairs>,
     },
-    Heading(u8),
+    Heading(u8, Option<Pairs>),
     Quote,
     Alert {
         name: &'static str,
@@ -367,7 +368,14 @@ fn comment_pairs(html: &str) -> Option<Pairs> {
 
 /// Pairs split into attributes (names with a prefix) and parameters.
 fn split_pairs(pairs: Pairs) -> (Pairs, Pairs) {
-    pairs.into_iter().partition(|(k, _)| k.contains(':'))
+    let (attrs, params): (Pairs, Pairs) = pairs
+        .into_iter()
+        .partition(|(k, _)| k.contains(':') || k.starts_with('@'));
+    let attrs = attrs
+        .into_iter()
+        .map(|(k, v)| (k.strip_prefix('@').map_or(k.clone(), str::to_string), v))
+        .collect();
+    (attrs, params)
 }
 
 fn write_macro(name: &str, attrs: Pairs, params: &[(String, String)], out: &mut String) {
@@ -468,8 +476,9 @@ impl Walk<'_> {
             Tag::Paragraph => Frame::Paragraph {
                 only_block: None,
                 parts: 0,
+                attrs: None,
             },
-            Tag::Heading { level, .. } => Frame::Heading(level as u8),
+            Tag::Heading { level, .. } => Frame::Heading(level as u8, None),
             Tag::BlockQuote(None) => Frame::Quote,
             Tag::BlockQuote(Some(kind)) => Frame::Alert {
                 name: alert_macro(kind),
@@ -535,16 +544,22 @@ impl Walk<'_> {
         let out = &mut self.out;
         match frame {
             Frame::Root => {}
-            Frame::Paragraph { only_block, parts } => match only_block {
-                Some(i) if parts == 1 => out.push_str(&self.lifted.pieces[i]),
+            Frame::Paragraph {
+                only_block,
+                parts,
+                attrs,
+            } => match only_block {
+                Some(i) if parts == 1 && attrs.is_none() => out.push_str(&self.lifted.pieces[i]),
                 _ => {
-                    out.push_str("<p>");
-                    out.push_str(&body);
+                    write_start("p", &attrs.unwrap_or_default(), false, out);
+                    out.push_str(body.trim_end_matches([' ', '\t']));
                     out.push_str("</p>");
                 }
             },
-            Frame::Heading(level) => {
-                out.push_str(&format!("<h{level}>{body}</h{level}>"));
+            Frame::Heading(level, attrs) => {
+                write_start(&format!("h{level}"), &attrs.unwrap_or_default(), false, out);
+                out.push_str(body.trim_end_matches([' ', '\t']));
+                out.push_str(&format!("</h{level}>"));
             }
             Frame::Quote => {
                 out.push_str("<blockquote>");
@@ -752,6 +767,15 @@ impl Walk<'_> {
                 let len = self.out.trim_end_matches([' ', '\t']).len();
                 self.out.truncate(len);
                 return;
+            }
+            // A paragraph's or heading's attributes.
+            if let Some((Frame::Paragraph { attrs: slot, .. } | Frame::Heading(_, slot), _)) =
+                self.stack.last_mut()
+            {
+                if slot.is_none() {
+                    *slot = Some(pairs);
+                    return;
+                }
             }
         }
         self.note_content();

@@ -254,21 +254,20 @@ impl Render<'_> {
         let name = e.name.as_str();
         match name {
             "p" => {
-                if !e.attrs.is_empty() {
-                    return None;
-                }
-                let text = self.inline(&e.children, mode, Place::Paragraph)?;
-                (!text.is_empty()).then_some(text)
-            }
-            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
-                if !e.attrs.is_empty() {
-                    return None;
-                }
-                let level: usize = name[1..].parse().ok()?;
-                let text = self.inline(&e.children, mode, Place::Heading)?;
+                let mut text = self.inline(&e.children, mode, Place::Paragraph)?;
                 if text.is_empty() {
                     return None;
                 }
+                push_block_attrs(e, &mut text)?;
+                Some(text)
+            }
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                let level: usize = name[1..].parse().ok()?;
+                let mut text = self.inline(&e.children, mode, Place::Heading)?;
+                if text.is_empty() {
+                    return None;
+                }
+                push_block_attrs(e, &mut text)?;
                 Some(format!("{} {}", "#".repeat(level), text))
             }
             "hr" => (e.attrs.is_empty() && e.children.is_empty()).then(|| "---".to_string()),
@@ -490,10 +489,11 @@ impl Render<'_> {
             if k == "ac:name" {
                 continue;
             }
-            if !k.contains(':') {
-                return None;
+            if k.contains(':') {
+                pairs.push((k.clone(), v.clone()));
+            } else {
+                pairs.push((format!("@{k}"), v.clone()));
             }
-            pairs.push((k.clone(), v.clone()));
         }
         Some(pairs)
     }
@@ -558,7 +558,7 @@ impl Render<'_> {
                     text.push_str(&format!("\n<!-- {} -->", encode_pairs(&all)));
                 }
                 if !blocks.is_empty() {
-                    text.push_str("\n\n");
+                    text.push('\n');
                     text.push_str(&blocks.join("\n\n"));
                 }
                 Some(quote(&text))
@@ -605,7 +605,30 @@ impl Render<'_> {
             out: String::new(),
             place,
         };
-        self.inline_nodes(nodes, mode, &mut st)?;
+        // Whitespace at the edges of a block does not show (and Markdown drops it).
+        let layout = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let mut nodes = nodes.to_vec();
+        while nodes.first().is_some_and(Node::is_blank_text) {
+            nodes.remove(0);
+        }
+        while nodes.last().is_some_and(Node::is_blank_text) {
+            nodes.pop();
+        }
+        if let Some(Node {
+            kind: Kind::Text(t),
+            ..
+        }) = nodes.first_mut()
+        {
+            *t = t.trim_start_matches(layout).to_string();
+        }
+        if let Some(Node {
+            kind: Kind::Text(t),
+            ..
+        }) = nodes.last_mut()
+        {
+            *t = t.trim_end_matches(layout).to_string();
+        }
+        self.inline_nodes(&nodes, mode, &mut st)?;
         // Trailing spaces would be stripped: keep them as character references.
         let trimmed = st.out.trim_end_matches([' ', '\t']).len();
         if trimmed < st.out.len() && !st.out[..trimmed].ends_with('\\') {
@@ -891,6 +914,18 @@ impl Render<'_> {
         st.out.push(')');
         Some(())
     }
+}
+
+/// A paragraph's or heading's attributes (Cloud's `local-id`, an `id`) as a comment at its end.
+fn push_block_attrs(e: &Element, text: &mut String) -> Option<()> {
+    if e.attrs.is_empty() {
+        return Some(());
+    }
+    if e.attrs.iter().any(|(k, _)| k == "style") {
+        return None;
+    }
+    text.push_str(&format!(" <!-- {} -->", encode_pairs(&e.attrs)));
+    Some(())
 }
 
 fn push_title(pairs: &Pairs, st: &mut Inline) {

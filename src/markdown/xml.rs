@@ -444,6 +444,18 @@ pub(crate) fn write_canonical(nodes: &[Node], parent: Option<&str>, out: &mut St
                         continue;
                     }
                 }
+                let mut text = text.as_str();
+                if !preserving {
+                    // Whitespace at the edge of a block, or next to one, does not show.
+                    let layout = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+                    if (i == 0 && edge_insignificant) || (i > 0 && is_block_node(&nodes[i - 1])) {
+                        text = text.trim_start_matches(layout);
+                    }
+                    let last = i + 1 == nodes.len();
+                    if (last && edge_insignificant) || nodes.get(i + 1).is_some_and(is_block_node) {
+                        text = text.trim_end_matches(layout);
+                    }
+                }
                 escape_text(text, out);
             }
             Kind::Comment(text) => {
