@@ -419,7 +419,32 @@ fn is_preserving(name: &str) -> bool {
 }
 
 fn is_block_node(node: &Node) -> bool {
-    matches!(&node.kind, Kind::Element(e) if is_block(&e.name))
+    match &node.kind {
+        Kind::Element(e) if e.name == "ac:structured-macro" => is_block_macro(e),
+        Kind::Element(e) => is_block(&e.name),
+        _ => false,
+    }
+}
+
+/// Macros that always render as blocks (inline ones such as status or anchor do not).
+pub(crate) fn is_block_macro(e: &Element) -> bool {
+    matches!(
+        e.attr("ac:name"),
+        Some(
+            "code"
+                | "noformat"
+                | "info"
+                | "tip"
+                | "note"
+                | "warning"
+                | "expand"
+                | "panel"
+                | "toc"
+                | "children"
+                | "section"
+                | "column"
+        )
+    )
 }
 
 /// Writes nodes in canonical form: attributes sorted, entities and CDATA resolved, empty
