@@ -156,21 +156,18 @@ pub(crate) fn preserve(converted: &str, original: &str) -> String {
     };
     // Blocks outside the hunks are unchanged: take them from the original.
     let mut out = String::new();
-    let (mut at_old, mut at_new) = (0, 0);
+    let mut at_old = 0;
     for hunk in &hunks {
         for block in &old.bytes[at_old..hunk.from] {
             out.push_str(block);
         }
-        at_new += hunk.from - at_old;
         for block in &new.bytes[hunk.with.clone()] {
             out.push_str(block);
         }
         at_old = hunk.to;
-        at_new = at_new.max(hunk.with.end);
     }
     for block in &old.bytes[at_old..] {
         out.push_str(block);
     }
-    let _ = at_new;
     out
 }

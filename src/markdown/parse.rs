@@ -108,6 +108,12 @@ enum Segment<'t> {
     Piece(usize, bool),
 }
 
+/// A [`Segment`] that no longer borrows the text.
+enum Owned {
+    Text(String),
+    Piece(usize, bool),
+}
+
 /// True for a line that opens or closes a fenced code block (up to 3 spaces of indent).
 fn fence_of(line: &str) -> Option<(char, usize)> {
     let trimmed = line.trim_start_matches(' ');
@@ -709,26 +715,25 @@ impl Walk<'_> {
             }
             return;
         }
-        let segments: Vec<(Option<String>, Option<(usize, bool)>)> = self
+        let segments: Vec<Owned> = self
             .lifted
             .segments(text)
             .into_iter()
             .map(|s| match s {
-                Segment::Text(t) => (Some(t.to_string()), None),
-                Segment::Piece(i, b) => (None, Some((i, b))),
+                Segment::Text(t) => Owned::Text(t.to_string()),
+                Segment::Piece(i, b) => Owned::Piece(i, b),
             })
             .collect();
         for segment in segments {
+            self.note_content();
             match segment {
-                (Some(t), _) => {
-                    self.note_content();
+                Owned::Text(t) => {
                     if let Some(plain) = self.plain_sink() {
                         plain.push_str(&t);
                     }
                     escape_text(&t, &mut self.out);
                 }
-                (None, Some((i, block))) => {
-                    self.note_content();
+                Owned::Piece(i, block) => {
                     if let Some((Frame::Paragraph { only_block, .. }, _)) = self.stack.last_mut() {
                         if block {
                             *only_block = Some(i);
@@ -740,7 +745,6 @@ impl Walk<'_> {
                     }
                     self.out.push_str(&piece);
                 }
-                _ => {}
             }
         }
     }
@@ -806,11 +810,10 @@ impl Walk<'_> {
             self.push(Frame::Details { title, pairs });
             return;
         }
-        if trimmed.eq_ignore_ascii_case("</details>") {
-            if matches!(self.top(), Frame::Details { .. }) {
-                self.close_top();
-                return;
-            }
+        if trimmed.eq_ignore_ascii_case("</details>") && matches!(self.top(), Frame::Details { .. })
+        {
+            self.close_top();
+            return;
         }
         if !trimmed.is_empty() && xml::parse(trimmed).is_ok() {
             self.out.push_str(trimmed);
@@ -912,7 +915,8 @@ fn attachment_target(ctx: &PageContext, dest: &str) -> Option<String> {
 fn link_storage(ctx: &PageContext, dest: &str, title: &str, plain: &str, body: &str) -> String {
     let mut out = String::new();
     let pairs = decode_pairs(title);
-    let resource: Option<(&str, Vec<(String, String)>, &str)> =
+    // The resource element, its attributes, and the link body it has by default.
+    let resource: Option<(&str, Pairs, &str)> =
         if let Some(rest) = dest.strip_prefix("confluence-user:") {
             let (kind, value) = rest.split_once(':').unwrap_or(("account-id", rest));
             let value = percent_decode(value).unwrap_or_else(|| value.to_string());

@@ -107,7 +107,7 @@ pub(crate) fn unescape(raw: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn start_element(src: &str, start: &BytesStart<'_>) -> Result<Element, String> {
+fn start_element(start: &BytesStart<'_>) -> Result<Element, String> {
     let name = std::str::from_utf8(start.name().as_ref())
         .map_err(|e| e.to_string())?
         .to_string();
@@ -125,7 +125,6 @@ fn start_element(src: &str, start: &BytesStart<'_>) -> Result<Element, String> {
         }
         attrs.push((key, unescape(raw)?));
     }
-    let _ = src;
     Ok(Element {
         name,
         attrs,
@@ -209,11 +208,11 @@ fn parse_inner(src: &str, one: bool) -> Result<(Vec<Node>, usize), String> {
         };
         match event {
             Event::Start(start) => {
-                let element = start_element(src, &start)?;
+                let element = start_element(&start)?;
                 stack.push((element, before));
             }
             Event::Empty(start) => {
-                let element = start_element(src, &start)?;
+                let element = start_element(&start)?;
                 children.push(Node {
                     span,
                     kind: Kind::Element(element),
