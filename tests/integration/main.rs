@@ -18,6 +18,8 @@ mod client_upload;
 
 mod fs_direct;
 
+mod markdown_roundtrip;
+
 mod mount_attributes;
 mod mount_budgets;
 mod mount_deadlines;
