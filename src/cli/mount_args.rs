@@ -31,8 +31,10 @@ pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
 /// The flags of `confluencefs mount`, as clap parses them.
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
-    /// Confluence URL: `https://SITE.atlassian.net[/wiki]`, `http://host:8090`, `http://host/confluence`
-    pub url: String,
+    /// Confluence URL (`https://SITE.atlassian.net[/wiki]`, `http://host:8090`,
+    /// `http://host/confluence`) or the name of a site in the configuration file.
+    #[arg(value_name = "URL|SITE")]
+    pub site: String,
     /// Where to mount (an existing, empty directory).
     pub mountpoint: PathBuf,
     /// User (Cloud: e-mail; Data Center: user name). Without it the token is a Data Center
@@ -55,15 +57,15 @@ pub struct MountArgs {
     /// [default: $XDG_CACHE_HOME/confluencefs or ~/.cache/confluencefs]
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Disk cache bound, e.g. 10G, 512M; 0 turns the disk cache off.
-    #[arg(long, default_value = "10G", value_parser = parse_size)]
-    pub cache_size: u64,
-    /// Memory cache bound, e.g. 256M.
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
-    pub memory_cache_size: u64,
-    /// Seconds a listing, an attribute or a negative lookup stays cached.
-    #[arg(long, default_value_t = 60.0)]
-    pub metadata_ttl: f64,
+    /// Disk cache bound, e.g. 10G, 512M; 0 turns the disk cache off [default: 10G].
+    #[arg(long, value_parser = parse_size)]
+    pub cache_size: Option<u64>,
+    /// Memory cache bound, e.g. 256M [default: 256M].
+    #[arg(long, value_parser = parse_size)]
+    pub memory_cache_size: Option<u64>,
+    /// Seconds a listing, an attribute or a negative lookup stays cached [default: 60].
+    #[arg(long)]
+    pub metadata_ttl: Option<f64>,
     /// List @versions in page directories (it is always reachable by name).
     #[arg(long)]
     pub show_versions: bool,
@@ -77,9 +79,10 @@ pub struct MountArgs {
     #[arg(long, default_value = "100M", value_parser = parse_size)]
     pub max_file_size: u64,
     /// Seconds a read, a listing or any other question to the server may take before it
-    /// answers ETIMEDOUT (uploads are bounded by the client's own timeouts instead).
-    #[arg(long, default_value_t = 120.0)]
-    pub op_timeout: f64,
+    /// answers ETIMEDOUT (uploads are bounded by the client's own timeouts instead)
+    /// [default: 120].
+    #[arg(long)]
+    pub op_timeout: Option<f64>,
     /// Seconds unmounting waits for uploads in flight before leaving them to the next mount.
     #[arg(long, default_value_t = 30.0)]
     pub unmount_wait: f64,
@@ -88,8 +91,9 @@ pub struct MountArgs {
     pub allow_other: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root, default_permissions,
     /// nonempty, noatime, atime, exec, noexec, suid, nosuid, dev, nodev, fsname=NAME,
-    /// user=USER, token_file=FILE, cache_dir=DIR (as the flags; for fstab and mount -t);
-    /// mount(8)'s own (_netdev, nofail, noauto, defaults, x-systemd.*, …) are ignored.
+    /// site=NAME, config=FILE, user=USER, token_file=FILE, cache_dir=DIR (as the flags; for
+    /// fstab and mount -t); mount(8)'s own (_netdev, nofail, noauto, defaults, x-systemd.*, …)
+    /// are ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Stay attached and log to the terminal.
@@ -101,6 +105,12 @@ pub struct MountArgs {
     /// Size past which the log file is rotated (to NAME.1), e.g. 10M.
     #[arg(long, default_value = "10M", value_parser = parse_size)]
     pub log_max_size: u64,
+    /// `-o site=NAME`: the site, in place of the source argument.
+    #[arg(skip)]
+    pub site_option: Option<String>,
+    /// `-o config=FILE`: the configuration file, in place of `--config`.
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
 }
 
 /// Parses `10G`, `256M`, `64K`, `1T` (binary units) or plain bytes.
@@ -131,7 +141,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// The `-o` options that stand for a flag (`user=` for `--user`, …), for fstab lines and
 /// `mount -t`, which can pass nothing else.
-const SETTING_OPTIONS: [&str; 3] = ["user", "token_file", "cache_dir"];
+const SETTING_OPTIONS: [&str; 5] = ["user", "token_file", "cache_dir", "site", "config"];
 
 /// Parses `-o` lists, so that a typo fails before anything is mounted. mount(8)'s own options
 /// (`_netdev`, `nofail`, `noauto`, `auto`, `user`, `users`, `owner`, `group`, `defaults`,
@@ -202,21 +212,50 @@ pub fn default_cache_dir() -> PathBuf {
 impl MountArgs {
     /// Checks the flags and turns them, with the client's configuration, into what
     /// [`mount::run`](crate::mount::run) needs.
-    pub fn into_config(
+    ///
+    /// A setting the flags (or `-o`) leave out is taken from the site's table in the
+    /// configuration file, then from the built-in default.
+    pub(super) fn into_config(
         self,
         client: crate::confluence::ClientConfig,
+        site: &super::site::Site,
     ) -> anyhow::Result<MountConfig> {
+        let defaults = &site.defaults;
         let options = parse_mount_options(&self.options)?;
-        if !(self.metadata_ttl.is_finite() && self.metadata_ttl >= 0.0) {
+        let size = |flag: Option<u64>, file: &Option<super::config_file::SizeValue>, default| match (
+            flag, file,
+        ) {
+            (Some(size), _) => Ok(size),
+            (None, Some(value)) => value.bytes(),
+            (None, None) => Ok(default),
+        };
+        let cache_size = size(self.cache_size, &defaults.cache_size, 10 << 30)?;
+        let memory_cache_size = size(
+            self.memory_cache_size,
+            &defaults.memory_cache_size,
+            256 << 20,
+        )?;
+        let metadata_ttl = self.metadata_ttl.or(defaults.metadata_ttl).unwrap_or(60.0);
+        let op_timeout = self.op_timeout.or(defaults.op_timeout).unwrap_or(120.0);
+        if !(metadata_ttl.is_finite() && metadata_ttl >= 0.0) {
             bail!("--metadata-ttl must be a number of seconds, 0 or more");
         }
-        if !(self.op_timeout.is_finite() && self.op_timeout > 0.0) {
+        if !(op_timeout.is_finite() && op_timeout > 0.0) {
             bail!("--op-timeout must be a number of seconds, more than 0");
         }
         if !(self.unmount_wait.is_finite() && self.unmount_wait >= 0.0) {
             bail!("--unmount-wait must be a number of seconds, 0 or more");
         }
-        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let spaces = if self.spaces.is_empty() {
+            defaults.spaces.clone().unwrap_or_default()
+        } else {
+            self.spaces
+        };
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .or_else(|| site.cache_dir.clone())
+            .unwrap_or_else(default_cache_dir);
         let log_file = self
             .log_file
             .clone()
@@ -224,20 +263,20 @@ impl MountArgs {
         Ok(MountConfig {
             client,
             mountpoint: self.mountpoint,
-            spaces: self.spaces,
-            read_only: self.read_only || options.read_only,
+            spaces,
+            read_only: self.read_only || options.read_only || defaults.read_only == Some(true),
             allow_other: self.allow_other || options.allow_other,
             cache_dir,
-            disk_cache_bytes: self.cache_size,
-            memory_cache_bytes: self.memory_cache_size,
-            metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
+            disk_cache_bytes: cache_size,
+            memory_cache_bytes: memory_cache_size,
+            metadata_ttl: Duration::from_secs_f64(metadata_ttl),
             show_versions: self.show_versions,
             write: crate::mount::WriteConfig {
                 comment: self.comment,
                 minor_edit: !self.notify_watchers,
                 max_file_size: self.max_file_size,
             },
-            op_timeout: Duration::from_secs_f64(self.op_timeout),
+            op_timeout: Duration::from_secs_f64(op_timeout),
             unmount_wait: Duration::from_secs_f64(self.unmount_wait),
             options,
             log_file: Some(log_file),
@@ -248,9 +287,10 @@ impl MountArgs {
 }
 
 impl MountArgs {
-    /// Moves `user=`, `token_file=` and `cache_dir=` out of the `-o` lists onto the flags they
-    /// stand for, overriding `--user` and `CONFLUENCE_USER`, `--token-file`, `--cache-dir`:
-    /// in an fstab line or `mount -t … -o` they are the only way to say these things.
+    /// Moves `user=`, `token_file=`, `cache_dir=`, `site=` and `config=` out of the `-o` lists
+    /// onto the flags they stand for, overriding `--user` and `CONFLUENCE_USER`,
+    /// `--token-file`, `--cache-dir`, the source argument and `--config`: in an fstab line or
+    /// `mount -t … -o` they are the only way to say these things.
     pub fn take_option_values(&mut self) -> anyhow::Result<()> {
         let mut kept = Vec::new();
         for option in self
@@ -270,6 +310,8 @@ impl MountArgs {
                 "user" => self.user = Some(value.to_string()),
                 "token_file" => self.token_file = Some(PathBuf::from(value)),
                 "cache_dir" => self.cache_dir = Some(PathBuf::from(value)),
+                "site" => self.site_option = Some(value.to_string()),
+                "config" => self.config = Some(PathBuf::from(value)),
                 _ => kept.push(option.to_string()),
             }
         }
@@ -280,6 +322,20 @@ impl MountArgs {
             vec![kept.join(",")]
         };
         Ok(())
+    }
+
+    /// The site and credentials these flags choose, before the file and the environment.
+    pub(super) fn site_choice(&self) -> super::site::SiteChoice {
+        super::site::SiteChoice {
+            named: Some(
+                self.site_option
+                    .clone()
+                    .unwrap_or_else(|| self.site.clone()),
+            ),
+            user: self.user.clone(),
+            token_file: self.token_file.clone(),
+            flavor: self.flavor.clone(),
+        }
     }
 
     /// Whether other users may reach the mount (`--allow-other` or `-o allow_other`).
@@ -301,7 +357,10 @@ impl MountArgs {
 /// Starts this binary again with `--foreground` in its own session, waits for it to report
 /// that the mount is ready, and returns. Its error, if it has one, becomes ours. `token`, when
 /// given, reaches the child on its stdin; `CONFLUENCE_TOKEN` is never in its environment.
-pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
+/// `user` is the user the site resolved to (from a flag, the environment, the configuration
+/// file or netrc): the child gets it as `CONFLUENCE_USER`, so that it needs neither the token
+/// command nor netrc again.
+pub fn spawn_background(token: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the confluencefs executable")?;
     let mut command = Command::new(exe);
     command
@@ -310,11 +369,15 @@ pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
         .env(NOTIFY_ENV, "1")
         .env_remove("CONFLUENCE_TOKEN")
         .env_remove(TOKEN_ON_STDIN_ENV)
+        .env_remove("CONFLUENCE_USER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if token.is_some() {
         command.env(TOKEN_ON_STDIN_ENV, "1").stdin(Stdio::piped());
+    }
+    if let Some(user) = user {
+        command.env("CONFLUENCE_USER", user);
     }
     let mut child = command
         .spawn()
@@ -426,13 +489,15 @@ mod tests {
             "-o",
             "ro,user=me@x,token_file=/t,_netdev",
             "-o",
-            "cache_dir=/c",
+            "cache_dir=/c,site=work,config=/etc/c.toml",
         ])
         .mount;
         args.take_option_values().unwrap();
         assert_eq!(args.user.as_deref(), Some("me@x"));
         assert_eq!(args.token_file, Some(PathBuf::from("/t")));
         assert_eq!(args.cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(args.site_choice().named.as_deref(), Some("work"));
+        assert_eq!(args.config, Some(PathBuf::from("/etc/c.toml")));
         assert_eq!(args.options, ["ro,_netdev"]);
         args.options = vec!["token_file=".into()];
         assert!(args.take_option_values().is_err());

@@ -27,6 +27,10 @@ pub(super) struct PendingArgs {
     /// [default: $XDG_CACHE_HOME/confluencefs or ~/.cache/confluencefs].
     #[arg(long, conflicts_with = "mountpoint")]
     pub cache_dir: Option<PathBuf>,
+    /// Only the uploads to this site (a URL or a site of the configuration file, whose
+    /// cache_dir is then the one looked in).
+    #[arg(long, value_name = "URL|SITE", conflicts_with = "mountpoint")]
+    pub site: Option<String>,
     /// Turn a failed entry (or all of them) back to pending, with its attempts reset.
     #[arg(long, value_name = "ID|all", conflicts_with = "drop")]
     pub retry: Option<String>,
@@ -35,8 +39,27 @@ pub(super) struct PendingArgs {
     pub drop: Option<String>,
 }
 
-pub(super) fn run(args: PendingArgs) -> anyhow::Result<()> {
-    let spools = find_spools(&args)?;
+pub(super) fn run(mut args: PendingArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let mut only_host = None;
+    if let Some(named) = &args.site {
+        let (url, cache_dir) = site_of(named, config)?;
+        only_host = Some(host_of(&url).with_context(|| format!("{url:?} is not a URL"))?);
+        if args.cache_dir.is_none() {
+            args.cache_dir = cache_dir;
+        }
+    }
+    let mut spools = find_spools(&args)?;
+    if let Some(host) = only_host {
+        // Each site's spool lives in `CACHE_DIR/<host>-<hash>/spool` (`mount::site_dir_name`).
+        let prefix = format!("{}-", host.replace(':', "_"));
+        spools.retain(|spool| {
+            spool
+                .dir()
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
+        });
+    }
     if let Some(wanted) = &args.retry {
         return retry(&spools, wanted);
     }
@@ -62,6 +85,37 @@ pub(super) fn run(args: PendingArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     list(&spools)
+}
+
+/// The URL and the cache directory of `named`, a URL or a site of the configuration file.
+fn site_of(named: &str, config: Option<&Path>) -> anyhow::Result<(String, Option<PathBuf>)> {
+    let config = super::config_file::Config::load(config)?;
+    if super::site::is_url(named) {
+        let cache_dir = config
+            .site_by_url(named)
+            .and_then(|(_, site)| site.mount.cache_dir.as_deref())
+            .map(|dir| config.resolve_path(dir));
+        return Ok((named.to_string(), cache_dir));
+    }
+    let site = config
+        .site(named)
+        .with_context(|| format!("no site {named:?} in {}", config.path.display()))?;
+    let cache_dir = site
+        .mount
+        .cache_dir
+        .as_deref()
+        .map(|dir| config.resolve_path(dir));
+    Ok((site.url.clone(), cache_dir))
+}
+
+/// The host of `url`, lower-cased.
+fn host_of(url: &str) -> Option<String> {
+    Some(
+        url::Url::parse(url.trim())
+            .ok()?
+            .host_str()?
+            .to_ascii_lowercase(),
+    )
 }
 
 fn find_spools(args: &PendingArgs) -> anyhow::Result<Vec<Spool>> {

@@ -4,6 +4,7 @@ mod mounted;
 mod support;
 
 mod cli;
+mod cli_sites;
 
 mod client_bounds;
 mod client_connect;
