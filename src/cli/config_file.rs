@@ -313,6 +313,11 @@ impl ConfigEdit {
         Ok(())
     }
 
+    /// Makes `name` the `default_site`.
+    pub(super) fn set_default(&mut self, name: &str) {
+        self.document["default_site"] = toml_edit::value(name);
+    }
+
     /// Removes `[sites.NAME]`; false when there was none.
     pub(super) fn remove_site(&mut self, name: &str) -> anyhow::Result<bool> {
         Ok(self.sites()?.remove(name).is_some())

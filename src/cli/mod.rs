@@ -18,6 +18,7 @@ mod mount_helper;
 mod netrc;
 mod pending;
 mod site;
+mod site_commands;
 mod tree;
 
 use std::path::PathBuf;
@@ -103,6 +104,11 @@ enum Command {
     Mount(mount_args::MountArgs),
     /// List the uploads waiting in the spool, and why; retry or drop them.
     Pending(pending::PendingArgs),
+    /// Add, list or remove the named sites of the configuration file.
+    Site {
+        #[command(subcommand)]
+        command: site_commands::SiteCommand,
+    },
     /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
     Tree {
         #[command(flatten)]
@@ -125,6 +131,7 @@ pub fn main() -> i32 {
     let result = match args.command {
         Command::Mount(args) => run_mount(args, verbosity, config),
         Command::Pending(args) => pending::run(args, config.as_deref()),
+        Command::Site { command } => site_commands::run(command, config.as_deref(), &subcommands),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
         command => {
@@ -204,6 +211,7 @@ fn run_client_command(command: Command, config: Option<PathBuf>) -> anyhow::Resu
             Command::Tree { site, spaces } => tree::run(connect(&site)?, &spaces).await,
             Command::Mount(_)
             | Command::Pending(_)
+            | Command::Site { .. }
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled in main"),
         }

@@ -349,3 +349,88 @@ pub(crate) fn wait_gone(pid: Option<u32>) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn site_add_writes_a_private_file_from_a_token_on_stdin() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Server::start(Flavor::Cloud);
+    let home = Home::new();
+    let url = server.base_url();
+    let add = ["site", "add", "work", &url, "--user", USER, "--default"];
+    let output = home.run_with_input(&add, &[], &format!("{TOKEN}\n"));
+    assert_ok(&output, "site add");
+    let path = home.config_path();
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    let dir = std::fs::metadata(path.parent().unwrap()).unwrap();
+    assert_eq!(dir.mode() & 0o777, 0o700);
+    // default_site: no name needed.
+    assert_ok(&home.run(&["check"], &[]), "check with the default site");
+
+    let listed = home.run(&["site", "list"], &[]);
+    assert_ok(&listed, "site list");
+    let text = stdout(&listed);
+    assert!(
+        text.contains("work (default)") && text.contains("in the file"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+
+    let again = home.run_with_input(&add, &[], "x\n");
+    assert_refused(&again, "already");
+    let reserved = home.run_with_input(&["site", "add", "mount", &url], &[], "x\n");
+    assert_refused(&reserved, "is a confluencefs command");
+    let empty = home.run_with_input(&["site", "add", "blank", &url], &[], "\n");
+    assert_refused(&empty, "no token given");
+
+    assert_ok(&home.run(&["site", "remove", "work"], &[]), "site remove");
+    assert_refused(&home.run(&["check", "work"], &[]), "no site \"work\"");
+    assert_refused(&home.run(&["site", "remove", "work"], &[]), "no site");
+}
+
+#[tokio::test]
+async fn site_add_keyring_stores_the_token_with_secret_tool() {
+    let server = Server::start(Flavor::Cloud);
+    let home = Home::new();
+    // A secret-tool that keeps each secret in a file named after the site.
+    let bin = home.dir.path().join("bin");
+    let keyring = home.dir.path().join("keyring");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&keyring).unwrap();
+    let fake = bin.join("secret-tool");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in\n  store) echo \"$2\" > \"$FAKE_KEYRING/$4.label\"; cat > \"$FAKE_KEYRING/$4\" ;;\n  \
+         lookup) cat \"$FAKE_KEYRING/$3\" ;;\n  clear) rm \"$FAKE_KEYRING/$3\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let env = [
+        ("PATH", path.as_str()),
+        ("FAKE_KEYRING", keyring.to_str().unwrap()),
+    ];
+    let url = server.base_url();
+    let add = ["site", "add", "kr", &url, "--user", USER, "--keyring"];
+    assert_ok(
+        &home.run_with_input(&add, &env, &format!("{TOKEN}\n")),
+        "add --keyring",
+    );
+    assert_eq!(std::fs::read_to_string(keyring.join("kr")).unwrap(), TOKEN);
+    let label = std::fs::read_to_string(keyring.join("kr.label")).unwrap();
+    assert_eq!(label.trim(), "--label=confluencefs kr");
+    let file = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(!file.contains(TOKEN), "{file}");
+    assert!(
+        file.contains(r#"token_command = ["secret-tool", "lookup", "confluencefs", "kr"]"#),
+        "{file}"
+    );
+    assert_ok(
+        &home.run(&["check", "kr"], &env),
+        "check through the keyring",
+    );
+    assert_ok(&home.run(&["site", "remove", "kr"], &env), "remove");
+    assert!(!keyring.join("kr").exists(), "the keyring entry stays");
+    // Without secret-tool on PATH, --keyring is one line saying what is missing.
+    let output = home.run_with_input(&add, &[("PATH", "/nonexistent")], "t\n");
+    assert_refused(&output, "secret-tool");
+}
