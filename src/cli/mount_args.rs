@@ -86,6 +86,21 @@ pub struct MountArgs {
     /// Seconds unmounting waits for uploads in flight before leaving them to the next mount.
     #[arg(long, default_value_t = 30.0)]
     pub unmount_wait: f64,
+    /// Owner of every file and directory, a number [default: the mounting user].
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group of every file and directory, a number [default: the mounting user's].
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Octal umask giving the default modes: 0777 and 0666 less it [default: 022].
+    #[arg(long, value_parser = parse_mode)]
+    pub umask: Option<u16>,
+    /// Octal mode of files nobody gave a mode to with chmod [default: 0644, or 0666 less --umask].
+    #[arg(long, value_parser = parse_mode)]
+    pub file_mode: Option<u16>,
+    /// Octal mode of directories nobody gave a mode to [default: 0755, or 0777 less --umask].
+    #[arg(long, value_parser = parse_mode)]
+    pub dir_mode: Option<u16>,
     /// Let other users reach the mount (same as -o allow_other).
     #[arg(long)]
     pub allow_other: bool,
@@ -139,9 +154,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * scale as f64) as u64)
 }
 
+/// Parses an octal mode or umask: `022`, `0644`, `0o755`.
+pub fn parse_mode(text: &str) -> Result<u16, String> {
+    let digits = text.trim().trim_start_matches("0o");
+    match u16::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 => Ok(mode),
+        _ => Err(format!("{text:?} is not an octal mode (try 0644 or 022)")),
+    }
+}
+
 /// The `-o` options that stand for a flag (`user=` for `--user`, …), for fstab lines and
 /// `mount -t`, which can pass nothing else.
-const SETTING_OPTIONS: [&str; 5] = ["user", "token_file", "cache_dir", "site", "config"];
+const SETTING_OPTIONS: [&str; 10] = [
+    "user",
+    "token_file",
+    "cache_dir",
+    "site",
+    "config",
+    "uid",
+    "gid",
+    "umask",
+    "file_mode",
+    "dir_mode",
+];
 
 /// Parses `-o` lists, so that a typo fails before anything is mounted. mount(8)'s own options
 /// (`_netdev`, `nofail`, `noauto`, `auto`, `user`, `users`, `owner`, `group`, `defaults`,
@@ -256,6 +291,25 @@ impl MountArgs {
             .clone()
             .or_else(|| site.cache_dir.clone())
             .unwrap_or_else(default_cache_dir);
+        let from_file = |value: &Option<String>| -> anyhow::Result<Option<u16>> {
+            value
+                .as_deref()
+                .map(parse_mode)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        };
+        let umask = self.umask.or(from_file(&defaults.umask)?);
+        let file_mode = self
+            .file_mode
+            .or(from_file(&defaults.file_mode)?)
+            .or(umask.map(|umask| 0o666 & !umask))
+            .unwrap_or(0o644);
+        let dir_mode = self
+            .dir_mode
+            .or(from_file(&defaults.dir_mode)?)
+            .or(umask.map(|umask| 0o777 & !umask))
+            .unwrap_or(0o755);
+        let notify_ready = std::env::var_os(NOTIFY_ENV).is_some();
         let log_file = self
             .log_file
             .clone()
@@ -281,7 +335,15 @@ impl MountArgs {
             options,
             log_file: Some(log_file),
             log_max_bytes: self.log_max_size.max(1),
-            notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),
+            notify_ready,
+            // A background mount's process is not the service's main process: only a
+            // foreground mount speaks to systemd.
+            notify_socket: std::env::var_os("NOTIFY_SOCKET")
+                .filter(|socket| !notify_ready && !socket.is_empty()),
+            uid: self.uid.or(defaults.uid),
+            gid: self.gid.or(defaults.gid),
+            file_mode,
+            dir_mode,
         })
     }
 }
@@ -312,6 +374,25 @@ impl MountArgs {
                 "cache_dir" => self.cache_dir = Some(PathBuf::from(value)),
                 "site" => self.site_option = Some(value.to_string()),
                 "config" => self.config = Some(PathBuf::from(value)),
+                "uid" | "gid" => {
+                    let id = value
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("mount option {key}= needs a number"))?;
+                    if key == "uid" {
+                        self.uid = Some(id);
+                    } else {
+                        self.gid = Some(id);
+                    }
+                }
+                "umask" | "file_mode" | "dir_mode" => {
+                    let mode = parse_mode(value)
+                        .map_err(|e| anyhow::anyhow!("mount option {key}=: {e}"))?;
+                    match key {
+                        "umask" => self.umask = Some(mode),
+                        "file_mode" => self.file_mode = Some(mode),
+                        _ => self.dir_mode = Some(mode),
+                    }
+                }
                 _ => kept.push(option.to_string()),
             }
         }
@@ -498,6 +579,16 @@ mod tests {
         assert_eq!(args.cache_dir, Some(PathBuf::from("/c")));
         assert_eq!(args.site_choice().named.as_deref(), Some("work"));
         assert_eq!(args.config, Some(PathBuf::from("/etc/c.toml")));
+        args.options = vec!["uid=1000,gid=100,umask=027,file_mode=0600,dir_mode=0o700".into()];
+        args.take_option_values().unwrap();
+        assert_eq!((args.uid, args.gid), (Some(1000), Some(100)));
+        assert_eq!(args.umask, Some(0o27));
+        assert_eq!((args.file_mode, args.dir_mode), (Some(0o600), Some(0o700)));
+        assert!(args.options.is_empty());
+        args.options = vec!["uid=me".into()];
+        assert!(args.take_option_values().is_err());
+        args.options = vec!["umask=9".into()];
+        assert!(args.take_option_values().is_err());
         assert_eq!(args.options, ["ro,_netdev"]);
         args.options = vec!["token_file=".into()];
         assert!(args.take_option_values().is_err());

@@ -25,6 +25,8 @@ mod mount_deadlines;
 mod mount_faults;
 mod mount_fstab;
 mod mount_prefetch;
+mod mount_system_owners;
+mod mount_systemd;
 mod mount_tree;
 mod mount_walk;
 
