@@ -83,8 +83,6 @@ pub(super) enum TokenSource {
 
 /// A site resolved: URL, user, token source, flavor and mount defaults.
 pub(super) struct Site {
-    /// The site's name in the configuration file, if it has one.
-    pub name: Option<String>,
     pub url: String,
     pub user: Option<String>,
     pub token: TokenSource,
@@ -190,7 +188,6 @@ pub(super) fn resolve(config: &Config, choice: SiteChoice) -> anyhow::Result<Sit
         .as_deref()
         .map(|dir| config.resolve_path(dir));
     Ok(Site {
-        name,
         url,
         user,
         token,
