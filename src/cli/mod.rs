@@ -91,6 +91,9 @@ enum Command {
     Check {
         #[command(flatten)]
         site: SiteArgs,
+        /// Print one JSON object (site, flavor, user, account_id, username, spaces).
+        #[arg(long)]
+        json: bool,
     },
     /// Print a completion script for SHELL on stdout (e.g. `confluencefs completions bash >
     /// ~/.local/share/bash-completion/completions/confluencefs`).
@@ -118,6 +121,9 @@ enum Command {
         /// Only these spaces (repeatable).
         #[arg(long = "space", value_name = "KEY")]
         spaces: Vec<String>,
+        /// Print one JSON document (spaces → pages → attachments and children).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -209,8 +215,8 @@ fn run_client_command(command: Command, config: Option<PathBuf>) -> anyhow::Resu
     };
     runtime.block_on(async {
         match command {
-            Command::Check { site } => check::run(connect(&site)?).await,
-            Command::Tree { site, spaces } => tree::run(connect(&site)?, &spaces).await,
+            Command::Check { site, json } => check::run(connect(&site)?, json).await,
+            Command::Tree { site, spaces, json } => tree::run(connect(&site)?, &spaces, json).await,
             Command::Mount(_)
             | Command::Pending(_)
             | Command::Site { .. }

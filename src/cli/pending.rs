@@ -31,6 +31,9 @@ pub(super) struct PendingArgs {
     /// cache_dir is then the one looked in).
     #[arg(long, value_name = "URL|SITE", conflicts_with = "mountpoint")]
     pub site: Option<String>,
+    /// Print the list as one JSON object (spools → entries, and the totals).
+    #[arg(long, conflicts_with_all = ["retry", "drop"])]
+    pub json: bool,
     /// Turn a failed entry (or all of them) back to pending, with its attempts reset.
     #[arg(long, value_name = "ID|all", conflicts_with = "drop")]
     pub retry: Option<String>,
@@ -84,7 +87,92 @@ pub(super) fn run(mut args: PendingArgs, config: Option<&Path>) -> anyhow::Resul
             .with_context(|| format!("cannot drop {}", entry.id))?;
         return Ok(());
     }
+    if args.json {
+        return list_json(&spools);
+    }
     list(&spools)
+}
+
+/// `pending --json`.
+#[derive(serde::Serialize)]
+struct PendingReport {
+    spools: Vec<SpoolReport>,
+    pending: u64,
+    failed: u64,
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct SpoolReport {
+    dir: String,
+    entries: Vec<EntryReport>,
+}
+
+#[derive(serde::Serialize)]
+struct EntryReport {
+    id: String,
+    /// `pending`, `failed` or `uploading` (a mount is sending it now).
+    state: &'static str,
+    /// For `failed`: the errno's name (`EFBIG`) and the reason.
+    errno: Option<String>,
+    reason: Option<String>,
+    path: String,
+    site: String,
+    size: u64,
+    attempts: u32,
+    created_unix_ms: u64,
+    last_error: Option<String>,
+}
+
+fn list_json(spools: &[Spool]) -> anyhow::Result<()> {
+    let mut report = PendingReport {
+        spools: Vec::new(),
+        pending: 0,
+        failed: 0,
+        bytes: 0,
+    };
+    for spool in spools {
+        let entries = spool
+            .list()
+            .with_context(|| format!("cannot read the spool {}", spool.dir().display()))?;
+        let mut listed = Vec::new();
+        for entry in entries {
+            let record = entry.record;
+            let (state, errno, reason) = match &record.state {
+                EntryState::Pending => {
+                    report.pending += 1;
+                    ("pending", None, None)
+                }
+                EntryState::Failed { errno, reason } => {
+                    report.failed += 1;
+                    ("failed", Some(errno_name(*errno)), Some(reason.clone()))
+                }
+            };
+            let state = match spool.try_lock(&entry.id) {
+                Ok(None) => "uploading",
+                _ => state,
+            };
+            report.bytes += record.size;
+            listed.push(EntryReport {
+                id: entry.id,
+                state,
+                errno,
+                reason,
+                path: record.display_path,
+                site: record.site,
+                size: record.size,
+                attempts: record.attempts,
+                created_unix_ms: record.created_unix_ms,
+                last_error: record.last_error,
+            });
+        }
+        report.spools.push(SpoolReport {
+            dir: spool.dir().display().to_string(),
+            entries: listed,
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 /// The URL and the cache directory of `named`, a URL or a site of the configuration file.

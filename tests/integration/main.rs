@@ -4,6 +4,7 @@ mod mounted;
 mod support;
 
 mod cli;
+mod cli_json;
 mod cli_sites;
 
 mod client_bounds;
