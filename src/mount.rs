@@ -398,8 +398,10 @@ fn mount_options(config: &MountConfig) -> Vec<fuser::MountOption> {
     options
 }
 
-/// The mountpoint as an absolute path, refused with a clear reason when it cannot be used.
-fn check_mountpoint(path: &Path, allow_nonempty: bool) -> anyhow::Result<PathBuf> {
+/// The mountpoint as an absolute path, refused with a clear reason when it cannot be used
+/// (missing, not a directory, already a mountpoint, or not empty without `allow_nonempty`).
+/// `confluencefs doctor` asks the same question before any mount.
+pub fn check_mountpoint(path: &Path, allow_nonempty: bool) -> anyhow::Result<PathBuf> {
     let metadata = std::fs::metadata(path)
         .with_context(|| format!("mountpoint {} is not usable", path.display()))?;
     if !metadata.is_dir() {

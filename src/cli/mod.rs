@@ -12,6 +12,7 @@
 
 mod check;
 mod config_file;
+mod doctor;
 mod generate;
 pub mod mount_args;
 mod mount_helper;
@@ -102,6 +103,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Check what a mount needs (/dev/fuse, fusermount3, the mountpoint, the cache
+    /// directory, the site and its credentials), one line each; exit status 1 if any fails.
+    Doctor(doctor::DoctorArgs),
     /// Print the man page (roff) on stdout: `confluencefs man | man -l -`.
     Man,
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
@@ -139,6 +143,10 @@ pub fn main() -> i32 {
     let result = match args.command {
         Command::Mount(args) => run_mount(args, verbosity, config),
         Command::Pending(args) => pending::run(args, config.as_deref()),
+        Command::Doctor(args) => {
+            init_logging(&verbosity.filter("error"));
+            doctor::run(args, config.as_deref())
+        }
         Command::Site { command } => site_commands::run(command, config.as_deref(), &subcommands),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
@@ -220,6 +228,7 @@ fn run_client_command(command: Command, config: Option<PathBuf>) -> anyhow::Resu
             Command::Mount(_)
             | Command::Pending(_)
             | Command::Site { .. }
+            | Command::Doctor(_)
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled in main"),
         }

@@ -4,6 +4,7 @@ mod mounted;
 mod support;
 
 mod cli;
+mod cli_doctor;
 mod cli_json;
 mod cli_sites;
 
