@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod cli_doctor;
+mod cli_install;
 mod cli_json;
 mod cli_sites;
 
