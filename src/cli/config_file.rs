@@ -95,9 +95,7 @@ impl SizeValue {
     pub(super) fn bytes(&self) -> anyhow::Result<u64> {
         match self {
             SizeValue::Bytes(n) => Ok(*n),
-            SizeValue::Text(text) => {
-                super::mount_args::parse_size(text).map_err(|e| anyhow::anyhow!(e))
-            }
+            SizeValue::Text(text) => super::units::parse_size(text).map_err(|e| anyhow::anyhow!(e)),
         }
     }
 }

@@ -266,7 +266,10 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled `stat` in.
     let stat = unsafe { stat.assume_init() };
-    Ok(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    // The field types differ between targets (32-bit ones use 32-bit counts).
+    #[allow(clippy::unnecessary_cast)]
+    let (available, unit) = (stat.f_bavail as u64, stat.f_frsize as u64);
+    Ok(available.saturating_mul(unit))
 }
 
 /// Connects as a mount would: the URL answers, the credentials are accepted, the flavor is

@@ -21,6 +21,7 @@ mod pending;
 mod site;
 mod site_commands;
 mod tree;
+mod units;
 
 use std::path::PathBuf;
 

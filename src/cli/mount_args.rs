@@ -24,9 +24,7 @@ use crate::mount::{MountConfig, MountOptions, READY_LINE};
 /// Environment variable that tells a `--foreground` process to report readiness on stdout.
 pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
 
-/// Environment variable that tells a `--foreground` process to read its token from the first
-/// line of stdin instead of `CONFLUENCE_TOKEN`.
-pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
+pub use super::site::TOKEN_ON_STDIN_ENV;
 
 /// The flags of `confluencefs mount`, as clap parses them.
 #[derive(Debug, clap::Args)]
@@ -128,40 +126,7 @@ pub struct MountArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Parses `10G`, `256M`, `64K`, `1T` (binary units) or plain bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(split) => text.split_at(split),
-        None => (text, ""),
-    };
-    let number: f64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 512M or 10G)"))?;
-    let scale: u64 = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
-    };
-    Ok((number * scale as f64) as u64)
-}
-
-/// Parses an octal mode or umask: `022`, `0644`, `0o755`.
-pub fn parse_mode(text: &str) -> Result<u16, String> {
-    let digits = text.trim().trim_start_matches("0o");
-    match u16::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o7777 => Ok(mode),
-        _ => Err(format!("{text:?} is not an octal mode (try 0644 or 022)")),
-    }
-}
+pub use super::units::{parse_mode, parse_size};
 
 /// The `-o` options that stand for a flag (`user=` for `--user`, …), for fstab lines and
 /// `mount -t`, which can pass nothing else.
@@ -523,19 +488,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("256M"), Ok(256 << 20));
-        assert_eq!(parse_size("10G"), Ok(10 << 30));
-        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
-        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("10X").is_err());
-    }
-
-    #[test]
     fn mount_options() {
         let o = parse_mount_options(&["ro,allow_other".into(), "fsname=wiki".into()]).unwrap();
         assert!(o.read_only && o.allow_other && !o.nonempty);
@@ -579,6 +531,7 @@ mod tests {
         assert_eq!(args.cache_dir, Some(PathBuf::from("/c")));
         assert_eq!(args.site_choice().named.as_deref(), Some("work"));
         assert_eq!(args.config, Some(PathBuf::from("/etc/c.toml")));
+        assert_eq!(args.options, ["ro,_netdev"]);
         args.options = vec!["uid=1000,gid=100,umask=027,file_mode=0600,dir_mode=0o700".into()];
         args.take_option_values().unwrap();
         assert_eq!((args.uid, args.gid), (Some(1000), Some(100)));
@@ -589,7 +542,6 @@ mod tests {
         assert!(args.take_option_values().is_err());
         args.options = vec!["umask=9".into()];
         assert!(args.take_option_values().is_err());
-        assert_eq!(args.options, ["ro,_netdev"]);
         args.options = vec!["token_file=".into()];
         assert!(args.take_option_values().is_err());
     }

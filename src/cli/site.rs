@@ -17,8 +17,11 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context};
 
 use super::config_file::{Config, MountDefaults};
-use super::mount_args::TOKEN_ON_STDIN_ENV;
 use crate::confluence::{ClientConfig, Credentials, Flavor, Secret};
+
+/// Environment variable that tells a `--foreground` process to read its token from the first
+/// line of stdin instead of `CONFLUENCE_TOKEN`.
+pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
 
 /// How to reach Confluence, as `check` and `tree` take it.
 #[derive(Debug, clap::Args)]
