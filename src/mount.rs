@@ -5,6 +5,12 @@
 //! first (one request), then the mountpoint, and only then is anything mounted, so every
 //! refusal leaves nothing behind. The session runs on its own thread; the main thread waits
 //! for SIGINT/SIGTERM (then unmounts) or for the session to end (someone ran `umount`).
+//!
+//! Under systemd (`Type=notify`, a foreground mount with `NOTIFY_SOCKET` set) the same two
+//! moments are told to the service manager: `READY=1` once the kernel serves the mountpoint,
+//! `STOPPING=1` as soon as unmounting begins, before the uploads are drained, so that a stop
+//! waiting on them is not mistaken for a hang. The protocol is one datagram per message on a
+//! Unix socket, which `std` does alone: no libsystemd, no new dependency.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -108,6 +114,54 @@ pub struct MountConfig {
     /// Print [`READY_LINE`] on stdout when mounted (the parent of a background mount waits
     /// for it).
     pub notify_ready: bool,
+    /// The service manager's socket (`$NOTIFY_SOCKET`, a path or `@abstract`), told
+    /// `READY=1` and `STOPPING=1`; `None` outside a `Type=notify` service.
+    pub notify_socket: Option<std::ffi::OsString>,
+    /// Owner of every file and directory (`--uid`); `None` is the mounting user.
+    pub uid: Option<u32>,
+    /// Group of every file and directory (`--gid`); `None` is the mounting user's.
+    pub gid: Option<u32>,
+    /// Permission bits of files nobody gave a mode to (`--file-mode`, `--umask`).
+    pub file_mode: u16,
+    /// Permission bits of directories nobody gave a mode to (`--dir-mode`, `--umask`).
+    pub dir_mode: u16,
+}
+
+/// A service manager waiting for news of the mount (systemd's `sd_notify` protocol).
+struct ServiceNotifier {
+    socket: std::os::unix::net::UnixDatagram,
+    address: std::os::unix::net::SocketAddr,
+}
+
+impl ServiceNotifier {
+    /// The notifier for `NOTIFY_SOCKET`'s value: a path, or `@name` for an abstract socket.
+    /// `None` (and a log line) when it cannot be used: the mount goes on without it.
+    fn new(socket: Option<&std::ffi::OsStr>) -> Option<ServiceNotifier> {
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let value = socket?.as_bytes();
+        let address = match value.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)
+            }
+            None => SocketAddr::from_pathname(Path::new(std::ffi::OsStr::from_bytes(value))),
+        };
+        let made = address.and_then(|address| Ok((UnixDatagram::unbound()?, address)));
+        match made {
+            Ok((socket, address)) => Some(ServiceNotifier { socket, address }),
+            Err(err) => {
+                tracing::warn!("cannot use NOTIFY_SOCKET: {err}");
+                None
+            }
+        }
+    }
+
+    /// Sends `message` (`KEY=VALUE` lines); a lost message is logged, never fatal.
+    fn send(&self, message: &str) {
+        if let Err(err) = self.socket.send_to_addr(message.as_bytes(), &self.address) {
+            tracing::warn!("cannot tell the service manager {message:?}: {err}");
+        }
+    }
 }
 
 /// Mounts and serves until unmounted. Returns once the filesystem is gone.
@@ -163,12 +217,15 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
 
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let site = client.base_url().to_string();
     let fs = Arc::new(ConfluenceFs::new(
         client,
         cache,
         FsConfig {
-            uid,
-            gid,
+            uid: config.uid.unwrap_or(uid),
+            gid: config.gid.unwrap_or(gid),
+            file_mode: config.file_mode,
+            dir_mode: config.dir_mode,
             read_only: config.read_only,
             metadata_ttl: config.metadata_ttl,
             spaces: config.spaces.clone(),
@@ -214,21 +271,40 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         }
     }
     tracing::info!(mountpoint = %mountpoint.display(), "mounted");
+    let notifier = ServiceNotifier::new(config.notify_socket.as_deref());
+    if let Some(notifier) = &notifier {
+        notifier.send(&format!(
+            "READY=1\nSTATUS=Serving {site} at {}",
+            mountpoint.display()
+        ));
+    }
+    let stopping = move || {
+        if let Some(notifier) = &notifier {
+            notifier.send("STOPPING=1\nSTATUS=Unmounting; finishing uploads");
+        }
+        notifier
+    };
 
     let unmount_wait = config.unmount_wait;
     runtime.block_on(async move {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let result = tokio::select! {
+        let (result, notifier) = tokio::select! {
             result = done_rx => {
                 tracing::info!("the mount ended");
                 if let Ok(Err(err)) = result {
                     tracing::warn!("FUSE session ended with an error: {err}");
                 }
-                Ok(())
+                (Ok(()), stopping())
             }
-            _ = tokio::signal::ctrl_c() => unmount(&mut unmounter, &mountpoint),
-            _ = terminate.recv() => unmount(&mut unmounter, &mountpoint),
+            _ = tokio::signal::ctrl_c() => {
+                let notifier = stopping();
+                (unmount(&mut unmounter, &mountpoint), notifier)
+            }
+            _ = terminate.recv() => {
+                let notifier = stopping();
+                (unmount(&mut unmounter, &mountpoint), notifier)
+            }
         };
         if let Some(uploader) = uploader {
             // The last RELEASEs came just before the unmount: their uploads first.
@@ -256,6 +332,12 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
                     left.len(),
                     uploader.spool().dir().display()
                 );
+            }
+            if let Some(notifier) = &notifier {
+                notifier.send(&format!(
+                    "STATUS=Unmounted; {} upload(s) left for the next mount",
+                    left.len()
+                ));
             }
         }
         result
@@ -316,8 +398,10 @@ fn mount_options(config: &MountConfig) -> Vec<fuser::MountOption> {
     options
 }
 
-/// The mountpoint as an absolute path, refused with a clear reason when it cannot be used.
-fn check_mountpoint(path: &Path, allow_nonempty: bool) -> anyhow::Result<PathBuf> {
+/// The mountpoint as an absolute path, refused with a clear reason when it cannot be used
+/// (missing, not a directory, already a mountpoint, or not empty without `allow_nonempty`).
+/// `confluencefs doctor` asks the same question before any mount.
+pub fn check_mountpoint(path: &Path, allow_nonempty: bool) -> anyhow::Result<PathBuf> {
     let metadata = std::fs::metadata(path)
         .with_context(|| format!("mountpoint {} is not usable", path.display()))?;
     if !metadata.is_dir() {

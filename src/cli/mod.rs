@@ -11,18 +11,24 @@
 //! pick the default log filter: `CONFLUENCEFS_LOG`, a filter the user wrote, still wins.
 
 mod check;
+mod config_file;
+mod doctor;
 mod generate;
 pub mod mount_args;
 mod mount_helper;
+mod netrc;
 mod pending;
+mod site;
+mod site_commands;
 mod tree;
+mod units;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::confluence::{check_site_url, ClientConfig, Credentials, Flavor};
+use config_file::Config;
+use site::SiteArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "confluencefs", version, about = "Confluence as a filesystem")]
@@ -35,6 +41,10 @@ struct Args {
     /// Less log: errors only (CONFLUENCEFS_LOG, when set, wins).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
+    /// The configuration file of named sites [env: CONFLUENCEFS_CONFIG]
+    /// [default: $XDG_CONFIG_HOME/confluencefs/config.toml or ~/.config/confluencefs/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// How much to log, from `-v`, `-vv` and `-q`.
@@ -75,30 +85,17 @@ impl Verbosity {
     }
 }
 
-/// How to reach Confluence; shared by every subcommand that talks to it.
-#[derive(Debug, clap::Args)]
-struct SiteArgs {
-    /// Confluence URL: https://SITE.atlassian.net[/wiki], http://host:8090, http://host/confluence
-    #[arg(long, env = "CONFLUENCE_URL")]
-    url: String,
-    /// User (Cloud: e-mail; Data Center: user name). Without it the token is a Data Center
-    /// personal access token, sent as a Bearer token.
-    #[arg(long, env = "CONFLUENCE_USER")]
-    user: Option<String>,
-    /// Read the token from the first line of this file instead of CONFLUENCE_TOKEN.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// Skip flavor detection.
-    #[arg(long, value_parser = ["cloud", "datacenter"])]
-    flavor: Option<String>,
-}
-
+// Parsed once per run: the size of the mount variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check the URL and the credentials, then print the site, its flavor, the user and the spaces.
     Check {
         #[command(flatten)]
         site: SiteArgs,
+        /// Print one JSON object (site, flavor, user, account_id, username, spaces).
+        #[arg(long)]
+        json: bool,
     },
     /// Print a completion script for SHELL on stdout (e.g. `confluencefs completions bash >
     /// ~/.local/share/bash-completion/completions/confluencefs`).
@@ -107,6 +104,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Check what a mount needs (/dev/fuse, fusermount3, the mountpoint, the cache
+    /// directory, the site and its credentials), one line each; exit status 1 if any fails.
+    Doctor(doctor::DoctorArgs),
     /// Print the man page (roff) on stdout: `confluencefs man | man -l -`.
     Man,
     /// Mount Confluence at MOUNTPOINT; returns once the mount is ready (unless --foreground).
@@ -114,6 +114,11 @@ enum Command {
     Mount(mount_args::MountArgs),
     /// List the uploads waiting in the spool, and why; retry or drop them.
     Pending(pending::PendingArgs),
+    /// Add, list or remove the named sites of the configuration file.
+    Site {
+        #[command(subcommand)]
+        command: site_commands::SiteCommand,
+    },
     /// Print the tree the filesystem will show: spaces, pages, blog posts, attachments.
     Tree {
         #[command(flatten)]
@@ -121,6 +126,9 @@ enum Command {
         /// Only these spaces (repeatable).
         #[arg(long = "space", value_name = "KEY")]
         spaces: Vec<String>,
+        /// Print one JSON document (spaces → pages → attachments and children).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -132,14 +140,20 @@ pub fn main() -> i32 {
     let argv = mount_helper::normalize(std::env::args_os().collect(), &subcommands);
     let args = Args::parse_from(argv);
     let verbosity = Verbosity::of(&args);
+    let config = args.config;
     let result = match args.command {
-        Command::Mount(args) => run_mount(args, verbosity),
-        Command::Pending(args) => pending::run(args),
+        Command::Mount(args) => run_mount(args, verbosity, config),
+        Command::Pending(args) => pending::run(args, config.as_deref()),
+        Command::Doctor(args) => {
+            init_logging(&verbosity.filter("error"));
+            doctor::run(args, config.as_deref())
+        }
+        Command::Site { command } => site_commands::run(command, config.as_deref(), &subcommands),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
         command => {
             init_logging(&verbosity.filter("warn"));
-            run_client_command(command)
+            run_client_command(command, config)
         }
     };
     match result {
@@ -151,18 +165,21 @@ pub fn main() -> i32 {
     }
 }
 
-fn run_mount(mut args: mount_args::MountArgs, verbosity: Verbosity) -> anyhow::Result<()> {
+fn run_mount(
+    mut args: mount_args::MountArgs,
+    verbosity: Verbosity,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     args.take_option_values()?;
+    let config = Config::load(args.config.as_deref().or(config.as_deref()))?;
+    let site = site::resolve(&config, args.site_choice())?;
     // Refused here already, so that a wrong URL is not first handed to a background process.
-    check_site_url(&args.url)?;
+    crate::confluence::check_site_url(&site.url)?;
     if !args.foreground {
         // Handed to the background process on its stdin, so that it never sits in that
         // process's environment; a token file is read by the background process itself.
-        let token = match &args.token_file {
-            Some(_) => None,
-            None => env_token(),
-        };
-        mount_args::spawn_background(token.as_deref())?;
+        let token = site.token_for_child()?;
+        mount_args::spawn_background(token.as_deref(), site.user.as_deref())?;
         if args.allows_others() {
             eprintln!("{}", args.allow_other_notice());
         }
@@ -177,14 +194,8 @@ fn run_mount(mut args: mount_args::MountArgs, verbosity: Verbosity) -> anyhow::R
         crate::mount::keep_early_log();
     }
     init_logging(&verbosity.filter(MOUNT_LOG));
-    let site = SiteArgs {
-        url: args.url.clone(),
-        user: args.user.clone(),
-        token_file: args.token_file.clone(),
-        flavor: args.flavor.clone(),
-    };
-    let client = connect_config(&site)?;
-    let config = args.into_config(client)?;
+    let client = site.client_config()?;
+    let config = args.into_config(client, &site)?;
     // What -v is first for: the settings this mount runs with, as the flags and -o made them.
     tracing::debug!(
         mountpoint = %config.mountpoint.display(),
@@ -201,7 +212,9 @@ fn run_mount(mut args: mount_args::MountArgs, verbosity: Verbosity) -> anyhow::R
     crate::mount::run(config)
 }
 
-fn run_client_command(command: Command) -> anyhow::Result<()> {
+fn run_client_command(command: Command, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config.as_deref())?;
+    let connect = |args: &SiteArgs| site::resolve(&config, args.choice())?.client_config();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -211,10 +224,12 @@ fn run_client_command(command: Command) -> anyhow::Result<()> {
     };
     runtime.block_on(async {
         match command {
-            Command::Check { site } => check::run(connect_config(&site)?).await,
-            Command::Tree { site, spaces } => tree::run(connect_config(&site)?, &spaces).await,
+            Command::Check { site, json } => check::run(connect(&site)?, json).await,
+            Command::Tree { site, spaces, json } => tree::run(connect(&site)?, &spaces, json).await,
             Command::Mount(_)
             | Command::Pending(_)
+            | Command::Site { .. }
+            | Command::Doctor(_)
             | Command::Completions { .. }
             | Command::Man => unreachable!("handled in main"),
         }
@@ -235,46 +250,6 @@ fn one_line(err: &anyhow::Error) -> String {
         }
     }
     line
-}
-
-fn connect_config(site: &SiteArgs) -> anyhow::Result<ClientConfig> {
-    // Before the token is looked for: a URL with a password in it is the first thing to fix.
-    check_site_url(&site.url)?;
-    let credentials = match &site.token_file {
-        Some(path) => Credentials::from_token_file(site.user.clone(), path)?,
-        None => {
-            let token = if std::env::var_os(mount_args::TOKEN_ON_STDIN_ENV).is_some() {
-                // The background mount process: its parent wrote the token to our stdin.
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .context("cannot read the token from the mount command")?;
-                Some(line.trim().to_string()).filter(|t| !t.is_empty())
-            } else {
-                env_token()
-            }
-            .context("no token: set CONFLUENCE_TOKEN or pass --token-file FILE")?;
-            match &site.user {
-                Some(user) => Credentials::basic(user.clone(), token),
-                None => Credentials::bearer(token),
-            }
-        }
-    };
-    let mut config = ClientConfig::new(site.url.clone(), credentials);
-    config.flavor = match site.flavor.as_deref() {
-        Some("cloud") => Some(Flavor::Cloud),
-        Some("datacenter") => Some(Flavor::DataCenter),
-        _ => None,
-    };
-    Ok(config)
-}
-
-/// `CONFLUENCE_TOKEN`, trimmed, if set and not blank.
-fn env_token() -> Option<String> {
-    std::env::var("CONFLUENCE_TOKEN")
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
 }
 
 /// The log filter of a mount without `-v` or `-q`.

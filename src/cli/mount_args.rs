@@ -24,15 +24,15 @@ use crate::mount::{MountConfig, MountOptions, READY_LINE};
 /// Environment variable that tells a `--foreground` process to report readiness on stdout.
 pub const NOTIFY_ENV: &str = "CONFLUENCEFS_NOTIFY_READY";
 
-/// Environment variable that tells a `--foreground` process to read its token from the first
-/// line of stdin instead of `CONFLUENCE_TOKEN`.
-pub const TOKEN_ON_STDIN_ENV: &str = "CONFLUENCEFS_TOKEN_ON_STDIN";
+pub use super::site::TOKEN_ON_STDIN_ENV;
 
 /// The flags of `confluencefs mount`, as clap parses them.
 #[derive(Debug, clap::Args)]
 pub struct MountArgs {
-    /// Confluence URL: `https://SITE.atlassian.net[/wiki]`, `http://host:8090`, `http://host/confluence`
-    pub url: String,
+    /// Confluence URL (`https://SITE.atlassian.net[/wiki]`, `http://host:8090`,
+    /// `http://host/confluence`) or the name of a site in the configuration file.
+    #[arg(value_name = "URL|SITE")]
+    pub site: String,
     /// Where to mount (an existing, empty directory).
     pub mountpoint: PathBuf,
     /// User (Cloud: e-mail; Data Center: user name). Without it the token is a Data Center
@@ -55,15 +55,15 @@ pub struct MountArgs {
     /// [default: $XDG_CACHE_HOME/confluencefs or ~/.cache/confluencefs]
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Disk cache bound, e.g. 10G, 512M; 0 turns the disk cache off.
-    #[arg(long, default_value = "10G", value_parser = parse_size)]
-    pub cache_size: u64,
-    /// Memory cache bound, e.g. 256M.
-    #[arg(long, default_value = "256M", value_parser = parse_size)]
-    pub memory_cache_size: u64,
-    /// Seconds a listing, an attribute or a negative lookup stays cached.
-    #[arg(long, default_value_t = 60.0)]
-    pub metadata_ttl: f64,
+    /// Disk cache bound, e.g. 10G, 512M; 0 turns the disk cache off [default: 10G].
+    #[arg(long, value_parser = parse_size)]
+    pub cache_size: Option<u64>,
+    /// Memory cache bound, e.g. 256M [default: 256M].
+    #[arg(long, value_parser = parse_size)]
+    pub memory_cache_size: Option<u64>,
+    /// Seconds a listing, an attribute or a negative lookup stays cached [default: 60].
+    #[arg(long)]
+    pub metadata_ttl: Option<f64>,
     /// List @versions in page directories (it is always reachable by name).
     #[arg(long)]
     pub show_versions: bool,
@@ -77,19 +77,36 @@ pub struct MountArgs {
     #[arg(long, default_value = "100M", value_parser = parse_size)]
     pub max_file_size: u64,
     /// Seconds a read, a listing or any other question to the server may take before it
-    /// answers ETIMEDOUT (uploads are bounded by the client's own timeouts instead).
-    #[arg(long, default_value_t = 120.0)]
-    pub op_timeout: f64,
+    /// answers ETIMEDOUT (uploads are bounded by the client's own timeouts instead)
+    /// [default: 120].
+    #[arg(long)]
+    pub op_timeout: Option<f64>,
     /// Seconds unmounting waits for uploads in flight before leaving them to the next mount.
     #[arg(long, default_value_t = 30.0)]
     pub unmount_wait: f64,
+    /// Owner of every file and directory, a number [default: the mounting user].
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group of every file and directory, a number [default: the mounting user's].
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Octal umask giving the default modes: 0777 and 0666 less it [default: 022].
+    #[arg(long, value_parser = parse_mode)]
+    pub umask: Option<u16>,
+    /// Octal mode of files nobody gave a mode to with chmod [default: 0644, or 0666 less --umask].
+    #[arg(long, value_parser = parse_mode)]
+    pub file_mode: Option<u16>,
+    /// Octal mode of directories nobody gave a mode to [default: 0755, or 0777 less --umask].
+    #[arg(long, value_parser = parse_mode)]
+    pub dir_mode: Option<u16>,
     /// Let other users reach the mount (same as -o allow_other).
     #[arg(long)]
     pub allow_other: bool,
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root, default_permissions,
     /// nonempty, noatime, atime, exec, noexec, suid, nosuid, dev, nodev, fsname=NAME,
-    /// user=USER, token_file=FILE, cache_dir=DIR (as the flags; for fstab and mount -t);
-    /// mount(8)'s own (_netdev, nofail, noauto, defaults, x-systemd.*, …) are ignored.
+    /// site=NAME, config=FILE, user=USER, token_file=FILE, cache_dir=DIR (as the flags; for
+    /// fstab and mount -t); mount(8)'s own (_netdev, nofail, noauto, defaults, x-systemd.*, …)
+    /// are ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
     /// Stay attached and log to the terminal.
@@ -101,37 +118,30 @@ pub struct MountArgs {
     /// Size past which the log file is rotated (to NAME.1), e.g. 10M.
     #[arg(long, default_value = "10M", value_parser = parse_size)]
     pub log_max_size: u64,
+    /// `-o site=NAME`: the site, in place of the source argument.
+    #[arg(skip)]
+    pub site_option: Option<String>,
+    /// `-o config=FILE`: the configuration file, in place of `--config`.
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
 }
 
-/// Parses `10G`, `256M`, `64K`, `1T` (binary units) or plain bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(split) => text.split_at(split),
-        None => (text, ""),
-    };
-    let number: f64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 512M or 10G)"))?;
-    let scale: u64 = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
-    };
-    Ok((number * scale as f64) as u64)
-}
+pub use super::units::{parse_mode, parse_size};
 
 /// The `-o` options that stand for a flag (`user=` for `--user`, …), for fstab lines and
 /// `mount -t`, which can pass nothing else.
-const SETTING_OPTIONS: [&str; 3] = ["user", "token_file", "cache_dir"];
+const SETTING_OPTIONS: [&str; 10] = [
+    "user",
+    "token_file",
+    "cache_dir",
+    "site",
+    "config",
+    "uid",
+    "gid",
+    "umask",
+    "file_mode",
+    "dir_mode",
+];
 
 /// Parses `-o` lists, so that a typo fails before anything is mounted. mount(8)'s own options
 /// (`_netdev`, `nofail`, `noauto`, `auto`, `user`, `users`, `owner`, `group`, `defaults`,
@@ -202,21 +212,69 @@ pub fn default_cache_dir() -> PathBuf {
 impl MountArgs {
     /// Checks the flags and turns them, with the client's configuration, into what
     /// [`mount::run`](crate::mount::run) needs.
-    pub fn into_config(
+    ///
+    /// A setting the flags (or `-o`) leave out is taken from the site's table in the
+    /// configuration file, then from the built-in default.
+    pub(super) fn into_config(
         self,
         client: crate::confluence::ClientConfig,
+        site: &super::site::Site,
     ) -> anyhow::Result<MountConfig> {
+        let defaults = &site.defaults;
         let options = parse_mount_options(&self.options)?;
-        if !(self.metadata_ttl.is_finite() && self.metadata_ttl >= 0.0) {
+        let size = |flag: Option<u64>, file: &Option<super::config_file::SizeValue>, default| match (
+            flag, file,
+        ) {
+            (Some(size), _) => Ok(size),
+            (None, Some(value)) => value.bytes(),
+            (None, None) => Ok(default),
+        };
+        let cache_size = size(self.cache_size, &defaults.cache_size, 10 << 30)?;
+        let memory_cache_size = size(
+            self.memory_cache_size,
+            &defaults.memory_cache_size,
+            256 << 20,
+        )?;
+        let metadata_ttl = self.metadata_ttl.or(defaults.metadata_ttl).unwrap_or(60.0);
+        let op_timeout = self.op_timeout.or(defaults.op_timeout).unwrap_or(120.0);
+        if !(metadata_ttl.is_finite() && metadata_ttl >= 0.0) {
             bail!("--metadata-ttl must be a number of seconds, 0 or more");
         }
-        if !(self.op_timeout.is_finite() && self.op_timeout > 0.0) {
+        if !(op_timeout.is_finite() && op_timeout > 0.0) {
             bail!("--op-timeout must be a number of seconds, more than 0");
         }
         if !(self.unmount_wait.is_finite() && self.unmount_wait >= 0.0) {
             bail!("--unmount-wait must be a number of seconds, 0 or more");
         }
-        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let spaces = if self.spaces.is_empty() {
+            defaults.spaces.clone().unwrap_or_default()
+        } else {
+            self.spaces
+        };
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .or_else(|| site.cache_dir.clone())
+            .unwrap_or_else(default_cache_dir);
+        let from_file = |value: &Option<String>| -> anyhow::Result<Option<u16>> {
+            value
+                .as_deref()
+                .map(parse_mode)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        };
+        let umask = self.umask.or(from_file(&defaults.umask)?);
+        let file_mode = self
+            .file_mode
+            .or(from_file(&defaults.file_mode)?)
+            .or(umask.map(|umask| 0o666 & !umask))
+            .unwrap_or(0o644);
+        let dir_mode = self
+            .dir_mode
+            .or(from_file(&defaults.dir_mode)?)
+            .or(umask.map(|umask| 0o777 & !umask))
+            .unwrap_or(0o755);
+        let notify_ready = std::env::var_os(NOTIFY_ENV).is_some();
         let log_file = self
             .log_file
             .clone()
@@ -224,33 +282,42 @@ impl MountArgs {
         Ok(MountConfig {
             client,
             mountpoint: self.mountpoint,
-            spaces: self.spaces,
-            read_only: self.read_only || options.read_only,
+            spaces,
+            read_only: self.read_only || options.read_only || defaults.read_only == Some(true),
             allow_other: self.allow_other || options.allow_other,
             cache_dir,
-            disk_cache_bytes: self.cache_size,
-            memory_cache_bytes: self.memory_cache_size,
-            metadata_ttl: Duration::from_secs_f64(self.metadata_ttl),
+            disk_cache_bytes: cache_size,
+            memory_cache_bytes: memory_cache_size,
+            metadata_ttl: Duration::from_secs_f64(metadata_ttl),
             show_versions: self.show_versions,
             write: crate::mount::WriteConfig {
                 comment: self.comment,
                 minor_edit: !self.notify_watchers,
                 max_file_size: self.max_file_size,
             },
-            op_timeout: Duration::from_secs_f64(self.op_timeout),
+            op_timeout: Duration::from_secs_f64(op_timeout),
             unmount_wait: Duration::from_secs_f64(self.unmount_wait),
             options,
             log_file: Some(log_file),
             log_max_bytes: self.log_max_size.max(1),
-            notify_ready: std::env::var_os(NOTIFY_ENV).is_some(),
+            notify_ready,
+            // A background mount's process is not the service's main process: only a
+            // foreground mount speaks to systemd.
+            notify_socket: std::env::var_os("NOTIFY_SOCKET")
+                .filter(|socket| !notify_ready && !socket.is_empty()),
+            uid: self.uid.or(defaults.uid),
+            gid: self.gid.or(defaults.gid),
+            file_mode,
+            dir_mode,
         })
     }
 }
 
 impl MountArgs {
-    /// Moves `user=`, `token_file=` and `cache_dir=` out of the `-o` lists onto the flags they
-    /// stand for, overriding `--user` and `CONFLUENCE_USER`, `--token-file`, `--cache-dir`:
-    /// in an fstab line or `mount -t … -o` they are the only way to say these things.
+    /// Moves `user=`, `token_file=`, `cache_dir=`, `site=` and `config=` out of the `-o` lists
+    /// onto the flags they stand for, overriding `--user` and `CONFLUENCE_USER`,
+    /// `--token-file`, `--cache-dir`, the source argument and `--config`: in an fstab line or
+    /// `mount -t … -o` they are the only way to say these things.
     pub fn take_option_values(&mut self) -> anyhow::Result<()> {
         let mut kept = Vec::new();
         for option in self
@@ -270,6 +337,27 @@ impl MountArgs {
                 "user" => self.user = Some(value.to_string()),
                 "token_file" => self.token_file = Some(PathBuf::from(value)),
                 "cache_dir" => self.cache_dir = Some(PathBuf::from(value)),
+                "site" => self.site_option = Some(value.to_string()),
+                "config" => self.config = Some(PathBuf::from(value)),
+                "uid" | "gid" => {
+                    let id = value
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("mount option {key}= needs a number"))?;
+                    if key == "uid" {
+                        self.uid = Some(id);
+                    } else {
+                        self.gid = Some(id);
+                    }
+                }
+                "umask" | "file_mode" | "dir_mode" => {
+                    let mode = parse_mode(value)
+                        .map_err(|e| anyhow::anyhow!("mount option {key}=: {e}"))?;
+                    match key {
+                        "umask" => self.umask = Some(mode),
+                        "file_mode" => self.file_mode = Some(mode),
+                        _ => self.dir_mode = Some(mode),
+                    }
+                }
                 _ => kept.push(option.to_string()),
             }
         }
@@ -280,6 +368,20 @@ impl MountArgs {
             vec![kept.join(",")]
         };
         Ok(())
+    }
+
+    /// The site and credentials these flags choose, before the file and the environment.
+    pub(super) fn site_choice(&self) -> super::site::SiteChoice {
+        super::site::SiteChoice {
+            named: Some(
+                self.site_option
+                    .clone()
+                    .unwrap_or_else(|| self.site.clone()),
+            ),
+            user: self.user.clone(),
+            token_file: self.token_file.clone(),
+            flavor: self.flavor.clone(),
+        }
     }
 
     /// Whether other users may reach the mount (`--allow-other` or `-o allow_other`).
@@ -301,7 +403,10 @@ impl MountArgs {
 /// Starts this binary again with `--foreground` in its own session, waits for it to report
 /// that the mount is ready, and returns. Its error, if it has one, becomes ours. `token`, when
 /// given, reaches the child on its stdin; `CONFLUENCE_TOKEN` is never in its environment.
-pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
+/// `user` is the user the site resolved to (from a flag, the environment, the configuration
+/// file or netrc): the child gets it as `CONFLUENCE_USER`, so that it needs neither the token
+/// command nor netrc again.
+pub fn spawn_background(token: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the confluencefs executable")?;
     let mut command = Command::new(exe);
     command
@@ -310,11 +415,15 @@ pub fn spawn_background(token: Option<&str>) -> anyhow::Result<()> {
         .env(NOTIFY_ENV, "1")
         .env_remove("CONFLUENCE_TOKEN")
         .env_remove(TOKEN_ON_STDIN_ENV)
+        .env_remove("CONFLUENCE_USER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if token.is_some() {
         command.env(TOKEN_ON_STDIN_ENV, "1").stdin(Stdio::piped());
+    }
+    if let Some(user) = user {
+        command.env("CONFLUENCE_USER", user);
     }
     let mut child = command
         .spawn()
@@ -379,19 +488,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("256M"), Ok(256 << 20));
-        assert_eq!(parse_size("10G"), Ok(10 << 30));
-        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
-        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("10X").is_err());
-    }
-
-    #[test]
     fn mount_options() {
         let o = parse_mount_options(&["ro,allow_other".into(), "fsname=wiki".into()]).unwrap();
         assert!(o.read_only && o.allow_other && !o.nonempty);
@@ -426,14 +522,26 @@ mod tests {
             "-o",
             "ro,user=me@x,token_file=/t,_netdev",
             "-o",
-            "cache_dir=/c",
+            "cache_dir=/c,site=work,config=/etc/c.toml",
         ])
         .mount;
         args.take_option_values().unwrap();
         assert_eq!(args.user.as_deref(), Some("me@x"));
         assert_eq!(args.token_file, Some(PathBuf::from("/t")));
         assert_eq!(args.cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(args.site_choice().named.as_deref(), Some("work"));
+        assert_eq!(args.config, Some(PathBuf::from("/etc/c.toml")));
         assert_eq!(args.options, ["ro,_netdev"]);
+        args.options = vec!["uid=1000,gid=100,umask=027,file_mode=0600,dir_mode=0o700".into()];
+        args.take_option_values().unwrap();
+        assert_eq!((args.uid, args.gid), (Some(1000), Some(100)));
+        assert_eq!(args.umask, Some(0o27));
+        assert_eq!((args.file_mode, args.dir_mode), (Some(0o600), Some(0o700)));
+        assert!(args.options.is_empty());
+        args.options = vec!["uid=me".into()];
+        assert!(args.take_option_values().is_err());
+        args.options = vec!["umask=9".into()];
+        assert!(args.take_option_values().is_err());
         args.options = vec!["token_file=".into()];
         assert!(args.take_option_values().is_err());
     }

@@ -27,6 +27,13 @@ pub(super) struct PendingArgs {
     /// [default: $XDG_CACHE_HOME/confluencefs or ~/.cache/confluencefs].
     #[arg(long, conflicts_with = "mountpoint")]
     pub cache_dir: Option<PathBuf>,
+    /// Only the uploads to this site (a URL or a site of the configuration file, whose
+    /// cache_dir is then the one looked in).
+    #[arg(long, value_name = "URL|SITE", conflicts_with = "mountpoint")]
+    pub site: Option<String>,
+    /// Print the list as one JSON object (spools → entries, and the totals).
+    #[arg(long, conflicts_with_all = ["retry", "drop"])]
+    pub json: bool,
     /// Turn a failed entry (or all of them) back to pending, with its attempts reset.
     #[arg(long, value_name = "ID|all", conflicts_with = "drop")]
     pub retry: Option<String>,
@@ -35,8 +42,27 @@ pub(super) struct PendingArgs {
     pub drop: Option<String>,
 }
 
-pub(super) fn run(args: PendingArgs) -> anyhow::Result<()> {
-    let spools = find_spools(&args)?;
+pub(super) fn run(mut args: PendingArgs, config: Option<&Path>) -> anyhow::Result<()> {
+    let mut only_host = None;
+    if let Some(named) = &args.site {
+        let (url, cache_dir) = site_of(named, config)?;
+        only_host = Some(host_of(&url).with_context(|| format!("{url:?} is not a URL"))?);
+        if args.cache_dir.is_none() {
+            args.cache_dir = cache_dir;
+        }
+    }
+    let mut spools = find_spools(&args)?;
+    if let Some(host) = only_host {
+        // Each site's spool lives in `CACHE_DIR/<host>-<hash>/spool` (`mount::site_dir_name`).
+        let prefix = format!("{}-", host.replace(':', "_"));
+        spools.retain(|spool| {
+            spool
+                .dir()
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
+        });
+    }
     if let Some(wanted) = &args.retry {
         return retry(&spools, wanted);
     }
@@ -61,7 +87,123 @@ pub(super) fn run(args: PendingArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot drop {}", entry.id))?;
         return Ok(());
     }
+    if args.json {
+        return list_json(&spools);
+    }
     list(&spools)
+}
+
+/// `pending --json`.
+#[derive(serde::Serialize)]
+struct PendingReport {
+    spools: Vec<SpoolReport>,
+    pending: u64,
+    failed: u64,
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct SpoolReport {
+    dir: String,
+    entries: Vec<EntryReport>,
+}
+
+#[derive(serde::Serialize)]
+struct EntryReport {
+    id: String,
+    /// `pending`, `failed` or `uploading` (a mount is sending it now).
+    state: &'static str,
+    /// For `failed`: the errno's name (`EFBIG`) and the reason.
+    errno: Option<String>,
+    reason: Option<String>,
+    path: String,
+    site: String,
+    size: u64,
+    attempts: u32,
+    created_unix_ms: u64,
+    last_error: Option<String>,
+}
+
+fn list_json(spools: &[Spool]) -> anyhow::Result<()> {
+    let mut report = PendingReport {
+        spools: Vec::new(),
+        pending: 0,
+        failed: 0,
+        bytes: 0,
+    };
+    for spool in spools {
+        let entries = spool
+            .list()
+            .with_context(|| format!("cannot read the spool {}", spool.dir().display()))?;
+        let mut listed = Vec::new();
+        for entry in entries {
+            let record = entry.record;
+            let (state, errno, reason) = match &record.state {
+                EntryState::Pending => {
+                    report.pending += 1;
+                    ("pending", None, None)
+                }
+                EntryState::Failed { errno, reason } => {
+                    report.failed += 1;
+                    ("failed", Some(errno_name(*errno)), Some(reason.clone()))
+                }
+            };
+            let state = match spool.try_lock(&entry.id) {
+                Ok(None) => "uploading",
+                _ => state,
+            };
+            report.bytes += record.size;
+            listed.push(EntryReport {
+                id: entry.id,
+                state,
+                errno,
+                reason,
+                path: record.display_path,
+                site: record.site,
+                size: record.size,
+                attempts: record.attempts,
+                created_unix_ms: record.created_unix_ms,
+                last_error: record.last_error,
+            });
+        }
+        report.spools.push(SpoolReport {
+            dir: spool.dir().display().to_string(),
+            entries: listed,
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// The URL and the cache directory of `named`, a URL or a site of the configuration file.
+fn site_of(named: &str, config: Option<&Path>) -> anyhow::Result<(String, Option<PathBuf>)> {
+    let config = super::config_file::Config::load(config)?;
+    if super::site::is_url(named) {
+        let cache_dir = config
+            .site_by_url(named)
+            .and_then(|(_, site)| site.mount.cache_dir.as_deref())
+            .map(|dir| config.resolve_path(dir));
+        return Ok((named.to_string(), cache_dir));
+    }
+    let site = config
+        .site(named)
+        .with_context(|| format!("no site {named:?} in {}", config.path.display()))?;
+    let cache_dir = site
+        .mount
+        .cache_dir
+        .as_deref()
+        .map(|dir| config.resolve_path(dir));
+    Ok((site.url.clone(), cache_dir))
+}
+
+/// The host of `url`, lower-cased.
+fn host_of(url: &str) -> Option<String> {
+    Some(
+        url::Url::parse(url.trim())
+            .ok()?
+            .host_str()?
+            .to_ascii_lowercase(),
+    )
 }
 
 fn find_spools(args: &PendingArgs) -> anyhow::Result<Vec<Spool>> {

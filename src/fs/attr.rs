@@ -2,8 +2,9 @@
 //!
 //! Sizes are exact (the server's byte count), `st_blocks` is that size in 512-byte units so
 //! `du` adds up to what a copy would take, and `st_mtime` is the time of the version a user
-//! sees. Everything belongs to the mounting user; the mode says what that user may do (no `w`
-//! on a read-only mount, and never on `@versions`, which is history).
+//! sees. Everything belongs to the mounting user (or to `--uid`/`--gid`); the mode is the one
+//! chmod set, else the mount's default for files or directories, and says what may be done
+//! (no `w` on a read-only mount, and never on `@versions`, which is history).
 
 use std::time::SystemTime;
 
@@ -39,9 +40,9 @@ pub struct Attr {
     pub perm: u16,
     /// 2 for directories, 1 for files, 0 for a file deleted while open.
     pub nlink: u32,
-    /// Owner: always the mounting user.
+    /// Owner: the mounting user, or the mount's `--uid`.
     pub uid: u32,
-    /// Group: always the mounting user's.
+    /// Group: the mounting user's, or the mount's `--gid`.
     pub gid: u32,
 }
 
@@ -83,11 +84,17 @@ impl ConfluenceFs {
             _ => (None, None),
         };
         let mtime = overrides.mtime.or(kept_mtime).unwrap_or(mtime);
-        let perm = match (is_dir, writable && !history) {
-            (true, true) => 0o755,
-            (true, false) => 0o555,
-            (false, true) => 0o644,
-            (false, false) => 0o444,
+        // The mount's defaults (0755 and 0644 unless --dir-mode, --file-mode or --umask say
+        // otherwise), without `w` where nothing may be written.
+        let default = if is_dir {
+            self.config.dir_mode
+        } else {
+            self.config.file_mode
+        };
+        let perm = if writable && !history {
+            default & 0o7777
+        } else {
+            default & 0o7777 & !0o222
         };
         // A mode set by chmod is shown, but never more than the mount allows.
         let perm = match overrides.mode.or(kept_mode) {

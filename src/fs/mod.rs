@@ -62,10 +62,15 @@ pub use write::WriteConfig;
 /// What the filesystem needs to know about the mount.
 #[derive(Debug, Clone)]
 pub struct FsConfig {
-    /// Owner of every file and directory (the mounting user).
+    /// Owner of every file and directory (the mounting user, or `--uid`).
     pub uid: u32,
-    /// Group of every file and directory (the mounting user's).
+    /// Group of every file and directory (the mounting user's, or `--gid`).
     pub gid: u32,
+    /// Permission bits of a file that has no mode of its own (set by chmod or at creation);
+    /// the `w` bits go on a read-only mount and in `@versions`.
+    pub file_mode: u16,
+    /// Permission bits of a directory that has no mode of its own, as `file_mode`.
+    pub dir_mode: u16,
     /// Refuse every change with EROFS (`--read-only`, `-o ro`).
     pub read_only: bool,
     /// How long a listing, an attribute and a negative lookup stay valid.
@@ -81,6 +86,8 @@ impl Default for FsConfig {
         FsConfig {
             uid: 0,
             gid: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
             read_only: false,
             metadata_ttl: Duration::from_secs(60),
             spaces: Vec::new(),

@@ -4,6 +4,10 @@ mod mounted;
 mod support;
 
 mod cli;
+mod cli_doctor;
+mod cli_install;
+mod cli_json;
+mod cli_sites;
 
 mod client_bounds;
 mod client_connect;
@@ -26,6 +30,8 @@ mod mount_deadlines;
 mod mount_faults;
 mod mount_fstab;
 mod mount_prefetch;
+mod mount_system_owners;
+mod mount_systemd;
 mod mount_tree;
 mod mount_walk;
 

@@ -276,3 +276,41 @@ fn wait_gone(pid: Option<u32>) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn site_and_config_in_o_name_a_site_of_the_configuration_file() {
+    let server = Server::start(Flavor::DataCenter);
+    let setup = Setup::new();
+    // Root's fstab has no home to find a file in: config= names it, site= the site in it.
+    let config = setup._dir.path().join("sites.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sites.wiki]\nurl = \"{}\"\nuser = \"{USER}\"\ntoken_file = \"{}\"\ncache_dir = \"{}\"\n",
+            server.base_url(),
+            setup.token_file.display(),
+            setup.cache.path().display()
+        ),
+    )
+    .unwrap();
+    let helper = setup.bin.path().join("mount.confluencefs");
+    let mountpoint = setup.mountpoint.path();
+    let output = Command::new(&helper)
+        .arg("confluencefs")
+        .arg(mountpoint)
+        .arg("-o")
+        .arg(format!("site=wiki,config={},_netdev", config.display()))
+        .env_remove("CONFLUENCE_URL")
+        .env_remove("CONFLUENCE_USER")
+        .env_remove("CONFLUENCE_TOKEN")
+        .env_remove("CONFLUENCEFS_CONFIG")
+        .output()
+        .unwrap();
+    let _guard = Unmount(mountpoint.to_path_buf());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(mountpoint.join("DOCS").is_dir());
+    assert!(
+        setup.cache.path().join("confluencefs.log").exists(),
+        "cache_dir of the site"
+    );
+}
