@@ -343,8 +343,9 @@ impl ConfluenceFs {
                     (Vec::new(), self.client.list_attachments(&container).await?)
                 };
                 let mut entries = self.name_pages(ino, children, attachments);
-                let text = self.text_entry(ino, page, &entries).await?;
-                entries.push(text);
+                if let Some(text) = self.text_entry(ino, page, &entries).await? {
+                    entries.push(text);
+                }
                 let storage = self.text_inode(ino, page, TextForm::Storage).await?;
                 hidden.push((page_text::STORAGE_FILE.to_string(), storage));
                 let versions = self.tree.inodes.upsert(ino, Node::Versions { container });
@@ -495,6 +496,9 @@ impl ConfluenceFs {
                 if name.ends_with(".md")
                     && self.text_name(parent).await.as_deref() == Some(name) =>
             {
+                if !self.has_text(page).await? {
+                    return Err(FsError::NotFound);
+                }
                 self.text_inode(parent, page, TextForm::Markdown).await
             }
             Node::Text(TextNode::Titles { space_key }) => {

@@ -303,13 +303,21 @@ impl ConfluenceFs {
     }
 
     /// The entry of a page directory's listing for its text: `(name, inode)`, the name tagged
-    /// when an attachment or child page has it already.
+    /// when an attachment or child page has it already. A page without text (a folder made
+    /// by `mkdir`, `cp -r`, `git clone`) shows none, so a copied tree holds only what was
+    /// copied (git, for one, reads every file under `refs/` as a ref); writing `<name>.md`
+    /// there gives the page its text.
     pub(crate) async fn text_entry(
         &self,
         page_ino: u64,
         page: &Page,
         taken: &[(String, u64)],
-    ) -> Result<(String, u64), FsError> {
+    ) -> Result<Option<(String, u64)>, FsError> {
+        let (page, body) = self.body_of(page).await?;
+        if body.trim().is_empty() {
+            return Ok(None);
+        }
+        let page = &page;
         let mut name = self
             .text_name(page_ino)
             .await
@@ -319,7 +327,13 @@ impl ConfluenceFs {
             name = format!("{stem} (page {}){TEXT_EXTENSION}", page.id);
         }
         let ino = self.text_inode(page_ino, page, TextForm::Markdown).await?;
-        Ok((name, ino))
+        Ok(Some((name, ino)))
+    }
+
+    /// Whether the page has text (a `.md` file) to show.
+    pub(crate) async fn has_text(&self, page: &Page) -> Result<bool, FsError> {
+        let (_, body) = self.body_of(page).await?;
+        Ok(!body.trim().is_empty())
     }
 
     /// The bytes a reader of text inode `ino` sees.
