@@ -631,18 +631,23 @@ impl ConfluenceFs {
         let mut bytes = vec![0; staged.size as usize];
         std::os::unix::fs::FileExt::read_exact_at(&staged.file, &mut bytes, 0)?;
         let text = String::from_utf8(bytes).map_err(|_| FsError::Errno(libc::EILSEQ))?;
-        let storage = match form {
-            TextForm::Storage => text,
-            TextForm::Markdown => markdown::to_storage(&text, &self.context(page_ino, &page))
-                .map_err(|err| {
-                    tracing::warn!(page = %page.id, "cannot convert the text: {err}");
-                    FsError::Errno(libc::EINVAL)
-                })?,
-        };
         let (base_page, base_body) = match self.tree.inodes.bodies.get(&page.id, page.version) {
             Some(body) => (page.clone(), body),
             None => self.body_of(&page).await?,
         };
+        let storage = match form {
+            TextForm::Storage => text,
+            // Unedited blocks keep their exact bytes; edited ones are converted.
+            TextForm::Markdown => {
+                markdown::to_storage_preserving(&text, &self.context(page_ino, &page), &base_body)
+                    .map_err(|err| {
+                    // The text stays as written here (still unsaved), to be put right and saved.
+                    tracing::warn!(page = %page.id, "cannot convert the text: {err}");
+                    FsError::Errno(libc::EINVAL)
+                })?
+            }
+        };
+        let staged = file.staged.as_mut().expect("filled above");
         staged.dirty = false;
         staged.written = false;
         if markdown::equivalent(&base_body, &storage) && base_page.version == page.version {

@@ -262,6 +262,8 @@ enum Frame {
         only_block: Option<usize>,
         parts: usize,
         attrs: Option<Pairs>,
+        /// It holds an image marked `block=1`: a top-level `ac:image` when it is alone.
+        image_block: bool,
     },
     Heading(u8, Option<Pairs>),
     Quote,
@@ -483,6 +485,7 @@ impl Walk<'_> {
                 only_block: None,
                 parts: 0,
                 attrs: None,
+                image_block: false,
             },
             Tag::Heading { level, .. } => Frame::Heading(level as u8, None),
             Tag::BlockQuote(None) => Frame::Quote,
@@ -554,8 +557,12 @@ impl Walk<'_> {
                 only_block,
                 parts,
                 attrs,
+                image_block,
             } => match only_block {
                 Some(i) if parts == 1 && attrs.is_none() => out.push_str(&self.lifted.pieces[i]),
+                None if image_block && parts == 1 && attrs.is_none() => {
+                    out.push_str(body.trim_matches([' ', '\t']))
+                }
                 _ => {
                     write_start("p", &attrs.unwrap_or_default(), false, out);
                     out.push_str(body.trim_end_matches([' ', '\t']));
@@ -645,8 +652,13 @@ impl Walk<'_> {
             }
             Frame::Image { dest, title, plain } => {
                 let ctx = self.ctx;
-                let image = image_storage(ctx, &dest, &title, &plain);
+                let (image, block) = image_storage(ctx, &dest, &title, &plain);
                 self.out.push_str(&image);
+                if block {
+                    if let Some((Frame::Paragraph { image_block, .. }, _)) = self.stack.last_mut() {
+                        *image_block = true;
+                    }
+                }
             }
             Frame::Details { title, pairs } => {
                 let (attrs, mut params) = split_pairs(pairs);
@@ -996,7 +1008,9 @@ fn link_storage(ctx: &PageContext, dest: &str, title: &str, plain: &str, body: &
     out
 }
 
-fn image_storage(ctx: &PageContext, dest: &str, title: &str, alt: &str) -> String {
+/// The `ac:image` of a Markdown image, and whether it was a top-level image (`block=1`).
+fn image_storage(ctx: &PageContext, dest: &str, title: &str, alt: &str) -> (String, bool) {
+    let mut block = false;
     let mut attrs = Vec::new();
     if !alt.is_empty() {
         attrs.push(("ac:alt".to_string(), alt.to_string()));
@@ -1005,7 +1019,9 @@ fn image_storage(ctx: &PageContext, dest: &str, title: &str, alt: &str) -> Strin
     match decode_pairs(title) {
         Some(pairs) => {
             for (k, v) in pairs {
-                if k.starts_with("ri:") {
+                if k == "block" && v == "1" {
+                    block = true;
+                } else if k.starts_with("ri:") {
                     resource_attrs.push((k, v));
                 } else {
                     attrs.push((k, v));
@@ -1027,5 +1043,5 @@ fn image_storage(ctx: &PageContext, dest: &str, title: &str, alt: &str) -> Strin
         }
     }
     out.push_str("</ac:image>");
-    out
+    (out, block)
 }

@@ -285,6 +285,16 @@ impl Render<'_> {
             "ac:task-list" => self.task_list(e, mode, alt),
             "table" => self.table(e, mode),
             "ac:structured-macro" => self.macro_block(e, mode),
+            // An image on its own line (how the editor places them): a paragraph of just the
+            // image, marked so that it converts back without the paragraph.
+            "ac:image" => {
+                let mut st = Inline {
+                    out: String::new(),
+                    place: Place::Paragraph,
+                };
+                self.image(e, &mut st, true)?;
+                Some(st.out)
+            }
             _ => None,
         }
     }
@@ -722,7 +732,7 @@ impl Render<'_> {
                 Some(())
             }
             "ac:link" => self.ac_link(e, mode, st),
-            "ac:image" => self.image(e, st),
+            "ac:image" => self.image(e, st, false),
             "ac:structured-macro" if e.attr("ac:name") == Some("status") => self.status(e, st),
             _ => None,
         }
@@ -834,7 +844,7 @@ impl Render<'_> {
         }
     }
 
-    fn image(&self, e: &Element, st: &mut Inline) -> Option<()> {
+    fn image(&self, e: &Element, st: &mut Inline, block: bool) -> Option<()> {
         let parts = e.only_elements()?;
         let [resource] = parts.as_slice() else {
             return None;
@@ -863,6 +873,9 @@ impl Render<'_> {
         };
         if resource.name == "ri:url" && !has_scheme(resource.attr("ri:value")?) {
             return None;
+        }
+        if block {
+            pairs.insert(0, ("block".to_string(), "1".to_string()));
         }
         for (k, v) in &resource.attrs {
             if k != primary {

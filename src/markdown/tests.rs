@@ -420,3 +420,16 @@ fn block_attributes_ride_in_a_comment() {
     check("<h2 id=\"x\">Title</h2>", "## Title <!-- id=x -->");
     no_raw("<ac:structured-macro ac:name=\"code\" data-layout=\"wide\"><ac:plain-text-body><![CDATA[x]]></ac:plain-text-body></ac:structured-macro>");
 }
+
+#[test]
+fn an_image_on_its_own_line_is_a_markdown_image_and_stays_top_level() {
+    check(
+        "<ac:image ac:align=\"center\" ac:width=\"64\"><ri:attachment ri:filename=\"logo.png\" /></ac:image><p>after</p>",
+        "![](logo.png 'block=1 ac:align=center ac:width=64')\n\nafter",
+    );
+    // Inside a paragraph it stays inline.
+    check(
+        "<p>see <ac:image><ri:attachment ri:filename=\"a b.png\" /></ac:image></p>",
+        "see ![](a%20b.png)",
+    );
+}

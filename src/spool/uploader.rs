@@ -529,7 +529,10 @@ impl Uploader {
         let id = entry.id.clone();
         let mut failed = entry.clone();
         failed.record.attempts += 1;
-        let merge = matches!(entry.record.target, UploadTarget::PageText { merge: true, .. });
+        let merge = matches!(
+            entry.record.target,
+            UploadTarget::PageText { merge: true, .. }
+        );
         match super::text_saves::deliver_text(&self.client, entry, merge).await {
             Ok(super::text_saves::TextOutcome::Saved(page)) => {
                 let _ = self.spool.remove(&id);
