@@ -263,6 +263,16 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         .context("cannot start the FUSE session thread")?;
     raise_readahead(&mountpoint);
 
+    // The handlers exist before anyone is told the mount is ready: a SIGTERM that follows
+    // READY at once (systemd stopping a unit it just started) must find them, not end the
+    // process with its default action and leave the mount without its drain.
+    let (mut terminate, mut interrupt) = {
+        let _runtime = runtime.enter();
+        (
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        )
+    };
     if config.notify_ready {
         println!("{READY_LINE}");
         detach_stdio(config.log_file.as_deref());
@@ -287,8 +297,6 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
 
     let unmount_wait = config.unmount_wait;
     runtime.block_on(async move {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let (result, notifier) = tokio::select! {
             result = done_rx => {
                 tracing::info!("the mount ended");
@@ -297,7 +305,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
                 }
                 (Ok(()), stopping())
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 let notifier = stopping();
                 (unmount(&mut unmounter, &mountpoint), notifier)
             }

@@ -275,6 +275,12 @@ fn list(spools: &[Spool]) -> anyhow::Result<()> {
                 record.display_path,
                 record.site,
             );
+            // A page text's conflict says what to do, on a line of its own.
+            if let (UploadTarget::PageText { .. }, EntryState::Failed { reason, .. }) =
+                (&record.target, &record.state)
+            {
+                println!("    {}", reason.replace(" ID", &format!(" {}", entry.id)));
+            }
         }
     }
     if pending + failed == 0 {
@@ -389,6 +395,7 @@ fn errno_name(errno: i32) -> String {
         libc::EIO => "EIO",
         libc::EEXIST => "EEXIST",
         libc::ENOSPC => "ENOSPC",
+        libc::ESTALE => "ESTALE",
         other => return format!("errno {other}"),
     };
     name.to_string()

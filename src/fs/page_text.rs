@@ -687,13 +687,19 @@ impl ConfluenceFs {
                     other => crate::errno::of_client(other),
                 };
                 tracing::warn!(page = %page.id, "saving the page text failed: {err}");
-                self.spool_text(ino, &page, &base_body, &storage, &comment, &err, errno)?;
-                if errno == libc::ESTALE {
-                    // The user's text is in the spool; the file shows the page as it is now,
-                    // so that what is read (and the next save's base) is the newer version.
-                    if let Ok(current) = self.client.get_page(&page.id).await {
-                        self.text_saved(page_ino, current).await;
-                    }
+                // After a conflict the file shows the page as it is now, so that what is read
+                // (and the next save's base) is the newer version; the user's text waits.
+                let current = if errno == libc::ESTALE {
+                    self.client.get_page(&page.id).await.ok()
+                } else {
+                    None
+                };
+                let state = current
+                    .as_ref()
+                    .map(|now| crate::spool::conflict_state(page.version, now.version));
+                self.spool_text(ino, &page, &base_body, &storage, &comment, &err, state)?;
+                if let Some(current) = current {
+                    self.text_saved(page_ino, current).await;
                 }
                 Err(FsError::Errno(errno))
             }
@@ -725,7 +731,7 @@ impl ConfluenceFs {
         storage: &str,
         comment: &str,
         err: &ClientError,
-        errno: i32,
+        conflict: Option<EntryState>,
     ) -> Result<(), FsError> {
         let writer = self.writer()?;
         let dir = tempfile::Builder::new()
@@ -733,7 +739,7 @@ impl ConfluenceFs {
             .tempdir_in(&writer.staging_dir)?;
         let data = dir.path().join("text");
         std::fs::write(&data, storage)?;
-        let conflict = matches!(err, ClientError::Conflict { .. });
+        let is_conflict = conflict.is_some() || matches!(err, ClientError::Conflict { .. });
         let record = UploadRecord {
             target: UploadTarget::PageText {
                 page_id: page.id.clone(),
@@ -755,23 +761,17 @@ impl ConfluenceFs {
                 .map_or(0, |d| d.as_millis() as u64),
             attempts: 1,
             last_error: Some(err.to_string()),
-            state: if conflict {
-                EntryState::Failed {
-                    errno,
-                    reason: format!(
-                        "conflict: the page changed on the server after version {} (this text was based on it); `confluencefs pending --retry` merges when the changes touch different blocks",
-                        page.version
-                    ),
-                }
-            } else {
-                EntryState::Pending
+            state: match conflict {
+                Some(state) => state,
+                None if is_conflict => crate::spool::conflict_state(page.version, page.version + 1),
+                None => EntryState::Pending,
             },
         };
         writer.spool.admit(&data, record).map_err(|err| {
             tracing::warn!("cannot spool a page text: {err}");
             FsError::Errno(err.errno())
         })?;
-        if !conflict {
+        if !is_conflict {
             writer.uploader.nudge();
         }
         Ok(())

@@ -125,8 +125,9 @@ pub fn conflict_state(base: u64, current: u64) -> EntryState {
         errno: libc::ESTALE,
         reason: format!(
             "conflict: this text was based on version {base}, the page is at version {current} \
-             and the changes touch the same blocks; merge by hand (the text is in the spool \
-             entry's data file), then `confluencefs pending --drop` it"
+             now; `confluencefs pending --retry ID` merges it onto version {current} when the \
+             two edits touch different blocks, otherwise merge by hand (the text is the entry's \
+             data file) and `confluencefs pending --drop ID`"
         ),
     }
 }

@@ -103,9 +103,22 @@ fn page_text_is_listed_with_its_exact_size_and_reads_without_a_request() {
         let raw =
             std::fs::read_to_string(mount.join(&format!("{GUIDE_DIR}/@storage.xhtml"))).unwrap();
         assert_eq!(raw, body, "{flavor:?}");
-        // A grep of the space finds the words of the page's text.
-        let hits = mount.sh_ok("grep -rl budget DOCS || true");
+        // A grep of the space finds the words of the page's text, on a fresh mount for the
+        // price of the listings: no request per page.
+        drop(mount);
+        let fresh = Mounted::new(&server, &[]);
+        rt.block_on(server.clear_requests());
+        let hits = fresh.sh_ok("grep -rl budget DOCS || true");
         assert!(hits.contains("Guide/Guide.md"), "{flavor:?}: {hits}");
+        let log = rt.block_on(server.requests());
+        let per_page: Vec<_> = log
+            .iter()
+            .filter(|r| {
+                let last = r.path.rsplit('/').next().unwrap_or_default();
+                r.path.contains("/content/") && last.bytes().all(|b| b.is_ascii_digit())
+            })
+            .collect();
+        assert!(per_page.is_empty(), "{flavor:?}: {per_page:?}");
     });
 }
 
@@ -480,4 +493,94 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
+}
+
+/// `pending --retry` of a conflict: merged onto the newer version when the two edits touch
+/// different blocks; left for the user, with the server untouched, when they touch the same.
+#[test]
+fn retry_merges_a_conflict_whose_edits_touch_different_blocks() {
+    both(|flavor| {
+        let server = Server::start_seeded(flavor, seed_tree);
+        let rest = Rest::new(&server);
+        rest.edit("Guide", "<p>ALPHA</p><p>BETA</p><p>GAMMA</p><p>DELTA</p>");
+        let mount = Mounted::new(&server, &[]);
+        let save = |from: &str, to: &str| {
+            mount.python(&format!(
+                r#"
+p = os.path.join(m, {GUIDE_MD:?})
+t = open(p).read()
+try:
+    with open(p, "w") as f:
+        f.write(t.replace({from:?}, {to:?}))
+    print("saved")
+except OSError as e:
+    print("refused", e.errno)
+"#
+            ))
+        };
+        let pending = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_confluencefs"))
+                .arg("pending")
+                .arg("--cache-dir")
+                .arg(&mount.cache_dir)
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let wait_for = |what: &dyn Fn(&str) -> bool| {
+            for _ in 0..200 {
+                let (_, body) = rest.body("Guide");
+                if what(&body) {
+                    return body;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            rest.body("Guide").1
+        };
+
+        // Disjoint: ours changes the first block, theirs the last.
+        std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        rest.edit(
+            "Guide",
+            "<p>ALPHA</p><p>BETA</p><p>GAMMA</p><p>DELTA-BROWSER</p>",
+        );
+        assert_eq!(
+            save("ALPHA", "ALPHA-MINE").trim(),
+            format!("refused {}", libc::ESTALE)
+        );
+        let listed = pending(&[]);
+        assert!(listed.contains("--retry"), "{flavor:?}: {listed}");
+        pending(&["--retry", "all"]);
+        let merged = wait_for(&|b: &str| b.contains("ALPHA-MINE"));
+        assert!(
+            merged.contains("ALPHA-MINE") && merged.contains("DELTA-BROWSER"),
+            "{flavor:?}: {merged}"
+        );
+        let left = wait_for(&|_| pending(&[]).contains("nothing pending"));
+        let _ = left;
+        assert!(pending(&[]).contains("nothing pending"), "{flavor:?}");
+
+        // Overlapping: both change the same block; nothing is merged or lost.
+        let text = std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        assert!(text.contains("ALPHA-MINE"), "{flavor:?}: {text}");
+        let (_, current) = rest.body("Guide");
+        rest.edit("Guide", &current.replace("BETA", "BETA-BROWSER"));
+        assert_eq!(
+            save("BETA", "BETA-MINE").trim(),
+            format!("refused {}", libc::ESTALE)
+        );
+        pending(&["--retry", "all"]);
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let (_, body) = rest.body("Guide");
+        assert!(
+            body.contains("BETA-BROWSER") && !body.contains("BETA-MINE"),
+            "{flavor:?}: {body}"
+        );
+        let listed = pending(&[]);
+        assert!(
+            listed.contains("conflict") && listed.contains("merge by hand"),
+            "{flavor:?}: {listed}"
+        );
+    });
 }
