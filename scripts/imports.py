@@ -32,7 +32,7 @@ for dp, dn, fn in os.walk(root):
                 target = (os.path.dirname(m) + '/' + t) if os.path.dirname(m) else t
             if os.path.exists(os.path.join(root, target + '.rs')) or os.path.isdir(os.path.join(root, target)):
                 if target != m: edges[m].add(target)
-layer = {'cli':0,'mount':1,'fuse':2,'fs':3,'spool':4,'cache':4,'confluence':5,'allocator':6,'errno':4.5}
+layer = {'cli':0,'mount':1,'fuse':2,'fs':3,'spool':4,'cache':4,'confluence':5,'allocator':6,'errno':4.5,'markdown':6}
 top = lambda m: m.split('/')[0]
 up = []; 
 for a, bs in edges.items():

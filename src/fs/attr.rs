@@ -118,7 +118,7 @@ impl ConfluenceFs {
             nlink: if is_dir
                 || matches!(
                     entry.node,
-                    Node::Text(super::page_text::TextNode::Markdown { .. })
+                    Node::Text(super::text_node::TextNode::Markdown { .. })
                 ) {
                 2
             } else if self.handles.is_orphan(ino) {

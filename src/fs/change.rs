@@ -19,8 +19,8 @@ use super::fs_error::FsError;
 use super::inode::Node;
 use super::local::LocalAnswer;
 use super::names;
-use super::page_text::TextNode;
 use super::tempname::is_temporary;
+use super::text_node::TextNode;
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 

@@ -36,7 +36,8 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use super::fs_error::FsError;
 use super::inode::{Entry, Node};
 use super::names::{self, Child, EntryKind, NameQuery};
-use super::page_text::{self, TextForm, TextNode};
+use super::page_text::TextForm;
+use super::text_node::{self as page_text, TextNode};
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 

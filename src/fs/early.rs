@@ -75,7 +75,7 @@ impl ConfluenceFs {
         // A file made under a page text's name may be the page's text (`page_text.rs`), which
         // is saved whole at close, never streamed as an attachment.
         if let super::inode::Node::Local(local) = &entry.node {
-            if local.filename.ends_with(".md") || local.filename == super::page_text::STORAGE_FILE {
+            if local.filename.ends_with(".md") || local.filename == super::text_node::STORAGE_FILE {
                 return None;
             }
         }

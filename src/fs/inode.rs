@@ -55,7 +55,7 @@ pub enum Node {
     Local(LocalFile),
     /// Page text and what reaches it: `<name>.md`, `@storage.xhtml`, their history, `@pages`
     /// links and `@search` (`page_text.rs`).
-    Text(super::page_text::TextNode),
+    Text(super::text_node::TextNode),
 }
 
 /// A file that has no attachment on the server yet.
@@ -155,11 +155,11 @@ struct Tables {
 pub struct InodeTable {
     tables: Mutex<Tables>,
     /// The bodies pages arrived with, bounded by bytes: a page node itself keeps none.
-    pub(crate) bodies: super::page_text::Bodies,
+    pub(crate) bodies: super::text_node::Bodies,
 }
 
 /// Moves the body a page arrived with into `bodies`.
-fn keep_body(bodies: &super::page_text::Bodies, node: &mut Node) {
+fn keep_body(bodies: &super::text_node::Bodies, node: &mut Node) {
     if let Node::Page(page) = node {
         bodies.keep(page);
         page.body = None;
@@ -185,7 +185,7 @@ impl InodeTable {
         );
         InodeTable {
             tables: Mutex::new(tables),
-            bodies: super::page_text::Bodies::new(),
+            bodies: super::text_node::Bodies::new(),
         }
     }
 

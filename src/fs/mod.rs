@@ -41,6 +41,7 @@ pub mod page_text;
 mod read;
 mod staged;
 pub mod tempname;
+pub mod text_node;
 mod tree;
 mod write;
 mod xattr;

@@ -14,7 +14,7 @@ use super::files::FileGuard;
 use super::fs_error::FsError;
 use super::handles::OpenFile;
 use super::inode::Node;
-use super::page_text::TextNode;
+use super::text_node::TextNode;
 use super::ConfluenceFs;
 use crate::cache::{ObjectKey, RangeFetch};
 use crate::confluence::{Attachment, Client, ClientError};

@@ -231,8 +231,8 @@ impl ConfluenceFs {
                 push("version", Some(number.to_string()));
             }
             Node::Text(
-                super::page_text::TextNode::Markdown { page, .. }
-                | super::page_text::TextNode::Storage { page, .. },
+                super::text_node::TextNode::Markdown { page, .. }
+                | super::text_node::TextNode::Storage { page, .. },
             ) => {
                 push("id", Some(page.id.clone()));
                 push("title", Some(page.title.clone()));

@@ -8,6 +8,8 @@
 //! so what we read back is exactly what we wrote. Paths get the same care: link destinations are
 //! percent-encoded so previewers resolve them, and decoding gives back the exact name.
 
+use super::{RAW_CLOSE, RAW_OPEN};
+
 /// Key/value pairs in their order.
 pub(crate) type Pairs = Vec<(String, String)>;
 
@@ -176,6 +178,41 @@ fn encode_component(name: &str, keep_colon: bool) -> String {
 pub(crate) fn take(pairs: &mut Pairs, key: &str) -> Option<String> {
     let i = pairs.iter().position(|(k, _)| k == key)?;
     Some(pairs.remove(i).1)
+}
+
+/// The fence lines with number `n` (0 is the plain pair).
+pub(crate) fn raw_markers(n: usize) -> (String, String) {
+    if n == 0 {
+        (RAW_OPEN.to_string(), RAW_CLOSE.to_string())
+    } else {
+        (
+            format!("<!-- confluence:raw {n} -->"),
+            format!("<!-- /confluence:raw {n} -->"),
+        )
+    }
+}
+
+/// Panel macros and the alert each maps to.
+pub(crate) const ALERTS: [(&str, &str); 4] = [
+    ("info", "NOTE"),
+    ("tip", "TIP"),
+    ("note", "WARNING"),
+    ("warning", "CAUTION"),
+];
+
+/// True for `scheme:…`.
+pub(crate) fn has_scheme(dest: &str) -> bool {
+    let Some(colon) = dest.find(':') else {
+        return false;
+    };
+    let scheme = &dest[..colon];
+    scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 #[cfg(test)]

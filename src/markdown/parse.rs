@@ -10,8 +10,7 @@
 
 use pulldown_cmark::{BlockQuoteKind, CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 
-use super::params::{decode_pairs, percent_decode, take, Pairs};
-use super::render::{has_scheme, raw_markers, ALERTS};
+use super::params::{decode_pairs, has_scheme, percent_decode, raw_markers, take, Pairs, ALERTS};
 use super::xml::{self, escape_attr, escape_text, write_cdata, write_start};
 use super::{MarkdownError, PageContext};
 

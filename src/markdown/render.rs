@@ -7,9 +7,11 @@
 //! (lists, quotes, panels) cannot hold raw blocks, so they are all or nothing. The renderer can
 //! thus be generous: a case it gets wrong costs readability, never content.
 
-use super::params::{encode_opaque, encode_pairs, encode_path_component, Pairs};
+use super::params::{
+    encode_opaque, encode_pairs, encode_path_component, has_scheme, raw_markers, Pairs, ALERTS,
+};
 use super::xml::{self, Element, Kind, Node};
-use super::{PageContext, RAW_CLOSE, RAW_OPEN};
+use super::PageContext;
 
 /// How inline elements are written.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,18 +43,6 @@ pub(crate) fn raw_block(bytes: &str) -> String {
             return format!("{open}\n{bytes}\n{close}");
         }
         n += 1;
-    }
-}
-
-/// The fence lines with number `n` (0 is the plain pair).
-pub(crate) fn raw_markers(n: usize) -> (String, String) {
-    if n == 0 {
-        (RAW_OPEN.to_string(), RAW_CLOSE.to_string())
-    } else {
-        (
-            format!("<!-- confluence:raw {n} -->"),
-            format!("<!-- /confluence:raw {n} -->"),
-        )
     }
 }
 
@@ -153,14 +143,6 @@ fn quote(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-
-/// Panel macros and the alert each maps to.
-pub(crate) const ALERTS: [(&str, &str); 4] = [
-    ("info", "NOTE"),
-    ("tip", "TIP"),
-    ("note", "WARNING"),
-    ("warning", "CAUTION"),
-];
 
 /// Elements that make a list item hold blocks rather than inline text.
 fn is_block_element(e: &Element) -> bool {
@@ -947,21 +929,6 @@ fn push_title(pairs: &Pairs, st: &mut Inline) {
         st.out.push_str(&encode_pairs(pairs));
         st.out.push('\'');
     }
-}
-
-/// True for `scheme:…`.
-pub(crate) fn has_scheme(dest: &str) -> bool {
-    let Some(colon) = dest.find(':') else {
-        return false;
-    };
-    let scheme = &dest[..colon];
-    scheme
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// An external URL as a Markdown link destination, when Markdown can carry it exactly.

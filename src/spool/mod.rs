@@ -14,14 +14,14 @@
 mod entries;
 mod record;
 mod text_saves;
+mod upload_error;
 mod uploader;
 
 pub use entries::{EntryLock, Spool, SpoolError};
 pub use record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
 pub use text_saves::{conflict_state, deliver_text, retry_text, TextOutcome};
-pub use uploader::{
-    backoff, site_of, UploadError, UploadEvent, Uploader, FIRST_BACKOFF, MAX_BACKOFF,
-};
+pub use upload_error::UploadError;
+pub use uploader::{backoff, site_of, UploadEvent, Uploader, FIRST_BACKOFF, MAX_BACKOFF};
 
 #[cfg(test)]
 mod spool_tests;

@@ -14,7 +14,7 @@ use crate::confluence::{Client, ClientError, Page};
 use crate::markdown;
 
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
-use super::uploader::UploadError;
+use super::upload_error::UploadError;
 
 /// How a text entry's delivery ended.
 #[derive(Debug)]

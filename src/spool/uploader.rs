@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::entries::{EntryLock, Spool, SpoolError};
 use super::record::{EntryState, SpoolEntry, UploadRecord, UploadTarget};
+use super::upload_error::UploadError;
 use crate::confluence::{
     may_have_landed, Attachment, Client, ClientError, NewAttachment, StreamLabels, StreamTarget,
     StreamedUpload, UploadSource,
@@ -55,68 +56,6 @@ pub fn backoff(attempts: u32) -> Duration {
 /// The site string records carry: the client's REST base without a trailing slash.
 pub fn site_of(client: &Client) -> String {
     client.base_url().as_str().trim_end_matches('/').to_string()
-}
-
-/// Why an upload of a spool entry did not succeed.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum UploadError {
-    /// The server refused the upload or could not be reached.
-    #[error(transparent)]
-    Client(Arc<ClientError>),
-    /// The spool could not be read or written.
-    #[error(transparent)]
-    Spool(SpoolError),
-    /// The spooled bytes are not all there (a power cut before they reached the disk): they
-    /// are never sent.
-    #[error("spool entry {id} has {found} bytes instead of {expected}: the copy is incomplete")]
-    Incomplete {
-        /// The entry's id.
-        id: String,
-        /// Bytes its record says it holds.
-        expected: u64,
-        /// Bytes its data file holds.
-        found: u64,
-    },
-    /// The entry was written for another site; it is left alone.
-    #[error("spool entry {id} belongs to {entry_site}, not to {client_site}")]
-    OtherSite {
-        /// The entry's id.
-        id: String,
-        /// The site the entry's record names.
-        entry_site: String,
-        /// The site this uploader's client talks to.
-        client_site: String,
-    },
-}
-
-impl From<ClientError> for UploadError {
-    fn from(err: ClientError) -> UploadError {
-        UploadError::Client(Arc::new(err))
-    }
-}
-
-impl UploadError {
-    /// The errno of the table in docs/SEMANTICS.md (Errors); client errors go through the filesystem's one mapping.
-    pub fn errno(&self) -> i32 {
-        match self {
-            UploadError::Client(err) => crate::errno::of_client(err),
-            UploadError::Spool(err) => err.errno(),
-            UploadError::OtherSite { .. } | UploadError::Incomplete { .. } => libc::EIO,
-        }
-    }
-
-    /// A refusal that trying again will not change: 400, 401, 403, 404, 413, or spooled bytes
-    /// that cannot be read any more or are incomplete.
-    pub fn is_permanent(&self) -> bool {
-        match self {
-            UploadError::Client(err) => match &**err {
-                ClientError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
-                other => matches!(other.status(), Some(400 | 401 | 403 | 404 | 413)),
-            },
-            UploadError::Incomplete { .. } => true,
-            UploadError::Spool(_) | UploadError::OtherSite { .. } => false,
-        }
-    }
 }
 
 /// What the background work finished.
