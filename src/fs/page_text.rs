@@ -89,7 +89,16 @@ impl ConfluenceFs {
         match form {
             TextForm::Storage => Bytes::copy_from_slice(body.as_bytes()),
             TextForm::Markdown => {
-                Bytes::from(markdown::to_markdown(body, &self.context(page_ino, page)))
+                let context = self.context(page_ino, page);
+                if let Some(written) =
+                    self.tree
+                        .inodes
+                        .bodies
+                        .written(&page.id, page.version, context.depth)
+                {
+                    return written;
+                }
+                Bytes::from(markdown::to_markdown(body, &context))
             }
         }
     }
@@ -471,6 +480,7 @@ impl ConfluenceFs {
         let mut bytes = vec![0; staged.size as usize];
         std::os::unix::fs::FileExt::read_exact_at(&staged.file, &mut bytes, 0)?;
         let text = String::from_utf8(bytes).map_err(|_| FsError::Errno(libc::EILSEQ))?;
+        let written = Bytes::from(text.clone());
         let (base_page, base_body) = match self.tree.inodes.bodies.get(&page.id, page.version) {
             Some(body) => (page.clone(), body),
             None => self.body_of(&page).await?,
@@ -491,7 +501,16 @@ impl ConfluenceFs {
         staged.dirty = false;
         staged.written = false;
         if markdown::equivalent(&base_body, &storage) && base_page.version == page.version {
-            // Saved unchanged (an editor's `:w`, `touch`): no new version.
+            // Saved unchanged (an editor's `:w`, `touch`, a copy of the same text written
+            // another way): no new version, and reads show the bytes as written.
+            if form == TextForm::Markdown {
+                let depth = self.depth_of(page_ino);
+                self.tree
+                    .inodes
+                    .bodies
+                    .keep_written(&page.id, page.version, depth, written);
+                let _ = self.text_inode(page_ino, &base_page, form).await;
+            }
             return Ok(());
         }
         let result = self
@@ -500,6 +519,14 @@ impl ConfluenceFs {
             .await;
         match result {
             Ok(saved) => {
+                if form == TextForm::Markdown && saved.body.as_deref() == Some(storage.as_str()) {
+                    // The server keeps exactly what we sent: reads show what was written.
+                    let depth = self.depth_of(page_ino);
+                    self.tree
+                        .inodes
+                        .bodies
+                        .keep_written(&page.id, saved.version, depth, written);
+                }
                 if let Some(Node::Local(local)) = self.tree.inodes.get(ino).map(|e| e.node) {
                     // A file made under the text's name is the text now.
                     let name = names::encode(&local.filename);

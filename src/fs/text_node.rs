@@ -141,6 +141,10 @@ impl TextNode {
 /// Page bodies by page id, at one version each, bounded by bytes.
 pub(crate) struct Bodies {
     cache: moka::sync::Cache<String, (u64, Arc<str>)>,
+    /// The Markdown a user saved, by (page id, the version it became, depth): what reads of
+    /// that version show in this mount, so that what was written is what is read back (and
+    /// `rsync` finds nothing to do), rather than our own rendering of the same body.
+    written: moka::sync::Cache<(String, u64, usize), bytes::Bytes>,
 }
 
 impl Bodies {
@@ -152,7 +156,23 @@ impl Bodies {
                 })
                 .max_capacity(BODY_BYTES)
                 .build(),
+            written: moka::sync::Cache::builder()
+                .weigher(|k: &(String, u64, usize), v: &bytes::Bytes| {
+                    (k.0.len() + v.len() + 64).min(u32::MAX as usize) as u32
+                })
+                .max_capacity(BODY_BYTES / 4)
+                .build(),
         }
+    }
+
+    /// Remembers the Markdown a user saved as version `version` of page `id`.
+    pub(crate) fn keep_written(&self, id: &str, version: u64, depth: usize, text: bytes::Bytes) {
+        self.written.insert((id.to_string(), version, depth), text);
+    }
+
+    /// The Markdown a user saved as this version, if this mount saved it.
+    pub(crate) fn written(&self, id: &str, version: u64, depth: usize) -> Option<bytes::Bytes> {
+        self.written.get(&(id.to_string(), version, depth))
     }
 
     /// Keeps the body a page arrived with, if it came with one.

@@ -182,12 +182,36 @@ fn lift_raw_blocks(markdown: &str, lifted: &mut Lifted) -> Result<String, Markdo
             out.push('\n');
             rest = &rest[consumed..];
             continue;
+        } else if let Some(prefix) = closes_details(bare) {
+            // `</details>` ends its HTML block only at a blank line: a line written right
+            // after it (`echo >>`) would join the tag and end up as text inside the expand.
+            out.push_str(line);
+            if !line.ends_with('\n') {
+                out.push('\n');
+            }
+            let next = rest[end..].lines().next().unwrap_or("");
+            if !next.trim_start_matches(['>', ' ']).trim().is_empty() {
+                out.push_str(prefix.trim_end());
+                out.push('\n');
+            }
+            line_no += 1;
+            rest = &rest[end..];
+            continue;
         }
         out.push_str(line);
         line_no += 1;
         rest = &rest[end..];
     }
     Ok(out)
+}
+
+/// For a line that is `</details>` (inside quotes too), the quote prefix before it.
+fn closes_details(line: &str) -> Option<&str> {
+    let body = line.trim_start_matches(['>', ' ']);
+    let prefix = &line[..line.len() - body.len()];
+    body.trim()
+        .eq_ignore_ascii_case("</details>")
+        .then_some(prefix)
 }
 
 fn raw_open_number(line: &str) -> Option<usize> {

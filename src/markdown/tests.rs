@@ -433,3 +433,17 @@ fn an_image_on_its_own_line_is_a_markdown_image_and_stays_top_level() {
         "see ![](a%20b.png)",
     );
 }
+
+/// `echo line >> page.md`: a line appended right after a closing tag or a raw block is a
+/// paragraph of its own, and the block before it is unchanged.
+#[test]
+fn a_line_appended_after_a_block_is_a_paragraph_of_its_own() {
+    let details = "<ac:structured-macro ac:name=\"expand\"><ac:parameter ac:name=\"title\">More</ac:parameter><ac:rich-text-body><p>inside</p></ac:rich-text-body></ac:structured-macro>";
+    let raw = "<ac:layout><ac:layout-section ac:type=\"single\"><ac:layout-cell><p>cell</p></ac:layout-cell></ac:layout-section></ac:layout>";
+    for body in [details, raw] {
+        let md = to_markdown(body, &ctx());
+        let appended = format!("{}\nextra line\n", md.trim_end());
+        let back = to_storage_preserving(&appended, &ctx(), body).unwrap();
+        assert_eq!(back, format!("{body}<p>extra line</p>"), "{appended}");
+    }
+}
