@@ -32,7 +32,7 @@ pub(super) struct StatusArgs {
 }
 
 pub(super) fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let once = || show(args.mountpoint.as_deref(), args.json);
+    let once = || show(args.mountpoint.as_deref(), args.json, args.watch.is_some());
     match args.watch {
         None => once(),
         Some(secs) => {
@@ -45,7 +45,8 @@ pub(super) fn run(args: StatusArgs) -> anyhow::Result<()> {
     }
 }
 
-fn show(mountpoint: Option<&Path>, json: bool) -> anyhow::Result<()> {
+/// Prints the report once; `--json` under `--watch` on one line per refresh (JSON Lines).
+fn show(mountpoint: Option<&Path>, json: bool, watching: bool) -> anyhow::Result<()> {
     let mounts = match mountpoint {
         Some(path) => vec![find_mount(path)?],
         None => {
@@ -57,7 +58,7 @@ fn show(mountpoint: Option<&Path>, json: bool) -> anyhow::Result<()> {
     let reports: Vec<Value> = mounts.iter().map(report).collect();
     if json {
         let document = json!({ "mounts": reports });
-        if mountpoint.is_none() || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        if watching {
             println!("{}", serde_json::to_string(&document)?);
         } else {
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -436,7 +437,7 @@ fn verdict(mountpoint: &str, in_flight: u64, pending: u64, failed: u64) -> Strin
     }
     if failed > 0 {
         if in_flight + pending > 0 {
-            line.push_str(";");
+            line.push(';');
         } else {
             line = "  safe to unmount: yes, but".to_string();
         }
@@ -459,4 +460,64 @@ fn human_duration(secs: u64) -> String {
 
 fn human_size(bytes: u64) -> String {
     super::pending::human_size(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines_of_ours_are_found_by_type_or_source() {
+        let mountinfo = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+45 27 0:40 / /tmp/st/m rw,nosuid,nodev,relatime - fuse confluencefs rw,user_id=1000,group_id=1000
+46 27 0:41 / /mnt/my\\040wiki rw shared:7 - fuse.confluencefs https://x.atlassian.net rw,user_id=0,group_id=0
+47 27 0:42 / /mnt/sshfs rw - fuse.sshfs host: rw,user_id=1000,group_id=1000
+";
+        let found = parse_mountinfo(mountinfo);
+        assert_eq!(found.len(), 3, "every FUSE mount, ext4 left out: {found:?}");
+        let (first, ours) = &found[0];
+        assert!(*ours);
+        assert_eq!(first.mountpoint, Path::new("/tmp/st/m"));
+        assert_eq!((first.major, first.minor, first.owner), (0, 40, Some(1000)));
+        let (second, ours) = &found[1];
+        assert!(*ours, "fuse.confluencefs, whatever the source");
+        assert_eq!(second.mountpoint, Path::new("/mnt/my wiki"));
+        assert_eq!(second.owner, Some(0));
+        assert!(
+            !found[2].1,
+            "sshfs is not ours unless a status file says so"
+        );
+    }
+
+    #[test]
+    fn the_verdict_names_what_waits() {
+        assert!(verdict("/m", 0, 0, 0).contains("yes, nothing waits"));
+        let busy = verdict("/m", 1, 2, 0);
+        assert!(
+            busy.contains("not yet: 1 upload(s) on the wire, 2 waiting"),
+            "{busy}"
+        );
+        let refused = verdict("/m", 0, 0, 3);
+        assert!(
+            refused.contains("yes, but 3 upload(s) refused"),
+            "{refused}"
+        );
+        assert!(refused.contains("confluencefs pending /m"), "{refused}");
+    }
+
+    #[test]
+    fn a_report_without_a_status_file_says_why() {
+        let mount = Mount {
+            mountpoint: PathBuf::from("/nowhere/at/all"),
+            major: 0,
+            minor: u32::MAX,
+            owner: None,
+            status: None,
+        };
+        let report = report(&mount);
+        assert_eq!(report["state"], "unknown");
+        assert!(text(&report).contains("no status file"));
+        assert_eq!(human_duration(3725), "1h 2m");
+    }
 }
