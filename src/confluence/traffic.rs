@@ -13,7 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::transport::{Channel, Lane};
+/// What kind of request was sent (the transport tells; this module knows no transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Listings, lookups, metadata, page edits.
+    Metadata,
+    /// Attachment bytes from the site itself.
+    Download,
+    /// Attachment bytes from Cloud's media host.
+    Media,
+    /// Attachment bytes to the site.
+    Upload,
+}
 
 /// The client's counters since it was built (its connect included).
 #[derive(Default)]
@@ -70,13 +81,13 @@ pub struct UploadInFlight {
 
 impl Traffic {
     /// Counts a request about to be sent.
-    pub(crate) fn request(&self, channel: Channel, lane: Lane) {
+    pub(crate) fn request(&self, sent: Sent) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match (channel, lane) {
-            (Channel::Media, _) => &self.media_requests,
-            (Channel::Upload, _) => &self.upload_requests,
-            (Channel::Api, Lane::Bulk) => &self.direct_downloads,
-            (Channel::Api, Lane::Metadata) => return,
+        match sent {
+            Sent::Media => &self.media_requests,
+            Sent::Upload => &self.upload_requests,
+            Sent::Download => &self.direct_downloads,
+            Sent::Metadata => return,
         }
         .fetch_add(1, Ordering::Relaxed);
     }
@@ -205,10 +216,10 @@ mod tests {
     #[test]
     fn an_upload_counts_its_bytes_and_leaves_with_its_ticket() {
         let traffic = Arc::new(Traffic::default());
-        traffic.request(Channel::Api, Lane::Metadata);
-        traffic.request(Channel::Upload, Lane::Bulk);
-        traffic.request(Channel::Media, Lane::Bulk);
-        traffic.request(Channel::Api, Lane::Bulk);
+        traffic.request(Sent::Metadata);
+        traffic.request(Sent::Upload);
+        traffic.request(Sent::Media);
+        traffic.request(Sent::Download);
         traffic.retry();
         let ticket = traffic.upload("a.bin".into(), Some(10));
         ticket.attempt().add(4);

@@ -33,7 +33,7 @@ use url::Url;
 use super::client_error::{ClientError, RequestLine};
 use super::credentials::Credentials;
 use super::retry::{Failure, Repeat, RetryPolicy};
-use super::traffic::Traffic;
+use super::traffic::{Sent, Traffic};
 
 /// Which of the three clients a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +317,12 @@ impl Transport {
             .await
             .expect("the semaphore is never closed");
         let request = build().await?;
-        self.traffic.request(channel, lane);
+        self.traffic.request(match (channel, lane) {
+            (Channel::Media, _) => Sent::Media,
+            (Channel::Upload, _) => Sent::Upload,
+            (Channel::Api, Lane::Bulk) => Sent::Download,
+            (Channel::Api, Lane::Metadata) => Sent::Metadata,
+        });
         let (error, failure_kind) = match request.send().await {
             Ok(response) => {
                 let status = response.status();
