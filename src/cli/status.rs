@@ -51,7 +51,7 @@ fn show(mountpoint: Option<&Path>, json: bool, watching: bool) -> anyhow::Result
         Some(path) => vec![find_mount(path)?],
         None => {
             let mut mounts = our_mounts()?;
-            mounts.extend(unmounting(&mounts));
+            mounts.extend(detached(&mounts));
             mounts
         }
     };
@@ -85,7 +85,7 @@ struct Mount {
     minor: u32,
     /// `user_id=` of the super options: who mounted it.
     owner: Option<u32>,
-    /// Found through a status file only: unmounted, still finishing its uploads.
+    /// Found through its status file only: not in this process's mountinfo (see [`detached`]).
     status: Option<MountStatus>,
 }
 
@@ -153,8 +153,10 @@ fn find_mount(path: &Path) -> anyhow::Result<Mount> {
         .with_context(|| format!("{} is not a confluencefs mount", path.display()))
 }
 
-/// Processes whose mount has gone but which are still finishing their uploads.
-fn unmounting(mounted: &[Mount]) -> Vec<Mount> {
+/// Processes of this user whose mount mountinfo does not show but which still run: unmounted
+/// and finishing their uploads, detached lazily (`umount -l`) and serving the files still open,
+/// or mounted in another mount namespace.
+fn detached(mounted: &[Mount]) -> Vec<Mount> {
     // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
     let mut found = Vec::new();
@@ -169,7 +171,9 @@ fn unmounting(mounted: &[Mount]) -> Vec<Mount> {
             let mountpoint = PathBuf::from(&status.mountpoint);
             let shown = mounted.iter().any(|m| m.mountpoint == mountpoint)
                 || found.iter().any(|m: &Mount| m.mountpoint == mountpoint);
-            if status.state == "unmounting" && alive(status.pid) && !shown {
+            let now = crate::mount::unix_ms(std::time::SystemTime::now());
+            let fresh = now.saturating_sub(status.updated_unix_ms) <= FRESH_MS;
+            if alive(status.pid) && fresh && !shown {
                 found.push(Mount {
                     mountpoint,
                     major: 0,
@@ -241,6 +245,7 @@ fn report(mount: &Mount) -> Value {
     let mut value = serde_json::to_value(&status).unwrap_or(Value::Null);
     if let Value::Object(fields) = &mut value {
         fields.insert("responding".into(), json!(responding));
+        fields.insert("detached".into(), json!(mount.status.is_some()));
         fields.insert("idle".into(), json!(idle));
         fields.insert(
             "spool".into(),
@@ -304,11 +309,15 @@ fn text(report: &Value) -> String {
         }
         _ => {}
     }
+    let detached = report.get("detached").and_then(Value::as_bool) == Some(true);
     let state = match (
         s("state"),
         report.get("responding").and_then(Value::as_bool),
     ) {
         ("unmounting", _) => "unmounted, finishing its uploads".to_string(),
+        _ if detached => "not in the mount table: unmounted lazily and serving the files still \
+                          open, or in another mount namespace"
+            .to_string(),
         (_, Some(false)) => "not responding (its status is not being updated)".to_string(),
         _ => format!("up {}", human_duration(n(report, "uptime_s"))),
     };

@@ -49,6 +49,31 @@ fn status_until(mount: &Mounted, what: &str, wanted: impl Fn(&Value) -> bool) ->
     }
 }
 
+/// Every field of `report` (and of its objects) is named in docs/CONFIGURATION.md.
+fn documented(report: &Value) {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/CONFIGURATION.md"
+    ))
+    .unwrap();
+    let section = &docs[docs
+        .find("`status --json`'s MOUNT")
+        .expect("the fields' table")..];
+    let mut keys = Vec::new();
+    for (key, value) in report.as_object().unwrap() {
+        keys.push(key.clone());
+        if let Some(inner) = value.as_object() {
+            keys.extend(inner.keys().cloned());
+        }
+    }
+    for key in keys {
+        assert!(
+            section.contains(&format!("`{key}`")) || section.contains(&format!("\"{key}\"")),
+            "{key} is not documented"
+        );
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
@@ -94,6 +119,7 @@ fn status_json_matches_the_server_log_and_the_cache() {
         assert_eq!(first["responding"], true);
         assert!(first["cache"]["hit_rate"].is_null(), "{first:#}");
         assert!(first["requests"]["made"].as_u64().unwrap() >= 1);
+        documented(&first);
 
         let file = "DOCS/DOCS Home/Guide/data.bin";
         assert_eq!(read_uncached(&mount, file), 300_000);
