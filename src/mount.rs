@@ -232,7 +232,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         client: client.clone(),
         cache: cache.clone(),
         spool_dir: uploader.as_ref().map(|u| u.spool().dir().to_path_buf()),
-        mountpoint: PathBuf::new(),
+        mountpoint: mountpoint.clone(),
         read_only: config.read_only,
         memory_limit_bytes: config.memory_cache_bytes,
         disk_limit_bytes: config.disk_cache_bytes,
@@ -285,7 +285,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     let status = StatusWriter::start(
         &runtime,
         StatusParts {
-            mountpoint: mountpoint.clone(),
+            // Uptime counts from readiness, not from the connect.
             started: std::time::SystemTime::now(),
             ..parts
         },
