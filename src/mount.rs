@@ -11,6 +11,11 @@
 //! `STOPPING=1` as soon as unmounting begins, before the uploads are drained, so that a stop
 //! waiting on them is not mistaken for a hang. The protocol is one datagram per message on a
 //! Unix socket, which `std` does alone: no libsystemd, no new dependency.
+//!
+//! While it serves, the mount writes its status once a second (`status`: what `confluencefs
+//! status` prints); this module assembles it, being the one that holds every part.
+
+mod status;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -27,6 +32,11 @@ pub use crate::fs::WriteConfig;
 use crate::fs::{ConfluenceFs, FsConfig, Writer};
 use crate::fuse::FuseAdapter;
 use crate::spool::{Spool, Uploader};
+pub use status::{
+    file_name as status_file_name, status_dirs, unix_ms, CacheStatus, MountStatus, RecentError,
+    RecentErrors, RequestStatus, UploadStatus,
+};
+use status::{StatusParts, StatusWriter};
 
 /// The mount(8)-style options of `-o`, as the command line parsed them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -218,6 +228,16 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let site = client.base_url().to_string();
+    let parts = StatusParts {
+        client: client.clone(),
+        cache: cache.clone(),
+        spool_dir: uploader.as_ref().map(|u| u.spool().dir().to_path_buf()),
+        mountpoint: mountpoint.clone(),
+        read_only: config.read_only,
+        memory_limit_bytes: config.memory_cache_bytes,
+        disk_limit_bytes: config.disk_cache_bytes,
+        started: std::time::SystemTime::now(),
+    };
     let fs = Arc::new(ConfluenceFs::new(
         client,
         cache,
@@ -262,6 +282,14 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         })
         .context("cannot start the FUSE session thread")?;
     raise_readahead(&mountpoint);
+    let status = StatusWriter::start(
+        &runtime,
+        StatusParts {
+            // Uptime counts from readiness, not from the connect.
+            started: std::time::SystemTime::now(),
+            ..parts
+        },
+    );
 
     // The handlers exist before anyone is told the mount is ready: a SIGTERM that follows
     // READY at once (systemd stopping a unit it just started) must find them, not end the
@@ -292,12 +320,13 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         if let Some(notifier) = &notifier {
             notifier.send("STOPPING=1\nSTATUS=Unmounting; finishing uploads");
         }
-        notifier
+        status.unmounting();
+        (notifier, status)
     };
 
     let unmount_wait = config.unmount_wait;
     runtime.block_on(async move {
-        let (result, notifier) = tokio::select! {
+        let (result, (notifier, _status)) = tokio::select! {
             result = done_rx => {
                 tracing::info!("the mount ended");
                 if let Ok(Err(err)) = result {
@@ -441,8 +470,8 @@ fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
     }))
 }
 
-/// `/proc/self/mountinfo` writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> Vec<u8> {
+/// `/proc/self/mountinfo` writes space, tab, newline and backslash as `\ooo`: a field as bytes.
+pub fn unescape_mountinfo(field: &str) -> Vec<u8> {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

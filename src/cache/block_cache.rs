@@ -136,6 +136,12 @@ impl BlockCache {
         self.tiers.memory.settle().await;
     }
 
+    /// Brings moka's count of the memory tier up to date (for [`stats`](Self::stats)), without
+    /// waiting for the fetches that [`settled`](Self::settled) waits for.
+    pub async fn count_memory(&self) {
+        self.tiers.memory.settle().await;
+    }
+
     /// Finds or starts what delivers `indexes` (ascending) of `source`'s object.
     ///
     /// Blocks in flight are joined; blocks on disk get a load job each; the rest are grouped

@@ -20,8 +20,10 @@ mod netrc;
 mod pending;
 mod site;
 mod site_commands;
+mod status;
 mod tree;
 mod units;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -114,6 +116,9 @@ enum Command {
     Mount(mount_args::MountArgs),
     /// List the uploads waiting in the spool, and why; retry or drop them.
     Pending(pending::PendingArgs),
+    /// Show each running mount: site, cache, requests, uploads in flight, the spool, the last
+    /// errors, and whether it is safe to unmount.
+    Status(status::StatusArgs),
     /// Add, list or remove the named sites of the configuration file.
     Site {
         #[command(subcommand)]
@@ -144,6 +149,7 @@ pub fn main() -> i32 {
     let result = match args.command {
         Command::Mount(args) => run_mount(args, verbosity, config),
         Command::Pending(args) => pending::run(args, config.as_deref()),
+        Command::Status(args) => status::run(args),
         Command::Doctor(args) => {
             init_logging(&verbosity.filter("error"));
             doctor::run(args, config.as_deref())
@@ -228,6 +234,7 @@ fn run_client_command(command: Command, config: Option<PathBuf>) -> anyhow::Resu
             Command::Tree { site, spaces, json } => tree::run(connect(&site)?, &spaces, json).await,
             Command::Mount(_)
             | Command::Pending(_)
+            | Command::Status(_)
             | Command::Site { .. }
             | Command::Doctor(_)
             | Command::Completions { .. }
@@ -256,14 +263,22 @@ fn one_line(err: &anyhow::Error) -> String {
 const MOUNT_LOG: &str = "confluencefs=info,fuser::session=error,warn";
 
 /// Logs through `tracing` with `CONFLUENCEFS_LOG` as the filter when it is set (a spec the
-/// user wrote beats `-v` and `-q`), else `default`.
+/// user wrote beats `-v` and `-q`), else `default`. Whatever the filter, the last warnings and
+/// errors are also kept for a mount's status (`mount::RecentErrors`).
 fn init_logging(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONFLUENCEFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| crate::mount::LogWriter)
+        .with_filter(filter);
+    let recent = crate::mount::RecentErrors.with_filter(tracing::level_filters::LevelFilter::WARN);
+    let _ = tracing_subscriber::registry()
+        .with(log)
+        .with(recent)
         .try_init();
 }
 

@@ -34,6 +34,10 @@ pub(super) struct PendingArgs {
     /// Print the list as one JSON object (spools → entries, and the totals).
     #[arg(long, conflicts_with_all = ["retry", "drop"])]
     pub json: bool,
+    /// Refresh the list every SECS seconds (default 1) until Ctrl-C, like watch(1).
+    #[arg(long, value_name = "SECS", num_args = 0..=1,
+          default_missing_value = super::watch::DEFAULT_SECS, conflicts_with_all = ["retry", "drop"])]
+    pub watch: Option<f64>,
     /// Turn a failed entry (or all of them) back to pending, with its attempts reset.
     #[arg(long, value_name = "ID|all", conflicts_with = "drop")]
     pub retry: Option<String>,
@@ -52,16 +56,9 @@ pub(super) fn run(mut args: PendingArgs, config: Option<&Path>) -> anyhow::Resul
         }
     }
     let mut spools = find_spools(&args)?;
-    if let Some(host) = only_host {
-        // Each site's spool lives in `CACHE_DIR/<host>-<hash>/spool` (`mount::site_dir_name`).
-        let prefix = format!("{}-", host.replace(':', "_"));
-        spools.retain(|spool| {
-            spool
-                .dir()
-                .parent()
-                .and_then(Path::file_name)
-                .is_some_and(|name| name.to_string_lossy().starts_with(&prefix))
-        });
+    let site_prefix = only_host.map(|host| format!("{}-", host.replace(':', "_")));
+    if let Some(prefix) = &site_prefix {
+        spools.retain(|spool| of_site(spool, prefix));
     }
     if let Some(wanted) = &args.retry {
         return retry(&spools, wanted);
@@ -87,10 +84,38 @@ pub(super) fn run(mut args: PendingArgs, config: Option<&Path>) -> anyhow::Resul
             .with_context(|| format!("cannot drop {}", entry.id))?;
         return Ok(());
     }
-    if args.json {
-        return list_json(&spools);
-    }
-    list(&spools)
+    let show = |spools: &[Spool]| {
+        if args.json {
+            list_json(spools)
+        } else {
+            list(spools)
+        }
+    };
+    let Some(secs) = args.watch else {
+        return show(&spools);
+    };
+    let title = match &args.mountpoint {
+        Some(path) => format!("confluencefs pending {}", path.display()),
+        None => "confluencefs pending".to_string(),
+    };
+    // Spools are looked for again each time: a site's first upload makes its spool.
+    super::watch::run(super::watch::interval(secs)?, &title, args.json, || {
+        let mut spools = find_spools(&args)?;
+        if let Some(prefix) = &site_prefix {
+            spools.retain(|spool| of_site(spool, prefix));
+        }
+        show(&spools)
+    })
+}
+
+/// Whether `spool` is one of the site whose directories start with `prefix`.
+fn of_site(spool: &Spool, prefix: &str) -> bool {
+    // Each site's spool lives in `CACHE_DIR/<host>-<hash>/spool` (`mount::site_dir_name`).
+    spool
+        .dir()
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|name| name.to_string_lossy().starts_with(prefix))
 }
 
 /// `pending --json`.
@@ -401,7 +426,7 @@ fn errno_name(errno: i32) -> String {
     name.to_string()
 }
 
-fn human_size(bytes: u64) -> String {
+pub(super) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

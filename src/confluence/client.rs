@@ -194,6 +194,12 @@ impl Client {
         &self.inner.transport
     }
 
+    /// What this client has sent since it was built (its connect included): requests,
+    /// retries, and the uploads on the wire now.
+    pub fn traffic(&self) -> super::TrafficStats {
+        self.inner.transport.traffic.stats()
+    }
+
     pub(crate) fn site(&self) -> &Site {
         &self.inner.site
     }

@@ -6,8 +6,8 @@
 //! service said no" apart from "the transport failed".
 //!
 //! Module map: `client` (connect, flavor detection), `site` (every URL), `transport` (one request:
-//! auth, concurrency, retries), `retry` (the policy), `paging` (following `next`), `wire` (the
-//! JSON shapes) → `model` (what callers get); one module per kind of operation: `spaces`,
+//! auth, concurrency, retries), `traffic` (what was sent, for `confluencefs status`), `retry`
+//! (the policy), `paging` (following `next`), `wire` (the JSON shapes) → `model` (what callers get); one module per kind of operation: `spaces`,
 //! `pages`, `attachments`, `download`, `upload`, `streamed`, `properties`, `search`.
 
 mod attachments;
@@ -27,6 +27,7 @@ mod site;
 mod spaces;
 mod streamed;
 mod timestamp;
+mod traffic;
 mod transport;
 mod upload;
 mod wire;
@@ -45,5 +46,6 @@ pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};
 pub use retry::RetryPolicy;
 pub use site::{check_site_url, Flavor};
 pub use streamed::{StreamLabels, StreamTarget, StreamedUpload};
+pub use traffic::{TrafficStats, UploadInFlight};
 pub(crate) use upload::may_have_landed;
 pub use upload::{guess_media_type, NewAttachment, UploadSource};

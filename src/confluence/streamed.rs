@@ -27,6 +27,7 @@ use super::client::Client;
 use super::client_error::ClientError;
 use super::model::{Attachment, ContainerRef};
 use super::retry::Repeat;
+use super::traffic::BodyCounter;
 use super::transport::{decode, Channel, Transport};
 use super::upload::{first_content, multipart_form, upload_timeout, FilePart};
 
@@ -164,12 +165,14 @@ impl Client {
         let line = Transport::line(Channel::Upload, &Method::POST, &url);
         let timeout = upload_timeout(max_size);
         let transport = self.transport();
+        let ticket = transport.traffic.upload(labels.filename.clone(), None);
+        let ticket = &ticket;
         let answer = transport
             .fetch(&line, Channel::Upload, Repeat::NotIdempotent, || {
                 let watcher = watcher.clone();
                 let url = url.clone();
                 async move {
-                    let body = growing_body(path, watcher).await?;
+                    let body = growing_body(path, watcher, ticket.attempt()).await?;
                     let form = multipart_form(
                         vec![FilePart {
                             part: Part::stream(body),
@@ -208,6 +211,7 @@ impl Client {
 async fn growing_body(
     path: &PathBuf,
     watcher: watch::Receiver<Growth>,
+    counter: BodyCounter,
 ) -> Result<reqwest::Body, ClientError> {
     let file = tokio::fs::File::open(path)
         .await
@@ -242,7 +246,7 @@ async fn growing_body(
             }
         },
     );
-    Ok(reqwest::Body::wrap_stream(chunks))
+    Ok(reqwest::Body::wrap_stream(counter.count(chunks)))
 }
 
 fn stopped(why: &str) -> std::io::Error {

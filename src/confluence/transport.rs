@@ -33,6 +33,7 @@ use url::Url;
 use super::client_error::{ClientError, RequestLine};
 use super::credentials::Credentials;
 use super::retry::{Failure, Repeat, RetryPolicy};
+use super::traffic::{Sent, Traffic};
 
 /// Which of the three clients a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,8 @@ pub(crate) struct Transport {
     metadata: Arc<Semaphore>,
     pub(crate) retry: RetryPolicy,
     timeouts: Timeouts,
+    /// Requests, retries and uploads on the wire, for `confluencefs status`.
+    pub(crate) traffic: Arc<Traffic>,
 }
 
 impl Transport {
@@ -125,6 +128,7 @@ impl Transport {
             metadata: Arc::new(Semaphore::new(limits.metadata.max(1))),
             retry,
             timeouts,
+            traffic: Arc::default(),
         })
     }
 
@@ -230,6 +234,7 @@ impl Transport {
             {
                 Ok(Step::Opened(opened)) => opened,
                 Ok(Step::Retry { ambiguous }) => {
+                    self.traffic.retry();
                     maybe_applied |= ambiguous;
                     continue;
                 }
@@ -251,6 +256,7 @@ impl Transport {
                     maybe_applied = true;
                     match self.retry.next_delay(attempt, repeat, Failure::Broken) {
                         Some(wait) => {
+                            self.traffic.retry();
                             tracing::debug!(%line, attempt, ?wait, "body cut short, retrying");
                             tokio::time::sleep(wait).await;
                         }
@@ -277,11 +283,12 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Step::Opened(opened) = self
+            match self
                 .attempt(line, channel, Lane::Bulk, repeat, attempt, &mut build)
                 .await?
             {
-                return Ok(opened);
+                Step::Opened(opened) => return Ok(opened),
+                Step::Retry { .. } => self.traffic.retry(),
             }
         }
     }
@@ -310,6 +317,12 @@ impl Transport {
             .await
             .expect("the semaphore is never closed");
         let request = build().await?;
+        self.traffic.request(match (channel, lane) {
+            (Channel::Media, _) => Sent::Media,
+            (Channel::Upload, _) => Sent::Upload,
+            (Channel::Api, Lane::Bulk) => Sent::Download,
+            (Channel::Api, Lane::Metadata) => Sent::Metadata,
+        });
         let (error, failure_kind) = match request.send().await {
             Ok(response) => {
                 let status = response.status();

@@ -26,6 +26,7 @@ use super::client::Client;
 use super::client_error::{ClientError, RequestLine};
 use super::model::{Attachment, ContainerRef};
 use super::retry::Repeat;
+use super::traffic::BodyCounter;
 use super::transport::{decode, Channel, Transport};
 use super::wire::{V1Content, V1List};
 
@@ -98,13 +99,18 @@ impl UploadSource {
         }
     }
 
-    async fn part(&self) -> Result<Part, ClientError> {
+    async fn part(&self, counter: BodyCounter) -> Result<Part, ClientError> {
         let len = self.len().await?;
         match self {
-            UploadSource::Bytes(bytes) => Ok(Part::stream_with_length(
-                reqwest::Body::from(bytes.clone()),
-                len,
-            )),
+            UploadSource::Bytes(bytes) => {
+                let chunk = futures_util::stream::once(std::future::ready(
+                    Ok::<_, std::io::Error>(bytes.clone()),
+                ));
+                Ok(Part::stream_with_length(
+                    reqwest::Body::wrap_stream(counter.count(chunk)),
+                    len,
+                ))
+            }
             UploadSource::Path(path) => {
                 let file = tokio::fs::File::open(path)
                     .await
@@ -115,7 +121,7 @@ impl UploadSource {
                     Ok::<_, std::io::Error>((n > 0).then(|| (buffer.freeze(), file)))
                 });
                 Ok(Part::stream_with_length(
-                    reqwest::Body::wrap_stream(chunks),
+                    reqwest::Body::wrap_stream(counter.count(chunks)),
                     len,
                 ))
             }
@@ -332,13 +338,16 @@ impl Client {
         }
         let timeout = upload_timeout(total);
         let transport = self.transport();
+        let names: Vec<&str> = files.iter().map(|f| f.filename.as_str()).collect();
+        let ticket = transport.traffic.upload(names.join(", "), Some(total));
+        let ticket = &ticket;
         let answer = transport
             .fetch(
                 line,
                 Channel::Upload,
                 Repeat::NotIdempotent,
                 move || async move {
-                    let form = build_form(files, minor_edit).await?;
+                    let form = build_form(files, minor_edit, ticket.attempt()).await?;
                     Ok(transport
                         .request(Channel::Upload, Method::POST, url.clone())
                         .header("X-Atlassian-Token", "no-check")
@@ -381,11 +390,15 @@ pub(super) fn first_content(
     })
 }
 
-async fn build_form(files: &[&NewAttachment], minor_edit: bool) -> Result<Form, ClientError> {
+async fn build_form(
+    files: &[&NewAttachment],
+    minor_edit: bool,
+    counter: BodyCounter,
+) -> Result<Form, ClientError> {
     let mut parts = Vec::with_capacity(files.len());
     for file in files {
         parts.push(FilePart {
-            part: file.source.part().await?,
+            part: file.source.part(counter.clone()).await?,
             filename: file.filename.clone(),
             media_type: file
                 .media_type

@@ -8,6 +8,7 @@ mod cli_doctor;
 mod cli_install;
 mod cli_json;
 mod cli_sites;
+mod cli_status;
 
 mod client_bounds;
 mod client_connect;
