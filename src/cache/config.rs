@@ -33,6 +33,11 @@ pub struct CacheConfig {
     pub max_request_bytes: u64,
     /// Read-ahead requests in flight per open file. Default 4.
     pub max_parallel_fetches: usize,
+    /// A file read from its start is fetched in one request up to this size (and a larger
+    /// one's first range is this long), instead of ramping up from two blocks; never more
+    /// than `max_prefetch_bytes`, so it stays inside the read-ahead window's memory bound.
+    /// Default 16 MiB; 0 turns it off.
+    pub whole_file_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -45,8 +50,17 @@ impl Default for CacheConfig {
             max_prefetch_bytes: 32 * MIB,
             max_request_bytes: 4 * MIB,
             max_parallel_fetches: 4,
+            whole_file_bytes: whole_file_default(),
         }
     }
+}
+
+// TEMPORARY (measuring): CONFLUENCEFS_WHOLE_FILE_MIB overrides the default.
+fn whole_file_default() -> u64 {
+    std::env::var("CONFLUENCEFS_WHOLE_FILE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(16 * MIB, |m| m * MIB)
 }
 
 impl CacheConfig {
@@ -70,6 +84,8 @@ impl CacheConfig {
             (self.max_request_bytes / self.block_size).max(1) * self.block_size;
         // A window of zero would turn read-ahead off; that is a legitimate choice.
         self.max_prefetch_bytes = (self.max_prefetch_bytes / self.block_size) * self.block_size;
+        self.whole_file_bytes = (self.whole_file_bytes / self.block_size * self.block_size)
+            .min(self.max_prefetch_bytes);
         Ok(self)
     }
 
