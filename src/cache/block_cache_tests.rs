@@ -926,7 +926,10 @@ async fn a_file_read_from_its_start_is_fetched_in_one_request() {
     let size = 40 * MIB;
     let server = FakeServer::new(size, 32);
     let file = cache.open(key("att2", 1), size, fetcher(&server));
-    assert_eq!(read_all(&file, 128 * KIB as u32).await, expected(32, 0, size));
+    assert_eq!(
+        read_all(&file, 128 * KIB as u32).await,
+        expected(32, 0, size)
+    );
     cache.settled().await;
     let requests = server.requests.lock().unwrap().clone();
     assert_eq!(requests[0], (0, config.whole_file_bytes), "{requests:?}");
@@ -947,8 +950,14 @@ async fn a_whole_start_at_open_is_what_the_reads_use() {
     let file = cache.open(key("att1", 1), size, fetcher(&server));
     file.start_whole();
     // On its way before any READ.
-    assert!(reaches_u64(&server.calls, 1).await, "nothing fetched at open");
-    assert_eq!(read_all(&file, 128 * KIB as u32).await, expected(33, 0, size));
+    assert!(
+        reaches_u64(&server.calls, 1).await,
+        "nothing fetched at open"
+    );
+    assert_eq!(
+        read_all(&file, 128 * KIB as u32).await,
+        expected(33, 0, size)
+    );
     cache.settled().await;
     assert_eq!(*server.requests.lock().unwrap(), vec![(0, size)]);
 }
@@ -977,7 +986,10 @@ async fn files_opened_and_not_read_hold_at_most_one_window() {
     assert_eq!(server.calls() as usize, room + 1);
     // The files that were not started read as usual.
     let last = files.last().unwrap();
-    assert_eq!(read_all(last, 128 * KIB as u32).await, expected(34, 0, size));
+    assert_eq!(
+        read_all(last, 128 * KIB as u32).await,
+        expected(34, 0, size)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
