@@ -43,12 +43,15 @@ SIZES = {
     # 1,000 x 64 KiB bulk upload; 1 GiB upload.
     "full": dict(big_mib=1024, walk_sections=40, walk_children=49, walk_files=10,
                  backup_pages=20, backup_files=100, backup_kib=256,
-                 bulk_files=1000, bulk_kib=64, upload_mib=1024),
+                 bulk_files=1000, bulk_kib=64, upload_mib=1024,
+                 sizes_mib=[1, 16, 64, 256], reread_mib=256),
     "quick": dict(big_mib=128, walk_sections=10, walk_children=19, walk_files=10,
                   backup_pages=4, backup_files=50, backup_kib=256,
-                  bulk_files=200, bulk_kib=64, upload_mib=128),
+                  bulk_files=200, bulk_kib=64, upload_mib=128,
+                  sizes_mib=[1, 16, 64, 256], reread_mib=256),
 }
-WORKLOADS = ["cold_read", "warm_read", "metadata_walk", "backup", "bulk_upload", "large_upload"]
+WORKLOADS = ["cold_read", "warm_read", "cold_sizes", "reread", "metadata_walk", "backup",
+             "bulk_upload", "large_upload"]
 SYSTEMS = ["confluencefs", "curl", "rclone", "seed_script", "local_disk"]
 MEMORY_CACHE = "256M"
 MEMORY_CACHE_KIB = 256 * 1024
@@ -105,6 +108,8 @@ def generate(data: Path, size: dict) -> None:
                 f.write(piece(i * 31 + salt, MIB))
 
     big(seed / "BIG" / "big.bin", size["big_mib"], 0)
+    for mib in size["sizes_mib"]:
+        big(seed / "SIZES" / f"size-{mib}m.bin", mib, 3 + mib)
     n = 0
     for s in range(size["walk_sections"]):
         sec = seed / "WALK" / f"section-{s:03d}"
@@ -336,14 +341,15 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def mount_cfs(self):
-        mnt, cache = self.fresh_dir("cfs-mnt"), self.fresh_dir("cfs-cache")
+    def mount_cfs(self, cache=None):
+        """A fresh mount, with a fresh cache directory unless `cache` names one to reuse."""
+        mnt, cache = self.fresh_dir("cfs-mnt"), cache or self.fresh_dir("cfs-cache")
         env = dict(os.environ, CONFLUENCE_USER=USER, CONFLUENCE_TOKEN=TOKEN)
         run([str(BIN / "confluencefs"), "mount", self.api, str(mnt), "--flavor", "datacenter",
              "--cache-dir", str(cache), "--memory-cache-size", MEMORY_CACHE,
              "--max-file-size", "4G"], timeout=120, env=env)
         MOUNTS.append(mnt)
-        return mnt, None, mount_pid(mnt)
+        return mnt, None, mount_pid(mnt), cache
 
     def mount_rclone(self):
         mnt, cache = self.fresh_dir("rclone-mnt"), self.fresh_dir("rclone-cache")
@@ -415,7 +421,7 @@ class Bench:
         big = self.size["big_mib"] * MIB
         to = self.args.timeout
         # confluencefs: fresh mount, fresh cache dir, dropped caches
-        mnt, proc, pid = self.mount_cfs()
+        mnt, proc, pid, _ = self.mount_cfs()
         path = mnt / "BIG" / "BIG Home" / "big.bin"
         os.stat(path)
         drop_caches()
@@ -456,6 +462,51 @@ class Bench:
         secs = self.timed(["cat", str(local)], to)
         self.record("warm_read", "local_disk", lat, secs, big, server=False)
 
+    # workload 8: cold reads of files of several sizes on a fresh mount each, against curl,
+    # with the server's copy in its page cache for both (the path is measured, not the disk)
+    def cold_sizes(self, lat):
+        to = self.args.timeout
+        page = self.server.page_id("SIZES", "SIZES Home")
+        for mib in self.size["sizes_mib"]:
+            name = f"size-{mib}m.bin"
+            att = self.server.attachment(page, name)
+            link = self.api + att["_links"]["download"]
+            curl = ["curl", "-sSfL", "-u", f"{USER}:{TOKEN}", "-o", "/dev/null", link]
+            run(curl, timeout=to, stdout=subprocess.DEVNULL)  # the server's page cache
+            mnt, proc, pid, _ = self.mount_cfs()
+            path = mnt / "SIZES" / "SIZES Home" / name
+            os.stat(path)
+            self.server.clear_log()
+            secs = self.timed(["cat", str(path)], to)
+            self.record(f"cold_{mib}m", "confluencefs", lat, secs, mib * MIB, pid)
+            unmount(mnt, proc)
+            self.server.clear_log()
+            secs = self.timed(curl, to)
+            self.record(f"cold_{mib}m", "curl", lat, secs, mib * MIB)
+
+    # workload 9: a re-read after a remount (the disk cache), against a cold local read; the
+    # page cache is dropped before both, so both read a disk
+    def reread(self, lat):
+        to = self.args.timeout
+        mib = self.size["reread_mib"]
+        name = f"size-{mib}m.bin"
+        mnt, proc, pid, cache = self.mount_cfs()
+        run(["cat", str(mnt / "SIZES" / "SIZES Home" / name)], timeout=to,
+            stdout=subprocess.DEVNULL)
+        unmount(mnt, proc)  # a clean unmount leaves the disk cache complete
+        mnt, proc, pid, _ = self.mount_cfs(cache)
+        path = mnt / "SIZES" / "SIZES Home" / name
+        os.stat(path)
+        drop_caches()
+        self.server.clear_log()
+        secs = self.timed(["cat", str(path)], to)
+        self.record("reread", "confluencefs", lat, secs, mib * MIB, pid)
+        unmount(mnt, proc)
+        local = self.seed / "SIZES" / name
+        drop_caches()
+        secs = self.timed(["cat", str(local)], to)
+        self.record("reread", "local_disk", lat, secs, mib * MIB, server=False)
+
     def seed_cmd(self, *args):
         return [self.args.python, str(HERE / "seed_script.py"), args[0], self.api, *args[1:]]
 
@@ -467,7 +518,8 @@ class Bench:
         s = self.size
         files = s["walk_sections"] * (s["walk_children"] + 1) * s["walk_files"]
         for system in ("confluencefs", "rclone"):
-            mnt, proc, pid = self.mount_cfs() if system == "confluencefs" else self.mount_rclone()
+            mnt, proc, pid = (self.mount_cfs()[:3] if system == "confluencefs"
+                              else self.mount_rclone())
             drop_caches()
             self.server.clear_log()
             top = str(mnt / "WALK")
@@ -501,7 +553,7 @@ class Bench:
                                   env=self.seed_env())
                 pid = None
             else:
-                mnt, proc, pid = (self.mount_cfs() if system == "confluencefs"
+                mnt, proc, pid = (self.mount_cfs()[:3] if system == "confluencefs"
                                   else self.mount_rclone())
                 self.server.clear_log()
                 secs = self.timed(["rsync", "-a", f"{mnt}/BKP/", f"{dest}/"], self.args.timeout)
@@ -533,7 +585,7 @@ class Bench:
                 self.server.clear_log()
                 pid = None
                 if system == "confluencefs":
-                    mnt, proc, pid = self.mount_cfs()
+                    mnt, proc, pid, _ = self.mount_cfs()
                     target = mnt / "UP" / "UP Home" / title
                     os.stat(target)
                     self.server.clear_log()
@@ -612,6 +664,10 @@ class Bench:
         try:
             if self.want("cold_read") or self.want("warm_read"):
                 self.reads(lat)
+            if self.want("cold_sizes"):
+                self.cold_sizes(lat)
+            if self.want("reread"):
+                self.reread(lat)
             if self.want("metadata_walk"):
                 self.walk(lat)
             if self.want("backup"):
@@ -676,6 +732,13 @@ def targets(results):
                 ("bulk_upload", "seed_script", 1.0, "bulk upload faster than the seed's loop"),
                 ("bulk_upload", "rclone", 1.0, "bulk upload faster than rclone"),
             ]
+        for mib in sorted({int(r["workload"][5:-1]) for r in results
+                           if re.fullmatch(r"cold_\d+m", r["workload"])}):
+            need = 0.8 if mib <= 64 else 0.9
+            checks.append((f"cold_{mib}m", "curl", need,
+                           f"cold read of {mib} MiB, fresh mount, >= {need}x curl"))
+        checks.append(("reread", "local_disk", 0.8,
+                       "re-read after a remount >= 0.8x a cold local read"))
         for w, peer, need, text in checks:
             r = ratio(lat, w, peer)
             if r is not None:

@@ -15,6 +15,13 @@
 //! only a read that moves the end forward grows the window, so a program that reads the same
 //! header again and again never triggers read-ahead.
 //!
+//! A read from the very start of a file is the exception to starting small: `cat`, `cp`,
+//! `rsync` and editors read a file whole, so the first range covers the first
+//! `whole_file_bytes` at once (the whole file, when it is no larger), in one request, and the
+//! window continues from there (`start_whole`). The open may start it before any READ comes
+//! (the size is known from the listing); a first READ elsewhere is a jump like any other and
+//! lets it go.
+//!
 //! The window is topped up in batches (at least half the window, capped by the largest request)
 //! rather than block by block as the reader advances; otherwise a full window would be refilled
 //! with one small request per block and the requests-per-byte would be those of random access.
@@ -60,6 +67,27 @@ impl ReadAhead {
     /// Whether any read was recorded yet.
     pub(super) fn has_read(&self) -> bool {
         self.last_end.is_some()
+    }
+
+    /// Starts a read of the file from its start before its first READ (at `open`, or for a
+    /// first READ at offset 0): the first `first_bytes` (whole blocks, at most the file) are
+    /// to be fetched now, in one request, and the window opens that wide, so the READs that
+    /// follow continue it instead of ramping up. `None` once a read was recorded, for an empty
+    /// file, or with read-ahead off.
+    pub(super) fn start_whole(&mut self, first_bytes: u64) -> Option<Range<u64>> {
+        if self.last_end.is_some() || self.max_window == 0 || first_bytes == 0 {
+            return None;
+        }
+        let blocks = first_bytes
+            .min(self.geometry.size)
+            .div_ceil(self.geometry.block_size);
+        if blocks == 0 {
+            return None;
+        }
+        self.last_end = Some(0);
+        self.window = first_bytes.min(self.max_window);
+        self.scheduled_end = blocks;
+        Some(0..blocks)
     }
 
     /// Records a read of bytes `[offset, end)` (`end` already clamped to EOF, `offset < end`).
@@ -219,6 +247,37 @@ mod tests {
             scheduled <= 82 + 64,
             "{scheduled} blocks scheduled for 81 MiB read"
         );
+    }
+
+    #[test]
+    fn a_whole_start_fetches_the_first_range_and_reads_continue_it() {
+        let mut ra = read_ahead(1024 * MIB);
+        assert_eq!(ra.start_whole(16 * MIB), Some(0..16));
+        // Started once only.
+        assert_eq!(ra.start_whole(16 * MIB), None);
+        // The READs that follow are sequential and continue after the first range.
+        let first = ra.on_read(0, 128 * KIB);
+        assert!(first.sequential);
+        assert_eq!(first.prefetch.map(|r| r.start), Some(16));
+        assert!(ra.on_read(128 * KIB, 256 * KIB).sequential);
+
+        // A file smaller than the first range is fetched whole; an empty one not at all.
+        let mut small = read_ahead(3 * MIB + 5);
+        assert_eq!(small.start_whole(16 * MIB), Some(0..4));
+        assert_eq!(read_ahead(0).start_whole(16 * MIB), None);
+        // A file read before is not started again.
+        let mut read = read_ahead(100 * MIB);
+        read.on_read(0, 4 * KIB);
+        assert_eq!(read.start_whole(16 * MIB), None);
+    }
+
+    #[test]
+    fn a_first_read_elsewhere_after_a_whole_start_is_a_jump() {
+        let mut ra = read_ahead(1024 * MIB);
+        ra.start_whole(16 * MIB);
+        let decision = ra.on_read(500 * MIB, 500 * MIB + 4 * KIB);
+        assert!(!decision.sequential);
+        assert_eq!(ra.window, 0);
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub struct BlockCache {
     pub(crate) config: CacheConfig,
     /// Shared with the fetch jobs this cache starts.
     pub(crate) tiers: Arc<Tiers>,
+    /// Bytes fetched at `open` for files no READ has reached yet, across the mount.
+    opened_ahead: Arc<AtomicU64>,
+}
+
+/// A share of the mount's budget for files fetched at `open` before their first READ: a
+/// program that opens many files and reads none of them holds at most one read-ahead window
+/// of them. Given back when the file's first READ comes or the file is closed.
+pub(crate) struct OpenedAhead {
+    counter: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Drop for OpenedAhead {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// What the cache has done, for logs and tests.
@@ -76,7 +92,23 @@ impl BlockCache {
         Ok(Arc::new(BlockCache {
             config,
             tiers: Arc::new(Tiers::new(memory, disk)),
+            opened_ahead: Arc::default(),
         }))
+    }
+
+    /// `bytes` of the budget for fetching at `open`, or `None` when it is spent (the file then
+    /// starts at its first READ, as any other).
+    pub(crate) fn opened_ahead(&self, bytes: u64) -> Option<OpenedAhead> {
+        let limit = self.config.max_prefetch_bytes;
+        self.opened_ahead
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + bytes <= limit).then_some(held + bytes)
+            })
+            .ok()?;
+        Some(OpenedAhead {
+            counter: self.opened_ahead.clone(),
+            bytes,
+        })
     }
 
     /// Whether every block of `key` (of `size` bytes) is in memory or on disk, so that reading
@@ -155,6 +187,19 @@ impl BlockCache {
         indexes: impl IntoIterator<Item = u64>,
         read_ahead: Option<&Arc<Semaphore>>,
     ) -> (Vec<(u64, Claim)>, Vec<StartedJob>) {
+        let per_request = self.config.max_request_bytes / self.config.block_size;
+        self.claim_cut(source, indexes, read_ahead, per_request)
+    }
+
+    /// [`claim`](Self::claim), with requests of up to `per_request` blocks (a whole-file start
+    /// asks for the whole first range at once).
+    pub(crate) fn claim_cut(
+        self: &Arc<Self>,
+        source: &ObjectSource,
+        indexes: impl IntoIterator<Item = u64>,
+        read_ahead: Option<&Arc<Semaphore>>,
+        per_request: u64,
+    ) -> (Vec<(u64, Claim)>, Vec<StartedJob>) {
         let mut claims = Vec::new();
         let mut jobs = Vec::new();
         let mut missing = Vec::new();
@@ -189,7 +234,6 @@ impl BlockCache {
                 missing.push(index);
             }
         }
-        let per_request = self.config.max_request_bytes / self.config.block_size;
         for run in runs(missing) {
             for blocks in requests(run, per_request) {
                 let (pending, job) = fetch::start(

@@ -138,6 +138,8 @@ fn small_config(disk_dir: Option<&Path>) -> CacheConfig {
         max_prefetch_bytes: 8000,
         max_request_bytes: 4000,
         max_parallel_fetches: 2,
+        // These tests look at the ramp-up of the window; whole-file starts have their own.
+        whole_file_bytes: 0,
     }
 }
 
@@ -891,4 +893,129 @@ async fn an_abandoned_read_ahead_request_is_dropped() {
     assert!(reaches(&source.started, 1, second).await);
     drop(ahead);
     assert!(reaches(&source.dropped, 1, second).await);
+}
+
+/// Default sizes with room for the tests' files in memory.
+fn whole_config() -> CacheConfig {
+    CacheConfig {
+        memory_bytes: 128 * MIB,
+        ..CacheConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_read_from_its_start_is_fetched_in_one_request() {
+    let config = whole_config();
+    let cache = BlockCache::new(config.clone()).unwrap();
+    let size = 12 * MIB + 345;
+    assert!(size <= config.whole_file_bytes);
+    let server = FakeServer::new(size, 31);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    let mut offset = 0;
+    while offset < size {
+        let piece = file.read(offset, 128 * KIB as u32).await.unwrap();
+        assert_eq!(piece[0], byte_at(31, offset));
+        offset += piece.len() as u64;
+    }
+    cache.settled().await;
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests, vec![(0, size)], "one request for the whole file");
+
+    // Larger than one first range: the first range whole, then the window continues in
+    // requests of the usual size, each byte once.
+    let size = 40 * MIB;
+    let server = FakeServer::new(size, 32);
+    let file = cache.open(key("att2", 1), size, fetcher(&server));
+    assert_eq!(
+        read_all(&file, 128 * KIB as u32).await,
+        expected(32, 0, size)
+    );
+    cache.settled().await;
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests[0], (0, config.whole_file_bytes), "{requests:?}");
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|(_, len)| *len <= config.max_request_bytes),
+        "{requests:?}"
+    );
+    assert_eq!(server.bytes.load(Ordering::SeqCst), size, "no block twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_start_at_open_is_what_the_reads_use() {
+    let cache = BlockCache::new(whole_config()).unwrap();
+    let size = 5 * MIB + 1;
+    let server = FakeServer::new(size, 33);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    file.start_whole();
+    // On its way before any READ.
+    assert!(
+        reaches_u64(&server.calls, 1).await,
+        "nothing fetched at open"
+    );
+    assert_eq!(
+        read_all(&file, 128 * KIB as u32).await,
+        expected(33, 0, size)
+    );
+    cache.settled().await;
+    assert_eq!(*server.requests.lock().unwrap(), vec![(0, size)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_opened_and_not_read_hold_at_most_one_window() {
+    let config = whole_config();
+    let cache = BlockCache::new(config.clone()).unwrap();
+    let size = config.whole_file_bytes;
+    let room = (config.max_prefetch_bytes / size) as usize;
+    let server = FakeServer::new(size, 34);
+    let files: Vec<CachedFile> = (0..room + 3)
+        .map(|i| {
+            let file = cache.open(key(&format!("att{i}"), 1), size, fetcher(&server));
+            file.start_whole();
+            file
+        })
+        .collect();
+    cache.settled().await;
+    assert_eq!(server.calls() as usize, room, "only the budget's worth");
+    // A file that is read gives its share back; the next open may start again.
+    assert_eq!(files[0].read(0, 4096).await.unwrap(), expected(34, 0, 4096));
+    let next = cache.open(key("next", 1), size, fetcher(&server));
+    next.start_whole();
+    cache.settled().await;
+    assert_eq!(server.calls() as usize, room + 1);
+    // The files that were not started read as usual.
+    let last = files.last().unwrap();
+    assert_eq!(
+        read_all(last, 128 * KIB as u32).await,
+        expected(34, 0, size)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_elsewhere_cancels_the_start_at_open() {
+    let cache = BlockCache::new(whole_config()).unwrap();
+    let size = 64 * MIB;
+    let server = FakeServer::new(size, 35);
+    let file = cache.open(key("att1", 1), size, fetcher(&server));
+    server.hold();
+    file.start_whole();
+    assert!(reaches_u64(&server.calls, 1).await);
+    // A reader that starts at the end (a zip's directory): the first range is let go.
+    server.release();
+    let tail = file.read(size - 4096, 4096).await.unwrap();
+    assert_eq!(tail, expected(35, size - 4096, size));
+    let at_end = server.requests_covering(size - 1);
+    assert_eq!(at_end, 1, "the read's own block only");
+    assert!(file.held_ahead() <= 1, "{} blocks held", file.held_ahead());
+}
+
+async fn reaches_u64(counter: &AtomicU64, want: u64) -> bool {
+    for _ in 0..2000 {
+        if counter.load(Ordering::SeqCst) >= want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    false
 }

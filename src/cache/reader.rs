@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::ahead_blocks::ReadAhead;
 use super::block::Geometry;
-use super::block_cache::{BlockCache, Claim};
+use super::block_cache::{BlockCache, Claim, OpenedAhead};
 use super::fetch::ObjectSource;
 use super::tiers::{BlockOutcome, PendingBlock};
 use super::{CacheError, ObjectKey, RangeFetch, ReadError};
@@ -47,6 +47,8 @@ struct FileState {
     /// Blocks read ahead and not yet passed by the reader, and the blocks of the last read.
     /// Holding one is what keeps its fetch job running.
     ahead: BTreeMap<u64, PendingBlock>,
+    /// The mount's budget for what `start_whole` fetched, until the first READ.
+    opened: Option<OpenedAhead>,
 }
 
 /// Blocks behind the reader that a file keeps holding, for READs that arrive late.
@@ -93,6 +95,7 @@ impl CachedFile {
             state: Mutex::new(FileState {
                 read_ahead,
                 ahead: BTreeMap::new(),
+                opened: None,
             }),
             cache,
         }
@@ -118,7 +121,18 @@ impl CachedFile {
         let needed = geometry.blocks_for(offset, end);
         let count = (needed.end - needed.start) as usize;
 
-        let (prefetch, mut slots) = self.plan(offset, end, &needed);
+        let (whole, prefetch, mut slots) = self.plan(offset, end, &needed);
+        // A first READ at the start: the first range in one request, before this READ's own
+        // claim, which then joins it.
+        if let Some(blocks) = whole.filter(|blocks| !blocks.is_empty()) {
+            self.claim_ahead(blocks, self.whole_blocks());
+            let state = self.lock();
+            for (at, index) in needed.clone().enumerate() {
+                if slots[at].is_none() {
+                    slots[at] = state.ahead.get(&index).cloned();
+                }
+            }
+        }
 
         // Memory next, for what the read-ahead does not hold.
         let mut ready: Vec<Option<Bytes>> = vec![None; count];
@@ -151,13 +165,8 @@ impl CachedFile {
             }
         }
         if let Some(blocks) = prefetch.filter(|blocks| !blocks.is_empty()) {
-            let (claims, _jobs) = self.cache.claim(&self.source, blocks, Some(&self.permits));
-            let mut state = self.lock();
-            for (index, claim) in claims {
-                if let Claim::Pending(pending) = claim {
-                    state.ahead.insert(index, pending);
-                }
-            }
+            let per_request = self.cache.config.max_request_bytes / geometry.block_size;
+            self.claim_ahead(blocks, per_request);
         }
 
         let mut parts = Vec::with_capacity(count);
@@ -195,18 +204,74 @@ impl CachedFile {
         assemble(&parts, geometry.block_start(needed.start), offset, end)
     }
 
-    /// Updates the read-ahead state for a read of `[offset, end)` and returns the blocks to
-    /// read ahead plus the read-ahead slots already holding blocks of `needed`.
+    /// Starts fetching the file from its start before its first READ (an `open` for reading,
+    /// whose size is known): the whole file in one request when it is at most
+    /// `whole_file_bytes`, else that much of it, the window open that wide for the READs to
+    /// come. Nothing when the file was read already, holds blocks fetched ahead for it, or the
+    /// mount's budget for files opened and not read yet is spent.
+    pub fn start_whole(&self) {
+        let first_bytes = self.cache.config.whole_file_bytes.min(self.size());
+        let Some(budget) = self.cache.opened_ahead(first_bytes) else {
+            return;
+        };
+        let blocks = {
+            let mut state = self.lock();
+            if !state.ahead.is_empty() {
+                return;
+            }
+            let Some(blocks) = state.read_ahead.start_whole(first_bytes) else {
+                return;
+            };
+            state.opened = Some(budget);
+            blocks
+        };
+        self.claim_ahead(blocks.collect(), self.whole_blocks());
+    }
+
+    /// Blocks of a whole-file start's one request.
+    fn whole_blocks(&self) -> u64 {
+        (self.cache.config.whole_file_bytes / self.source.geometry.block_size).max(1)
+    }
+
+    /// Claims `blocks` as this file's read-ahead, in requests of up to `per_request` blocks.
+    fn claim_ahead(&self, blocks: Vec<u64>, per_request: u64) {
+        let (claims, _jobs) =
+            self.cache
+                .claim_cut(&self.source, blocks, Some(&self.permits), per_request);
+        let mut state = self.lock();
+        for (index, claim) in claims {
+            if let Claim::Pending(pending) = claim {
+                state.ahead.insert(index, pending);
+            }
+        }
+    }
+
+    /// Updates the read-ahead state for a read of `[offset, end)` and returns the first range
+    /// of a whole-file start (a first READ at offset 0), the blocks to read ahead, and the
+    /// read-ahead slots already holding blocks of `needed`.
+    #[allow(clippy::type_complexity)]
     fn plan(
         &self,
         offset: u64,
         end: u64,
         needed: &Range<u64>,
-    ) -> (Option<Vec<u64>>, Vec<Option<PendingBlock>>) {
+    ) -> (
+        Option<Vec<u64>>,
+        Option<Vec<u64>>,
+        Vec<Option<PendingBlock>>,
+    ) {
         let mut state = self.lock();
+        // The first READ came: what `start_whole` fetched is this reader's now.
+        state.opened = None;
         // Before the first read, what the file holds was fetched ahead for this reader
         // (`adopt`), not for an old position: a first read is no jump away from it.
         let first = !state.read_ahead.has_read();
+        let whole = if first && offset == 0 && state.ahead.is_empty() {
+            let first_bytes = self.cache.config.whole_file_bytes;
+            state.read_ahead.start_whole(first_bytes)
+        } else {
+            None
+        };
         let decision = state.read_ahead.on_read(offset, end);
         // The reader has passed these; holding them longer would only cost memory. A few
         // blocks of slack, for READs that arrive after the ones that followed them. Blocks
@@ -232,12 +297,14 @@ impl CachedFile {
             .collect();
         // Blocks held already (fetched ahead for this file before it was opened) are not
         // fetched again, even when memory declined them.
-        let prefetch: Option<Vec<u64>> = decision.prefetch.map(|blocks| {
+        let unheld = |blocks: Range<u64>| -> Vec<u64> {
             blocks
                 .filter(|index| !state.ahead.contains_key(index))
                 .collect()
-        });
-        (prefetch, slots)
+        };
+        let whole = whole.map(unheld);
+        let prefetch = decision.prefetch.map(unheld);
+        (whole, prefetch, slots)
     }
 
     /// Keeps the blocks just read with the read-ahead, so that the next READs inside the same

@@ -168,8 +168,15 @@ impl ConfluenceFs {
         let ahead = self.file_prefetch.take(ino, &key);
         let version = key.version;
         let file = Arc::new(self.cache.open(key, size, range));
-        if let Some(ahead) = ahead {
-            file.adopt(ahead);
+        let keep_cache = self.handles.opened_at(ino, version);
+        match ahead {
+            Some(ahead) => file.adopt(ahead),
+            // Opened for reading, its size known: most readers read it whole from the start
+            // (`cat`, `cp`, editors), so its first range is on its way before the first READ
+            // (on Cloud, with the redirect to the media host). Not when the kernel may still
+            // hold its pages: then READs may never come.
+            None if !keep_cache => file.start_whole(),
+            None => {}
         }
         let handle = self.new_handle();
         self.handles.insert(
@@ -180,10 +187,7 @@ impl ConfluenceFs {
                 start: Some(ino),
             },
         );
-        Ok(Opened {
-            handle,
-            keep_cache: self.handles.opened_at(ino, version),
-        })
+        Ok(Opened { handle, keep_cache })
     }
 
     /// Opens page text: a reader gets the text rendered now (or the local bytes of a text

@@ -249,3 +249,41 @@ async fn a_bulk_copy_costs_one_request_per_file() {
         "our uploads are in the cached listing"
     );
 }
+
+/// A file read whole from its start (`cat`, `cp`) is fetched in one range request up to the
+/// whole-file size (16 MiB), not in a ramp-up from two blocks; on Cloud that range costs the
+/// redirect to the media host on top.
+async fn whole_file(flavor: Flavor) {
+    let size = 12 << 20;
+    let bytes: Vec<u8> = (0..size).map(|at: usize| (at % 251) as u8).collect();
+    let server = Server::start_seeded(flavor, |root| {
+        seed_tree(root);
+        write(root, "DOCS/Guide/whole.bin", &bytes);
+    });
+    let mount = Mounted::new(&server, &[]);
+    let path = "DOCS/DOCS Home/Guide/whole.bin";
+    mount.sh_ok(&format!("stat '{path}' > /dev/null"));
+    server.clear_requests().await;
+    let copy = tempfile::tempdir().unwrap();
+    let dest = copy.path().join("whole.bin");
+    mount.sh_ok(&format!("cp '{path}' '{}'", dest.display()));
+    assert!(std::fs::read(&dest).unwrap() == bytes, "copied wrong");
+    let log = server.requests().await;
+    let want = match flavor {
+        Flavor::Cloud => 2,
+        Flavor::DataCenter => 1,
+    };
+    assert_eq!(log.len(), want, "{flavor:?}:\n{}", describe(&log));
+    let fetched: u64 = log.iter().map(|r| r.bytes).sum();
+    assert_eq!(fetched, size as u64, "{flavor:?}:\n{}", describe(&log));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_file_read_is_one_range_cloud() {
+    whole_file(Flavor::Cloud).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_file_read_is_one_range_datacenter() {
+    whole_file(Flavor::DataCenter).await;
+}
