@@ -7,7 +7,7 @@
 //! of round trip busy at several hundred MB/s (its bandwidth-delay product is ~10 MB) without
 //! letting one open file hold much memory: measured, peak RSS is the memory cache plus 60–80
 //! MiB, where 8 MiB requests and a 64 MiB window were no faster and held more. A file read
-//! from its start is fetched whole in one request up to 16 MiB: at 10 ms of latency, starting at
+//! from its start is fetched whole in one request when it is at most 16 MiB: at 10 ms of latency, starting at
 //! open made a 16 MiB `cat` as fast as `curl` (0.70× before) with any first range from 1 to 16
 //! MiB, and 16 MiB does it in one request instead of 3 to 7 (docs/BENCHMARKS.md).
 

@@ -210,6 +210,9 @@ impl CachedFile {
     /// come. Nothing when the file was read already, holds blocks fetched ahead for it, or the
     /// mount's budget for files opened and not read yet is spent.
     pub fn start_whole(&self) {
+        if !self.fits_whole() {
+            return;
+        }
         let first_bytes = self.cache.config.whole_file_bytes.min(self.size());
         let Some(budget) = self.cache.opened_ahead(first_bytes) else {
             return;
@@ -226,6 +229,13 @@ impl CachedFile {
             blocks
         };
         self.claim_ahead(blocks.collect(), self.whole_blocks());
+    }
+
+    /// Whether the file is small enough to be fetched whole in one request. A larger file is
+    /// ramped up as before: a reader that wants only its head (`head`, `file`, a thumbnailer,
+    /// a file manager's type sniffing) must not wait for, or cost, its first 16 MiB.
+    fn fits_whole(&self) -> bool {
+        self.size() <= self.cache.config.whole_file_bytes
     }
 
     /// Blocks of a whole-file start's one request.
@@ -266,7 +276,7 @@ impl CachedFile {
         // Before the first read, what the file holds was fetched ahead for this reader
         // (`adopt`), not for an old position: a first read is no jump away from it.
         let first = !state.read_ahead.has_read();
-        let whole = if first && offset == 0 && state.ahead.is_empty() {
+        let whole = if first && offset == 0 && state.ahead.is_empty() && self.fits_whole() {
             let first_bytes = self.cache.config.whole_file_bytes;
             state.read_ahead.start_whole(first_bytes)
         } else {
