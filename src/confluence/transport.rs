@@ -242,8 +242,18 @@ impl Transport {
             };
             let status = opened.response.status();
             let headers = opened.response.headers().clone();
-            match opened.response.bytes().await {
-                Ok(body) => {
+            let mut response = opened.response;
+            match read_capped(&mut response, MAX_ANSWER_BYTES).await {
+                Ok(None) => {
+                    return Err(ClientError::Decode {
+                        request: line.clone(),
+                        detail: format!(
+                            "the answer is larger than {} MiB; refused",
+                            MAX_ANSWER_BYTES >> 20
+                        ),
+                    })
+                }
+                Ok(Some(body)) => {
                     return Ok(Answer {
                         status,
                         headers,
@@ -466,4 +476,42 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
             String::from_utf8_lossy(&body[..body.len().min(120)])
         ),
     })
+}
+
+/// The most bytes one answer read whole may hold (a listing with page bodies, a range): a
+/// server that sends more is refused rather than allowed to fill the memory.
+const MAX_ANSWER_BYTES: usize = 512 << 20;
+
+/// The whole body of `response`, or `None` once it passes `cap` bytes.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut first: Option<bytes::Bytes> = None;
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + first.as_ref().map_or(0, |f| f.len()) + chunk.len() > cap {
+            return Ok(None);
+        }
+        // A body that arrives as one chunk is handed on as it is, without a copy.
+        if first.is_none() && body.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            body.reserve(response.content_length().unwrap_or(0) as usize);
+            body.extend_from_slice(&first);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(match first {
+        Some(only) => only,
+        None => body.freeze(),
+    }))
 }

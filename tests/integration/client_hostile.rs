@@ -701,3 +701,23 @@ async fn content_range_total_that_contradicts_the_size_is_an_error() {
         .expect("an older version's size is not checked against the current one");
     assert_eq!(bytes.len(), 10);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Answers too large to hold
+
+#[tokio::test]
+async fn an_answer_announced_larger_than_the_cap_is_refused_at_once() {
+    // A listing that claims a gigabyte (listings carry page bodies now): refused from its
+    // header, never read into memory, and not retried.
+    let server = hostile(|_| {
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\nconnection: close\r\n\r\n{\"results\": ["
+            .to_vec()
+    })
+    .await;
+    let client = connect(&server.url, Flavor::DataCenter).await;
+    let before = server.count();
+    let (error, took) = must_fail(Duration::from_secs(10), client.list_spaces(&[])).await;
+    assert!(error.to_string().contains("larger than"), "{error}");
+    assert_eq!(server.count() - before, 1, "not retried");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
