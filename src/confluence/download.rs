@@ -152,7 +152,14 @@ impl Client {
             None => format!("bytes={pos}-"),
         };
         let base = self.site().base().clone();
+        // On Cloud every download redirects to the media host: one request asks, the ranges
+        // started with it wait for its answer and go straight there.
+        let mut turn = None;
+        if self.flavor() == Flavor::Cloud && self.inner.media_links.get(source).is_none() {
+            turn = Some(self.inner.media_links.resolving(source).await);
+        }
         if let Some(media) = self.inner.media_links.get(source) {
+            drop(turn.take());
             match self.open_media(&media, &range, pos, size).await {
                 Ok(body) => return Ok(body),
                 Err(err) if matches!(err.status(), Some(401 | 403 | 404 | 410)) => {
@@ -193,6 +200,11 @@ impl Client {
                     request: line.clone(),
                     detail: format!("bad Location {location:?}: {e}"),
                 })?;
+                if turn.is_some() && !same_origin(&url, &base) {
+                    // The waiting ranges can go to the media host now.
+                    self.inner.media_links.put(source, url.clone());
+                    drop(turn.take());
+                }
                 continue;
             }
             if channel == Channel::Media {

@@ -287,3 +287,29 @@ async fn a_whole_file_read_is_one_range_cloud() {
 async fn a_whole_file_read_is_one_range_datacenter() {
     whole_file(Flavor::DataCenter).await;
 }
+
+/// A large file on Cloud: the ranges the read-ahead starts together find no media link yet;
+/// one of them asks for the redirect and the others wait for it, so the whole read costs one
+/// redirect, not one per range started before the first answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_cloud_read_costs_one_redirect() {
+    let size = 48 << 20;
+    let bytes: Vec<u8> = (0..size).map(|at: usize| (at % 253) as u8).collect();
+    let server = Server::start_seeded(Flavor::Cloud, |root| {
+        seed_tree(root);
+        write(root, "DOCS/Guide/large.bin", &bytes);
+    });
+    let mount = Mounted::new(&server, &[]);
+    let path = "DOCS/DOCS Home/Guide/large.bin";
+    mount.sh_ok(&format!("stat '{path}' > /dev/null"));
+    // The media host answers slowly, so the read-ahead's ranges overlap the first answer.
+    server.faults(serde_json::json!({"latency_ms": 30})).await;
+    server.clear_requests().await;
+    let copy = tempfile::tempdir().unwrap();
+    let dest = copy.path().join("large.bin");
+    mount.sh_ok(&format!("cp '{path}' '{}'", dest.display()));
+    assert!(std::fs::read(&dest).unwrap() == bytes, "copied wrong");
+    let log = server.requests().await;
+    let redirects = log.iter().filter(|r| r.status == 302).count();
+    assert_eq!(redirects, 1, "{}", describe(&log));
+}
