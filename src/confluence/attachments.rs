@@ -189,10 +189,21 @@ impl Client {
         &self,
         attachment_id: &str,
     ) -> Result<Vec<AttachmentVersion>, ClientError> {
+        self.list_content_versions("attachments", attachment_id)
+            .await
+    }
+
+    /// The versions of content `id`, oldest first: v2 `{v2_base}/{id}/versions` on Cloud, the
+    /// experimental v1 list on Data Center (docs/CONFLUENCE.md).
+    pub(super) async fn list_content_versions(
+        &self,
+        v2_base: &str,
+        id: &str,
+    ) -> Result<Vec<AttachmentVersion>, ClientError> {
         let site = self.site();
         let mut versions: Vec<AttachmentVersion> = match site.flavor {
             Flavor::Cloud => {
-                let mut url = site.v2(&["attachments", attachment_id, "versions"]);
+                let mut url = site.v2(&[v2_base, id, "versions"]);
                 url.query_pairs_mut().append_pair("limit", V2_LIMIT);
                 all_v2::<V2Version>(self.transport(), site, url)
                     .await?
@@ -201,7 +212,7 @@ impl Client {
                     .collect()
             }
             Flavor::DataCenter => {
-                let mut url = site.experimental(&["content", attachment_id, "version"]);
+                let mut url = site.experimental(&["content", id, "version"]);
                 url.query_pairs_mut().append_pair("limit", V1_LIMIT);
                 all_v1::<V1Version>(self.transport(), site, url)
                     .await?

@@ -18,11 +18,9 @@ use serde_json::json;
 use super::client::Client;
 use super::client_error::ClientError;
 use super::model::{AttachmentVersion, ContentKind, Page};
-use super::paging::{all_v1, all_v2, V1_LIMIT, V2_LIMIT};
 use super::retry::Repeat;
-use super::site::Flavor;
 use super::transport::{Channel, Transport};
-use super::wire::{V1Content, V1Version, V2Version};
+use super::wire::V1Content;
 
 /// What a page's text versions are listed as: the same fields as an attachment's.
 pub type PageVersion = AttachmentVersion;
@@ -103,23 +101,9 @@ impl Client {
 
     /// The page (or blog post) as it was at version `number`, with that version's body.
     pub async fn get_page_version(&self, id: &str, number: u64) -> Result<Page, ClientError> {
-        let site = self.site();
-        let mut url = site.v1(&["content", id]);
-        url.query_pairs_mut()
-            .append_pair("status", "historical")
-            .append_pair("version", &number.to_string())
-            .append_pair("expand", "version,space,history,body.storage");
-        let line = Transport::line(Channel::Api, &Method::GET, &url);
-        let content: V1Content = self
-            .transport()
-            .call_json(Method::GET, url, None, Repeat::Idempotent)
+        let (page, _) = self
+            .read_content_at(id, "version,space,history,body.storage", Some(number))
             .await?;
-        let page = content
-            .into_page(site)
-            .ok_or_else(|| ClientError::NotFound {
-                message: format!("content {id} is not a page or blog post"),
-                request: line,
-            })?;
         Ok(page)
     }
 
@@ -129,33 +113,11 @@ impl Client {
         id: &str,
         kind: ContentKind,
     ) -> Result<Vec<PageVersion>, ClientError> {
-        let site = self.site();
-        let mut versions: Vec<PageVersion> = match site.flavor {
-            Flavor::Cloud => {
-                let base = match kind {
-                    ContentKind::Page => "pages",
-                    ContentKind::BlogPost => "blogposts",
-                };
-                let mut url = site.v2(&[base, id, "versions"]);
-                url.query_pairs_mut().append_pair("limit", V2_LIMIT);
-                all_v2::<V2Version>(self.transport(), site, url)
-                    .await?
-                    .into_iter()
-                    .map(V2Version::into_model)
-                    .collect()
-            }
-            Flavor::DataCenter => {
-                let mut url = site.experimental(&["content", id, "version"]);
-                url.query_pairs_mut().append_pair("limit", V1_LIMIT);
-                all_v1::<V1Version>(self.transport(), site, url)
-                    .await?
-                    .into_iter()
-                    .map(V1Version::into_model)
-                    .collect()
-            }
+        let v2_base = match kind {
+            ContentKind::Page => "pages",
+            ContentKind::BlogPost => "blogposts",
         };
-        versions.sort_by_key(|v| v.number);
-        Ok(versions)
+        self.list_content_versions(v2_base, id).await
     }
 
     /// The first [`SEARCH_LIMIT`] results of a CQL query, with what it takes to place each in

@@ -118,8 +118,23 @@ impl Client {
         id: &str,
         expand: &str,
     ) -> Result<(Page, serde_json::Value), ClientError> {
+        self.read_content_at(id, expand, None).await
+    }
+
+    /// `GET /content/{id}`, at version `version` (`status=historical`) when given.
+    pub(super) async fn read_content_at(
+        &self,
+        id: &str,
+        expand: &str,
+        version: Option<u64>,
+    ) -> Result<(Page, serde_json::Value), ClientError> {
         let site = self.site();
         let mut url = site.v1(&["content", id]);
+        if let Some(number) = version {
+            url.query_pairs_mut()
+                .append_pair("status", "historical")
+                .append_pair("version", &number.to_string());
+        }
         url.query_pairs_mut().append_pair("expand", expand);
         let line = Transport::line(Channel::Api, &Method::GET, &url);
         let raw: serde_json::Value = self
