@@ -44,14 +44,17 @@ SIZES = {
     "full": dict(big_mib=1024, walk_sections=40, walk_children=49, walk_files=10,
                  backup_pages=20, backup_files=100, backup_kib=256,
                  bulk_files=1000, bulk_kib=64, upload_mib=1024,
-                 sizes_mib=[1, 16, 64, 256], reread_mib=256),
+                 sizes_mib=[1, 16, 64, 256], reread_mib=256, text_pages=2000),
     "quick": dict(big_mib=128, walk_sections=10, walk_children=19, walk_files=10,
                   backup_pages=4, backup_files=50, backup_kib=256,
                   bulk_files=200, bulk_kib=64, upload_mib=128,
-                  sizes_mib=[1, 16, 64, 256], reread_mib=256),
+                  sizes_mib=[1, 16, 64, 256], reread_mib=256, text_pages=500),
 }
 WORKLOADS = ["cold_read", "warm_read", "cold_sizes", "reread", "metadata_walk", "backup",
-             "bulk_upload", "large_upload"]
+             "grep_pages", "bulk_upload", "large_upload"]
+# The word one page in NEEDLE_EVERY carries, for grep_pages.
+NEEDLE = "budgetary"
+NEEDLE_EVERY = 50
 SYSTEMS = ["confluencefs", "curl", "rclone", "seed_script", "local_disk"]
 MEMORY_CACHE = "256M"
 MEMORY_CACHE_KIB = 256 * 1024
@@ -125,6 +128,25 @@ def generate(data: Path, size: dict) -> None:
         for a in range(size["backup_files"]):
             (page / f"scan-{a:03d}.bin").write_bytes(piece(n, size["backup_kib"] << 10))
             n += 1
+    # TEXT: pages with 2-6 KiB storage bodies of generated words (one in NEEDLE_EVERY holds
+    # NEEDLE), for grep_pages; the pages hold no attachments.
+    words = ["release", "storage", "cluster", "review", "meeting", "planning", "migration",
+             "incident", "quarter", "roadmap", "latency", "capacity", "owner", "deadline"]
+    rng = random.Random(20261202)
+    for p in range(size.get("text_pages", 0)):
+        page = seed / "TEXT" / f"note-{p:04d}"
+        page.mkdir(parents=True)
+        paras = []
+        target = rng.randint(2048, 6144)
+        total = 0
+        while total < target:
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
+            para = f"<p>{text}.</p>" if rng.random() < 0.8 else f"<h2>{text[:40]}</h2>"
+            paras.append(para)
+            total += len(para)
+        if p % NEEDLE_EVERY == 0:
+            paras.insert(len(paras) // 2, f"<p>The {NEEDLE} review is due.</p>")
+        (page / "@page.storage.xml").write_text("".join(paras))
     up = data / "upload"
     (up / "bulk").mkdir(parents=True)
     for a in range(size["bulk_files"]):
@@ -539,6 +561,33 @@ class Bench:
                                "ls_seconds": round(secs - t_find, 4)})
             unmount(mnt, proc)
 
+    # workload: grep -r over the page text of a space vs a script that fetches every body
+    def grep_pages(self, lat):
+        pages = self.size.get("text_pages", 0)
+        want = (pages + NEEDLE_EVERY - 1) // NEEDLE_EVERY
+        for system in ("confluencefs", "seed_script"):
+            drop_caches()
+            self.server.clear_log()
+            pid = None
+            if system == "confluencefs":
+                mnt, proc, pid = self.mount_cfs()[:3]
+                self.server.clear_log()
+                t = time.perf_counter()
+                out = subprocess.run(["grep", "-rlw", NEEDLE, str(mnt / "TEXT")],
+                                     capture_output=True, timeout=self.args.timeout).stdout
+                secs = time.perf_counter() - t
+                found = len(out.splitlines())
+            else:
+                t = time.perf_counter()
+                found = fetch_every_body(self.api, self.server.auth, "TEXT", NEEDLE)
+                secs = time.perf_counter() - t
+            if found != want:
+                log(f"   !! {system}: found {found} pages, expected {want}")
+            self.record("grep_pages", system, lat, secs, None, pid,
+                        extra={"pages": pages, "found": found})
+            if system == "confluencefs":
+                unmount(mnt, proc)
+
     # workload 4: rsync of BKP vs the seed's backup loop
     def backup(self, lat):
         s = self.size
@@ -672,6 +721,8 @@ class Bench:
                 self.walk(lat)
             if self.want("backup"):
                 self.backup(lat)
+            if self.want("grep_pages"):
+                self.grep_pages(lat)
             self.uploads(lat)
         finally:
             for p in started:
@@ -722,6 +773,8 @@ def targets(results):
             ("warm_read", "rclone", 1.0, "warm read ahead of rclone"),
             ("warm_read", "local_disk", 0.5, "warm read >= 0.5x local disk"),
             ("metadata_walk", "rclone", 1.0, "metadata walk no slower than rclone"),
+            ("grep_pages", "seed_script", 1.0,
+             "grep -r of a space's page text no slower than fetching every body"),
             ("bulk_upload", "curl", 1.0, "bulk upload >= curl loop"),
             ("large_upload", "curl", 0.8, "large upload >= 0.8x curl"),
         ]
@@ -834,6 +887,31 @@ def reset_rclone_uploads(data: Path) -> None:
             d = data / "seed" / "UP" / upload_page(lat, w, "rclone")
             shutil.rmtree(d, ignore_errors=True)
             d.mkdir(parents=True)
+
+
+def fetch_every_body(api, auth, space, word):
+    """What a script does without the mount: list the space's pages, then fetch each page's
+    body and look for the word (one request per page, as scripts written against the REST
+    reference do)."""
+    def get(path, **params):
+        q = "?" + urllib.parse.urlencode(params)
+        req = urllib.request.Request(api + path + q, headers={"Authorization": auth})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.load(r)
+
+    ids, start = [], 0
+    while True:
+        page = get("/rest/api/content", spaceKey=space, type="page", limit=100, start=start)
+        ids += [r["id"] for r in page["results"]]
+        if not page.get("_links", {}).get("next"):
+            break
+        start += len(page["results"])
+    found = 0
+    pattern = re.compile(rf"\b{re.escape(word)}\b")
+    for cid in ids:
+        body = get(f"/rest/api/content/{cid}", expand="body.storage")["body"]["storage"]["value"]
+        found += bool(pattern.search(body))
+    return found
 
 
 def medians(runs):
