@@ -207,6 +207,15 @@ impl ConfluenceFs {
             super::local::LocalAnswer::Hidden => return Err(FsError::NotFound),
             super::local::LocalAnswer::Unknown => {}
         }
+        if matches!(
+            entry.node,
+            Node::Text(TextNode::Search { .. } | TextNode::Titles { .. })
+        ) {
+            // Reachable, not listed: every name is a question of its own (a search, a
+            // title), never answered by the (empty) listing.
+            let ino = self.find(parent, &entry.node, name).await?;
+            return self.attr_by_ino(ino);
+        }
         if let Some(listing) = self.tree.listings.get(&parent).await {
             let ino = listing.find(name).ok_or(FsError::NotFound)?;
             return self.attr_by_ino(ino);

@@ -250,6 +250,11 @@ fn page_links_and_search_point_into_the_tree() {
             "../DOCS Home/Guide/Guide.md",
             "{flavor:?}"
         );
+        // Many names in a row: each is its own question, never the (empty) listing's.
+        for name in ["Guide", "DOCS Home", "Chapter One", "Guide.md"] {
+            let link = mount.join(&format!("DOCS/@pages/{name}"));
+            assert!(std::fs::metadata(&link).is_ok(), "{flavor:?}: {name}");
+        }
         let via_link = std::fs::read(mount.join("DOCS/@pages/Guide.md")).unwrap();
         assert_eq!(via_link, std::fs::read(mount.join(GUIDE_MD)).unwrap());
         // Neither is listed: a walk never triggers a search.
@@ -264,6 +269,12 @@ fn page_links_and_search_point_into_the_tree() {
         assert!(everywhere.contains("Guide.md"), "{flavor:?}: {everywhere}");
         let none = mount.sh_ok("ls DOCS/@search/nothing-matches-this");
         assert!(none.trim().is_empty(), "{flavor:?}: {none}");
+        // A name starting with `cql:` is CQL as it is.
+        let by_title = mount.sh_ok("ls 'DOCS/@search/cql:title ~ \"Guide\"'");
+        assert!(
+            by_title.lines().any(|l| l == "Guide.md"),
+            "{flavor:?}: {by_title}"
+        );
     });
 }
 
