@@ -427,7 +427,16 @@ impl ConfluenceFs {
         };
         // A time the user set holds for one version of the page, and a rename makes another.
         let (_, kept_mtime) = super::kept_attrs::kept(page.fs.as_ref(), page.version);
-        let moved_ino = self.tree.inodes.upsert(new_parent, Node::Page(moved));
+        let mut moved = moved;
+        let moved_text = self.moved_text(page, &mut moved);
+        let moved_ino = self
+            .tree
+            .inodes
+            .upsert(new_parent, Node::Page(moved.clone()));
+        if moved_text {
+            // Its text is the same one version later: what is open or read keeps its base.
+            self.text_saved(moved_ino, moved).await;
+        }
         if let Some(mtime) = kept_mtime {
             let mut overrides = self.attributes.overrides.lock().unwrap();
             let slot = overrides.entry(moved_ino).or_default();

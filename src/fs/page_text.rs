@@ -588,6 +588,19 @@ impl ConfluenceFs {
         }
     }
 
+    /// After our own rename or move of `page`, which sent its body back unchanged: the body
+    /// at the new version is the one known at the old, when nobody saved a version between.
+    /// True when `moved` carries it then.
+    pub(crate) fn moved_text(&self, page: &Page, moved: &mut Page) -> bool {
+        if moved.version != page.version + 1 {
+            return false;
+        }
+        if moved.body.is_none() {
+            moved.body = self.tree.inodes.bodies.get(&page.id, page.version);
+        }
+        moved.body.is_some()
+    }
+
     /// Keeps a text the server refused in the spool, where `confluencefs pending` shows it.
     #[allow(clippy::too_many_arguments)]
     fn spool_text(

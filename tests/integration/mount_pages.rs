@@ -641,3 +641,36 @@ fn rsync_out_edit_and_back_is_one_version_and_then_nothing() {
         );
     });
 }
+
+/// Our own rename of a page makes a version (its body sent back unchanged): the text saved
+/// after it is based on that version, not refused as someone else's edit.
+#[test]
+fn a_save_after_renaming_the_page_is_no_conflict() {
+    both(|flavor| {
+        let (server, rest) = seeded(flavor);
+        let mount = Mounted::new(&server, &[]);
+        std::fs::read_to_string(mount.join(GUIDE_MD)).unwrap();
+        let (v0, _) = rest.body("Guide");
+        // The text open across the rename, written after it.
+        let out = mount.python(
+            r#"
+d = os.path.join(m, "DOCS/DOCS Home")
+fd = os.open(os.path.join(d, "Guide/Guide.md"), os.O_WRONLY | os.O_APPEND)
+os.rename(os.path.join(d, "Guide"), os.path.join(d, "Handbook"))
+os.write(fd, b"AFTER-RENAME\n")
+try:
+    os.close(fd)
+    print("saved")
+except OSError as e:
+    print("refused", e.errno)
+"#,
+        );
+        assert_eq!(out.trim(), "saved", "{flavor:?}");
+        let (v1, body) = rest.body("Handbook");
+        assert_eq!(v1, v0 + 2, "{flavor:?}: the rename and the save");
+        assert!(
+            body.contains("AFTER-RENAME") && body.contains("budget"),
+            "{flavor:?}: {body}"
+        );
+    });
+}
