@@ -143,7 +143,10 @@ impl ConfluenceFs {
         form: TextForm,
     ) -> Result<u64, FsError> {
         let (page, body) = self.body_of(page).await?;
-        let size = self.render(page_ino, &page, &body, form).len() as u64;
+        let size = match form {
+            TextForm::Storage => body.len() as u64,
+            TextForm::Markdown => self.render(page_ino, &page, &body, form).len() as u64,
+        };
         let node = match form {
             TextForm::Markdown => TextNode::Markdown { page, size },
             TextForm::Storage => TextNode::Storage { page, size },
