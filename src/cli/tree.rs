@@ -32,6 +32,8 @@ struct SpaceNode {
 struct PageNode {
     id: String,
     title: String,
+    /// Bytes of the page's body in the storage format (its `<name>.md` is shown when not 0).
+    text_bytes: u64,
     attachments: Vec<AttachmentNode>,
     /// Child pages (always empty for blog posts).
     children: Vec<PageNode>,
@@ -116,6 +118,7 @@ fn walk(
             }
         }
         Ok(PageNode {
+            text_bytes: page.body.as_deref().map_or(0, |b| b.trim().len() as u64),
             id: page.id,
             title: page.title,
             attachments,
@@ -127,6 +130,12 @@ fn walk(
 fn print_page(page: &PageNode, depth: usize) {
     let indent = "  ".repeat(depth);
     println!("{indent}{}/", page.title);
+    if page.text_bytes > 0 {
+        println!(
+            "{indent}  {}.md  (page text, {} bytes stored)",
+            page.title, page.text_bytes
+        );
+    }
     for attachment in &page.attachments {
         println!(
             "{indent}  {}  ({} bytes, v{})",

@@ -674,3 +674,34 @@ except OSError as e:
         );
     });
 }
+
+/// `confluencefs tree` shows each page's text beside its attachments, as the mount does, and
+/// `--json` says how large the stored text is.
+#[test]
+fn tree_shows_page_text() {
+    let server = demo_server(Flavor::Cloud);
+    let run = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confluencefs"));
+        command
+            .args(["tree", &server.base_url(), "--space", "DOCS"])
+            .env("CONFLUENCE_USER", crate::support::USER)
+            .env("CONFLUENCE_TOKEN", crate::support::TOKEN)
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env("NETRC", "/nonexistent");
+        if json {
+            command.arg("--json");
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(false);
+    assert!(text.contains("Getting Started.md  (page text"), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let home = &report["spaces"][0]["pages"][0];
+    assert!(home["text_bytes"].as_u64().unwrap() > 0, "{home}");
+}
