@@ -37,7 +37,7 @@ use super::fs_error::FsError;
 use super::inode::{Entry, Node};
 use super::names::{self, Child, EntryKind, NameQuery};
 use super::page_text::TextForm;
-use super::text_node::{self as page_text, TextNode};
+use super::text_node::{self as page_text, raw_page_name, TextNode};
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 
@@ -669,23 +669,6 @@ fn page_kind(page: &Page) -> EntryKind {
     match page.kind {
         ContentKind::Page => EntryKind::Page,
         ContentKind::BlogPost => EntryKind::BlogPost,
-    }
-}
-
-/// The raw (unescaped) name of a page or blog post: the chosen name or the title, or
-/// `YYYY-MM-DD Title`.
-fn raw_page_name(page: &Page) -> String {
-    match page.kind {
-        // The name the user chose, when the title had to differ from it (`names`).
-        ContentKind::Page => page
-            .fs
-            .as_ref()
-            .and_then(|fs| fs.name.clone())
-            .unwrap_or_else(|| page.title.clone()),
-        ContentKind::BlogPost => {
-            let date = page.created.or(page.modified);
-            names::blog_post_name(date, &page.title)
-        }
     }
 }
 

@@ -27,7 +27,7 @@ use super::fs_error::FsError;
 use super::inode::{Node, ROOT_INO};
 use super::names;
 use super::text_node::TEXT_EXTENSION;
-use super::text_node::{TextNode, PAGES_DIR, STORAGE_FILE};
+use super::text_node::{raw_page_name, TextNode, PAGES_DIR, STORAGE_FILE};
 use super::ConfluenceFs;
 use crate::confluence::{ClientError, ContentKind, Page, SearchHit};
 use crate::markdown::{self, PageContext};
@@ -112,17 +112,7 @@ impl ConfluenceFs {
             }
         }
         match &entry.node {
-            Node::Page(page) => Some(match page.kind {
-                ContentKind::Page => names::encode(
-                    page.fs
-                        .as_ref()
-                        .and_then(|fs| fs.name.as_deref())
-                        .unwrap_or(&page.title),
-                ),
-                ContentKind::BlogPost => {
-                    names::blog_post_name(page.created.or(page.modified), &page.title)
-                }
-            }),
+            Node::Page(page) => Some(names::encode(&raw_page_name(page))),
             _ => None,
         }
     }
@@ -250,17 +240,13 @@ impl ConfluenceFs {
                     path.push_str(&names::encode(title));
                     path.push('/');
                 }
-                path.push_str(&names::encode(&page.title));
             }
             ContentKind::BlogPost => {
                 path.push_str(names::BLOG_DIR);
                 path.push('/');
-                path.push_str(&names::blog_post_name(
-                    page.created.or(page.modified),
-                    &page.title,
-                ));
             }
         }
+        path.push_str(&names::encode(&raw_page_name(page)));
         Some(path)
     }
 

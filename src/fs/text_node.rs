@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::names;
-use crate::confluence::Page;
+use crate::confluence::{ContentKind, Page};
 
 /// The file holding a page's exact body.
 pub const STORAGE_FILE: &str = "@storage.xhtml";
@@ -189,5 +189,22 @@ impl Bodies {
             .get(id)
             .filter(|(v, _)| *v == version)
             .map(|(_, body)| body)
+    }
+}
+
+/// The raw (unescaped) name of a page or blog post: the chosen name or the title, or
+/// `YYYY-MM-DD Title`.
+pub(crate) fn raw_page_name(page: &Page) -> String {
+    match page.kind {
+        // The name the user chose, when the title had to differ from it (`names`).
+        ContentKind::Page => page
+            .fs
+            .as_ref()
+            .and_then(|fs| fs.name.clone())
+            .unwrap_or_else(|| page.title.clone()),
+        ContentKind::BlogPost => {
+            let date = page.created.or(page.modified);
+            names::blog_post_name(date, &page.title)
+        }
     }
 }
