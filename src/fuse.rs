@@ -21,6 +21,9 @@ use tokio::runtime::Handle;
 
 use crate::fs::{Attr, ConfluenceFs, FsError, SetAttr};
 
+mod backing;
+use backing::{Backings, Choice};
+
 /// The `fuser::Filesystem` of a mount: turns each kernel request into a task that calls
 /// [`ConfluenceFs`] and replies with its answer or its errno.
 pub struct FuseAdapter {
@@ -28,6 +31,8 @@ pub struct FuseAdapter {
     runtime: Handle,
     /// How long a question may take (`--op-timeout`).
     deadline: Duration,
+    /// Which inodes the kernel serves from a local file itself.
+    backings: Arc<Backings>,
 }
 
 impl FuseAdapter {
@@ -37,11 +42,34 @@ impl FuseAdapter {
             fs,
             runtime,
             deadline,
+            backings: Arc::default(),
         }
+    }
+
+    /// What the mount's status says of FUSE passthrough, readable after the adapter is
+    /// handed to the session.
+    pub fn passthrough(&self) -> PassthroughReport {
+        PassthroughReport(self.backings.clone())
     }
 
     fn ttl(&self) -> Duration {
         self.fs.kernel_ttl()
+    }
+}
+
+/// Whether the kernel reads and writes local files itself (FUSE passthrough), for `status`.
+#[derive(Clone)]
+pub struct PassthroughReport(Arc<Backings>);
+
+impl PassthroughReport {
+    /// `None` while passthrough is in use (or not negotiated yet); otherwise why it is off.
+    pub fn off_because(&self) -> Option<String> {
+        self.0.off_because()
+    }
+
+    /// Opens the kernel has served from a local file so far.
+    pub fn opened(&self) -> u64 {
+        self.0.opened()
     }
 }
 
@@ -104,6 +132,7 @@ impl fuser::Filesystem for FuseAdapter {
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let offered = config.capabilities() & wanted;
         let _ = config.add_capabilities(offered);
+        self.backings.set_enabled(self.negotiate_passthrough(config));
         let _ = config.set_max_background(64);
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -324,6 +353,8 @@ impl fuser::Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         let ttl = self.ttl();
+        let backings = self.backings.clone();
+        let fs = self.fs.clone();
         self.on_name(
             req,
             "create",
@@ -331,13 +362,32 @@ impl fuser::Filesystem for FuseAdapter {
             name,
             move |fs, name| async move { fs.create(parent.0, &name, mode).await },
             move |result| match result {
-                Ok((attr, handle)) => reply.created(
-                    &ttl,
-                    &file_attr(&attr),
-                    Generation(0),
-                    FileHandle(handle),
-                    FopenFlags::empty(),
-                ),
+                Ok((attr, opened)) => {
+                    let handle = FileHandle(opened.handle);
+                    let attr = file_attr(&attr);
+                    match backings.choose(attr.ino.0, opened.handle, opened.backing, |file| {
+                        reply.open_backing(file)
+                    }) {
+                        Choice::Passthrough(id) => {
+                            fs.passthrough_started(opened.handle);
+                            reply.created_passthrough(
+                                &ttl,
+                                &attr,
+                                Generation(0),
+                                handle,
+                                FopenFlags::empty(),
+                                &id,
+                            )
+                        }
+                        Choice::Cached => reply.created(
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                            handle,
+                            FopenFlags::empty(),
+                        ),
+                    }
+                }
                 Err(err) => reply.error(errno(&err)),
             },
         );
@@ -345,6 +395,8 @@ impl fuser::Filesystem for FuseAdapter {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = self.fs.clone();
+        let started = self.fs.clone();
+        let backings = self.backings.clone();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         // An open for writing may wait for the file's upload: never cut short by a deadline.
         let kind = if write { Kind::Change } else { Kind::Ask };
@@ -359,7 +411,16 @@ impl fuser::Filesystem for FuseAdapter {
                     if opened.keep_cache {
                         flags |= FopenFlags::FOPEN_KEEP_CACHE;
                     }
-                    reply.opened(FileHandle(opened.handle), flags)
+                    let handle = opened.handle;
+                    match backings.choose(ino.0, handle, opened.backing, |file| {
+                        reply.open_backing(file)
+                    }) {
+                        Choice::Passthrough(id) => {
+                            started.passthrough_started(handle);
+                            reply.opened_passthrough(FileHandle(handle), FopenFlags::empty(), &id)
+                        }
+                        Choice::Cached => reply.opened(FileHandle(handle), flags),
+                    }
                 }
                 Err(err) => reply.error(errno(&err)),
             },
@@ -449,6 +510,7 @@ impl fuser::Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let _runtime = self.runtime.enter();
+        self.backings.released(fh.0);
         self.fs.release(fh.0);
         reply.ok();
     }
@@ -698,6 +760,24 @@ enum Kind {
 const REQUESTER_POLL: Duration = Duration::from_millis(200);
 
 impl FuseAdapter {
+    /// Asks the kernel for FUSE passthrough (`backing.rs`) when the mount wants it; `Err`
+    /// says why it is off.
+    fn negotiate_passthrough(&self, config: &mut KernelConfig) -> Result<(), String> {
+        if !self.fs.config().passthrough {
+            return Err("--no-passthrough".into());
+        }
+        if !config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH) {
+            return Err("the kernel does not offer it (Linux 6.9 or later)".into());
+        }
+        // Backing files on a filesystem that is not itself stacked (the cache directory).
+        config
+            .set_max_stack_depth(1)
+            .map_err(|_| "the kernel refused a stacking depth of 1".to_string())?;
+        config
+            .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
+            .map_err(|_| "the kernel refused the capability".to_string())
+    }
+
     /// Runs `op` on the runtime and hands its result to `finish`, which replies — bounded, so
     /// that no process is left stuck on us. A question (`Kind::Ask`) answers ETIMEDOUT after
     /// the deadline, and EINTR as soon as the process that asked is gone or killed; it is then

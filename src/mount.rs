@@ -49,6 +49,8 @@ pub struct MountOptions {
     pub allow_root: bool,
     /// `nonempty`: mount over a directory that is not empty.
     pub nonempty: bool,
+    /// `no_passthrough`: as `--no-passthrough`.
+    pub no_passthrough: bool,
     /// `fsname=NAME`: what `mount` and `df` show as the source; `None` shows `confluencefs`.
     pub fsname: Option<String>,
     /// Passed to the kernel as they are.
@@ -109,6 +111,8 @@ pub struct MountConfig {
     pub metadata_ttl: Duration,
     /// List `@versions` in each page directory (it is reachable by name either way).
     pub show_versions: bool,
+    /// Hand the kernel local files to read and write where it allows (FUSE passthrough).
+    pub passthrough: bool,
     /// What uploads say (comment, minor edit) and the largest file that may be written.
     pub write: WriteConfig,
     /// How long a read-side operation may take before it answers ETIMEDOUT.
@@ -237,6 +241,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         memory_limit_bytes: config.memory_cache_bytes,
         disk_limit_bytes: config.disk_cache_bytes,
         started: std::time::SystemTime::now(),
+        passthrough: None,
     };
     let fs = Arc::new(ConfluenceFs::new(
         client,
@@ -250,6 +255,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             metadata_ttl: config.metadata_ttl,
             spaces: config.spaces.clone(),
             show_versions: config.show_versions,
+            passthrough: config.passthrough,
         },
         writer,
     ));
@@ -259,6 +265,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
     }
     let attributes = fs.clone();
     let adapter = FuseAdapter::new(fs, runtime.handle().clone(), config.op_timeout);
+    let passthrough = adapter.passthrough();
 
     let mut fuse_config = fuser::Config::default();
     fuse_config.mount_options = mount_options(&config);
@@ -287,6 +294,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         StatusParts {
             // Uptime counts from readiness, not from the connect.
             started: std::time::SystemTime::now(),
+            passthrough: Some(passthrough),
             ..parts
         },
     );

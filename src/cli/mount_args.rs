@@ -67,6 +67,10 @@ pub struct MountArgs {
     /// List @versions in page directories (it is always reachable by name).
     #[arg(long)]
     pub show_versions: bool,
+    /// Serve every READ and WRITE ourselves, never handing the kernel a local file (FUSE
+    /// passthrough, Linux 6.9+, root only; used by default where the kernel allows it).
+    #[arg(long)]
+    pub no_passthrough: bool,
     /// Version comment of uploads (a file's `user.confluence.comment` xattr overrides it once).
     #[arg(long, default_value = "Saved with confluencefs")]
     pub comment: String,
@@ -157,6 +161,7 @@ pub fn parse_mount_options(list: &[String]) -> anyhow::Result<MountOptions> {
             "allow_other" => options.allow_other = true,
             "allow_root" => options.allow_root = true,
             "nonempty" => options.nonempty = true,
+            "no_passthrough" => options.no_passthrough = true,
             "default_permissions" => {} // always on: the kernel checks modes
             "noatime" => set_kernel(&mut options.kernel, M::NoAtime, M::Atime),
             "atime" => set_kernel(&mut options.kernel, M::Atime, M::NoAtime),
@@ -290,6 +295,7 @@ impl MountArgs {
             memory_cache_bytes: memory_cache_size,
             metadata_ttl: Duration::from_secs_f64(metadata_ttl),
             show_versions: self.show_versions,
+            passthrough: !(self.no_passthrough || options.no_passthrough),
             write: crate::mount::WriteConfig {
                 comment: self.comment,
                 minor_edit: !self.notify_watchers,

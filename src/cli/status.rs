@@ -375,6 +375,16 @@ fn text(report: &Value) -> String {
         _ => "nothing downloaded yet",
     };
     let _ = writeln!(out, "  reads      {read_path}");
+    let passthrough = &report["passthrough"];
+    let kernel = match passthrough["off_because"].as_str() {
+        _ if passthrough["on"].as_bool() == Some(true) => format!(
+            "files being written go to local files in the kernel (FUSE passthrough; {} opened)",
+            n(passthrough, "opened")
+        ),
+        Some(reason) => format!("every READ and WRITE through the mount process ({reason})"),
+        None => "every READ and WRITE through the mount process".to_string(),
+    };
+    let _ = writeln!(out, "  kernel     {kernel}");
     let uploads = report["uploads"].as_array().cloned().unwrap_or_default();
     if uploads.is_empty() {
         let _ = writeln!(out, "  uploads    none in flight");

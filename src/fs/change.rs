@@ -21,6 +21,7 @@ use super::local::LocalAnswer;
 use super::names;
 use super::tempname::is_temporary;
 use super::text_node::TextNode;
+use super::read::Opened;
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 
@@ -66,7 +67,7 @@ impl ConfluenceFs {
         parent: u64,
         name: &str,
         mode: u32,
-    ) -> Result<(Attr, u64), FsError> {
+    ) -> Result<(Attr, Opened), FsError> {
         self.writer()?;
         let page = self.page_of(parent)?;
         let filename = names::decode(name).ok_or_else(|| FsError::Invalid(name.into()))?;
@@ -82,9 +83,15 @@ impl ConfluenceFs {
         self.tree.local.add(parent, name, ino);
         self.forget_negative(parent, name).await;
         let handle = self.add_staged_handle(&mut file, true);
+        let backing = self.passthrough_offer(file.cell(), &file, true);
         drop(file);
         self.keep_created_mode(ino, mode, false);
-        Ok((self.attr_now(ino)?, handle))
+        let opened = Opened {
+            handle,
+            keep_cache: false,
+            backing,
+        };
+        Ok((self.attr_now(ino)?, opened))
     }
 
     /// `unlink`: an attachment to the trash, a local file dropped; kept alive while open.

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use super::passthrough::Passthrough;
 use super::staged::Staged;
 
 /// The local state of one file.
@@ -54,6 +55,8 @@ pub(crate) struct FileCell {
     size: AtomicU64,
     staged: AtomicBool,
     state: Arc<AsyncMutex<FileState>>,
+    /// What the kernel may be writing behind our back (`passthrough.rs`).
+    pub(crate) passthrough: Mutex<Passthrough>,
 }
 
 impl FileCell {
@@ -63,6 +66,7 @@ impl FileCell {
             size: AtomicU64::new(0),
             staged: AtomicBool::new(false),
             state: Arc::new(AsyncMutex::new(FileState::default())),
+            passthrough: Mutex::default(),
         }
     }
 
@@ -72,18 +76,15 @@ impl FileCell {
 
     /// The state of a cell a handle holds (a held cell is never retired).
     pub(crate) async fn lock(self: &Arc<Self>) -> FileGuard {
-        FileGuard {
-            guard: self.state.clone().lock_owned().await,
-            cell: self.clone(),
-        }
+        FileGuard::new(self.state.clone().lock_owned().await, self.clone())
     }
 
     /// The state, if nobody holds it right now.
     pub(crate) fn try_lock(self: &Arc<Self>) -> Option<FileGuard> {
-        Some(FileGuard {
-            guard: self.state.clone().try_lock_owned().ok()?,
-            cell: self.clone(),
-        })
+        Some(FileGuard::new(
+            self.state.clone().try_lock_owned().ok()?,
+            self.clone(),
+        ))
     }
 }
 
@@ -94,6 +95,12 @@ pub(crate) struct FileGuard {
 }
 
 impl FileGuard {
+    /// The lock taken: first what the kernel wrote without us is taken in.
+    fn new(mut guard: OwnedMutexGuard<FileState>, cell: Arc<FileCell>) -> FileGuard {
+        super::passthrough::observe(&cell, &mut guard);
+        FileGuard { guard, cell }
+    }
+
     pub(crate) fn cell(&self) -> &Arc<FileCell> {
         &self.cell
     }
@@ -168,6 +175,9 @@ impl FileTable {
     pub(crate) fn staged_size(&self, ino: u64) -> Option<u64> {
         let cells = self.cells.lock().unwrap();
         let cell = cells.get(&ino)?;
+        if let Some(size) = cell.passthrough.lock().unwrap().live_size() {
+            return Some(size);
+        }
         cell.staged
             .load(Ordering::Acquire)
             .then(|| cell.size.load(Ordering::Acquire))

@@ -48,6 +48,8 @@ struct Table {
     /// The version each file inode was last opened at: the kernel may keep its page cache
     /// only when the version has not changed since.
     opened_versions: HashMap<u64, u64>,
+    /// Handles the kernel serves from a local file itself (`passthrough.rs`).
+    passthrough: HashSet<u64>,
 }
 
 pub(crate) struct Handles {
@@ -171,6 +173,15 @@ impl Handles {
             .open
             .values()
             .any(|open| matches!(open, OpenFile::Read { ino: i, .. } if *i == ino))
+    }
+
+    pub(crate) fn mark_passthrough(&self, handle: u64) {
+        self.table.lock().unwrap().passthrough.insert(handle);
+    }
+
+    /// Whether `handle` was a passthrough handle (it is not any more).
+    pub(crate) fn unmark_passthrough(&self, handle: u64) -> bool {
+        self.table.lock().unwrap().passthrough.remove(&handle)
     }
 
     pub(crate) fn is_orphan(&self, ino: u64) -> bool {

@@ -38,6 +38,7 @@ mod kept_attrs;
 mod local;
 pub mod names;
 pub mod page_text;
+mod passthrough;
 mod read;
 mod staged;
 pub mod tempname;
@@ -80,6 +81,9 @@ pub struct FsConfig {
     pub spaces: Vec<String>,
     /// List `@versions` in page directories (it is always reachable by name).
     pub show_versions: bool,
+    /// Offer the kernel staging files to read and write itself (`passthrough.rs`); the
+    /// adapter decides whether the kernel takes them.
+    pub passthrough: bool,
 }
 
 impl Default for FsConfig {
@@ -93,6 +97,7 @@ impl Default for FsConfig {
             metadata_ttl: Duration::from_secs(60),
             spaces: Vec::new(),
             show_versions: false,
+            passthrough: true,
         }
     }
 }

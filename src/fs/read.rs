@@ -23,6 +23,9 @@ use crate::confluence::{Attachment, Client, ClientError};
 pub struct Opened {
     pub handle: u64,
     pub keep_cache: bool,
+    /// A local file holding exactly the handle's bytes, which the kernel may read and write
+    /// itself (FUSE passthrough, `passthrough.rs`); the adapter decides whether it does.
+    pub backing: Option<std::fs::File>,
 }
 
 /// Fetches byte ranges of one version of one attachment.
@@ -148,20 +151,14 @@ impl ConfluenceFs {
                 return Err(FsError::Permission);
             }
             self.writer()?;
-            return Ok(Opened {
-                handle: self.open_staged(ino, true).await?,
-                keep_cache: false,
-            });
+            return self.open_staged(ino, true).await;
         }
         let Some(ServerBytes { key, size, range }) = self.server_bytes(ino, &entry.node) else {
             return match entry.node {
                 // A file with local bytes (being written, waiting to upload, or existing only
                 // here) reads them: what was written and closed is what is read back, as on a
                 // local disk. Readers that opened earlier keep the version they opened.
-                Node::Attachment(_) | Node::Local(_) => Ok(Opened {
-                    handle: self.open_staged(ino, false).await?,
-                    keep_cache: false,
-                }),
+                Node::Attachment(_) | Node::Local(_) => self.open_staged(ino, false).await,
                 _ => Err(FsError::IsDirectory),
             };
         };
@@ -187,7 +184,11 @@ impl ConfluenceFs {
                 start: Some(ino),
             },
         );
-        Ok(Opened { handle, keep_cache })
+        Ok(Opened {
+            handle,
+            keep_cache,
+            backing: None,
+        })
     }
 
     /// Opens page text: a reader gets the text rendered now (or the local bytes of a text
@@ -207,10 +208,7 @@ impl ConfluenceFs {
                 // The text the staging starts from, at the page's current version.
                 self.text_bytes(ino).await?;
             }
-            return Ok(Opened {
-                handle: self.open_staged(ino, write).await?,
-                keep_cache: false,
-            });
+            return self.open_staged(ino, write).await;
         }
         let bytes = self.text_bytes(ino).await?;
         let handle = self.new_handle();
@@ -218,14 +216,20 @@ impl ConfluenceFs {
         Ok(Opened {
             handle,
             keep_cache: false,
+            backing: None,
         })
     }
 
     /// A handle on the staged bytes of `ino` (staged now from its current bytes if need be).
-    pub(crate) async fn open_staged(&self, ino: u64, writable: bool) -> Result<u64, FsError> {
+    pub(crate) async fn open_staged(&self, ino: u64, writable: bool) -> Result<Opened, FsError> {
         let mut file = self.files.lock(ino).await;
         self.ensure_staged(&mut file)?;
-        Ok(self.add_staged_handle(&mut file, writable))
+        let handle = self.add_staged_handle(&mut file, writable);
+        Ok(Opened {
+            handle,
+            keep_cache: false,
+            backing: self.passthrough_offer(file.cell(), &file, writable),
+        })
     }
 
     /// Counts a new handle on the locked file's staged bytes.
@@ -283,6 +287,7 @@ impl ConfluenceFs {
                 }
             }
             OpenFile::Staged { cell, .. } => {
+                self.passthrough_ended(&cell, handle);
                 let fs = self.clone();
                 let counted = self.releasing();
                 tokio::spawn(async move {

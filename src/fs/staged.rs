@@ -76,6 +76,23 @@ impl Staged {
         }
     }
 
+    /// Whether the staging file holds every byte (nothing stands for a server version's).
+    pub(crate) fn complete(&self) -> bool {
+        self.base.is_none() || self.covered >= self.size
+    }
+
+    /// The kernel wrote the staging file itself (passthrough): it is `size` long now, and
+    /// every byte of it is ours.
+    pub(crate) fn kernel_wrote(&mut self, size: u64) {
+        self.size = size;
+        self.covered = size;
+        self.base = None;
+        self.dirty = true;
+        self.written = true;
+        self.appending = false;
+        self.give_up_early();
+    }
+
     /// Whether a write ending at `end` should be the one that starts an early upload.
     pub(super) fn may_start_early(&self, offset: u64, end: u64) -> bool {
         self.early.is_none()

@@ -232,6 +232,7 @@ impl ConfluenceFs {
             self.text_bytes(ino).await?;
         }
         let mut file = self.files.lock(ino).await;
+        let cell = file.cell().clone();
         let staged = self.ensure_staged(&mut file)?;
         self.unshare(staged)?;
         if staged.base.is_some() && size > staged.covered {
@@ -239,6 +240,7 @@ impl ConfluenceFs {
         }
         staged.give_up_early();
         staged.file.set_len(size)?;
+        super::passthrough::look_again(&cell, staged);
         staged.appending = size == 0;
         staged.early_tried = false;
         if size <= staged.covered {
@@ -484,12 +486,35 @@ impl ConfluenceFs {
         };
         match result {
             Ok(attachment) => {
+                // The spool's link to the staging file went with its entry.
+                if let Some(staged) = file.staged.as_mut() {
+                    staged.shared = false;
+                }
                 self.uploaded(ino, attachment).await;
                 Ok(())
             }
             Err(err) => {
                 tracing::warn!(path = %spooled.record.display_path, "upload failed: {err}");
                 self.files.set_pending(file, spooled.id.clone());
+                if file.cell().passthrough.lock().unwrap().active() {
+                    // The kernel may go on writing the staging file: the retry gets bytes
+                    // of its own, on the disk before `close` answers.
+                    let spool = writer.spool.clone();
+                    let detach = tokio::task::spawn_blocking(move || spool.detach_data(&spooled));
+                    return match detach.await {
+                        Ok(Ok(())) => {
+                            if let Some(staged) = file.staged.as_mut() {
+                                staged.shared = false;
+                            }
+                            Err(FsError::Errno(err.errno()))
+                        }
+                        Ok(Err(detach)) => {
+                            tracing::warn!("cannot keep the spooled bytes: {detach}");
+                            Err(FsError::Errno(libc::EIO))
+                        }
+                        Err(_) => Err(FsError::Errno(libc::EIO)),
+                    };
+                }
                 // Kept for a retry: the bytes must be on the disk before `close` answers.
                 let staged = file.staged.as_ref().expect("staged above");
                 let sync = staged.file.try_clone()?;

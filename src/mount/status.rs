@@ -61,6 +61,9 @@ pub struct MountStatus {
     /// How attachment bytes reach the mount: `direct` (from the site), `media` (Cloud's media
     /// host, after the site's redirect), or `none` (nothing downloaded yet).
     pub read_path: String,
+    /// Whether the kernel reads and writes local files itself (FUSE passthrough).
+    #[serde(default)]
+    pub passthrough: PassthroughStatus,
     /// Upload requests on the wire now.
     pub uploads: Vec<UploadStatus>,
     /// Body bytes of every upload request so far.
@@ -81,6 +84,8 @@ pub(super) struct StatusParts {
     pub(super) memory_limit_bytes: u64,
     pub(super) disk_limit_bytes: u64,
     pub(super) started: SystemTime,
+    /// FUSE passthrough, from the adapter (`None` until the adapter exists).
+    pub(super) passthrough: Option<crate::fuse::PassthroughReport>,
 }
 
 impl StatusParts {
@@ -134,6 +139,14 @@ impl StatusParts {
                 uploads: traffic.upload_requests,
             },
             read_path: read_path.to_string(),
+            passthrough: match &self.passthrough {
+                Some(report) => PassthroughStatus {
+                    on: report.off_because().is_none(),
+                    off_because: report.off_because(),
+                    opened: report.opened(),
+                },
+                None => PassthroughStatus::default(),
+            },
             uploads: traffic
                 .uploads
                 .iter()
@@ -212,6 +225,18 @@ impl Drop for StatusWriter {
             let _ = std::fs::remove_file(shared.1.path());
         }
     }
+}
+
+/// FUSE passthrough: files being written (and read while written) go between the program and
+/// a local file in the kernel, without passing through the mount process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PassthroughStatus {
+    /// In use: the kernel took the capability and has not refused a file.
+    pub on: bool,
+    /// Why not, when it is off.
+    pub off_because: Option<String>,
+    /// Opens served from a local file so far.
+    pub opened: u64,
 }
 
 /// The block cache's size and success.
@@ -518,6 +543,11 @@ mod tests {
                 uploads: 0,
             },
             read_path: "none".into(),
+            passthrough: PassthroughStatus {
+                on: true,
+                off_because: None,
+                opened: 2,
+            },
             uploads: Vec::new(),
             upload_bytes_sent: 0,
             spool_dir: None,

@@ -29,6 +29,8 @@ use std::sync::Arc;
 use super::record::{RecordFile, SpoolEntry, UploadRecord, FORMAT};
 
 const DATA: &str = "data";
+/// A copy of `data` on its way to replace it (`detach_data`).
+const DETACHED: &str = "data.detached";
 const RECORD: &str = "record.json";
 /// Prefix of a record being written; the rename makes it `record.json`.
 const RECORD_TEMP: &str = ".record.json.";
@@ -213,6 +215,25 @@ impl Spool {
             .len();
         self.write_record(entry_dir, record)?;
         sync_dir(&self.dir)
+    }
+
+    /// Gives `entry` bytes of its own, on the disk: its data was linked from a file that may
+    /// still change (one the kernel writes itself through FUSE passthrough). The copy replaces
+    /// the link in one rename, so the entry always has whole bytes.
+    pub fn detach_data(&self, entry: &SpoolEntry) -> Result<(), SpoolError> {
+        let target = &entry.data_path;
+        let entry_dir = target.parent().unwrap_or(&self.dir);
+        let copy = entry_dir.join(DETACHED);
+        let _ = fs::remove_file(&copy); // left by a crash in the middle of an earlier one
+        copy_private(target, &copy)?;
+        let file = File::open(&copy).map_err(|e| SpoolError::io(&copy, e))?;
+        file.sync_all().map_err(|e| SpoolError::io(&copy, e))?;
+        let size = file.metadata().map_err(|e| SpoolError::io(&copy, e))?.len();
+        fs::rename(&copy, target).map_err(|e| SpoolError::io(target, e))?;
+        let mut record = entry.record.clone();
+        record.size = size;
+        self.write_record(entry_dir, &record)?;
+        sync_dir(entry_dir)
     }
 
     /// Every entry with a readable record, oldest first. Directories without a record (an

@@ -118,6 +118,7 @@ async fn a_write_during_the_empty_upload_lands_after_it() {
     let guide = d.ino(GUIDE).await;
     server.faults(json!({ "latency_ms": 200 })).await;
     let (attr, handle) = d.fs.create(guide, "new.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.flush(handle).await.unwrap();
     d.fs.release(handle); // the empty file starts uploading in the background
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -139,6 +140,7 @@ async fn a_delete_during_the_empty_upload_wins() {
     let guide = d.ino(GUIDE).await;
     server.faults(json!({ "latency_ms": 200 })).await;
     let (_, handle) = d.fs.create(guide, "gone.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.flush(handle).await.unwrap();
     d.fs.release(handle);
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -160,6 +162,7 @@ async fn a_rename_during_the_empty_upload_moves_what_landed() {
     let guide = d.ino(GUIDE).await;
     server.faults(json!({ "latency_ms": 200 })).await;
     let (_, handle) = d.fs.create(guide, "from.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.flush(handle).await.unwrap();
     d.fs.release(handle);
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,6 +191,7 @@ async fn a_waiting_retry_is_superseded_by_newer_bytes_and_by_a_delete() {
     let d = Direct::new(&server).await;
     let guide = d.ino(GUIDE).await;
     let (attr, handle) = d.fs.create(guide, "retry.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.write(handle, 0, b"old").await.unwrap();
     server
         .faults(json!({ "fail_next": vec![503; 12], "retry_after": 0 }))
@@ -203,6 +207,7 @@ async fn a_waiting_retry_is_superseded_by_newer_bytes_and_by_a_delete() {
     assert_eq!(d.read_all(attr.ino).await, b"new bytes");
 
     let (_, handle) = d.fs.create(guide, "doomed.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.write(handle, 0, b"doomed").await.unwrap();
     server
         .faults(json!({ "fail_next": vec![503; 12], "retry_after": 0 }))
@@ -229,6 +234,7 @@ async fn truncate_without_a_handle_uploads_and_flush_answers_the_refusal() {
     assert_eq!(on_server(&server, "notes.txt").await.unwrap(), b"hello");
 
     let (attr, handle) = d.fs.create(guide, "big.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.write(handle, 0, b"refused").await.unwrap();
     server.faults(json!({ "fail_next": [413] })).await;
     let err = d.fs.flush(handle).await.unwrap_err();
@@ -307,6 +313,7 @@ async fn an_editor_save_is_one_new_version() {
         .await
         .unwrap();
     let (_, handle) = d.fs.create(guide, "notes.txt", 0o644).await.unwrap();
+    let handle = handle.handle;
     d.fs.write(handle, 0, b"edited\n").await.unwrap();
     d.fs.flush(handle).await.unwrap();
     d.fs.release(handle);

@@ -41,5 +41,6 @@ mod mount_differential;
 mod mount_early;
 mod mount_integrity;
 mod mount_pages;
+mod mount_passthrough;
 mod mount_write;
 mod spool;

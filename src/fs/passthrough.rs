@@ -1,0 +1,209 @@
+//! Files the kernel reads and writes itself: FUSE passthrough (Linux 6.9 and later).
+//!
+//! Every byte `cp` writes through FUSE is a synchronous round trip and two more copies (into
+//! our process, out to the staging file). With passthrough, `open` hands the kernel the
+//! file's staging file and its READs and WRITEs never reach us: a large copy costs what a copy
+//! onto the local disk costs, and the upload at `close`.
+//!
+//! What we no longer see, we look up. Whoever takes a file's lock (`files.rs`, the one owner of
+//! a file's state) first compares the staging file's size and modification time with what was
+//! seen last; a difference is a write like any other: the bytes are dirty and go up at
+//! `close`. Our own changes (a truncation) are re-read afterwards so that they do not count
+//! as the kernel's. Modification times are fine-grained once someone has looked at them since
+//! the last change (Linux 6.13's multigrain timestamps), which is what makes a rewrite of the
+//! same size visible; before 6.13 only reads are handed over (`writes_allowed`).
+//!
+//! Only complete staged bytes are handed over (a new file, one truncated, one written before
+//! in this mount): the kernel cannot ask us for the parts of a server version that a partial
+//! staging file stands for. The kernel keeps one mode per inode — while any handle of an inode
+//! is passthrough, every handle of it must be, on the same file — which the FUSE adapter
+//! enforces; here the staging file stays where it is while the kernel holds it.
+//!
+//! What a user sees differently (docs/PERFORMANCE.md): a write past `--max-file-size` fails at
+//! `close` with EFBIG rather than at the `write`, and a full disk answers ENOSPC without the
+//! disk cache giving space back first (it keeps its reserve free for this).
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
+
+use super::files::{FileCell, FileState};
+use super::inode::Node;
+use super::staged::Staged;
+use super::ConfluenceFs;
+
+/// How the staging file looked when we last looked at it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Seen {
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl Seen {
+    fn of(meta: &std::fs::Metadata) -> Seen {
+        Seen {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+}
+
+/// The passthrough side of one file, beside its lock (`FileCell`): read without waiting for
+/// an upload that holds the lock.
+#[derive(Default)]
+pub(crate) struct Passthrough {
+    /// Handles the kernel serves from the staging file.
+    handles: u32,
+    /// A second descriptor of the staging file, for `stat` while the lock is held elsewhere.
+    live: Option<std::fs::File>,
+    /// Set while writes we do not see may have happened since.
+    seen: Option<Seen>,
+    /// A descriptor kept from the last offer, to become `live` if the kernel takes it.
+    spare: Option<std::fs::File>,
+    /// `--max-file-size`: past it the file is refused at close.
+    limit: u64,
+}
+
+impl Passthrough {
+    /// Whether the kernel may be writing the staging file now.
+    pub(crate) fn active(&self) -> bool {
+        self.handles > 0
+    }
+
+    /// The staging file's current size, when the kernel may be writing it.
+    pub(crate) fn live_size(&self) -> Option<u64> {
+        let live = self.live.as_ref()?;
+        live.metadata().ok().map(|meta| meta.len())
+    }
+}
+
+/// Brings `state` up to date with what the kernel wrote to the staging file of `cell` since
+/// the last look; called by whoever takes the file's lock.
+pub(crate) fn observe(cell: &FileCell, state: &mut FileState) {
+    let mut passthrough = cell.passthrough.lock().unwrap();
+    let Some(seen) = passthrough.seen else {
+        return;
+    };
+    let Some(staged) = state.staged.as_mut() else {
+        return;
+    };
+    if let Ok(meta) = staged.file.metadata() {
+        let now = Seen::of(&meta);
+        if now != seen {
+            staged.kernel_wrote(now.size);
+            staged.too_large = now.size > passthrough.limit;
+            passthrough.seen = Some(now);
+        }
+    }
+    if passthrough.handles == 0 {
+        // The last passthrough handle is gone and what it wrote has been taken in.
+        passthrough.seen = None;
+        passthrough.live = None;
+    }
+}
+
+/// After our own change of the staging file: the change is not the kernel's.
+pub(crate) fn look_again(cell: &FileCell, staged: &Staged) {
+    let mut passthrough = cell.passthrough.lock().unwrap();
+    if passthrough.seen.is_some() {
+        if let Ok(meta) = staged.file.metadata() {
+            passthrough.seen = Some(Seen::of(&meta));
+        }
+    }
+}
+
+/// Whether this kernel makes a same-size rewrite visible in the modification time (6.13+).
+fn writes_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        kernel_at_least(&release, (6, 13))
+    })
+}
+
+fn kernel_at_least(release: &str, wanted: (u32, u32)) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= wanted
+}
+
+impl ConfluenceFs {
+    /// A descriptor of the staging file of the locked file, if the kernel may be handed it for
+    /// a handle opened for writing (`writable`) or reading.
+    pub(crate) fn passthrough_offer(
+        &self,
+        cell: &FileCell,
+        state: &FileState,
+        writable: bool,
+    ) -> Option<std::fs::File> {
+        if !self.config.passthrough || (writable && !writes_allowed()) {
+            return None;
+        }
+        let staged = state.staged.as_ref()?;
+        // Not while the spool shares the staging file (a failed upload waiting for a retry):
+        // the kernel's writes would change the bytes the retry sends.
+        if !staged.complete() || staged.too_large || staged.shared || staged.early.is_some() {
+            return None;
+        }
+        // A page's text is saved as a document at close, with its own checks: through us.
+        if matches!(
+            self.tree.inodes.get(cell.ino()).map(|entry| entry.node),
+            Some(Node::Text(_)) | None
+        ) {
+            return None;
+        }
+        let offered = staged.file.try_clone().ok()?;
+        let mut passthrough = cell.passthrough.lock().unwrap();
+        if passthrough.live.is_none() {
+            passthrough.spare = staged.file.try_clone().ok();
+        }
+        Some(offered)
+    }
+
+    /// The kernel serves handle `handle` from the staging file from now on (the adapter
+    /// registered it): its writes are looked up, not received.
+    pub fn passthrough_started(&self, handle: u64) {
+        let Some(cell) = self.handles.staged_cell(handle, false) else {
+            return;
+        };
+        self.handles.mark_passthrough(handle);
+        let limit = self.writer().map_or(u64::MAX, |w| w.config.max_file_size);
+        let mut passthrough = cell.passthrough.lock().unwrap();
+        passthrough.handles += 1;
+        passthrough.limit = limit;
+        if passthrough.live.is_none() {
+            passthrough.live = passthrough.spare.take();
+        }
+        if passthrough.seen.is_none() {
+            if let Some(meta) = passthrough.live.as_ref().and_then(|f| f.metadata().ok()) {
+                passthrough.seen = Some(Seen::of(&meta));
+            }
+        }
+    }
+
+    /// Handle `handle` is closing: one passthrough handle fewer on its file.
+    pub(crate) fn passthrough_ended(&self, cell: &FileCell, handle: u64) {
+        if self.handles.unmark_passthrough(handle) {
+            let mut passthrough = cell.passthrough.lock().unwrap();
+            passthrough.handles = passthrough.handles.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_at_least;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.18.44-cloud-amd64\n", (6, 13)));
+        assert!(kernel_at_least("6.13.0", (6, 13)));
+        assert!(!kernel_at_least("6.12.9-arch1", (6, 13)));
+        assert!(!kernel_at_least("5.19.0", (6, 13)));
+        assert!(kernel_at_least("7.0.1", (6, 13)));
+        assert!(!kernel_at_least("", (6, 13)));
+    }
+}
