@@ -132,7 +132,8 @@ impl fuser::Filesystem for FuseAdapter {
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let offered = config.capabilities() & wanted;
         let _ = config.add_capabilities(offered);
-        self.backings.set_enabled(self.negotiate_passthrough(config));
+        self.backings
+            .set_enabled(self.negotiate_passthrough(config));
         let _ = config.set_max_background(64);
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -379,13 +380,9 @@ impl fuser::Filesystem for FuseAdapter {
                                 &id,
                             )
                         }
-                        Choice::Cached => reply.created(
-                            &ttl,
-                            &attr,
-                            Generation(0),
-                            handle,
-                            FopenFlags::empty(),
-                        ),
+                        Choice::Cached => {
+                            reply.created(&ttl, &attr, Generation(0), handle, FopenFlags::empty())
+                        }
                     }
                 }
                 Err(err) => reply.error(errno(&err)),

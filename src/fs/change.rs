@@ -19,9 +19,9 @@ use super::fs_error::FsError;
 use super::inode::Node;
 use super::local::LocalAnswer;
 use super::names;
+use super::read::Opened;
 use super::tempname::is_temporary;
 use super::text_node::TextNode;
-use super::read::Opened;
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ClientError, ContentKind, Page};
 

@@ -157,6 +157,8 @@ pub struct ConfluenceFs {
     attributes: kept_attrs::AttrWrites,
     /// Uploads after RELEASE still running: unmounting waits for them ([`ConfluenceFs::quiesce`]).
     releasing: Arc<tokio::sync::watch::Sender<usize>>,
+    /// Free space kept for files the kernel writes itself (`passthrough.rs`).
+    room: Arc<passthrough::Room>,
     mounted_at: SystemTime,
 }
 
@@ -179,6 +181,7 @@ impl ConfluenceFs {
             cache,
             tree: tree::Tree::new(ttl),
             releasing: Arc::new(tokio::sync::watch::Sender::new(0)),
+            room: Arc::default(),
             mounted_at: SystemTime::now(),
             config,
         }

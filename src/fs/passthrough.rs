@@ -23,13 +23,45 @@
 //! `close` with EFBIG rather than at the `write`, and a full disk answers ENOSPC without the
 //! disk cache giving space back first (it keeps its reserve free for this).
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use super::files::{FileCell, FileState};
 use super::inode::Node;
 use super::staged::Staged;
 use super::ConfluenceFs;
+
+/// Free space the staging filesystem keeps while the kernel writes files we do not see: the
+/// disk cache gives blocks back before a write through us fails (`give_back_disk`), but a
+/// write through the kernel cannot wait for that, so the room is made ahead of it. Below it,
+/// files are written through us, where the cache yields write by write.
+const ROOM: u64 = 512 << 20;
+/// How often the room is checked while the kernel writes.
+const ROOM_EVERY: Duration = Duration::from_millis(50);
+
+/// Keeps [`ROOM`] free while files are written through passthrough.
+#[derive(Default)]
+pub(crate) struct Room {
+    writers: AtomicU32,
+    keeping: AtomicBool,
+}
+
+/// Free bytes of the filesystem holding `file`.
+fn free_bytes(file: &std::fs::File) -> Option<u64> {
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: the descriptor is open for the call, and `stat` is writable memory of the right
+    // type, filled when the call returns 0.
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstatvfs returned 0.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(clippy::unnecessary_cast)]
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
 
 /// How the staging file looked when we last looked at it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -165,11 +197,18 @@ impl ConfluenceFs {
 
     /// The kernel serves handle `handle` from the staging file from now on (the adapter
     /// registered it): its writes are looked up, not received.
-    pub fn passthrough_started(&self, handle: u64) {
+    pub fn passthrough_started(self: &Arc<Self>, handle: u64) {
         let Some(cell) = self.handles.staged_cell(handle, false) else {
             return;
         };
         self.handles.mark_passthrough(handle);
+        if self.handles.staged_cell(handle, true).is_some() {
+            self.room.writers.fetch_add(1, Ordering::AcqRel);
+            if !self.room.keeping.swap(true, Ordering::AcqRel) {
+                let fs = self.clone();
+                tokio::spawn(async move { fs.keep_room().await });
+            }
+        }
         let limit = self.writer().map_or(u64::MAX, |w| w.config.max_file_size);
         let mut passthrough = cell.passthrough.lock().unwrap();
         passthrough.handles += 1;
@@ -184,11 +223,49 @@ impl ConfluenceFs {
         }
     }
 
-    /// Handle `handle` is closing: one passthrough handle fewer on its file.
-    pub(crate) fn passthrough_ended(&self, cell: &FileCell, handle: u64) {
+    /// Handle `handle` (opened for writing if `writable`) is closing: one passthrough handle
+    /// fewer on its file.
+    pub(crate) fn passthrough_ended(&self, cell: &FileCell, handle: u64, writable: bool) {
         if self.handles.unmark_passthrough(handle) {
             let mut passthrough = cell.passthrough.lock().unwrap();
             passthrough.handles = passthrough.handles.saturating_sub(1);
+            if writable {
+                self.room.writers.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// While the kernel writes files itself, keeps [`ROOM`] free on the staging filesystem by
+    /// taking it from the disk cache.
+    async fn keep_room(self: Arc<Self>) {
+        let Some(dir) = self
+            .writer
+            .as_ref()
+            .and_then(|w| std::fs::File::open(&w.staging_dir).ok())
+        else {
+            self.room.keeping.store(false, Ordering::Release);
+            return;
+        };
+        loop {
+            if self.room.writers.load(Ordering::Acquire) == 0 {
+                self.room.keeping.store(false, Ordering::Release);
+                // A writer that came in between found `keeping` still set: take it over.
+                if self.room.writers.load(Ordering::Acquire) == 0
+                    || self.room.keeping.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
+            }
+            if let Some(free) = free_bytes(&dir).filter(|free| *free < ROOM) {
+                let cache = self.cache.clone();
+                let freed = tokio::task::spawn_blocking(move || cache.give_back_disk(ROOM - free))
+                    .await
+                    .unwrap_or(0);
+                if freed > 0 {
+                    tracing::debug!(freed, "the disk cache gave room to files being written");
+                }
+            }
+            tokio::time::sleep(ROOM_EVERY).await;
         }
     }
 }

@@ -286,8 +286,8 @@ impl ConfluenceFs {
                     self.tree.inodes.remove(ino);
                 }
             }
-            OpenFile::Staged { cell, .. } => {
-                self.passthrough_ended(&cell, handle);
+            OpenFile::Staged { cell, writable } => {
+                self.passthrough_ended(&cell, handle, writable);
                 let fs = self.clone();
                 let counted = self.releasing();
                 tokio::spawn(async move {

@@ -73,7 +73,9 @@ impl Backings {
         self.enabled.store(false, Ordering::Release);
         let mut off = self.off_because.lock().unwrap();
         if off.is_none() {
-            tracing::info!("FUSE passthrough is off: {reason}; every READ and WRITE goes through confluencefs");
+            tracing::info!(
+                "FUSE passthrough is off: {reason}; every READ and WRITE goes through confluencefs"
+            );
             *off = Some(reason);
         }
     }

@@ -230,7 +230,8 @@ impl Spool {
         file.sync_all().map_err(|e| SpoolError::io(&copy, e))?;
         let size = file.metadata().map_err(|e| SpoolError::io(&copy, e))?.len();
         fs::rename(&copy, target).map_err(|e| SpoolError::io(target, e))?;
-        let mut record = entry.record.clone();
+        // The record as it is now (the failed attempt wrote its error into it), new size.
+        let mut record = self.get(&entry.id)?.record;
         record.size = size;
         self.write_record(entry_dir, &record)?;
         sync_dir(entry_dir)

@@ -3,6 +3,10 @@
 //! anything on the server, a failed early upload falls back to the ordinary one, and an
 //! overwrite streams a new version. What reached the server is checked through the REST API.
 //!
+//! The early upload follows WRITEs, so these mounts serve them (`--no-passthrough`): through
+//! FUSE passthrough the kernel writes new files itself and the upload starts at `close`
+//! (`mount_passthrough.rs`).
+//!
 //! The files are written by a child process, step by step: a descriptor open in this (the
 //! test) process would be inherited by every process another test spawns meanwhile, and each
 //! of those closes it at `exec` — a FLUSH, which uploads what is written so far.
@@ -122,7 +126,7 @@ fn a_large_copy_is_on_its_way_before_close() {
     both(|flavor| {
         let server = Server::start_seeded(flavor, seed_tree);
         let view = ServerView::new(&server);
-        let mount = Mounted::new(&server, &[]);
+        let mount = Mounted::new(&server, &["--no-passthrough"]);
         let data = pattern(40 * MIB + 123);
         let path = mount.join(&format!("{GUIDE}/streamed.bin"));
         view.rt.block_on(server.clear_requests());
@@ -157,7 +161,7 @@ fn a_large_copy_is_on_its_way_before_close() {
 fn a_file_rewritten_mid_way_gives_the_early_upload_up_and_leaves_one_version() {
     let server = Server::start_seeded(Flavor::Cloud, seed_tree);
     let view = ServerView::new(&server);
-    let mount = Mounted::new(&server, &[]);
+    let mount = Mounted::new(&server, &["--no-passthrough"]);
     let mut data = pattern(20 * MIB);
     let path = mount.join(&format!("{GUIDE}/rewritten.bin"));
     view.rt.block_on(server.clear_requests());
@@ -210,7 +214,7 @@ fn a_failed_early_upload_falls_back_to_the_ordinary_one() {
     both(|flavor| {
         let server = Server::start_seeded(flavor, seed_tree);
         let view = ServerView::new(&server);
-        let mount = Mounted::new(&server, &[]);
+        let mount = Mounted::new(&server, &["--no-passthrough"]);
         let data = pattern(18 * MIB + 5);
         view.faults(
             json!({"fail_next": [500], "method": "POST", "path_contains": "/child/attachment"}),
@@ -251,7 +255,7 @@ fn an_overwrite_streams_a_new_version_of_the_same_attachment() {
     both(|flavor| {
         let server = Server::start_seeded(flavor, seed_tree);
         let view = ServerView::new(&server);
-        let mount = Mounted::new(&server, &[]);
+        let mount = Mounted::new(&server, &["--no-passthrough"]);
         let before = view.attachment("Guide", "big.bin");
         let data = pattern(30 * MIB + 7);
         let path = mount.join(&format!("{GUIDE}/big.bin"));
@@ -276,7 +280,7 @@ fn an_overwrite_streams_a_new_version_of_the_same_attachment() {
 fn small_files_are_uploaded_at_close_only() {
     let server = Server::start_seeded(Flavor::DataCenter, seed_tree);
     let view = ServerView::new(&server);
-    let mount = Mounted::new(&server, &[]);
+    let mount = Mounted::new(&server, &["--no-passthrough"]);
     let path = mount.join(&format!("{GUIDE}/small.bin"));
     view.rt.block_on(server.clear_requests());
 

@@ -200,17 +200,20 @@ fn a_refused_upload_keeps_its_own_bytes_and_the_next_close_sends_the_newer() {
          except OSError as e:\n    print(errno.errorcode[e.errno])\n\
          datas = glob.glob({spool:?} + '/**/spool/*/data', recursive=True)\n\
          print(len(datas), [os.stat(d).st_nlink for d in datas], [open(d, 'rb').read() for d in datas])\n\
+         print(['403' in open(os.path.join(os.path.dirname(d), 'record.json')).read() for d in datas])\n\
          os.pwrite(fd, b'second', 0)\n\
          print([open(d, 'rb').read() for d in datas])\n\
          os.close(fd)\n",
         spool = spool.display().to_string()
     ));
     assert_eq!(
-        out,
-        "EACCES\n1 [1] [b'first']\n[b'first']\n",
-        "the spool's bytes are its own"
+        out, "EACCES\n1 [1] [b'first']\n[True]\n[b'first']\n",
+        "the spool's bytes are its own, its record the refusal"
     );
     let later = view.attachment("Guide", "later.txt");
     assert_eq!(view.bytes(&later), b"second");
-    assert_eq!(later.version, 1, "the refused bytes were superseded, not sent");
+    assert_eq!(
+        later.version, 1,
+        "the refused bytes were superseded, not sent"
+    );
 }
