@@ -237,6 +237,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         memory_limit_bytes: config.memory_cache_bytes,
         disk_limit_bytes: config.disk_cache_bytes,
         started: std::time::SystemTime::now(),
+        fs: None,
     };
     let fs = Arc::new(ConfluenceFs::new(
         client,
@@ -287,6 +288,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         StatusParts {
             // Uptime counts from readiness, not from the connect.
             started: std::time::SystemTime::now(),
+            fs: Some(attributes.clone()),
             ..parts
         },
     );

@@ -22,6 +22,7 @@ mod client_retry;
 mod client_upload;
 
 mod fs_direct;
+mod fs_forget;
 
 mod markdown_roundtrip;
 
