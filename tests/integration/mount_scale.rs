@@ -77,6 +77,7 @@ async fn ls_of_ten_thousand_attachments_costs_its_listing() {
 /// for `drop_caches`, as CI has.
 #[test]
 fn dropped_caches_shrink_the_inode_table() {
+    // SAFETY: geteuid cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: drop_caches needs root");
         return;
