@@ -148,7 +148,7 @@ impl fuser::Filesystem for FuseAdapter {
             "lookup",
             Kind::Ask,
             name,
-            move |fs, name| async move { fs.lookup(parent.0, &name).await },
+            move |fs, name| async move { fs.lookup_entry(parent.0, &name).await },
             move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
@@ -243,7 +243,10 @@ impl fuser::Filesystem for FuseAdapter {
             "mkdir",
             Kind::Change,
             name,
-            move |fs, name| async move { fs.mkdir(parent.0, &name, mode).await },
+            move |fs, name| async move {
+                let attr = fs.mkdir(parent.0, &name, mode).await?;
+                counted(&fs, attr.ino).map(|()| attr)
+            },
             move |result| match result {
                 Ok(attr) => reply.entry(&ttl, &file_attr(&attr), Generation(0)),
                 Err(err) => reply.error(errno(&err)),
@@ -361,7 +364,10 @@ impl fuser::Filesystem for FuseAdapter {
             "create",
             Kind::Change,
             name,
-            move |fs, name| async move { fs.create(parent.0, &name, mode).await },
+            move |fs, name| async move {
+                let (attr, handle) = fs.create(parent.0, &name, mode).await?;
+                counted(&fs, attr.ino).map(|()| (attr, handle))
+            },
             move |result| match result {
                 Ok((attr, opened)) => {
                     let handle = FileHandle(opened.handle);
@@ -604,6 +610,11 @@ impl fuser::Filesystem for FuseAdapter {
         }
         for (index, entry) in entries.iter().enumerate().skip(next as usize - 2) {
             let entry_offset = (index + 3) as u64;
+            // Every entry but "." and ".." counts as a lookup; the open directory holds its
+            // entries' inodes, so none is gone, but one that were would be skipped, not given.
+            if !self.fs.remember_lookup(entry.attr.ino) {
+                continue;
+            }
             if reply.add(
                 INodeNo(entry.attr.ino),
                 entry_offset,
@@ -612,10 +623,19 @@ impl fuser::Filesystem for FuseAdapter {
                 &file_attr(&entry.attr),
                 Generation(0),
             ) {
+                // Not added: the buffer is full, and the kernel asks again from here.
+                self.fs.forget_now(entry.attr.ino, 1);
                 break;
             }
         }
         reply.ok();
+    }
+
+    // fuser 0.18 keeps BATCH_FORGET's `ForgetOne` private, so its default calls this for each
+    // entry of a batch: counting is a lock and a subtraction, and collections are coalesced.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let _runtime = self.runtime.enter();
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn releasedir(
@@ -880,6 +900,16 @@ impl FuseAdapter {
 /// Logs a failure once, where it is answered: what went wrong with the server or the disk
 /// (with the request it concerned, which names the URL and never the credential), and what
 /// was refused. Ordinary answers (no such name, not empty, exists) are not failures.
+/// Counts an entry about to be replied (CREATE, MKDIR); ESTALE if it is gone already, which
+/// it cannot be while new (`inode::InodeTable::age_fresh`).
+fn counted(fs: &ConfluenceFs, ino: u64) -> Result<(), FsError> {
+    if fs.remember_lookup(ino) {
+        Ok(())
+    } else {
+        Err(FsError::Errno(libc::ESTALE))
+    }
+}
+
 fn log_failure(what: &'static str, err: &FsError) {
     use crate::confluence::ClientError;
     match err {

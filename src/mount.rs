@@ -242,6 +242,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
         disk_limit_bytes: config.disk_cache_bytes,
         started: std::time::SystemTime::now(),
         passthrough: None,
+        fs: None,
     };
     let fs = Arc::new(ConfluenceFs::new(
         client,
@@ -295,6 +296,7 @@ pub fn run(config: MountConfig) -> anyhow::Result<()> {
             // Uptime counts from readiness, not from the connect.
             started: std::time::SystemTime::now(),
             passthrough: Some(passthrough),
+            fs: Some(attributes.clone()),
             ..parts
         },
     );

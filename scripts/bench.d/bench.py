@@ -50,8 +50,13 @@ SIZES = {
                   bulk_files=200, bulk_kib=64, upload_mib=128,
                   sizes_mib=[1, 16, 64, 256], reread_mib=256, text_pages=500),
 }
+# walk_200k and ls_10k run against a server of their own (seeded once under data/scale-seed):
+# pages of SCALE_FILES attachments, and one page of 10,000.
+SCALE_FILES = 500
+SCALE_WALK = {"full": 200_000, "quick": 20_000}
+HUGE_PAGE = 10_000
 WORKLOADS = ["cold_read", "warm_read", "cold_sizes", "reread", "metadata_walk", "backup",
-             "grep_pages", "bulk_upload", "large_upload"]
+             "grep_pages", "bulk_upload", "large_upload", "walk_200k", "ls_10k"]
 # The word one page in NEEDLE_EVERY carries, for grep_pages.
 NEEDLE = "budgetary"
 NEEDLE_EVERY = 50
@@ -243,6 +248,25 @@ def cleanup():
             log(f"cleanup: {e}")
     MOUNTS.clear()
     PROCS.clear()
+
+
+def rss_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, TypeError):
+        return None
+    return None
+
+
+def mount_status(mnt):
+    out = subprocess.run([str(BIN / "confluencefs"), "status", str(mnt), "--json"],
+                         capture_output=True, text=True)
+    try:
+        return json.loads(out.stdout)["mounts"][0]
+    except (ValueError, KeyError, IndexError):
+        return {}
 
 
 def peak_rss_kib(pid):
@@ -561,6 +585,66 @@ class Bench:
                                "ls_seconds": round(secs - t_find, 4)})
             unmount(mnt, proc)
 
+    # workloads walk_200k and ls_10k (bare loopback only): a server of their own
+    def scale(self, lat):
+        files = SCALE_WALK["quick" if self.args.quick else "full"]
+        seed = self.data / f"scale-seed-{files}"
+        if not (seed / "done").exists():
+            shutil.rmtree(seed, ignore_errors=True)
+            for p in range(files // SCALE_FILES):
+                page = seed / "SCALE" / f"part-{p:04d}"
+                page.mkdir(parents=True)
+                for a in range(SCALE_FILES):
+                    (page / f"n-{a:03d}.txt").write_bytes(b"x\n")
+            huge = seed / "HUGE" / "Huge"
+            huge.mkdir(parents=True)
+            for a in range(HUGE_PAGE):
+                (huge / f"f{a:05d}.txt").write_bytes(b"x\n")
+            (seed / "done").write_text("")
+        work = self.fresh_dir("scale-server")
+        server, own = self.server, Server(seed, work)
+        api, self.server, self.api = self.api, own, own.url
+        try:
+            if self.want("walk_200k"):
+                mnt, _, pid, _ = self.mount_cfs()
+                drop_caches()
+                own.clear_log()
+                t = time.perf_counter()
+                found = subprocess.run(f"find '{mnt}/SCALE' -type f | wc -l; "
+                                       f"find '{mnt}/SCALE' -exec stat -c %s {{}} + | wc -l",
+                                       shell=True, check=True, capture_output=True,
+                                       timeout=self.args.timeout).stdout.split()
+                secs = time.perf_counter() - t
+                status = mount_status(mnt)
+                drop_caches()
+                time.sleep(5)  # listings' TTL is 60 s: the kernel's part goes at once
+                after = mount_status(mnt)
+                self.record("walk_200k", "confluencefs", lat, secs, None, pid,
+                            extra={"files": int(found[0]), "inodes_after_walk": status.get("inodes"),
+                                   "inodes_after_drop_caches": after.get("inodes"),
+                                   "rss_kib_after_drop_caches": rss_kib(pid)})
+                unmount(mnt, None)
+                # rclone's WebDAV walk of 200,000 files takes many minutes: the local disk is
+                # the peer (the same tree, page cache dropped).
+                drop_caches()
+                t = time.perf_counter()
+                subprocess.run(f"find '{seed}/SCALE' -type f | wc -l; "
+                               f"find '{seed}/SCALE' -exec stat -c %s {{}} + | wc -l",
+                               shell=True, check=True, capture_output=True)
+                self.record("walk_200k", "local_disk", lat, time.perf_counter() - t, None,
+                            server=False)
+            if self.want("ls_10k"):
+                mnt, _, pid, _ = self.mount_cfs()
+                os.stat(mnt / "HUGE" / "HUGE Home" / "Huge")
+                own.clear_log()
+                t = time.perf_counter()
+                self.timed(["ls", "-l", str(mnt / "HUGE" / "HUGE Home" / "Huge")], self.args.timeout)
+                self.record("ls_10k", "confluencefs", lat, time.perf_counter() - t, None, pid)
+                unmount(mnt, None)
+        finally:
+            self.server, self.api = server, api
+            stop(own.proc)
+
     # workload: grep -r over the page text of a space vs a script that fetches every body
     def grep_pages(self, lat):
         pages = self.size.get("text_pages", 0)
@@ -723,6 +807,8 @@ class Bench:
                 self.backup(lat)
             if self.want("grep_pages"):
                 self.grep_pages(lat)
+            if lat == 0 and (self.want("walk_200k") or self.want("ls_10k")):
+                self.scale(lat)
             self.uploads(lat)
         finally:
             for p in started:

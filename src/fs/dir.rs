@@ -34,24 +34,47 @@ use std::sync::Arc;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::fs_error::FsError;
-use super::inode::{Entry, Node};
+use super::inode::{Entry, Held, InodeTable, Node};
 use super::names::{self, Child, EntryKind, NameQuery};
 use super::page_text::TextForm;
 use super::text_node::{self as page_text, raw_page_name, TextNode};
 use super::{Attr, ConfluenceFs};
 use crate::confluence::{Attachment, ContentKind, Page};
 
-/// A directory's children as of one fetch.
+/// A directory's children as of one fetch. It holds their inodes (`inode::Held`) for as long
+/// as it lives, so a number it hands out by name is always in the table.
 pub(crate) struct Listing {
     /// Listed entries, in the order readdir shows them.
     entries: Vec<(String, u64)>,
     /// Reachable by name but not listed (`@versions` unless `--show-versions`).
     hidden: Vec<(String, u64)>,
+    _held: Held,
 }
 
 impl Listing {
+    /// A listing of these entries, holding their inodes; `Err` when one is gone already (it
+    /// was dropped between being found and being held: the listing is made again).
+    pub(crate) fn new(
+        entries: Vec<(String, u64)>,
+        hidden: Vec<(String, u64)>,
+        inodes: &InodeTable,
+    ) -> Result<Listing, u64> {
+        let inos = entries.iter().chain(hidden.iter()).map(|(_, ino)| *ino);
+        let held = inodes.hold(inos.collect())?;
+        Ok(Listing {
+            entries,
+            hidden,
+            _held: held,
+        })
+    }
+
+    /// What the listing weighs in the listing cache's bound: one per name.
+    pub(crate) fn weight(&self) -> u32 {
+        (self.entries.len() + self.hidden.len() + 1).min(u32::MAX as usize) as u32
+    }
+
     /// This listing with `name` standing for `ino` (after our own create, upload or move).
-    pub(crate) fn with(&self, name: &str, ino: u64) -> Listing {
+    pub(crate) fn with(&self, name: &str, ino: u64, inodes: &InodeTable) -> Result<Listing, u64> {
         let mut entries: Vec<(String, u64)> = self
             .entries
             .iter()
@@ -59,23 +82,18 @@ impl Listing {
             .cloned()
             .collect();
         entries.push((name.to_string(), ino));
-        Listing {
-            entries,
-            hidden: self.hidden.clone(),
-        }
+        Listing::new(entries, self.hidden.clone(), inodes)
     }
 
     /// This listing less one name (after our own delete or move).
-    pub(crate) fn without(&self, name: &str) -> Listing {
-        Listing {
-            entries: self
-                .entries
-                .iter()
-                .filter(|(n, _)| n != name)
-                .cloned()
-                .collect(),
-            hidden: self.hidden.clone(),
-        }
+    pub(crate) fn without(&self, name: &str, inodes: &InodeTable) -> Result<Listing, u64> {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(n, _)| n != name)
+            .cloned()
+            .collect();
+        Listing::new(entries, self.hidden.clone(), inodes)
     }
 
     /// The listed entries' inodes, in readdir order.
@@ -105,6 +123,9 @@ pub struct DirEntry {
     /// The entry's attributes, as `stat` shows them.
     pub attr: Attr,
 }
+
+/// Times a listing or a lookup is made again when an inode it found was dropped meanwhile.
+const HOLD_ATTEMPTS: usize = 3;
 
 /// Names looked up one by one in a directory before it is listed instead.
 const LIST_AFTER_LOOKUPS: u32 = 2;
@@ -162,6 +183,24 @@ impl ConfluenceFs {
         if !entry.node.is_dir() {
             return Err(FsError::NotDirectory);
         }
+        // The snapshot holds its entries' inodes until RELEASEDIR: READDIRPLUS hands them to
+        // the kernel, which must never get a dropped number.
+        for _ in 0..HOLD_ATTEMPTS {
+            let entries = self.snapshot(ino).await?;
+            let inos = entries.iter().map(|e| e.attr.ino).collect();
+            if let Ok(held) = self.tree.inodes.hold(inos) {
+                let handle = self.new_handle();
+                self.handles.insert_dir(handle, Arc::new(entries));
+                self.tree.open_dirs.lock().unwrap().insert(handle, held);
+                return Ok(handle);
+            }
+        }
+        Err(FsError::Errno(libc::ESTALE))
+    }
+
+    /// The entries of directory `ino` as readdir shows them: its listing merged with the local
+    /// layer.
+    async fn snapshot(self: &Arc<Self>, ino: u64) -> Result<Vec<DirEntry>, FsError> {
         let listing = self.listing(ino).await?;
         self.walk_opened(ino, &listing).await;
         let (local, hidden) = self.tree.local.view(ino);
@@ -181,9 +220,7 @@ impl ConfluenceFs {
                 });
             }
         }
-        let handle = self.new_handle();
-        self.handles.insert_dir(handle, Arc::new(entries));
-        Ok(handle)
+        Ok(entries)
     }
 
     /// The entries of an open directory handle (without `.` and `..`).
@@ -194,9 +231,25 @@ impl ConfluenceFs {
     /// Forgets the directory handle and its frozen listing (RELEASEDIR).
     pub fn releasedir(&self, handle: u64) {
         self.handles.remove_dir(handle);
+        let held = self.tree.open_dirs.lock().unwrap().remove(&handle);
+        drop(held);
     }
 
-    /// Finds `name` in the directory `parent`.
+    /// LOOKUP: finds `name` in `parent` and counts the answer as one the kernel now holds
+    /// (until its FORGET). An inode dropped between being found and being counted is found
+    /// again (under a new number) rather than handed out.
+    pub async fn lookup_entry(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        for _ in 0..HOLD_ATTEMPTS {
+            let attr = self.lookup(parent, name).await?;
+            if self.tree.inodes.remember(attr.ino, 1) {
+                return Ok(attr);
+            }
+        }
+        Err(FsError::Errno(libc::ESTALE))
+    }
+
+    /// Finds `name` in the directory `parent` (without counting it as the kernel's: see
+    /// [`lookup_entry`](Self::lookup_entry)).
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
         let entry = self.entry(parent)?;
         if !entry.node.is_dir() {
@@ -278,6 +331,23 @@ impl ConfluenceFs {
     }
 
     async fn fetch_listing(&self, ino: u64) -> Result<Listing, FsError> {
+        // An entry found again may have been dropped between its upsert and the hold (it was a
+        // candidate): fetched again, it gets a new number. That is rare; twice running, rarer.
+        for _ in 0..HOLD_ATTEMPTS {
+            let (entries, hidden) = self.fetch_entries(ino).await?;
+            if let Ok(listing) = Listing::new(entries, hidden, &self.tree.inodes) {
+                return Ok(listing);
+            }
+        }
+        Err(FsError::Errno(libc::ESTALE))
+    }
+
+    /// A directory's listed and hidden entries, fetched.
+    #[allow(clippy::type_complexity)]
+    async fn fetch_entries(
+        &self,
+        ino: u64,
+    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), FsError> {
         let entry = self.entry(ino)?;
         let mut hidden = Vec::new();
         let entries = match &entry.node {
@@ -402,7 +472,7 @@ impl ConfluenceFs {
                 return Err(FsError::NotDirectory)
             }
         };
-        Ok(Listing { entries, hidden })
+        Ok((entries, hidden))
     }
 
     /// Names child pages (or blog posts) and attachments of one directory together, so that

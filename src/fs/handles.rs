@@ -184,6 +184,13 @@ impl Handles {
         self.table.lock().unwrap().passthrough.remove(&handle)
     }
 
+    /// Inodes with an open handle, and files deleted while one was open.
+    pub(crate) fn in_use(&self) -> HashSet<u64> {
+        let table = self.table.lock().unwrap();
+        let open = table.open.values().map(OpenFile::ino);
+        open.chain(table.orphans.iter().copied()).collect()
+    }
+
     pub(crate) fn is_orphan(&self, ino: u64) -> bool {
         self.table.lock().unwrap().orphans.contains(&ino)
     }

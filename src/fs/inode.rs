@@ -3,12 +3,23 @@
 //! An inode is keyed by the Confluence object behind it (a space key, a content id, an
 //! attachment id and version), never by its path, so a rename on the server or a second name
 //! for the same object (a lookup by a disambiguated name, a listing) lands on the same inode,
-//! and the kernel's caches stay coherent. Numbers are never reused within a mount: the table
-//! only grows by one small entry per object seen, which is cheap next to the kernel's own
-//! dentry cache, and it spares us the FORGET bookkeeping that a reusing scheme would need.
+//! and the kernel's caches stay coherent. Numbers are never reused within a mount (a counter),
+//! so a number the kernel still holds can never come to mean another object.
+//!
+//! The table shrinks: an entry stays while something may still ask for it by number, and no
+//! longer. Three counts say who that is: the kernel's (`lookups`: every entry replied to a
+//! LOOKUP, CREATE, MKDIR or READDIRPLUS, less what FORGET gives back), cached listings and open
+//! directory snapshots (`listed`: they hand numbers out by name), and the entries that name it
+//! as their parent (`children`: a page text's links and an upload's destination walk up
+//! parents). An entry with all three at zero is a *candidate*; `ConfluenceFs::collect_inodes`
+//! drops it unless something outside the tree needs it (an open handle, local bytes, a pending
+//! upload, attributes not written yet). A dropped object found again gets a new number. New
+//! entries become candidates only after a grace of one tick (`age_fresh`), so the operation
+//! that made one has time to count or hold it; holding or counting an entry that is gone
+//! fails, and the caller finds the name again instead of handing out a dropped number.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use crate::confluence::{Attachment, ContainerRef, Page, Space};
@@ -143,17 +154,138 @@ pub struct Entry {
     pub refreshed: Instant,
 }
 
+/// An entry and who still needs its number.
+struct Slot {
+    entry: Entry,
+    /// What the kernel holds (LOOKUP and friends, less FORGET).
+    lookups: u64,
+    /// Cached listings and open directory snapshots that hold it.
+    listed: u32,
+    /// Entries whose `parent` it is.
+    children: u32,
+}
+
 #[derive(Default)]
 struct Tables {
     next: u64,
     by_key: HashMap<NodeKey, u64>,
-    entries: HashMap<u64, Entry>,
+    entries: HashMap<u64, Slot>,
+    /// Entries whose counts reached zero since the last collection (may hold duplicates and
+    /// entries counted again since: the collection checks).
+    candidates: Vec<u64>,
+    /// Candidates something outside the tree needed at the last collection.
+    parked: Vec<u64>,
+    /// Entries made since the last tick, and during the tick before it (`age_fresh`).
+    fresh: Vec<u64>,
+    fresh_older: Vec<u64>,
+}
+
+impl Tables {
+    fn adopt(&mut self, parent: u64, child: u64) {
+        if parent != child {
+            if let Some(slot) = self.entries.get_mut(&parent) {
+                slot.children += 1;
+            }
+        }
+    }
+
+    fn disown(&mut self, parent: u64, child: u64) {
+        if parent == child {
+            return;
+        }
+        if let Some(slot) = self.entries.get_mut(&parent) {
+            slot.children = slot.children.saturating_sub(1);
+            if slot.children == 0 {
+                self.candidates.push(parent);
+            }
+        }
+    }
+
+    /// Puts `node` in `ino`'s slot (a new slot for a new number), keeping the counts.
+    fn put(&mut self, ino: u64, parent: u64, node: Node) {
+        let entry = Entry {
+            node,
+            parent,
+            refreshed: Instant::now(),
+        };
+        let old_parent = match self.entries.get_mut(&ino) {
+            Some(slot) => Some(std::mem::replace(&mut slot.entry, entry).parent),
+            None => {
+                self.entries.insert(
+                    ino,
+                    Slot {
+                        entry,
+                        lookups: 0,
+                        listed: 0,
+                        children: 0,
+                    },
+                );
+                self.fresh.push(ino);
+                None
+            }
+        };
+        if old_parent != Some(parent) {
+            self.adopt(parent, ino);
+            if let Some(old) = old_parent {
+                self.disown(old, ino);
+            }
+        }
+    }
+
+    fn unhold(&mut self, ino: u64) {
+        if let Some(slot) = self.entries.get_mut(&ino) {
+            slot.listed = slot.listed.saturating_sub(1);
+            if slot.listed == 0 {
+                self.candidates.push(ino);
+            }
+        }
+    }
+}
+
+/// Whether an entry stays whatever its counts say: the root, spaces and the directories every
+/// space has are few, and found again only by listing their parent.
+fn fixed(ino: u64, node: &Node) -> bool {
+    use super::text_node::TextNode;
+    ino == ROOT_INO
+        || matches!(
+            node,
+            Node::Root
+                | Node::Space(_)
+                | Node::Blog { .. }
+                | Node::Text(TextNode::Search { .. } | TextNode::Titles { .. })
+        )
+}
+
+/// Entries held by a cached listing or an open directory snapshot, given back when dropped.
+pub(crate) struct Held {
+    tables: Arc<Mutex<Tables>>,
+    inos: Vec<u64>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut tables = self.tables.lock().unwrap();
+        for ino in &self.inos {
+            tables.unhold(*ino);
+        }
+    }
+}
+
+/// What [`InodeTable::drop_if_unused`] did with a candidate.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// It is gone; its number will not be handed out again.
+    Yes,
+    /// Its counts are zero but something outside the tree needs it: asked again later.
+    Needed,
+    /// It is counted, fixed or already gone.
+    No,
 }
 
 /// Inode numbers and the Confluence objects they stand for. A number is handed out once per
 /// object and never reused for another.
 pub struct InodeTable {
-    tables: Mutex<Tables>,
+    tables: Arc<Mutex<Tables>>,
     /// The bodies pages arrived with, bounded by bytes: a page node itself keeps none.
     pub(crate) bodies: super::text_node::Bodies,
 }
@@ -175,16 +307,10 @@ impl InodeTable {
             ..Default::default()
         };
         tables.by_key.insert(NodeKey::Root, ROOT_INO);
-        tables.entries.insert(
-            ROOT_INO,
-            Entry {
-                node: Node::Root,
-                parent: ROOT_INO,
-                refreshed: Instant::now(),
-            },
-        );
+        tables.put(ROOT_INO, ROOT_INO, Node::Root);
+        tables.fresh.clear();
         InodeTable {
-            tables: Mutex::new(tables),
+            tables: Arc::new(Mutex::new(tables)),
             bodies: super::text_node::Bodies::new(),
         }
     }
@@ -205,16 +331,9 @@ impl InodeTable {
             }
         };
         if let Some(old) = tables.entries.get(&ino) {
-            node.keep_fs_property(&old.node);
+            node.keep_fs_property(&old.entry.node);
         }
-        tables.entries.insert(
-            ino,
-            Entry {
-                node,
-                parent,
-                refreshed: Instant::now(),
-            },
-        );
+        tables.put(ino, parent, node);
         ino
     }
 
@@ -229,29 +348,22 @@ impl InodeTable {
             tables.by_key.get(&key).and_then(|i| tables.entries.get(i)),
         ];
         for old in earlier.into_iter().flatten() {
-            node.keep_fs_property(&old.node);
+            node.keep_fs_property(&old.entry.node);
         }
-        if let Some(old) = tables.entries.get(&ino).map(|e| e.node.key()) {
+        if let Some(old) = tables.entries.get(&ino).map(|s| s.entry.node.key()) {
             if tables.by_key.get(&old) == Some(&ino) {
                 tables.by_key.remove(&old);
             }
         }
         tables.by_key.insert(key, ino);
-        tables.entries.insert(
-            ino,
-            Entry {
-                node,
-                parent,
-                refreshed: Instant::now(),
-            },
-        );
+        tables.put(ino, parent, node);
     }
 
     /// Records what the `confluencefs` property of `ino`'s object now says (after our write).
     pub fn set_fs_property(&self, ino: u64, fs: crate::confluence::FsProperty) {
         let mut tables = self.tables.lock().unwrap();
-        if let Some(entry) = tables.entries.get_mut(&ino) {
-            match &mut entry.node {
+        if let Some(slot) = tables.entries.get_mut(&ino) {
+            match &mut slot.entry.node {
                 Node::Page(page) => page.fs = Some(fs),
                 Node::Attachment(att) => att.fs = Some(fs),
                 _ => {}
@@ -262,12 +374,124 @@ impl InodeTable {
     /// Drops `ino` (a deleted object); its number is never handed out again.
     pub fn remove(&self, ino: u64) {
         let mut tables = self.tables.lock().unwrap();
-        if let Some(entry) = tables.entries.remove(&ino) {
-            let key = entry.node.key();
+        if let Some(slot) = tables.entries.remove(&ino) {
+            let key = slot.entry.node.key();
             if tables.by_key.get(&key) == Some(&ino) {
                 tables.by_key.remove(&key);
             }
+            tables.disown(slot.entry.parent, ino);
         }
+    }
+
+    /// Counts `n` more lookups of `ino` by the kernel; false if `ino` is gone (it must then
+    /// not be handed out).
+    pub(crate) fn remember(&self, ino: u64, n: u64) -> bool {
+        let mut tables = self.tables.lock().unwrap();
+        match tables.entries.get_mut(&ino) {
+            Some(slot) => {
+                slot.lookups += n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The kernel forgot `n` lookups of `ino` (FORGET); unknown numbers are ignored.
+    pub(crate) fn forget(&self, ino: u64, n: u64) {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(slot) = tables.entries.get_mut(&ino) {
+            slot.lookups = slot.lookups.saturating_sub(n);
+            if slot.lookups == 0 {
+                tables.candidates.push(ino);
+            }
+        }
+    }
+
+    /// Holds `inos` for a listing or a directory snapshot, all or none: `Err` names one that
+    /// is gone (the listing must be made again rather than hand it out).
+    pub(crate) fn hold(&self, inos: Vec<u64>) -> Result<Held, u64> {
+        let mut tables = self.tables.lock().unwrap();
+        for (at, ino) in inos.iter().enumerate() {
+            match tables.entries.get_mut(ino) {
+                Some(slot) => slot.listed += 1,
+                None => {
+                    for earlier in &inos[..at] {
+                        tables.unhold(*earlier);
+                    }
+                    return Err(*ino);
+                }
+            }
+        }
+        Ok(Held {
+            tables: self.tables.clone(),
+            inos,
+        })
+    }
+
+    /// One tick of the clock new entries age by: what was made before the previous tick
+    /// becomes a candidate (if nothing counted or held it since, it is dropped).
+    pub(crate) fn age_fresh(&self) {
+        let mut tables = self.tables.lock().unwrap();
+        let older = std::mem::take(&mut tables.fresh_older);
+        tables.candidates.extend(older);
+        tables.fresh_older = std::mem::take(&mut tables.fresh);
+    }
+
+    /// The candidates to collect now; with `parked`, also those needed last time.
+    pub(crate) fn take_candidates(&self, parked: bool) -> Vec<u64> {
+        let mut tables = self.tables.lock().unwrap();
+        let mut out = std::mem::take(&mut tables.candidates);
+        if parked {
+            out.append(&mut tables.parked);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Drops `ino` if its counts are zero, it is not fixed, and `needed` does not say that
+    /// something outside the tree still needs it (then it is parked and asked again later).
+    pub(crate) fn drop_if_unused(&self, ino: u64, needed: impl Fn(u64) -> bool) -> Dropped {
+        let mut tables = self.tables.lock().unwrap();
+        let Some(slot) = tables.entries.get(&ino) else {
+            return Dropped::No;
+        };
+        if slot.lookups > 0 || slot.listed > 0 || slot.children > 0 || fixed(ino, &slot.entry.node)
+        {
+            return Dropped::No;
+        }
+        if needed(ino) {
+            tables.parked.push(ino);
+            return Dropped::Needed;
+        }
+        let slot = tables.entries.remove(&ino).expect("checked above");
+        let key = slot.entry.node.key();
+        if tables.by_key.get(&key) == Some(&ino) {
+            tables.by_key.remove(&key);
+        }
+        tables.disown(slot.entry.parent, ino);
+        Dropped::Yes
+    }
+
+    /// How many entries the table holds.
+    pub fn len(&self) -> usize {
+        self.tables.lock().unwrap().entries.len()
+    }
+
+    /// Whether the table holds only the root (never: the root stays).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The kernel's lookup count of `ino` (tests).
+    #[cfg(test)]
+    fn lookups(&self, ino: u64) -> Option<u64> {
+        self.tables
+            .lock()
+            .unwrap()
+            .entries
+            .get(&ino)
+            .map(|s| s.lookups)
     }
 
     /// The inode of page or blog post `id`, if it has one.
@@ -282,7 +506,12 @@ impl InodeTable {
 
     /// The entry of inode `ino`, if the table has it.
     pub fn get(&self, ino: u64) -> Option<Entry> {
-        self.tables.lock().unwrap().entries.get(&ino).cloned()
+        self.tables
+            .lock()
+            .unwrap()
+            .entries
+            .get(&ino)
+            .map(|s| s.entry.clone())
     }
 
     /// The inodes among `inos` whose node passes `keep`, in order (one lock, no copies).
@@ -292,7 +521,7 @@ impl InodeTable {
         keep: impl Fn(&Node) -> bool,
     ) -> Vec<u64> {
         let tables = self.tables.lock().unwrap();
-        inos.filter(|ino| tables.entries.get(ino).is_some_and(|e| keep(&e.node)))
+        inos.filter(|ino| tables.entries.get(ino).is_some_and(|s| keep(&s.entry.node)))
             .collect()
     }
 }
@@ -361,5 +590,32 @@ mod tests {
         }
         assert!(matches!(table.get(ROOT_INO).unwrap().node, Node::Root));
         assert!(table.get(9999).is_none());
+    }
+
+    #[test]
+    fn an_entry_goes_when_no_count_holds_it_and_its_number_is_not_reused() {
+        let table = InodeTable::new();
+        let dir = table.upsert(ROOT_INO, page("1", "Dir"));
+        let file = table.upsert(dir, page("2", "File"));
+        assert!(table.remember(file, 2));
+        assert!(table.remember(dir, 1));
+        let held = table.hold(vec![file]).unwrap();
+        table.forget(file, 2);
+        assert_eq!(table.lookups(file), Some(0));
+        let never = |_| false;
+        // Held by a listing, and the directory by its child.
+        assert_eq!(table.drop_if_unused(file, never), Dropped::No);
+        table.forget(dir, 1);
+        assert_eq!(table.drop_if_unused(dir, never), Dropped::No);
+        drop(held);
+        assert_eq!(table.drop_if_unused(file, |_| true), Dropped::Needed);
+        assert_eq!(table.drop_if_unused(file, never), Dropped::Yes);
+        assert_eq!(table.take_candidates(true), vec![dir, file]);
+        assert_eq!(table.drop_if_unused(dir, never), Dropped::Yes);
+        assert!(table.get(file).is_none() && !table.remember(file, 1));
+        assert!(table.hold(vec![file]).is_err());
+        let again = table.upsert(ROOT_INO, page("2", "File"));
+        assert!(again > file, "{again} after {file}");
+        assert_eq!(table.drop_if_unused(ROOT_INO, never), Dropped::No);
     }
 }

@@ -46,6 +46,13 @@ pub(crate) struct AttrWrites {
 
 impl AttrWrites {
     /// What a user set of `ino`'s mode and time (nothing when nothing was set).
+    /// Inodes with modes or times not yet on the server (set, or waiting for their write).
+    pub(crate) fn unwritten(&self) -> Vec<u64> {
+        let mut inos: Vec<u64> = self.overrides.lock().unwrap().keys().copied().collect();
+        inos.extend(self.due.lock().unwrap().keys().copied());
+        inos
+    }
+
     pub(crate) fn overrides_of(&self, ino: u64) -> Overrides {
         self.overrides
             .lock()

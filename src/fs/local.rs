@@ -40,6 +40,21 @@ pub(super) enum LocalAnswer {
 }
 
 impl LocalLayer {
+    /// Every inode the layer names: local entries and the directories that hold any fact.
+    pub(super) fn inodes(&self) -> HashSet<u64> {
+        let layers = self.inner.lock().unwrap();
+        let mut inos: HashSet<u64> = layers.entries.keys().copied().collect();
+        inos.extend(
+            layers
+                .entries
+                .values()
+                .flat_map(|names| names.values().copied()),
+        );
+        inos.extend(layers.hidden.keys().copied());
+        inos.extend(layers.vacated.keys().map(|(parent, _)| *parent));
+        inos
+    }
+
     pub(super) fn lookup(&self, parent: u64, name: &str) -> LocalAnswer {
         let layers = self.inner.lock().unwrap();
         if let Some(ino) = layers.entries.get(&parent).and_then(|e| e.get(name)) {

@@ -21,7 +21,7 @@
 //! (stat). Read-ahead: `ahead_listings` (listings ahead of a tree walk), `ahead_order` and
 //! `ahead_files` (which files a reader opens next, fetched before it does). Rules: `names`
 //! (title ↔ file name), `tempname` (scratch names), `fs_error` (the errno table), `inode`
-//! (numbers ↔ objects), `staged` (a staging file), `local` (what exists only here).
+//! (numbers ↔ objects), `forget` (FORGET, and dropping inodes nothing needs), `staged` (a staging file), `local` (what exists only here).
 
 mod ahead_files;
 mod ahead_listings;
@@ -31,6 +31,7 @@ mod change;
 mod dir;
 mod early;
 mod files;
+mod forget;
 pub mod fs_error;
 mod handles;
 pub mod inode;
@@ -191,6 +192,7 @@ impl ConfluenceFs {
     /// uploader's retries of spooled entries, and following what they deliver, so that a file
     /// whose upload a retry finished becomes that attachment.
     pub fn start_background(self: &Arc<Self>) {
+        self.start_collecting();
         let Some(writer) = &self.writer else {
             return;
         };

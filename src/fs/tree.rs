@@ -7,23 +7,36 @@
 //! it is metadata: losing it costs requests, never data (a file's bytes belong to its
 //! `FileState`, `files.rs`).
 
-use std::sync::atomic::AtomicU32;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::ahead_listings::WalkAhead;
 use super::dir::Listing;
-use super::inode::InodeTable;
+use super::inode::{Held, InodeTable};
 use super::local::LocalLayer;
 use crate::confluence::Property;
 
 /// Bound of each metadata cache, in entries.
 const CACHE_ENTRIES: u64 = 100_000;
 
+/// Bound of the listing cache, in names (each listing weighs its names plus one): what the
+/// listings hold of the inode table when the kernel holds nothing. A page of 10,000
+/// attachments fits five times over; a walk's listings ahead (64 at most) fit many times.
+pub(crate) const LISTED_NAMES: u64 = 50_000;
+
 pub(crate) struct Tree {
     pub(crate) inodes: InodeTable,
-    /// Directory listings, for the metadata TTL.
+    /// Directory listings, for the metadata TTL and within [`LISTED_NAMES`] (least recently
+    /// used first).
     pub(crate) listings: moka::future::Cache<u64, Arc<Listing>>,
+    /// What open directory handles hold of the inode table, until RELEASEDIR.
+    pub(crate) open_dirs: Mutex<HashMap<u64, Held>>,
+    /// One collection of unused inodes at a time (`forget.rs`).
+    pub(crate) collecting: tokio::sync::Mutex<()>,
+    /// A collection is asked for and has not started yet.
+    pub(crate) collect_asked: AtomicBool,
     /// How many names were looked up one by one in a directory (see `dir.rs`).
     pub(crate) targeted_lookups: moka::future::Cache<u64, Arc<AtomicU32>>,
     /// (parent, name) pairs known not to exist, for the TTL.
@@ -51,7 +64,15 @@ impl Tree {
     pub(crate) fn new(ttl: Duration) -> Tree {
         Tree {
             inodes: InodeTable::new(),
-            listings: cache(ttl),
+            listings: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .weigher(|_, listing: &Arc<Listing>| listing.weight())
+                .max_capacity(LISTED_NAMES)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+            open_dirs: Mutex::default(),
+            collecting: tokio::sync::Mutex::new(()),
+            collect_asked: AtomicBool::new(false),
             targeted_lookups: cache(ttl),
             negatives: cache(ttl),
             properties: cache(ttl),
@@ -65,9 +86,10 @@ impl Tree {
     pub(crate) async fn drop_name(&self, parent: u64, name: &str) {
         self.local.remove(parent, name);
         if let Some(listing) = self.listings.get(&parent).await {
-            self.listings
-                .insert(parent, Arc::new(listing.without(name)))
-                .await;
+            match listing.without(name, &self.inodes) {
+                Ok(listing) => self.listings.insert(parent, Arc::new(listing)).await,
+                Err(_) => self.listings.invalidate(&parent).await,
+            }
         }
         self.negatives.insert((parent, name.to_string()), ()).await;
     }
@@ -76,9 +98,10 @@ impl Tree {
     /// next `ls` or lookup there needs no request.
     pub(crate) async fn add_name(&self, parent: u64, name: &str, ino: u64) {
         if let Some(listing) = self.listings.get(&parent).await {
-            self.listings
-                .insert(parent, Arc::new(listing.with(name, ino)))
-                .await;
+            match listing.with(name, ino, &self.inodes) {
+                Ok(listing) => self.listings.insert(parent, Arc::new(listing)).await,
+                Err(_) => self.listings.invalidate(&parent).await,
+            }
         }
         self.negatives.invalidate(&(parent, name.to_string())).await;
     }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::BlockCache;
 use crate::confluence::{Client, Flavor};
+use crate::fs::ConfluenceFs;
 
 /// How many warnings and errors a status keeps.
 const RECENT: usize = 5;
@@ -72,6 +73,13 @@ pub struct MountStatus {
     pub spool_dir: Option<String>,
     /// The last warnings and errors of the log, oldest first.
     pub errors: Vec<RecentError>,
+    /// Inodes the mount knows now: what the kernel holds, what cached listings hold (bounded),
+    /// and what open or unsaved files need (docs/PERFORMANCE.md, "The inode table").
+    #[serde(default)]
+    pub inodes: u64,
+    /// Names in cached listings (bounded by 50,000).
+    #[serde(default)]
+    pub listed_names: u64,
 }
 
 /// The parts of a mount its status is read from.
@@ -86,6 +94,8 @@ pub(super) struct StatusParts {
     pub(super) started: SystemTime,
     /// FUSE passthrough, from the adapter (`None` until the adapter exists).
     pub(super) passthrough: Option<crate::fuse::PassthroughReport>,
+    /// The filesystem, for its inode count (set once it exists).
+    pub(super) fs: Option<Arc<ConfluenceFs>>,
 }
 
 impl StatusParts {
@@ -164,6 +174,8 @@ impl StatusParts {
             upload_bytes_sent: traffic.upload_bytes,
             spool_dir: self.spool_dir.as_ref().map(|d| d.display().to_string()),
             errors: recent_errors(),
+            inodes: self.fs.as_ref().map_or(0, |fs| fs.inode_count() as u64),
+            listed_names: self.fs.as_ref().map_or(0, |fs| fs.listed_names()),
         }
     }
 }
@@ -552,6 +564,8 @@ mod tests {
             upload_bytes_sent: 0,
             spool_dir: None,
             errors: Vec::new(),
+            inodes: 3,
+            listed_names: 2,
         };
         file.write(&status);
         let read: MountStatus = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

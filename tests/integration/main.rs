@@ -22,6 +22,7 @@ mod client_retry;
 mod client_upload;
 
 mod fs_direct;
+mod fs_forget;
 
 mod markdown_roundtrip;
 
@@ -31,6 +32,7 @@ mod mount_deadlines;
 mod mount_faults;
 mod mount_fstab;
 mod mount_prefetch;
+mod mount_scale;
 mod mount_system_owners;
 mod mount_systemd;
 mod mount_tree;
