@@ -60,7 +60,9 @@ WORKLOADS = ["cold_read", "warm_read", "cold_sizes", "reread", "metadata_walk", 
 # The word one page in NEEDLE_EVERY carries, for grep_pages.
 NEEDLE = "budgetary"
 NEEDLE_EVERY = 50
-SYSTEMS = ["confluencefs", "curl", "rclone", "seed_script", "local_disk"]
+# `confluencefs_fuse` is the mount with `--no-passthrough` (every WRITE through the process),
+# run beside the default for the uploads, to show what FUSE passthrough changes.
+SYSTEMS = ["confluencefs", "confluencefs_fuse", "curl", "rclone", "seed_script", "local_disk"]
 MEMORY_CACHE = "256M"
 MEMORY_CACHE_KIB = 256 * 1024
 
@@ -160,7 +162,7 @@ def generate(data: Path, size: dict) -> None:
     big(up / "large.bin", size["upload_mib"], 17)
     for lat in LATENCIES:
         for w in ("bulk_upload", "large_upload"):
-            for s in ("confluencefs", "curl", "seed_script", "rclone"):
+            for s in ("confluencefs", "confluencefs_fuse", "curl", "seed_script", "rclone"):
                 (seed / "UP" / upload_page(lat, w, s)).mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(size))
 
@@ -387,13 +389,13 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def mount_cfs(self, cache=None):
+    def mount_cfs(self, cache=None, extra=()):
         """A fresh mount, with a fresh cache directory unless `cache` names one to reuse."""
         mnt, cache = self.fresh_dir("cfs-mnt"), cache or self.fresh_dir("cfs-cache")
         env = dict(os.environ, CONFLUENCE_USER=USER, CONFLUENCE_TOKEN=TOKEN)
         run([str(BIN / "confluencefs"), "mount", self.api, str(mnt), "--flavor", "datacenter",
              "--cache-dir", str(cache), "--memory-cache-size", MEMORY_CACHE,
-             "--max-file-size", "4G"], timeout=120, env=env)
+             "--max-file-size", "4G", *extra], timeout=120, env=env)
         MOUNTS.append(mnt)
         return mnt, None, mount_pid(mnt), cache
 
@@ -710,15 +712,16 @@ class Bench:
         if self.want("large_upload"):
             jobs.append(("large_upload", [large], s["upload_mib"] * MIB))
         for workload, files, nbytes in jobs:
-            for system in ("confluencefs", "curl", "seed_script", "rclone"):
+            for system in ("confluencefs", "confluencefs_fuse", "curl", "seed_script", "rclone"):
                 title = upload_page(lat, workload, system)
                 for f in files:  # the source is read from the page cache by everyone
                     f.read_bytes() if workload == "large_upload" else None
                 page = self.server.page_id("UP", title)  # setup, not counted
                 self.server.clear_log()
                 pid = None
-                if system == "confluencefs":
-                    mnt, proc, pid, _ = self.mount_cfs()
+                if system.startswith("confluencefs"):
+                    extra = ["--no-passthrough"] if system == "confluencefs_fuse" else []
+                    mnt, proc, pid, _ = self.mount_cfs(extra=extra)
                     target = mnt / "UP" / "UP Home" / title
                     os.stat(target)
                     self.server.clear_log()
@@ -754,7 +757,7 @@ class Bench:
                     secs = time.perf_counter() - t
                 row = self.record(workload, system, lat, secs, nbytes, pid,
                                   server=system != "rclone")
-                if system in ("confluencefs", "rclone"):
+                if system in ("confluencefs", "confluencefs_fuse", "rclone"):
                     unmount(mnt, proc)
                 if system != "rclone" and row["server"]["by_shape"]:
                     posts = sum(v for k, v in row["server"]["by_shape"].items()
@@ -824,7 +827,7 @@ def table(results, size_name):
             f"{'requests':>8s} {'rss MiB':>7s} {'vs best peer':>12s}")
     lines += [head, "-" * len(head)]
     for (lat, workload), rows in groups.items():
-        peers = [r for r in rows if r["system"] != "confluencefs"]
+        peers = [r for r in rows if not r["system"].startswith("confluencefs")]
         best = min(peers, key=lambda r: r["seconds"]) if peers else None
         for r in rows:
             mbps = f"{r['bytes'] / r['seconds'] / 1e6:8.1f}" if r["bytes"] else f"{'-':>8s}"
@@ -836,7 +839,7 @@ def table(results, size_name):
                          f"{mbps} {req} {rss} {ratio}")
         lines.append("")
     lines.append("vs best peer = best peer's seconds / this system's seconds (>1: faster than "
-                 "the best peer; peers = every system but confluencefs in that workload).")
+                 "the best peer; peers = every system but confluencefs (either path) in that workload).")
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ order.sort(key=lambda ws: ["cold_read", "warm_read", "metadata_walk", "backup", 
 
 
 def best_peer(workload, lat):
-    peers = [r for (w, s, l), r in by.items() if w == workload and l == lat and s != "confluencefs"]
+    peers = [r for (w, s, l), r in by.items() if w == workload and l == lat and not s.startswith("confluencefs")]
     return min(peers, key=lambda r: r["seconds"]) if peers else None
 
 

@@ -112,6 +112,10 @@ impl Passthrough {
 /// the last look; called by whoever takes the file's lock.
 pub(crate) fn observe(cell: &FileCell, state: &mut FileState) {
     let mut passthrough = cell.passthrough.lock().unwrap();
+    if passthrough.handles == 0 {
+        // An offer the kernel did not take (or an earlier one): no descriptor is kept for it.
+        passthrough.spare = None;
+    }
     let Some(seen) = passthrough.seen else {
         return;
     };
