@@ -390,6 +390,24 @@ impl DiskCache {
         Ok(())
     }
 
+    /// Queues consecutive blocks of `object` (`size` bytes) from `first` for writing if the
+    /// queue has room; hands them back if not. Must be called within a tokio runtime.
+    pub(crate) fn offer(
+        self: &Arc<Self>,
+        object: &Arc<ObjectKey>,
+        size: u64,
+        first: u64,
+        blocks: Vec<Bytes>,
+    ) -> Option<Vec<Bytes>> {
+        let run = Run {
+            object: object.clone(),
+            size,
+            first,
+            blocks,
+        };
+        self.try_enqueue(run).err().map(|run| run.blocks)
+    }
+
     /// Queues consecutive blocks of `object` (`size` bytes) from `first` for writing, waiting
     /// while the queue is full. Must be called within a tokio runtime.
     pub(crate) async fn enqueue(

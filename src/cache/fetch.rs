@@ -182,6 +182,18 @@ impl Job {
                 }
             }
         }
+        // Into the disk's write queue at once when it has room (a cheap push): a block that
+        // reached its reader is then on its way to disk before anything else can happen, even
+        // the runtime shutting down at unmount. A full queue is waited for in `store`.
+        let to_disk = match (fetched, &self.tiers.disk) {
+            (true, Some(disk)) => disk.offer(
+                &self.source.object,
+                self.source.geometry.size,
+                self.blocks.start,
+                keyed.iter().map(|(_, block)| block.clone()).collect(),
+            ),
+            _ => None,
+        };
         // Waiters first: they are what the user is waiting for; storing can follow.
         for (sender, (_, block)) in senders.into_iter().zip(&keyed) {
             let _ = sender.send(Ok(block.clone()));
@@ -193,7 +205,7 @@ impl Job {
             self.tiers,
             self.source,
             keyed,
-            fetched,
+            to_disk,
             guard,
             permit,
         ));
@@ -219,27 +231,33 @@ impl Job {
     }
 }
 
-/// Puts delivered blocks into memory and (if they came from the server) into the disk's write
-/// queue, then lets the in-flight entries go. A queued block counts as on disk. When the queue
-/// is full this waits for room, still holding the read-ahead slot of the reader that asked: a
-/// reader that outruns the disk is slowed to its pace rather than leaving blocks off it, so a
-/// file read whole ends up wholly on disk (the queue absorbs the bursts, see `disk`).
+/// Puts delivered blocks into memory and `to_disk` (blocks fetched from the server that the
+/// disk's write queue had no room for when they arrived) into the queue, then lets the
+/// in-flight entries go. A queued block counts as on disk. When the queue is full this waits
+/// for room, still holding the read-ahead slot of the reader that asked: a reader that outruns
+/// the disk is slowed to its pace rather than leaving blocks off it, so a file read whole ends
+/// up wholly on disk (the queue absorbs the bursts, see `disk`).
 async fn store(
     tiers: Arc<Tiers>,
     source: ObjectSource,
     keyed: Vec<(BlockKey, Bytes)>,
-    fetched: bool,
+    to_disk: Option<Vec<Bytes>>,
     guard: JobGuard,
     permit: Option<OwnedSemaphorePermit>,
 ) {
     for (key, block) in &keyed {
         tiers.memory.insert(key.clone(), block.clone()).await;
     }
-    if let (true, Some(disk), Some((first, _))) = (fetched, tiers.disk.clone(), keyed.first()) {
-        let first = first.index;
-        let blocks = keyed.into_iter().map(|(_, block)| block).collect();
-        disk.enqueue(source.object.clone(), source.geometry.size, first, blocks)
-            .await;
+    if let (Some(blocks), Some(disk), Some((first, _))) =
+        (to_disk, tiers.disk.clone(), keyed.first())
+    {
+        disk.enqueue(
+            source.object.clone(),
+            source.geometry.size,
+            first.index,
+            blocks,
+        )
+        .await;
     }
     drop(permit);
     drop(guard);
