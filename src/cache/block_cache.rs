@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::block::{requests, runs, BlockKey, Geometry};
-use super::disk::DiskCache;
+use super::disk::{DiskCache, VersionFile};
 use super::fetch::{self, ObjectSource, StartedJob};
 use super::memory::MemoryCache;
 use super::tiers::{PendingBlock, Tiers};
@@ -51,9 +51,10 @@ pub struct CacheStats {
     pub memory_bytes: u64,
     /// Blocks in memory, as moka last counted them.
     pub memory_blocks: u64,
-    /// Bytes of block files in the disk cache; 0 without a disk tier.
+    /// Bytes of blocks in the disk cache (and of evicted versions whose files are still held
+    /// through [`BlockCache::complete_version`]); 0 without a disk tier.
     pub disk_bytes: u64,
-    /// Block files in the disk cache; 0 without a disk tier.
+    /// Blocks in the disk cache; 0 without a disk tier.
     pub disk_blocks: u64,
     /// Blocks a read found in memory (blocks it found read ahead count as misses when fetched).
     pub memory_hits: u64,
@@ -165,7 +166,31 @@ impl BlockCache {
     /// date. Read-ahead started before the call is waited for too.
     pub async fn settled(&self) {
         self.tiers.background_idle().await;
+        if let Some(disk) = &self.tiers.disk {
+            disk.flushed().await;
+        }
         self.tiers.memory.settle().await;
+    }
+
+    /// A read-only file holding exactly the `size` bytes of `key`, when every block of it is
+    /// written in the disk cache (`None` otherwise, without a disk tier, and for an empty
+    /// version): what FUSE passthrough hands the kernel, so that reads of the version never
+    /// reach the daemon. Counts as a use of the version. Keep the [`VersionFile`] for as long
+    /// as the kernel may read through it (until RELEASE): the file stays valid if the cache
+    /// evicts the version meanwhile (it is unlinked, not cut), and its bytes stay counted
+    /// against the disk bound until it is dropped. Blocking (opens a file).
+    pub fn complete_version(&self, key: &ObjectKey, size: u64) -> Option<VersionFile> {
+        self.tiers.disk.as_ref()?.complete(key, size)
+    }
+
+    /// Whether [`complete_version`](Self::complete_version) would find every block of `key`
+    /// on disk now; opens nothing and does not count as a use. Blocks still in the disk's
+    /// write queue do not count.
+    pub fn has_complete_version(&self, key: &ObjectKey, size: u64) -> bool {
+        self.tiers
+            .disk
+            .as_ref()
+            .is_some_and(|disk| disk.is_complete(key, size))
     }
 
     /// Brings moka's count of the memory tier up to date (for [`stats`](Self::stats)), without

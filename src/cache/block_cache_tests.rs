@@ -323,7 +323,7 @@ async fn versions_never_mix() {
 }
 
 #[tokio::test]
-async fn disk_directory_is_private_and_block_files_are_0600() {
+async fn disk_directory_is_private_and_version_files_are_0600() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("cache");
     std::fs::create_dir(&disk).unwrap();
@@ -337,13 +337,14 @@ async fn disk_directory_is_private_and_block_files_are_0600() {
     read_all(&file, 1000).await;
     cache.settled().await;
     let files = block_files(&disk);
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 2, "one data file and its record: {files:?}");
     for file in &files {
         assert_eq!(mode(file), 0o600, "{}", file.display());
         assert_eq!(mode(file.parent().unwrap()), 0o700);
         // The odd id stayed inside the cache directory, escaped.
         assert_eq!(file.parent().unwrap().parent().unwrap(), disk);
-        assert!(!file.file_name().unwrap().to_string_lossy().contains('.'));
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.trim_end_matches(".present").contains('.'), "{name}");
     }
 
     let fresh = dir.path().join("a/b/new");
@@ -370,38 +371,42 @@ async fn disk_lru_eviction_keeps_the_disk_under_its_bound() {
         cache.settled().await;
         assert!(cache.stats().disk_bytes <= 5_000);
     }
-
-    let on_disk = |dir: &Path| -> u64 {
-        block_files(dir)
-            .iter()
-            .map(|f| std::fs::metadata(f).unwrap().len())
-            .sum()
-    };
-    assert!(cache.stats().disk_bytes <= 5_000);
-    assert!(on_disk(dir.path()) <= 5_000);
-    assert!(
-        on_disk(dir.path()) >= 4_000,
+    assert_eq!(
+        cache.stats().disk_bytes,
+        5_000,
         "the bound is used, not emptied"
     );
     drop(file);
+
+    // Another version evicts the first one whole (the unit of eviction is the version).
+    let other = FakeServer::new(3_000, 18);
+    let file = cache.open(key("att2", 1), 3_000, fetcher(&other));
+    assert_eq!(read_all(&file, 1000).await, expected(18, 0, 3_000));
+    cache.settled().await;
+    assert_eq!(cache.stats().disk_bytes, 3_000);
+    assert!(cache.has_complete_version(&key("att2", 1), 3_000));
+    drop(file);
     drop(cache);
 
-    // The last blocks read are the ones kept: a new cache with no memory reads the tail from
-    // disk and has to fetch the head.
+    // A version larger than the bound keeps its head: a new cache with no memory reads the
+    // head from disk and has to fetch the tail.
     let cache = BlockCache::new(CacheConfig {
         memory_bytes: 0,
         ..config.clone()
     })
     .unwrap();
-    let calls = server.calls();
     let file = cache.open(key("att1", 1), 20_000, fetcher(&server));
+    let calls = server.calls();
+    assert_eq!(file.read(0, 1000).await.unwrap(), expected(8, 0, 1000));
+    assert_eq!(server.calls(), calls + 1, "evicted by the other version");
+    cache.settled().await;
+    let calls = server.calls();
+    assert_eq!(file.read(0, 1000).await.unwrap(), expected(8, 0, 1000));
+    assert_eq!(server.calls(), calls, "from disk now");
     assert_eq!(
         file.read(19_000, 1000).await.unwrap(),
         expected(8, 19_000, 20_000)
     );
-    assert_eq!(server.calls(), calls);
-    assert_eq!(file.read(0, 1000).await.unwrap(), expected(8, 0, 1000));
-    assert_eq!(server.calls(), calls + 1);
     cache.settled().await;
     drop(file);
     drop(cache);
@@ -413,11 +418,19 @@ async fn disk_lru_eviction_keeps_the_disk_under_its_bound() {
     })
     .unwrap();
     assert!(smaller.stats().disk_bytes <= 2_000);
-    assert!(on_disk(dir.path()) <= 2_000);
+    let allocated: u64 = block_files(dir.path())
+        .iter()
+        .filter(|f| !f.to_string_lossy().ends_with(".present"))
+        .map(|f| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(f).unwrap().blocks() * 512
+        })
+        .sum();
+    assert!(allocated <= 2 * 4096, "{allocated} bytes allocated");
 }
 
 #[tokio::test]
-async fn truncated_disk_block_is_refetched() {
+async fn a_version_file_cut_short_is_dropped_and_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeServer::new(6_000, 9);
     {
@@ -427,29 +440,43 @@ async fn truncated_disk_block_is_refetched() {
         cache.settled().await;
     }
     let files = block_files(dir.path());
-    assert_eq!(files.len(), 6);
-    let victim = &files[0];
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(victim)
+    assert_eq!(files.len(), 2, "one data file and its record: {files:?}");
+    let victim = files
+        .iter()
+        .find(|f| !f.to_string_lossy().ends_with(".present"))
         .unwrap()
-        .set_len(10)
-        .unwrap();
-    // A crash between temp file and rename leaves one of these; it must not count.
+        .clone();
+    // A crash while a file was created leaves one of these; it must not count.
     std::fs::write(victim.parent().unwrap().join(".tmpleftover"), b"x").unwrap();
 
     let calls = server.calls();
-    let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes: 0,
+        ..small_config(Some(dir.path()))
+    })
+    .unwrap();
     assert!(!victim.parent().unwrap().join(".tmpleftover").exists());
+    assert!(cache.has_complete_version(&key("att1", 1), 6_000));
+    // Cut short behind the cache's back, after it was indexed: the first read that meets the
+    // short file drops the version, and what it held is fetched again.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(2_500)
+        .unwrap();
     let file = cache.open(key("att1", 1), 6_000, fetcher(&server));
     assert_eq!(read_all(&file, 1000).await, expected(9, 0, 6_000));
-    assert_eq!(
-        server.calls(),
-        calls + 1,
-        "only the torn block was fetched again"
+    assert!(server.calls() > calls, "the torn blocks were fetched again");
+    assert!(
+        server.bytes.load(Ordering::SeqCst) <= 6_000 + 4_000,
+        "blocks 0 and 1 were still read from disk"
     );
     cache.settled().await;
-    assert_eq!(std::fs::metadata(victim).unwrap().len(), 1000);
+    // A new file for the version, holding what was fetched again (blocks 2 to 5).
+    assert_eq!(std::fs::metadata(&victim).unwrap().len(), 6_000);
+    assert_eq!(cache.stats().disk_blocks, 4);
+    assert!(!cache.has_complete_version(&key("att1", 1), 6_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,9 @@
 //! hands each block to its waiters, then stores it in memory and on disk. While a job runs, each
 //! of its blocks has an entry in the in-flight map, and anyone else who needs that block joins
 //! the entry instead of fetching it again; that covers read-ahead too, so a block is never
-//! fetched twice at once. The entry is removed only after the block is in memory and on disk,
-//! so there is no moment when a block is in neither place nor in flight.
+//! fetched twice at once. The entry is removed only after the block is in memory and on disk
+//! (or in the disk's write queue, which counts as on disk), so there is no moment when a block
+//! is in neither place nor in flight.
 //!
 //! A failure is delivered to every waiter and cached nowhere; the next read starts a new job.
 //!
@@ -181,6 +182,18 @@ impl Job {
                 }
             }
         }
+        // Into the disk's write queue at once when it has room (a cheap push): a block that
+        // reached its reader is then on its way to disk before anything else can happen, even
+        // the runtime shutting down at unmount. A full queue is waited for in `store`.
+        let to_disk = match (fetched, &self.tiers.disk) {
+            (true, Some(disk)) => disk.offer(
+                &self.source.object,
+                self.source.geometry.size,
+                self.blocks.start,
+                keyed.iter().map(|(_, block)| block.clone()).collect(),
+            ),
+            _ => None,
+        };
         // Waiters first: they are what the user is waiting for; storing can follow.
         for (sender, (_, block)) in senders.into_iter().zip(&keyed) {
             let _ = sender.send(Ok(block.clone()));
@@ -188,7 +201,14 @@ impl Job {
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
         // could reach its waiters and then be fetched again. A task of its own, which nobody
         // holds a handle to, takes the in-flight entries along.
-        tokio::spawn(store(self.tiers, keyed, fetched, guard, permit));
+        tokio::spawn(store(
+            self.tiers,
+            self.source,
+            keyed,
+            to_disk,
+            guard,
+            permit,
+        ));
     }
 
     async fn load_from_disk(&self) -> Option<Bytes> {
@@ -211,45 +231,35 @@ impl Job {
     }
 }
 
-/// Blocks waiting for the disk writer, at most; past it, fetched blocks skip the disk tier.
-/// Reading is never slowed down to the disk's pace (the disk cache is a cache: a skipped block
-/// is fetched again next time), and memory stays bounded when the disk is slower than the
-/// network.
-const DISK_BACKLOG: u64 = 16 << 20;
-
-/// Puts delivered blocks into memory and (if they came from the server) on disk, then lets
-/// the in-flight entries go.
+/// Puts delivered blocks into memory and `to_disk` (blocks fetched from the server that the
+/// disk's write queue had no room for when they arrived) into the queue, then lets the
+/// in-flight entries go. A queued block counts as on disk. When the queue is full this waits
+/// for room, still holding the read-ahead slot of the reader that asked: a reader that outruns
+/// the disk is slowed to its pace rather than leaving blocks off it, so a file read whole ends
+/// up wholly on disk (the queue absorbs the bursts, see `disk`).
 async fn store(
     tiers: Arc<Tiers>,
+    source: ObjectSource,
     keyed: Vec<(BlockKey, Bytes)>,
-    fetched: bool,
+    to_disk: Option<Vec<Bytes>>,
     guard: JobGuard,
     permit: Option<OwnedSemaphorePermit>,
 ) {
     for (key, block) in &keyed {
         tiers.memory.insert(key.clone(), block.clone()).await;
     }
-    // In memory now: the read-ahead may go on while the disk catches up.
-    drop(permit);
-    if let (true, Some(disk)) = (fetched, tiers.disk.clone()) {
-        let bytes: u64 = keyed.iter().map(|(_, b)| b.len() as u64).sum();
-        let backlog = &tiers.counters.disk_backlog;
-        if backlog.fetch_add(bytes, Ordering::AcqRel) + bytes > DISK_BACKLOG {
-            backlog.fetch_sub(bytes, Ordering::AcqRel);
-            tiers
-                .counters
-                .disk_skipped
-                .fetch_add(keyed.len() as u64, Ordering::Relaxed);
-        } else {
-            let write = tokio::task::spawn_blocking(move || {
-                for (key, block) in &keyed {
-                    disk.write(key, block);
-                }
-            });
-            let _ = write.await;
-            backlog.fetch_sub(bytes, Ordering::AcqRel);
-        }
+    if let (Some(blocks), Some(disk), Some((first, _))) =
+        (to_disk, tiers.disk.clone(), keyed.first())
+    {
+        disk.enqueue(
+            source.object.clone(),
+            source.geometry.size,
+            first.index,
+            blocks,
+        )
+        .await;
     }
+    drop(permit);
     drop(guard);
 }
 

@@ -9,7 +9,7 @@
 //! it, and reads ahead when a file is read sequentially.
 //!
 //! Module map: `config` (sizes and defaults), `block` (block keys and byte↔block arithmetic),
-//! `memory` (moka tier), `disk` (file-per-block tier), `fetch` (shared jobs that obtain blocks),
+//! `memory` (moka tier), `disk` (file-per-version tier and its write queue), `fetch` (shared jobs that obtain blocks),
 //! `tiers` (memory, disk and the in-flight map, shared with the jobs), `ahead_blocks` (the
 //! read-ahead decision), `block_cache` ([`BlockCache`], shared by the mount), `reader`
 //! ([`CachedFile`], one per open handle), `ahead_fetched` (whole files fetched before their reader
@@ -41,6 +41,7 @@ pub use ahead_fetched::FetchedAhead;
 pub use block_cache::{BlockCache, CacheStats};
 pub use cache_error::{CacheError, ReadError};
 pub use config::CacheConfig;
+pub use disk::VersionFile;
 pub use reader::CachedFile;
 
 /// Identity of an immutable byte sequence: one version of one attachment.

@@ -76,10 +76,6 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) fetched_bytes: AtomicU64,
-    /// Bytes handed to the disk writer and not written yet.
-    pub(crate) disk_backlog: AtomicU64,
-    /// Blocks not written to disk because the writer was too far behind.
-    pub(crate) disk_skipped: AtomicU64,
 }
 
 #[derive(Default)]

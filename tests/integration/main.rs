@@ -40,6 +40,7 @@ mod mount_walk;
 
 mod mount_bounds;
 mod mount_differential;
+mod mount_disk_cache;
 mod mount_early;
 mod mount_integrity;
 mod mount_pages;
