@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::cache::CachedFile;
+use crate::cache::{CachedFile, VersionFile};
 
 use super::dir::DirEntry;
 use super::files::FileCell;
@@ -50,6 +50,8 @@ struct Table {
     opened_versions: HashMap<u64, u64>,
     /// Handles the kernel serves from a local file itself (`passthrough.rs`).
     passthrough: HashSet<u64>,
+    /// The disk cache's files the kernel reads for handles, kept (and counted) until RELEASE.
+    version_files: HashMap<u64, VersionFile>,
 }
 
 pub(crate) struct Handles {
@@ -112,6 +114,7 @@ impl Handles {
     /// whose inode can go now.
     pub(crate) fn remove(&self, handle: u64) -> Option<(OpenFile, bool)> {
         let mut table = self.table.lock().unwrap();
+        table.version_files.remove(&handle);
         let open = table.open.remove(&handle)?;
         let ino = open.ino();
         let last_of_orphan = table.orphans.contains(&ino) && !open_on(&table, ino);
@@ -173,6 +176,15 @@ impl Handles {
             .open
             .values()
             .any(|open| matches!(open, OpenFile::Read { ino: i, .. } if *i == ino))
+    }
+
+    /// Keeps `file` until `handle` is released: the kernel may read it for the handle.
+    pub(crate) fn keep_version_file(&self, handle: u64, file: VersionFile) {
+        self.table
+            .lock()
+            .unwrap()
+            .version_files
+            .insert(handle, file);
     }
 
     pub(crate) fn mark_passthrough(&self, handle: u64) {

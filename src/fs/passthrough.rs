@@ -19,6 +19,13 @@
 //! is passthrough, every handle of it must be, on the same file — which the FUSE adapter
 //! enforces; here the staging file stays where it is while the kernel holds it.
 //!
+//! Reads are handed over too where nobody can write the file meanwhile: a version wholly in
+//! the disk cache (one file per version there) of an old version in `@versions`, or of any
+//! file on a read-only mount. Then the kernel reads the cache's file and no READ reaches us.
+//! On a writable mount a writer could open the file while the kernel reads it from the cache,
+//! and the kernel's one mode per inode would send the writer's bytes into the cache; so
+//! there current versions are read through us.
+//!
 //! What a user sees differently (docs/PERFORMANCE.md): a write past `--max-file-size` fails at
 //! `close` with EFBIG rather than at the `write`, and a full disk answers ENOSPC without the
 //! disk cache giving space back first (it keeps its reserve free for this).
@@ -33,6 +40,7 @@ use super::files::{FileCell, FileState};
 use super::inode::Node;
 use super::staged::Staged;
 use super::ConfluenceFs;
+use crate::cache::{ObjectKey, VersionFile};
 
 /// Free space the staging filesystem keeps while the kernel writes files we do not see: the
 /// disk cache gives blocks back before a write through us fails (`give_back_disk`), but a
@@ -199,13 +207,40 @@ impl ConfluenceFs {
         Some(offered)
     }
 
+    /// The disk cache's file of version `key` when the kernel may read it itself for a reader
+    /// of `node` (FUSE passthrough): every block of it on disk, and nobody can write the file
+    /// meanwhile — an old version (`@versions`), or any file of a read-only mount. (On a
+    /// writable mount a writer could open the file while the kernel reads it from the cache,
+    /// and the kernel allows one mode per inode: the writer's bytes cannot go to the cache.)
+    pub(crate) async fn version_for_kernel(
+        &self,
+        node: &Node,
+        key: &ObjectKey,
+        size: u64,
+    ) -> Option<VersionFile> {
+        let immutable = match node {
+            Node::Version { .. } => true,
+            Node::Attachment(_) => self.config.read_only,
+            _ => false,
+        };
+        if !self.config.passthrough || !immutable || !self.cache.has_complete_version(key, size) {
+            return None;
+        }
+        let cache = self.cache.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || cache.complete_version(&key, size))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// The kernel serves handle `handle` from the staging file from now on (the adapter
     /// registered it): its writes are looked up, not received.
     pub fn passthrough_started(self: &Arc<Self>, handle: u64) {
+        self.handles.mark_passthrough(handle);
         let Some(cell) = self.handles.staged_cell(handle, false) else {
             return;
         };
-        self.handles.mark_passthrough(handle);
         if self.handles.staged_cell(handle, true).is_some() {
             self.room.writers.fetch_add(1, Ordering::AcqRel);
             if !self.room.keeping.swap(true, Ordering::AcqRel) {

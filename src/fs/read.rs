@@ -162,12 +162,15 @@ impl ConfluenceFs {
                 _ => Err(FsError::IsDirectory),
             };
         };
+        let kept = self.version_for_kernel(&entry.node, &key, size).await;
         let ahead = self.file_prefetch.take(ino, &key);
         let version = key.version;
         let file = Arc::new(self.cache.open(key, size, range));
         let keep_cache = self.handles.opened_at(ino, version);
         match ahead {
             Some(ahead) => file.adopt(ahead),
+            // The kernel may read the version from the disk cache itself: nothing to fetch.
+            None if kept.is_some() => {}
             // Opened for reading, its size known: most readers read it whole from the start
             // (`cat`, `cp`, editors), so its first range is on its way before the first READ
             // (on Cloud, with the redirect to the media host). Not when the kernel may still
@@ -184,10 +187,15 @@ impl ConfluenceFs {
                 start: Some(ino),
             },
         );
+        let backing = kept.and_then(|kept| {
+            let backing = kept.file().try_clone().ok();
+            self.handles.keep_version_file(handle, kept);
+            backing
+        });
         Ok(Opened {
             handle,
             keep_cache,
-            backing: None,
+            backing,
         })
     }
 
@@ -282,6 +290,7 @@ impl ConfluenceFs {
         };
         match open {
             OpenFile::Read { ino, .. } | OpenFile::Text { ino, .. } => {
+                self.handles.unmark_passthrough(handle);
                 if last_of_orphan {
                     self.tree.inodes.remove(ino);
                 }

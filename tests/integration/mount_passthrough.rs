@@ -217,3 +217,62 @@ fn a_refused_upload_keeps_its_own_bytes_and_the_next_close_sends_the_newer() {
         "the refused bytes were superseded, not sent"
     );
 }
+
+/// A version wholly in the disk cache is read by the kernel from the cache's file, where nobody
+/// can write the file meanwhile: on a read-only mount, and in `@versions` on a writable one.
+/// The re-read after a remount then costs no request and no READ through the mount process.
+#[test]
+fn cached_versions_are_read_by_the_kernel_from_the_disk_cache() {
+    let size = 16 << 20;
+    let server = Server::start_seeded(Flavor::DataCenter, |root| {
+        seed_tree(root);
+        crate::support::write(root, "DOCS/Guide/film.bin", &pattern(size));
+    });
+    let view = ServerView::new(&server);
+    let cache = tempfile::tempdir().unwrap();
+    let film = format!("{GUIDE}/film.bin");
+    {
+        let mount = Mounted::with_cache(&server, &["--read-only"], cache.path(), None);
+        mount.sh_ok(&format!("cat '{film}' > /dev/null"));
+    }
+    let mount = Mounted::with_cache(&server, &["--read-only"], cache.path(), None);
+    mount.sh_ok(&format!("stat '{film}' > /dev/null"));
+    let pid = mount_pid(&mount.path).expect("the mount's process");
+    view.rt.block_on(server.clear_requests());
+    let before = bytes_read(pid);
+    assert!(std::fs::read(mount.join(&film)).unwrap() == pattern(size));
+    let read = bytes_read(pid) - before;
+    assert!(view.rt.block_on(server.requests()).is_empty());
+    // Through FUSE the process would read the 16 MiB from its cache to answer the READs.
+    assert!(
+        read < size as u64 / 4,
+        "the mount process read {read} bytes"
+    );
+    let report = passthrough_status(&mount, |r| r["opened"].as_u64() >= Some(1));
+    assert!(report["opened"].as_u64() >= Some(1), "{report}");
+    drop(mount);
+
+    // A writable mount reads current versions through the process (a writer could come),
+    // and old ones from the cache.
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    mount.sh_ok(&format!("stat '{film}' > /dev/null"));
+    let pid = mount_pid(&mount.path).expect("the mount's process");
+    let before = bytes_read(pid);
+    assert!(std::fs::read(mount.join(&film)).unwrap() == pattern(size));
+    let through_us = bytes_read(pid) - before;
+    assert!(
+        through_us >= size as u64,
+        "read {through_us}: through the process"
+    );
+    mount.sh_ok(&format!("echo newer > '{film}'"));
+    assert_eq!(view.attachment("Guide", "film.bin").version, 2);
+    let old = format!("{GUIDE}/@versions/film.bin/1.bin");
+    let before = bytes_read(pid);
+    assert!(std::fs::read(mount.join(&old)).unwrap() == pattern(size));
+    let old_read = bytes_read(pid) - before;
+    assert!(
+        old_read < size as u64 / 4,
+        "read {old_read} for the old version"
+    );
+    assert_eq!(mount.sh_ok(&format!("cat '{film}'")), "newer\n");
+}
