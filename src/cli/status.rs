@@ -378,7 +378,7 @@ fn text(report: &Value) -> String {
     let passthrough = &report["passthrough"];
     let kernel = match passthrough["off_because"].as_str() {
         _ if passthrough["on"].as_bool() == Some(true) => format!(
-            "files being written go to local files in the kernel (FUSE passthrough; {} opened)",
+            "the kernel reads and writes local files itself where it can (FUSE passthrough; {} opened)",
             n(passthrough, "opened")
         ),
         Some(reason) => format!("every READ and WRITE through the mount process ({reason})"),

@@ -239,8 +239,9 @@ impl Drop for StatusWriter {
     }
 }
 
-/// FUSE passthrough: files being written (and read while written) go between the program and
-/// a local file in the kernel, without passing through the mount process.
+/// FUSE passthrough: files being written, and versions wholly in the disk cache where nobody
+/// can write them, go between the program and a local file in the kernel, without passing
+/// through the mount process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PassthroughStatus {
     /// In use: the kernel took the capability and has not refused a file.
