@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::passthrough::Passthrough;
+use super::kernel_writes::{self, Passthrough};
 use super::staged::Staged;
 
 /// The local state of one file.
@@ -97,7 +97,7 @@ pub(crate) struct FileGuard {
 impl FileGuard {
     /// The lock taken: first what the kernel wrote without us is taken in.
     fn new(mut guard: OwnedMutexGuard<FileState>, cell: Arc<FileCell>) -> FileGuard {
-        super::passthrough::observe(&cell, &mut guard);
+        kernel_writes::observe(&mut cell.passthrough.lock().unwrap(), guard.staged.as_mut());
         FileGuard { guard, cell }
     }
 

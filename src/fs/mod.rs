@@ -36,6 +36,7 @@ pub mod fs_error;
 mod handles;
 pub mod inode;
 mod kept_attrs;
+mod kernel_writes;
 mod local;
 pub mod names;
 pub mod page_text;

@@ -5,8 +5,8 @@
 //! file's staging file and its READs and WRITEs never reach us: a large copy costs what a copy
 //! onto the local disk costs, and the upload at `close`.
 //!
-//! What we no longer see, we look up. Whoever takes a file's lock (`files.rs`, the one owner of
-//! a file's state) first compares the staging file's size and modification time with what was
+//! What we no longer see, we look up (`kernel_writes.rs`). Whoever takes a file's lock
+//! (`files.rs`, the one owner of a file's state) first compares the staging file's size and modification time with what was
 //! seen last; a difference is a write like any other: the bytes are dirty and go up at
 //! `close`. Our own changes (a truncation) are re-read afterwards so that they do not count
 //! as the kernel's. Modification times are fine-grained once someone has looked at them since
@@ -31,14 +31,12 @@
 //! disk cache giving space back first (it keeps its reserve free for this).
 
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::files::{FileCell, FileState};
 use super::inode::Node;
-use super::staged::Staged;
 use super::ConfluenceFs;
 use crate::cache::{ObjectKey, VersionFile};
 
@@ -69,90 +67,6 @@ fn free_bytes(file: &std::fs::File) -> Option<u64> {
     let stat = unsafe { stat.assume_init() };
     #[allow(clippy::unnecessary_cast)]
     Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
-
-/// How the staging file looked when we last looked at it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Seen {
-    size: u64,
-    mtime: (i64, i64),
-}
-
-impl Seen {
-    fn of(meta: &std::fs::Metadata) -> Seen {
-        Seen {
-            size: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-        }
-    }
-}
-
-/// The passthrough side of one file, beside its lock (`FileCell`): read without waiting for
-/// an upload that holds the lock.
-#[derive(Default)]
-pub(crate) struct Passthrough {
-    /// Handles the kernel serves from the staging file.
-    handles: u32,
-    /// A second descriptor of the staging file, for `stat` while the lock is held elsewhere.
-    live: Option<std::fs::File>,
-    /// Set while writes we do not see may have happened since.
-    seen: Option<Seen>,
-    /// A descriptor kept from the last offer, to become `live` if the kernel takes it.
-    spare: Option<std::fs::File>,
-    /// `--max-file-size`: past it the file is refused at close.
-    limit: u64,
-}
-
-impl Passthrough {
-    /// Whether the kernel may be writing the staging file now.
-    pub(crate) fn active(&self) -> bool {
-        self.handles > 0
-    }
-
-    /// The staging file's current size, when the kernel may be writing it.
-    pub(crate) fn live_size(&self) -> Option<u64> {
-        let live = self.live.as_ref()?;
-        live.metadata().ok().map(|meta| meta.len())
-    }
-}
-
-/// Brings `state` up to date with what the kernel wrote to the staging file of `cell` since
-/// the last look; called by whoever takes the file's lock.
-pub(crate) fn observe(cell: &FileCell, state: &mut FileState) {
-    let mut passthrough = cell.passthrough.lock().unwrap();
-    if passthrough.handles == 0 {
-        // An offer the kernel did not take (or an earlier one): no descriptor is kept for it.
-        passthrough.spare = None;
-    }
-    let Some(seen) = passthrough.seen else {
-        return;
-    };
-    let Some(staged) = state.staged.as_mut() else {
-        return;
-    };
-    if let Ok(meta) = staged.file.metadata() {
-        let now = Seen::of(&meta);
-        if now != seen {
-            staged.kernel_wrote(now.size);
-            staged.too_large = now.size > passthrough.limit;
-            passthrough.seen = Some(now);
-        }
-    }
-    if passthrough.handles == 0 {
-        // The last passthrough handle is gone and what it wrote has been taken in.
-        passthrough.seen = None;
-        passthrough.live = None;
-    }
-}
-
-/// After our own change of the staging file: the change is not the kernel's.
-pub(crate) fn look_again(cell: &FileCell, staged: &Staged) {
-    let mut passthrough = cell.passthrough.lock().unwrap();
-    if passthrough.seen.is_some() {
-        if let Ok(meta) = staged.file.metadata() {
-            passthrough.seen = Some(Seen::of(&meta));
-        }
-    }
 }
 
 /// Whether this kernel makes a same-size rewrite visible in the modification time (6.13+).
@@ -200,10 +114,7 @@ impl ConfluenceFs {
             return None;
         }
         let offered = staged.file.try_clone().ok()?;
-        let mut passthrough = cell.passthrough.lock().unwrap();
-        if passthrough.live.is_none() {
-            passthrough.spare = staged.file.try_clone().ok();
-        }
+        cell.passthrough.lock().unwrap().offered(staged);
         Some(offered)
     }
 
@@ -249,25 +160,14 @@ impl ConfluenceFs {
             }
         }
         let limit = self.writer().map_or(u64::MAX, |w| w.config.max_file_size);
-        let mut passthrough = cell.passthrough.lock().unwrap();
-        passthrough.handles += 1;
-        passthrough.limit = limit;
-        if passthrough.live.is_none() {
-            passthrough.live = passthrough.spare.take();
-        }
-        if passthrough.seen.is_none() {
-            if let Some(meta) = passthrough.live.as_ref().and_then(|f| f.metadata().ok()) {
-                passthrough.seen = Some(Seen::of(&meta));
-            }
-        }
+        cell.passthrough.lock().unwrap().started(limit);
     }
 
     /// Handle `handle` (opened for writing if `writable`) is closing: one passthrough handle
     /// fewer on its file.
     pub(crate) fn passthrough_ended(&self, cell: &FileCell, handle: u64, writable: bool) {
         if self.handles.unmark_passthrough(handle) {
-            let mut passthrough = cell.passthrough.lock().unwrap();
-            passthrough.handles = passthrough.handles.saturating_sub(1);
+            cell.passthrough.lock().unwrap().ended();
             if writable {
                 self.room.writers.fetch_sub(1, Ordering::AcqRel);
             }
