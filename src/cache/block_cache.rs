@@ -283,7 +283,8 @@ impl BlockCache {
         source: &ObjectSource,
         blocks: Range<u64>,
     ) -> Result<Vec<bytes::Bytes>, CacheError> {
-        let fetched = fetch::fetch_blocks(&self.tiers, source, blocks.clone()).await?;
+        let fetched =
+            fetch::fetch_blocks(&self.tiers, source, blocks.clone(), Box::new(|_, _| {})).await?;
         for (index, block) in blocks.zip(&fetched) {
             self.tiers
                 .memory

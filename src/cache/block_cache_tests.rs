@@ -1069,3 +1069,68 @@ async fn reaches_u64(counter: &AtomicU64, want: u64) -> bool {
     }
     false
 }
+
+/// A fake that streams: it hands over the first block of a multi-block range, then holds the
+/// rest until released.
+struct StreamingFetch {
+    server: Arc<FakeServer>,
+    rest: Arc<tokio::sync::Notify>,
+}
+
+impl RangeFetch for StreamingFetch {
+    fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>> {
+        FakeFetch(self.server.clone()).fetch(offset, len)
+    }
+
+    fn fetch_cut(
+        &self,
+        offset: u64,
+        lens: Vec<u64>,
+        mut arrived: BlockArrived,
+    ) -> BoxFuture<'static, Result<Vec<Bytes>, ClientError>> {
+        let server = self.server.clone();
+        let rest = self.rest.clone();
+        async move {
+            server.calls.fetch_add(1, Ordering::SeqCst);
+            let mut blocks = Vec::new();
+            let mut at = offset;
+            for (index, len) in lens.iter().enumerate() {
+                if index == 1 {
+                    rest.notified().await;
+                }
+                let block = Bytes::from(expected(server.seed, at, at + len));
+                arrived(index, &block);
+                blocks.push(block);
+                at += len;
+            }
+            Ok(blocks)
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_block_of_a_range_is_read_before_the_range_ends() {
+    let cache = BlockCache::new(whole_config()).unwrap();
+    let size = 12 * MIB;
+    let server = FakeServer::new(size, 41);
+    let rest = Arc::new(tokio::sync::Notify::new());
+    let fetch = Arc::new(StreamingFetch {
+        server: server.clone(),
+        rest: rest.clone(),
+    });
+    let file = cache.open(key("att1", 1), size, fetch);
+    file.start_whole();
+    // The whole file is one request; its first block is read while the rest is held.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        file.read(0, 128 * KIB as u32),
+    )
+    .await
+    .expect("the first block waited for the whole range")
+    .unwrap();
+    assert_eq!(&first[..], &expected(41, 0, 128 * KIB)[..]);
+    rest.notify_one();
+    assert_eq!(read_all(&file, MIB as u32).await, expected(41, 0, size));
+    assert_eq!(server.calls(), 1, "one request for the whole file");
+}

@@ -22,6 +22,11 @@
 //! own. Once the answer is in, the entries become strong (the bytes are paid for, and a block
 //! must never be in neither place nor in flight) and storing is no longer cancellable.
 //!
+//! A block of a multi-block response goes to its waiters as soon as it is whole, before the
+//! rest of the range has arrived: a reader of a file fetched in one 16 MiB request answers
+//! its first READ after the first block, not after the last (its in-flight entry stays until
+//! the job stores it, as for every block).
+//!
 //! Blocks of a multi-block response arrive in buffers of their own (`RangeFetch::fetch_cut`):
 //! a `Bytes` slice would keep the whole response alive for as long as any one of its blocks is
 //! cached.
@@ -37,7 +42,7 @@ use tokio::task::AbortHandle;
 
 use super::block::{BlockKey, Geometry};
 use super::tiers::{BackgroundToken, BlockOutcome, InFlight, InFlightMap, PendingBlock, Tiers};
-use super::{CacheError, ObjectKey, RangeFetch};
+use super::{BlockArrived, CacheError, ObjectKey, RangeFetch};
 
 /// A job that was started, as its starter remembers it (to see whether it still runs).
 pub(crate) struct StartedJob {
@@ -122,40 +127,74 @@ struct Job {
 
 impl Job {
     async fn run(mut self, permits: Option<Arc<Semaphore>>, guard: JobGuard) {
-        let mut senders = std::mem::take(&mut self.senders);
-        let work = async {
-            let permit = match permits {
-                // The semaphore is never closed; a failure would only mean "no limit".
-                Some(permits) => permits.acquire_owned().await.ok(),
-                None => None,
+        // Taken out as each block is handed over: the rest are who still waits.
+        let mut senders: Vec<_> = std::mem::take(&mut self.senders)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let (arrived_tx, mut arrived_rx) = tokio::sync::mpsc::unbounded_channel();
+        let arrived: BlockArrived = Box::new(move |index, block: &Bytes| {
+            let _ = arrived_tx.send((index, block.clone()));
+        });
+        let (permit, fetched, outcome) = {
+            let work = async {
+                let permit = match permits {
+                    // The semaphore is never closed; a failure would only mean "no limit".
+                    Some(permits) => permits.acquire_owned().await.ok(),
+                    None => None,
+                };
+                if self.from_disk {
+                    if let Some(block) = self.load_from_disk().await {
+                        return (permit, false, Ok(vec![block]));
+                    }
+                }
+                (permit, true, self.fetch(arrived).await)
             };
-            if self.from_disk {
-                if let Some(block) = self.load_from_disk().await {
-                    return (permit, false, Ok(vec![block]));
+            tokio::pin!(work);
+            loop {
+                let step = {
+                    // Every receiver still waiting dropped: nobody wants the rest any more.
+                    let waiting: Vec<_> =
+                        senders.iter_mut().flatten().map(|s| s.closed()).collect();
+                    let abandoned = async move {
+                        if waiting.is_empty() {
+                            std::future::pending::<()>().await;
+                        }
+                        futures_util::future::join_all(waiting).await;
+                    };
+                    // Abandonment first: a job whose waiters left before it ran sends no
+                    // request.
+                    tokio::select! {
+                        biased;
+                        _ = abandoned => Step::Abandoned,
+                        Some((index, block)) = arrived_rx.recv() => Step::Arrived(index, block),
+                        done = &mut work => Step::Done(done),
+                    }
+                };
+                match step {
+                    Step::Abandoned => {
+                        tracing::debug!(
+                            attachment = %self.source.object.attachment_id,
+                            blocks = ?self.blocks,
+                            "nobody waits for these blocks any more; request dropped"
+                        );
+                        return;
+                    }
+                    // Its reader need not wait for the rest of the range.
+                    Step::Arrived(index, block) => {
+                        if let Some(sender) = senders.get_mut(index).and_then(Option::take) {
+                            let _ = sender.send(Ok(block));
+                        }
+                    }
+                    Step::Done(done) => break done,
                 }
             }
-            (permit, true, self.fetch().await)
-        };
-        // Every receiver dropped: nobody waits for any block of this job any more.
-        let abandoned = futures_util::future::join_all(senders.iter_mut().map(|s| s.closed()));
-        // Abandonment first: a job whose waiters left before it ever ran sends no request.
-        let (permit, fetched, outcome) = tokio::select! {
-            biased;
-            _ = abandoned => {
-                tracing::debug!(
-                    attachment = %self.source.object.attachment_id,
-                    blocks = ?self.blocks,
-                    "nobody waits for these blocks any more; request dropped"
-                );
-                return;
-            }
-            done = work => done,
         };
 
         let blocks = match outcome {
             Ok(blocks) => blocks,
             Err(error) => {
-                for sender in senders {
+                for sender in senders.into_iter().flatten() {
                     let _ = sender.send(Err(error.clone()));
                 }
                 return;
@@ -194,9 +233,12 @@ impl Job {
             ),
             _ => None,
         };
-        // Waiters first: they are what the user is waiting for; storing can follow.
+        // Waiters first (those not served as their block arrived): they are what the user is
+        // waiting for; storing can follow.
         for (sender, (_, block)) in senders.into_iter().zip(&keyed) {
-            let _ = sender.send(Ok(block.clone()));
+            if let Some(sender) = sender {
+                let _ = sender.send(Ok(block.clone()));
+            }
         }
         // The bytes are paid for: storing them must not be cancelled with the job, or a block
         // could reach its waiters and then be fetched again. A task of its own, which nobody
@@ -226,9 +268,22 @@ impl Job {
         Some(block)
     }
 
-    async fn fetch(&self) -> Result<Vec<Bytes>, CacheError> {
-        fetch_blocks(&self.tiers, &self.source, self.blocks.clone()).await
+    async fn fetch(&self, arrived: BlockArrived) -> Result<Vec<Bytes>, CacheError> {
+        fetch_blocks(&self.tiers, &self.source, self.blocks.clone(), arrived).await
     }
+}
+
+/// What a job's wait ended with.
+enum Step {
+    Abandoned,
+    Arrived(usize, Bytes),
+    Done(
+        (
+            Option<OwnedSemaphorePermit>,
+            bool,
+            Result<Vec<Bytes>, CacheError>,
+        ),
+    ),
 }
 
 /// Puts delivered blocks into memory and `to_disk` (blocks fetched from the server that the
@@ -269,6 +324,7 @@ pub(crate) async fn fetch_blocks(
     tiers: &Tiers,
     source: &ObjectSource,
     blocks: Range<u64>,
+    mut arrived: BlockArrived,
 ) -> Result<Vec<Bytes>, CacheError> {
     let geometry = source.geometry;
     let (offset, len) = geometry.byte_range(&blocks);
@@ -283,15 +339,24 @@ pub(crate) async fn fetch_blocks(
     );
     let lens: Vec<u64> = blocks.clone().map(|i| geometry.block_len(i)).collect();
     let cut = if lens.len() == 1 {
+        // One block: its waiter gets it with the job's end, nothing to hand over early.
+        drop(arrived);
         vec![source
             .fetch
             .fetch(offset, len)
             .await
             .map_err(|e| CacheError::Fetch(Arc::new(e)))?]
     } else {
+        // A block is handed over early only with the length it must have.
+        let expected = lens.clone();
+        let checked: BlockArrived = Box::new(move |index, block: &Bytes| {
+            if expected.get(index) == Some(&(block.len() as u64)) {
+                arrived(index, block);
+            }
+        });
         source
             .fetch
-            .fetch_cut(offset, lens.clone())
+            .fetch_cut(offset, lens.clone(), checked)
             .await
             .map_err(|e| CacheError::Fetch(Arc::new(e)))?
     };

@@ -53,6 +53,9 @@ pub struct ObjectKey {
     pub version: u64,
 }
 
+/// Told of each whole block of a range as it arrives: its place in the range, and its bytes.
+pub type BlockArrived = Box<dyn FnMut(usize, &Bytes) + Send>;
+
 /// Where missing bytes come from. `fetch(offset, len)` must return exactly `len` bytes (the
 /// cache asks only for ranges inside the object); anything else is refused as
 /// [`CacheError::WrongLength`].
@@ -61,7 +64,9 @@ pub trait RangeFetch: Send + Sync + 'static {
     fn fetch(&self, offset: u64, len: u64) -> BoxFuture<'static, Result<Bytes, ClientError>>;
 
     /// The bytes from `offset`, cut into pieces of `lens` (block lengths, in order), each in a
-    /// buffer of its own so that caching one block never keeps its neighbours alive. The
+    /// buffer of its own so that caching one block never keeps its neighbours alive; each
+    /// piece is handed to `arrived` (with its place in `lens`) as soon as it is whole, so that
+    /// a reader waiting for the first block of a long range does not wait for the last. The
     /// default fetches once and copies the pieces out; a source that streams overrides it to
     /// fill each block's buffer as the bytes arrive (one copy instead of two). Fewer bytes
     /// than asked for come back as they are; the cache refuses them.
@@ -69,6 +74,7 @@ pub trait RangeFetch: Send + Sync + 'static {
         &self,
         offset: u64,
         lens: Vec<u64>,
+        mut arrived: BlockArrived,
     ) -> BoxFuture<'static, Result<Vec<Bytes>, ClientError>> {
         let total = lens.iter().sum();
         let whole = self.fetch(offset, total);
@@ -80,9 +86,11 @@ pub trait RangeFetch: Send + Sync + 'static {
             let mut at = 0usize;
             Ok(lens
                 .iter()
-                .map(|len| {
+                .enumerate()
+                .map(|(index, len)| {
                     let piece = Bytes::copy_from_slice(&data[at..at + *len as usize]);
                     at += *len as usize;
+                    arrived(index, &piece);
                     piece
                 })
                 .collect())

@@ -16,7 +16,7 @@ use super::handles::OpenFile;
 use super::inode::Node;
 use super::text_node::TextNode;
 use super::ConfluenceFs;
-use crate::cache::{ObjectKey, RangeFetch};
+use crate::cache::{BlockArrived, ObjectKey, RangeFetch};
 use crate::confluence::{Attachment, Client, ClientError};
 
 /// The answer to `open`: the handle, and whether the kernel may keep its cached pages.
@@ -63,6 +63,7 @@ impl RangeFetch for AttachmentRange {
         &self,
         offset: u64,
         lens: Vec<u64>,
+        mut arrived: BlockArrived,
     ) -> BoxFuture<'static, Result<Vec<Bytes>, ClientError>> {
         let client = self.client.clone();
         let attachment = self.attachment.clone();
@@ -91,7 +92,9 @@ impl RangeFetch for AttachmentRange {
                     buf.extend_from_slice(&chunk.split_to(take));
                     if buf.len() == *len {
                         let (buf, _) = current.take().expect("set above");
-                        blocks.push(buf.freeze());
+                        let block = buf.freeze();
+                        arrived(blocks.len(), &block);
+                        blocks.push(block);
                     }
                 }
             }
