@@ -5,6 +5,7 @@
 //! arrives while the background upload of an empty file runs, a delete during it. The mount
 //! tests stay for what only a kernel shows.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,27 +26,34 @@ struct Direct {
     _dirs: tempfile::TempDir,
 }
 
+/// A filesystem on `server` with no kernel in between: its staging and spool under `dir`, a
+/// memory cache of `memory_bytes`, the background uploader running.
+pub(crate) async fn direct_fs(server: &Server, dir: &Path, memory_bytes: u64) -> Arc<ConfluenceFs> {
+    let client = server.client().await;
+    let cache = BlockCache::new(CacheConfig {
+        memory_bytes,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    let spool = Arc::new(Spool::open(&dir.join("spool")).unwrap());
+    let (uploader, events) = Uploader::new(client.clone(), spool.clone());
+    let writer = Writer::new(WriteConfig::default(), staging, spool, uploader, events);
+    let fs = Arc::new(ConfluenceFs::new(
+        client,
+        cache,
+        FsConfig::default(),
+        Some(writer),
+    ));
+    fs.start_background();
+    fs
+}
+
 impl Direct {
     async fn new(server: &Server) -> Direct {
         let dirs = tempfile::tempdir().unwrap();
-        let client = server.client().await;
-        let cache = BlockCache::new(CacheConfig {
-            memory_bytes: 64 << 20,
-            ..CacheConfig::default()
-        })
-        .unwrap();
-        let staging = dirs.path().join("staging");
-        std::fs::create_dir_all(&staging).unwrap();
-        let spool = Arc::new(Spool::open(&dirs.path().join("spool")).unwrap());
-        let (uploader, events) = Uploader::new(client.clone(), spool.clone());
-        let writer = Writer::new(WriteConfig::default(), staging, spool, uploader, events);
-        let fs = Arc::new(ConfluenceFs::new(
-            client,
-            cache,
-            FsConfig::default(),
-            Some(writer),
-        ));
-        fs.start_background();
+        let fs = direct_fs(server, dirs.path(), 64 << 20).await;
         Direct { fs, _dirs: dirs }
     }
 

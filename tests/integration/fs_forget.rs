@@ -6,11 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confluencefs::cache::{BlockCache, CacheConfig};
 use confluencefs::confluence::Flavor;
 use confluencefs::fs::inode::ROOT_INO;
-use confluencefs::fs::{ConfluenceFs, FsConfig, WriteConfig, Writer};
-use confluencefs::spool::{Spool, Uploader};
+use confluencefs::fs::ConfluenceFs;
 use serde_json::json;
 
 use crate::mount_tree::seed_tree;
@@ -31,25 +29,7 @@ fn seed(root: &std::path::Path) {
 }
 
 async fn direct(server: &Server, dirs: &tempfile::TempDir) -> Arc<ConfluenceFs> {
-    let client = server.client().await;
-    let cache = BlockCache::new(CacheConfig {
-        memory_bytes: 16 << 20,
-        ..CacheConfig::default()
-    })
-    .unwrap();
-    let staging = dirs.path().join("staging");
-    std::fs::create_dir_all(&staging).unwrap();
-    let spool = Arc::new(Spool::open(&dirs.path().join("spool")).unwrap());
-    let (uploader, events) = Uploader::new(client.clone(), spool.clone());
-    let writer = Writer::new(WriteConfig::default(), staging, spool, uploader, events);
-    let fs = Arc::new(ConfluenceFs::new(
-        client,
-        cache,
-        FsConfig::default(),
-        Some(writer),
-    ));
-    fs.start_background();
-    fs
+    crate::fs_direct::direct_fs(server, dirs.path(), 16 << 20).await
 }
 
 /// Looks up every component of `path` as the kernel does (each answer counted).
