@@ -61,8 +61,10 @@ WORKLOADS = ["cold_read", "warm_read", "cold_sizes", "reread", "metadata_walk", 
 NEEDLE = "budgetary"
 NEEDLE_EVERY = 50
 # `confluencefs_fuse` is the mount with `--no-passthrough` (every WRITE through the process),
-# run beside the default for the uploads, to show what FUSE passthrough changes.
-SYSTEMS = ["confluencefs", "confluencefs_fuse", "curl", "rclone", "seed_script", "local_disk"]
+# run beside the default for the uploads, and `confluencefs_ro` a read-only mount for the
+# re-read, to show what FUSE passthrough changes.
+SYSTEMS = ["confluencefs", "confluencefs_fuse", "confluencefs_ro", "curl", "rclone", "seed_script",
+           "local_disk"]
 MEMORY_CACHE = "256M"
 MEMORY_CACHE_KIB = 256 * 1024
 
@@ -549,6 +551,16 @@ class Bench:
         self.server.clear_log()
         secs = self.timed(["cat", str(path)], to)
         self.record("reread", "confluencefs", lat, secs, mib * MIB, pid)
+        unmount(mnt, proc)
+        # Read-only, the kernel reads a version wholly in the disk cache from the cache's file
+        # itself (FUSE passthrough); on a writable mount current versions go through us.
+        mnt, proc, pid, _ = self.mount_cfs(cache, extra=["--read-only"])
+        path = mnt / "SIZES" / "SIZES Home" / name
+        os.stat(path)
+        drop_caches()
+        self.server.clear_log()
+        secs = self.timed(["cat", str(path)], to)
+        self.record("reread", "confluencefs_ro", lat, secs, mib * MIB, pid)
         unmount(mnt, proc)
         local = self.seed / "SIZES" / name
         drop_caches()
