@@ -23,3 +23,18 @@ pub fn keep_block_buffers() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
+
+/// Inodes dropped in one collection past which the freed memory is handed back.
+pub const TRIM_AFTER_INODES: usize = 10_000;
+
+/// Hands the heap's free pages back to the kernel (`malloc_trim`), keeping the trim threshold
+/// at the top: after the inode table shrinks by a walk's worth of entries, whose small
+/// allocations are spread over the heap, so that the mount's RSS comes down with it.
+pub fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the kernel; it takes the
+    // allocator's own locks.
+    unsafe {
+        libc::malloc_trim(TRIM_THRESHOLD as usize);
+    }
+}

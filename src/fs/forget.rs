@@ -73,10 +73,15 @@ impl ConfluenceFs {
         };
         self.tree.listings.run_pending_tasks().await;
         let mut parked = true;
+        let mut total = 0;
         loop {
             let candidates = self.tree.inodes.take_candidates(parked);
             parked = false;
             if candidates.is_empty() {
+                if total >= crate::allocator::TRIM_AFTER_INODES {
+                    // Their small allocations are spread over the heap: hand the pages back.
+                    tokio::task::spawn_blocking(crate::allocator::give_back_free_memory);
+                }
                 return;
             }
             let needed = self.needed_inodes();
@@ -97,6 +102,7 @@ impl ConfluenceFs {
                 self.tree.targeted_lookups.invalidate(ino).await;
                 self.handles.forget_version(*ino);
             }
+            total += dropped.len();
             if !dropped.is_empty() {
                 tracing::trace!(count = dropped.len(), "inodes dropped");
                 // The dropped directories' listings let go of their entries.

@@ -23,6 +23,16 @@ use crate::support::{write, Server};
 const ATTACHMENTS: usize = 10_000;
 const HUGE: &str = "DOCS/DOCS Home/Huge";
 
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
 fn seed_huge_page(root: &std::path::Path) {
     write(root, "DOCS/readme.txt", b"read me first\n");
     for i in 0..ATTACHMENTS {
@@ -68,9 +78,23 @@ fn dropped_caches_shrink_the_inode_table() {
     let peak = inodes_until(&mount, "the listing's inodes counted", |n| {
         n >= ATTACHMENTS as u64
     });
+    let pid = mounted::mount_pid(&mount.path).expect("the mount's process");
+    let rss_at_peak = rss_kib(pid);
     std::fs::write("/proc/sys/vm/drop_caches", "2").unwrap();
     let after = inodes_until(&mount, "the inode table shrunk", |n| n < 100);
     assert!(after < peak / 100, "{peak} → {after}");
+    // The memory goes back to the kernel too, not only to the allocator.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rss_after = rss_kib(pid);
+    while rss_after + 4096 > rss_at_peak && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        rss_after = rss_kib(pid);
+    }
+    eprintln!("RSS {rss_at_peak} KiB with {peak} inodes, {rss_after} KiB with {after}");
+    assert!(
+        rss_after + 4096 <= rss_at_peak,
+        "RSS {rss_at_peak} KiB with {peak} inodes, still {rss_after} KiB with {after}"
+    );
     // What went is found again, under new numbers, with the same answers.
     let listed = mount.sh_ok(&format!("ls -l '{HUGE}' | grep -c 'f[0-9]*\\.txt$'"));
     assert_eq!(listed.trim(), ATTACHMENTS.to_string());
