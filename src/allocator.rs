@@ -7,6 +7,9 @@
 //! of the mount's CPU during a cold 1 GiB read. Raising the mmap and trim thresholds above the
 //! block and request sizes keeps freed buffers in the heap, where the next block reuses them.
 //! The memory stays bounded by the caches' bounds; it is just not returned between blocks.
+//! It is returned when the inode table shrinks by a walk's worth of entries
+//! ([`give_back_free_memory`]): their small allocations are spread over the heap, and without
+//! it a mount that walked 200,000 files kept the walk's peak RSS after forgetting them.
 
 /// Allocations below this come from the heap (blocks are 1 MiB, range requests 4 MiB).
 const MMAP_THRESHOLD: i32 = 32 << 20;
