@@ -55,6 +55,10 @@ impl Default for WriteConfig {
 }
 
 const FILL_CHUNK: u32 = 1 << 20;
+/// Times a write that met a full disk asks the disk cache for room before it fails.
+const GIVE_BACK_TRIES: usize = 4;
+/// The pause before trying again when the cache had nothing more to give.
+const GIVE_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ConfluenceFs {
     fn staging_path(&self) -> Result<PathBuf, FsError> {
@@ -164,8 +168,14 @@ impl ConfluenceFs {
         }
         let start_early = staged.may_start_early(offset, end);
         let mut written = staged.file.write_all_at(data, offset);
-        if written.as_ref().is_err_and(no_space) {
-            // The disk cache shares the filesystem: it yields before a write fails.
+        // The disk cache shares the filesystem: it yields before a write fails. Its writer may
+        // be in the middle of putting blocks of a file read just before on the disk: what it
+        // gives back is free once that write ends, so the write is tried a few times, a moment
+        // apart when nothing more could be given.
+        for _ in 0..GIVE_BACK_TRIES {
+            if !written.as_ref().is_err_and(no_space) {
+                break;
+            }
             let needed = data.len() as u64 + (1 << 20);
             let cache = self.cache.clone();
             let freed = tokio::task::spawn_blocking(move || cache.give_back_disk(needed))
@@ -176,8 +186,10 @@ impl ConfluenceFs {
                     freed,
                     "the disk cache gave space back to a file being written"
                 );
-                written = staged.file.write_all_at(data, offset);
+            } else {
+                tokio::time::sleep(GIVE_BACK_PAUSE).await;
             }
+            written = staged.file.write_all_at(data, offset);
         }
         if let Err(err) = written {
             staged.give_up_early();

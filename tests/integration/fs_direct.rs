@@ -244,7 +244,13 @@ async fn truncate_without_a_handle_uploads_and_flush_answers_the_refusal() {
     let (attr, handle) = d.fs.create(guide, "big.txt", 0o644).await.unwrap();
     let handle = handle.handle;
     d.fs.write(handle, 0, b"refused").await.unwrap();
-    server.faults(json!({ "fail_next": [413] })).await;
+    // The upload only: the file's mode, written as a property a moment after its creation,
+    // must not take the refusal.
+    server
+        .faults(json!({
+            "fail_next": [413], "path_contains": "/child/attachment", "method": "POST"
+        }))
+        .await;
     let err = d.fs.flush(handle).await.unwrap_err();
     assert_eq!(err.errno(), libc::EFBIG, "{err}");
     assert_eq!(d.read_all(attr.ino).await, b"refused");
