@@ -170,13 +170,13 @@ impl ConfluenceFs {
         let mut written = staged.file.write_all_at(data, offset);
         // The disk cache shares the filesystem: it yields before a write fails. Its writer may
         // be in the middle of putting blocks of a file read just before on the disk: what it
-        // gives back is free once that write ends, so the write is tried a few times, a moment
-        // apart when nothing more could be given.
-        for _ in 0..GIVE_BACK_TRIES {
+        // gives back is free once that write ends, so the write is tried a few times, asking
+        // for four times more each time, a moment apart when nothing more could be given.
+        for attempt in 0..GIVE_BACK_TRIES {
             if !written.as_ref().is_err_and(no_space) {
                 break;
             }
-            let needed = data.len() as u64 + (1 << 20);
+            let needed = (data.len() as u64 + (1 << 20)) << (2 * attempt);
             let cache = self.cache.clone();
             let freed = tokio::task::spawn_blocking(move || cache.give_back_disk(needed))
                 .await
