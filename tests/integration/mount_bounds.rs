@@ -138,10 +138,21 @@ fn the_cache_gives_space_back_to_a_write_that_needs_it() {
     );
     let copied = mount.sh(&format!("cp '{}' '{GUIDE}/'", eight.display()));
     if !copied.status.success() {
-        let log = std::fs::read_to_string(tmpfs.path().join("confluencefs.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(tmpfs.path().join("confluencefs.log")).unwrap_or_default();
         let df = Command::new("df").arg(tmpfs.path()).output().unwrap();
-        let du = Command::new("du").arg("-a").arg(tmpfs.path()).output().unwrap();
-        panic!("cp failed: {}\n{}\n{}\n{}", String::from_utf8_lossy(&copied.stderr), String::from_utf8_lossy(&df.stdout), String::from_utf8_lossy(&du.stdout), log.lines().rev().take(40).collect::<Vec<_>>().join("\n"));
+        let du = Command::new("du")
+            .arg("-a")
+            .arg(tmpfs.path())
+            .output()
+            .unwrap();
+        panic!(
+            "cp failed: {}\n{}\n{}\n{}",
+            String::from_utf8_lossy(&copied.stderr),
+            String::from_utf8_lossy(&df.stdout),
+            String::from_utf8_lossy(&du.stdout),
+            log.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        );
     }
     let uploaded = view.attachment("Guide", "eight.bin");
     assert_eq!(uploaded.size, 9 * MIB as u64);
