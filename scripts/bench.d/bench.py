@@ -544,24 +544,17 @@ class Bench:
         run(["cat", str(mnt / "SIZES" / "SIZES Home" / name)], timeout=to,
             stdout=subprocess.DEVNULL)
         unmount(mnt, proc)  # a clean unmount leaves the disk cache complete
-        mnt, proc, pid, _ = self.mount_cfs(cache)
-        path = mnt / "SIZES" / "SIZES Home" / name
-        os.stat(path)
-        drop_caches()
-        self.server.clear_log()
-        secs = self.timed(["cat", str(path)], to)
-        self.record("reread", "confluencefs", lat, secs, mib * MIB, pid)
-        unmount(mnt, proc)
         # Read-only, the kernel reads a version wholly in the disk cache from the cache's file
         # itself (FUSE passthrough); on a writable mount current versions go through us.
-        mnt, proc, pid, _ = self.mount_cfs(cache, extra=["--read-only"])
-        path = mnt / "SIZES" / "SIZES Home" / name
-        os.stat(path)
-        drop_caches()
-        self.server.clear_log()
-        secs = self.timed(["cat", str(path)], to)
-        self.record("reread", "confluencefs_ro", lat, secs, mib * MIB, pid)
-        unmount(mnt, proc)
+        for system, extra in (("confluencefs", []), ("confluencefs_ro", ["--read-only"])):
+            mnt, proc, pid, _ = self.mount_cfs(cache, extra=extra)
+            path = mnt / "SIZES" / "SIZES Home" / name
+            os.stat(path)
+            drop_caches()
+            self.server.clear_log()
+            secs = self.timed(["cat", str(path)], to)
+            self.record("reread", system, lat, secs, mib * MIB, pid)
+            unmount(mnt, proc)
         local = self.seed / "SIZES" / name
         drop_caches()
         secs = self.timed(["cat", str(local)], to)
