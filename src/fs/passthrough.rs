@@ -101,6 +101,11 @@ impl ConfluenceFs {
             return None;
         }
         let staged = state.staged.as_ref()?;
+        // Short of room, a write through us lets the disk cache yield first (`write.rs`); the
+        // kernel's own writes could not wait for it.
+        if writable && free_bytes(&staged.file).is_none_or(|free| free < ROOM) {
+            return None;
+        }
         // Not while the spool shares the staging file (a failed upload waiting for a retry):
         // the kernel's writes would change the bytes the retry sends.
         if !staged.complete() || staged.too_large || staged.shared || staged.early.is_some() {
