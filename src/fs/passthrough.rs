@@ -103,7 +103,7 @@ impl ConfluenceFs {
         let staged = state.staged.as_ref()?;
         // Short of room, a write through us lets the disk cache yield first (`write.rs`); the
         // kernel's own writes could not wait for it.
-        if writable && free_bytes(&staged.file).is_none_or(|free| free < ROOM) {
+        if writable && free_bytes(&staged.file).map_or(true, |free| free < ROOM) {
             return None;
         }
         // Not while the spool shares the staging file (a failed upload waiting for a retry):
