@@ -1050,7 +1050,8 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<
 }
 
 /// Free bytes (for an unprivileged user) and total bytes of the filesystem holding `path`.
-fn free_space(path: &Path) -> io::Result<(u64, u64)> {
+/// Free bytes for an unprivileged writer and total bytes of the filesystem holding `path`.
+pub fn free_space(path: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -41,7 +41,7 @@ pub use ahead_fetched::FetchedAhead;
 pub use block_cache::{BlockCache, CacheStats};
 pub use cache_error::{CacheError, ReadError};
 pub use config::CacheConfig;
-pub use disk::VersionFile;
+pub use disk::{free_space, VersionFile};
 pub use reader::CachedFile;
 
 /// Identity of an immutable byte sequence: one version of one attachment.

@@ -30,7 +30,6 @@
 //! `close` with EFBIG rather than at the `write`, and a full disk answers ENOSPC without the
 //! disk cache giving space back first (it keeps its reserve free for this).
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -38,7 +37,7 @@ use std::time::Duration;
 use super::files::{FileCell, FileState};
 use super::inode::Node;
 use super::ConfluenceFs;
-use crate::cache::{ObjectKey, VersionFile};
+use crate::cache::{free_space, ObjectKey, VersionFile};
 
 /// Free space the staging filesystem keeps while the kernel writes files we do not see: the
 /// disk cache gives blocks back before a write through us fails (`give_back_disk`), but a
@@ -55,18 +54,9 @@ pub(crate) struct Room {
     keeping: AtomicBool,
 }
 
-/// Free bytes of the filesystem holding `file`.
-fn free_bytes(file: &std::fs::File) -> Option<u64> {
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: the descriptor is open for the call, and `stat` is writable memory of the right
-    // type, filled when the call returns 0.
-    if unsafe { libc::fstatvfs(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: fstatvfs returned 0.
-    let stat = unsafe { stat.assume_init() };
-    #[allow(clippy::unnecessary_cast)]
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+/// Free bytes of the filesystem holding `path`.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    free_space(path).ok().map(|(free, _)| free)
 }
 
 /// Whether this kernel makes a same-size rewrite visible in the modification time (6.13+).
@@ -103,7 +93,7 @@ impl ConfluenceFs {
         let staged = state.staged.as_ref()?;
         // Short of room, a write through us lets the disk cache yield first (`write.rs`); the
         // kernel's own writes could not wait for it.
-        if writable && free_bytes(&staged.file).map_or(true, |free| free < ROOM) {
+        if writable && free_bytes(&staged.path).map_or(true, |free| free < ROOM) {
             return None;
         }
         // Not while the spool shares the staging file (a failed upload waiting for a retry):
@@ -182,11 +172,7 @@ impl ConfluenceFs {
     /// While the kernel writes files itself, keeps [`ROOM`] free on the staging filesystem by
     /// taking it from the disk cache.
     async fn keep_room(self: Arc<Self>) {
-        let Some(dir) = self
-            .writer
-            .as_ref()
-            .and_then(|w| std::fs::File::open(&w.staging_dir).ok())
-        else {
+        let Some(dir) = self.writer.as_ref().map(|w| w.staging_dir.clone()) else {
             self.room.keeping.store(false, Ordering::Release);
             return;
         };
