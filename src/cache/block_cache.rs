@@ -183,6 +183,11 @@ impl BlockCache {
         self.tiers.disk.as_ref()?.complete(key, size)
     }
 
+    /// The disk tier's directory, if there is one.
+    pub fn disk_dir(&self) -> Option<&std::path::Path> {
+        self.tiers.disk.as_ref().map(|disk| disk.root())
+    }
+
     /// Whether [`complete_version`](Self::complete_version) would find every block of `key`
     /// on disk now; opens nothing and does not count as a use. Blocks still in the disk's
     /// write queue do not count.

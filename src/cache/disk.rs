@@ -184,13 +184,55 @@ struct Queue {
 /// version meanwhile (the file is unlinked then; the open file stays whole).
 pub struct VersionFile {
     file: File,
-    _lease: Lease,
+    lease: Lease,
 }
 
 impl VersionFile {
     /// The open file (read-only, positioned at 0).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// The version this file holds.
+    pub fn key(&self) -> &ObjectKey {
+        &self.lease.key
+    }
+
+    /// Gives this very file (the same inode, which the kernel may be reading) a second name,
+    /// `to`, and takes it out of the cache: someone is about to change its bytes, so the cache
+    /// must never serve them as the version again. Fails when the cache no longer holds this
+    /// file (evicted while held: unlinked, it cannot be named again), or when `to` is on
+    /// another filesystem. Blocking.
+    pub fn adopt(&self, to: &Path) -> io::Result<()> {
+        let disk = &self.lease.disk;
+        let mut index = disk.lock();
+        let name = match index.versions.peek(&self.lease.key) {
+            Some(version) if version.generation == self.lease.generation => version.name.clone(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the version left the disk cache while it was held",
+                ))
+            }
+        };
+        fs::hard_link(disk.path(&name), to)?;
+        // The bytes are the file's now, not the cache's: uncounted, and the names go. A reader
+        // that took the open file before this checks the generation after its `pread` (`read`).
+        let version = index.versions.pop(&self.lease.key).expect("peeked above");
+        index.handles.pop(&self.lease.key);
+        index.blocks -= version.blocks;
+        index.bytes -= version.bytes;
+        for path in [
+            disk.path(&version.name),
+            disk.path(&format!("{}{RECORD_SUFFIX}", version.name)),
+        ] {
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an adopted disk cache file");
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -282,6 +324,10 @@ impl DiskCache {
         Ok(disk)
     }
 
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Whether the block is on disk or queued for it.
     pub(crate) fn contains(&self, key: &BlockKey) -> bool {
         if self.lock_queue().queued.contains_key(key) {
@@ -298,7 +344,7 @@ impl DiskCache {
         if let Some(block) = self.lock_queue().queued.get(key) {
             return (block.len() as u64 == expected_len).then(|| block.clone());
         }
-        let (file, touch) = {
+        let (file, touch, generation) = {
             let mut index = self.lock();
             // `get` (not `peek`) makes this version the most recently used.
             let version = index.versions.get_mut(&key.object)?;
@@ -306,10 +352,14 @@ impl DiskCache {
                 return None;
             }
             let touch = !std::mem::replace(&mut version.touched, true);
-            (self.handle(&mut index, &key.object).ok()?, touch)
+            let generation = version.generation;
+            (self.handle(&mut index, &key.object).ok()?, touch, generation)
         };
         let offset = key.index * self.block_size;
         match read_exact_at(&file, offset, expected_len as usize) {
+            // A file adopted meanwhile (`VersionFile::adopt`) may have been written since:
+            // its bytes count only if the version was still the cache's after they were read.
+            Ok(Some(_)) if !self.holds(&key.object, generation) => None,
             Ok(Some(data)) => {
                 if touch {
                     // Recency for the next remount's LRU order; a failure costs only that.
@@ -328,6 +378,14 @@ impl DiskCache {
                 None
             }
         }
+    }
+
+    /// Whether the index still holds `generation` of `key`.
+    fn holds(&self, key: &ObjectKey, generation: u64) -> bool {
+        self.lock()
+            .versions
+            .peek(key)
+            .is_some_and(|version| version.generation == generation)
     }
 
     /// Whether every block of `key` (`size` bytes) is written to disk (queued ones do not count).
@@ -358,7 +416,7 @@ impl DiskCache {
         drop(index);
         Some(VersionFile {
             file,
-            _lease: Lease {
+            lease: Lease {
                 disk: self.clone(),
                 key: key.clone(),
                 generation,

@@ -354,3 +354,43 @@ fn a_complete_version_is_found_again_after_a_rebuild() {
     assert!(!other.is_complete(&k, 2_500));
     assert!(files_in(dir.path()).is_empty());
 }
+
+#[test]
+fn an_adopted_version_keeps_its_bytes_under_the_new_name_and_leaves_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blocks");
+    let disk = Arc::new(DiskCache::open(&root, BS, 1_000_000).unwrap());
+    let k = key("att8", 2);
+    let data = content(6, 2_500);
+    write_blocks(&disk, &k, &data, 0..3);
+    let held = disk.complete(&k, 2_500).unwrap();
+    // A reader that opened the cache's file before the adoption (its open file is cached).
+    assert_eq!(
+        disk.read(&BlockKey { object: Arc::new(k.clone()), index: 1 }, BS).unwrap(),
+        &data[1000..2000]
+    );
+
+    let staged = dir.path().join("staged");
+    held.adopt(&staged).unwrap();
+    assert_eq!(fs::read(&staged).unwrap(), data);
+    // The same inode as the file the kernel may be reading.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(&staged).unwrap().ino(),
+        held.file().metadata().unwrap().ino()
+    );
+    assert!(!disk.is_complete(&k, 2_500));
+    assert!(disk.complete(&k, 2_500).is_none());
+    assert_eq!(disk.usage().0, 0, "its bytes are no longer the cache's");
+    assert!(files_in(&root).is_empty(), "{:?}", files_in(&root));
+
+    // Its new owner writes it: the cache never serves those bytes as the version.
+    fs::write(&staged, b"changed").unwrap();
+    assert!(disk.read(&BlockKey { object: Arc::new(k.clone()), index: 0 }, BS).is_none());
+    // Adopted once, it cannot be adopted again, and the version can be cached anew.
+    assert!(held.adopt(&dir.path().join("again")).is_err());
+    write_blocks(&disk, &k, &data, 0..3);
+    assert_eq!(read_whole(disk.complete(&k, 2_500).unwrap().file()), data);
+    drop(held);
+    assert_eq!(disk.usage().0, 2_500);
+}

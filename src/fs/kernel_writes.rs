@@ -126,7 +126,7 @@ mod tests {
     use super::{look_again, observe, Passthrough};
     use crate::fs::staged::Staged;
 
-    fn staged(dir: &std::path::Path) -> Staged {
+    pub(super) fn staged(dir: &std::path::Path) -> Staged {
         let path = dir.join("staged");
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -202,5 +202,30 @@ mod tests {
             "nobody writes behind our back without a handle"
         );
         assert_eq!(passthrough.live_size(), None);
+    }
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::{observe, Passthrough};
+
+    /// Between an offer and the kernel taking it, someone else may take the file's lock (an
+    /// upload finishing, a `truncate`, a second `open`): the offer must survive that look, or
+    /// the kernel's writes that follow are never found.
+    #[test]
+    fn an_offer_survives_a_look_before_the_kernel_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = super::tests::staged(dir.path());
+        let mut passthrough = Passthrough::default();
+        passthrough.offered(&staged);
+        observe(&mut passthrough, Some(&mut staged));
+        passthrough.started(u64::MAX);
+
+        staged.file.write_all_at(b"written by the kernel", 0).unwrap();
+        observe(&mut passthrough, Some(&mut staged));
+        assert!(staged.dirty, "the kernel's write was missed");
+        assert_eq!(staged.size, 21);
     }
 }
