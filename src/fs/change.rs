@@ -137,8 +137,7 @@ impl ConfluenceFs {
         }
         self.ensure_staged(file)?;
         self.fill_staged(file).await?;
-        let cell = file.cell().clone();
-        file.handles += self.handles.restage_readers(ino, &cell);
+        self.restage_readers(file);
         Ok(())
     }
 

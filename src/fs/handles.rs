@@ -153,20 +153,43 @@ impl Handles {
     }
 
     /// Turns the readers of `ino`'s server bytes into readers of its staged bytes (which hold
-    /// the whole file): the server copy is about to go. Returns how many there were.
-    pub(crate) fn restage_readers(&self, ino: u64, cell: &Arc<FileCell>) -> u32 {
+    /// the whole file): the server copy is about to go, or the disk cache's file the kernel
+    /// reads became the staging file. Returns how many there were, and how many of them the
+    /// kernel serves itself (passthrough). Their disk cache files are let go.
+    pub(crate) fn restage_readers(&self, ino: u64, cell: &Arc<FileCell>) -> (u32, u32) {
         let mut table = self.table.lock().unwrap();
-        let mut moved = 0;
-        for open in table.open.values_mut() {
+        let table = &mut *table;
+        let (mut moved, mut kernel) = (0, 0);
+        for (handle, open) in table.open.iter_mut() {
             if matches!(open, OpenFile::Read { ino: i, .. } if *i == ino) {
                 *open = OpenFile::Staged {
                     cell: cell.clone(),
                     writable: false,
                 };
+                table.version_files.remove(handle);
                 moved += 1;
+                if table.passthrough.contains(handle) {
+                    kernel += 1;
+                }
             }
         }
-        moved
+        (moved, kernel)
+    }
+
+    /// Whether any handle of `ino` is open.
+    pub(crate) fn is_open(&self, ino: u64) -> bool {
+        open_on(&self.table.lock().unwrap(), ino)
+    }
+
+    /// The disk cache file a reader of `ino` was handed for the kernel, taken from its handle
+    /// (at most one reader of a file is: the first, `read.rs`), with that handle.
+    pub(crate) fn take_version_file(&self, ino: u64) -> Option<(u64, VersionFile)> {
+        let mut table = self.table.lock().unwrap();
+        let handle = *table.version_files.keys().find(|handle| {
+            matches!(table.open.get(handle), Some(OpenFile::Read { ino: i, .. }) if *i == ino)
+        })?;
+        let file = table.version_files.remove(&handle)?;
+        Some((handle, file))
     }
 
     /// Whether a reader of the server bytes of `ino` is open.

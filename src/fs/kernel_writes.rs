@@ -85,8 +85,9 @@ impl Passthrough {
 /// Brings `staged` up to date with what the kernel wrote to it since the last look; called by
 /// whoever takes the file's lock (`files.rs`).
 pub(crate) fn observe(passthrough: &mut Passthrough, staged: Option<&mut Staged>) {
-    if passthrough.handles == 0 {
-        // An offer the kernel did not take (or an earlier one): no descriptor is kept for it.
+    if staged.is_none() {
+        // Nothing staged, nothing to offer. (An offer stands while the file is staged: the
+        // kernel may take it after someone else took the lock, and it must be watched then.)
         passthrough.spare = None;
     }
     let Some(seen) = passthrough.seen else {

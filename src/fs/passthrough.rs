@@ -34,10 +34,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::files::{FileCell, FileState};
+use super::files::{FileCell, FileGuard, FileState};
+use super::fs_error::FsError;
 use super::inode::Node;
+use super::staged::Staged;
 use super::ConfluenceFs;
 use crate::cache::{free_space, ObjectKey, VersionFile};
+use crate::confluence::Attachment;
 
 /// Free space the staging filesystem keeps while the kernel writes files we do not see: the
 /// disk cache gives blocks back before a write through us fails (`give_back_disk`), but a
@@ -52,6 +55,8 @@ const ROOM_EVERY: Duration = Duration::from_millis(50);
 pub(crate) struct Room {
     writers: AtomicU32,
     keeping: AtomicBool,
+    /// `may_adopt`, once decided.
+    adoptable: OnceLock<bool>,
 }
 
 /// Free bytes of the filesystem holding `path`.
@@ -114,19 +119,21 @@ impl ConfluenceFs {
     }
 
     /// The disk cache's file of version `key` when the kernel may read it itself for a reader
-    /// of `node` (FUSE passthrough): every block of it on disk, and nobody can write the file
-    /// meanwhile — an old version (`@versions`), or any file of a read-only mount. (On a
-    /// writable mount a writer could open the file while the kernel reads it from the cache,
-    /// and the kernel allows one mode per inode: the writer's bytes cannot go to the cache.)
+    /// of `node` (FUSE passthrough): every block of it on disk, and either nobody can write
+    /// the file meanwhile — an old version (`@versions`), any file of a read-only mount — or
+    /// a writer would find and adopt the cache's file (`locked`: the caller holds the file's
+    /// lock and is its first handle; the kernel allows one backing file per inode, so the
+    /// writer's bytes go where the readers read).
     pub(crate) async fn version_for_kernel(
         &self,
         node: &Node,
         key: &ObjectKey,
         size: u64,
+        locked: bool,
     ) -> Option<VersionFile> {
         let immutable = match node {
             Node::Version { .. } => true,
-            Node::Attachment(_) => self.config.read_only,
+            Node::Attachment(_) => self.config.read_only || (locked && self.may_adopt()),
             _ => false,
         };
         if !self.config.passthrough || !immutable || !self.cache.has_complete_version(key, size) {
@@ -138,6 +145,108 @@ impl ConfluenceFs {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Whether a writer of a current version the kernel reads from the disk cache can take
+    /// that file over as its staging file (`adopt_kernel_file`): writes are handed over on
+    /// this kernel, and the cache's files can be linked into the staging directory (one
+    /// filesystem). Decided once.
+    pub(crate) fn may_adopt(&self) -> bool {
+        *self.room.adoptable.get_or_init(|| {
+            use std::os::unix::fs::MetadataExt;
+            let device = |path: Option<&std::path::Path>| {
+                path.and_then(|path| std::fs::metadata(path).ok())
+                    .map(|meta| meta.dev())
+            };
+            let staging = device(self.writer.as_ref().map(|w| w.staging_dir.as_path()));
+            let cache = device(self.cache.disk_dir());
+            self.config.passthrough && writes_allowed() && staging.is_some() && staging == cache
+        })
+    }
+
+    /// Whether a reader opening `node` now may be handed the disk cache's file of its current
+    /// version on a writable mount: then the open decides under the file's lock, so that a
+    /// writer coming later finds the file to adopt (`read.rs`).
+    pub(crate) fn may_hand_over_current(&self, node: &Node, key: &ObjectKey, size: u64) -> bool {
+        matches!(node, Node::Attachment(_))
+            && !self.config.read_only
+            && self.may_adopt()
+            && self.cache.has_complete_version(key, size)
+    }
+
+    /// The staging file of a writer (or truncation) of the locked file when the kernel reads
+    /// it from the disk cache for a reader: that very file, which the kernel will write too
+    /// (one backing file per inode), taken out of the cache and named in the staging
+    /// directory. `base` is the version the writer starts from. `None` when no reader was
+    /// handed a file. The readers of the server bytes become readers of the staged bytes, so
+    /// the file lives as long as any of them.
+    pub(crate) fn adopt_kernel_file(
+        &self,
+        file: &mut FileGuard,
+        base: Option<&Attachment>,
+    ) -> Result<Option<Staged>, FsError> {
+        let ino = file.cell().ino();
+        let Some((handle, kept)) = self.handles.take_version_file(ino) else {
+            return Ok(None);
+        };
+        let busy = |why: &str| {
+            tracing::warn!(
+                path = %self.display_path(ino),
+                "cannot write a file the kernel reads from the disk cache ({why}); close its readers first"
+            );
+            FsError::Errno(libc::EBUSY)
+        };
+        let base = match base {
+            Some(att) if att.id == kept.key().attachment_id && att.version == kept.key().version => {
+                att
+            }
+            _ => {
+                self.handles.keep_version_file(handle, kept);
+                return Err(busy("its readers hold an older version"));
+            }
+        };
+        let path = self.staging_path()?;
+        if let Err(err) = kept.adopt(&path) {
+            self.handles.keep_version_file(handle, kept);
+            return Err(busy(&err.to_string()));
+        }
+        drop(kept);
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path);
+        let staged_file = match opened {
+            Ok(f) => f,
+            Err(err) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(err.into());
+            }
+        };
+        let staged = Staged::complete_copy(path, staged_file, base.clone());
+        tracing::debug!(path = %self.display_path(ino), "the disk cache's file became the staging file");
+        file.staged = Some(staged);
+        self.restage_readers(file);
+        Ok(file.staged.take())
+    }
+
+    /// Turns the readers of the locked file's server bytes into readers of its staged bytes;
+    /// those the kernel serves itself now watch the staging file (they read the same file).
+    pub(crate) fn restage_readers(&self, file: &mut FileGuard) {
+        let cell = file.cell().clone();
+        let (moved, kernel) = self.handles.restage_readers(cell.ino(), &cell);
+        file.handles += moved;
+        let Some(staged) = file.staged.as_ref() else {
+            return;
+        };
+        if moved > 0 {
+            let limit = self.writer().map_or(u64::MAX, |w| w.config.max_file_size);
+            let mut passthrough = cell.passthrough.lock().unwrap();
+            // Readers whose open is not answered yet may still be taken by the kernel.
+            passthrough.offered(staged);
+            for _ in 0..kernel {
+                passthrough.started(limit);
+            }
+        }
     }
 
     /// The kernel serves handle `handle` from the staging file from now on (the adapter

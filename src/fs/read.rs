@@ -165,7 +165,26 @@ impl ConfluenceFs {
                 _ => Err(FsError::IsDirectory),
             };
         };
-        let kept = self.version_for_kernel(&entry.node, &key, size).await;
+        // On a writable mount, a writer that comes while the kernel reads the disk cache's
+        // file takes that file over (`passthrough.rs`): the file is handed over under the
+        // file's lock, where a writer looks for it, and only to the first handle of the file
+        // (later ones follow the first one's mode and file in the kernel anyway).
+        let mut guard = None;
+        if self.may_hand_over_current(&entry.node, &key, size) {
+            let file = self.files.lock(ino).await;
+            if file.staged.is_some() {
+                // A writer came first: its bytes are the file's.
+                drop(file);
+                return self.open_staged(ino, false).await;
+            }
+            guard = Some(file);
+        }
+        let kept = if guard.is_some() && self.handles.is_open(ino) {
+            None
+        } else {
+            self.version_for_kernel(&entry.node, &key, size, guard.is_some())
+                .await
+        };
         let ahead = self.file_prefetch.take(ino, &key);
         let version = key.version;
         let file = Arc::new(self.cache.open(key, size, range));
@@ -195,6 +214,7 @@ impl ConfluenceFs {
             self.handles.keep_version_file(handle, kept);
             backing
         });
+        drop(guard);
         Ok(Opened {
             handle,
             keep_cache,

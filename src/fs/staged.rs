@@ -39,6 +39,25 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
+    /// Staged bytes that are already a whole copy of `base` (the disk cache's file of it,
+    /// adopted): nothing stands for the server's bytes, nothing is changed yet.
+    pub(crate) fn complete_copy(path: PathBuf, file: std::fs::File, base: Attachment) -> Staged {
+        Staged {
+            path,
+            file,
+            size: base.size,
+            covered: base.size,
+            base: Some(base),
+            dirty: false,
+            written: false,
+            shared: false,
+            too_large: false,
+            appending: false,
+            early: None,
+            early_tried: false,
+        }
+    }
+
     /// A file that did not exist before: uploading it empty is still a change.
     pub(crate) fn mark_new(&mut self) {
         self.dirty = true;

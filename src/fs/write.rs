@@ -61,7 +61,7 @@ const GIVE_BACK_TRIES: usize = 4;
 const GIVE_BACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ConfluenceFs {
-    fn staging_path(&self) -> Result<PathBuf, FsError> {
+    pub(super) fn staging_path(&self) -> Result<PathBuf, FsError> {
         let dir = self.writer()?.staging_dir.clone();
         let serial = self.new_handle();
         Ok(dir.join(format!("staged-{}-{serial}", std::process::id())))
@@ -110,7 +110,13 @@ impl ConfluenceFs {
                 Node::Version { .. } => return Err(FsError::Permission),
                 _ => return Err(FsError::IsDirectory),
             };
-            file.staged = Some(self.new_staged(base)?);
+            // The kernel may be reading the disk cache's file for a reader: it will send the
+            // writes there too, so that file becomes the staging file.
+            let staged = match self.adopt_kernel_file(file, base.as_ref())? {
+                Some(staged) => staged,
+                None => self.new_staged(base)?,
+            };
+            file.staged = Some(staged);
         }
         Ok(file.staged.as_mut().expect("staged above"))
     }
