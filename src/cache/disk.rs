@@ -353,7 +353,11 @@ impl DiskCache {
             }
             let touch = !std::mem::replace(&mut version.touched, true);
             let generation = version.generation;
-            (self.handle(&mut index, &key.object).ok()?, touch, generation)
+            (
+                self.handle(&mut index, &key.object).ok()?,
+                touch,
+                generation,
+            )
         };
         let offset = key.index * self.block_size;
         match read_exact_at(&file, offset, expected_len as usize) {

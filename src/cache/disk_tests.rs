@@ -366,7 +366,14 @@ fn an_adopted_version_keeps_its_bytes_under_the_new_name_and_leaves_the_cache() 
     let held = disk.complete(&k, 2_500).unwrap();
     // A reader that opened the cache's file before the adoption (its open file is cached).
     assert_eq!(
-        disk.read(&BlockKey { object: Arc::new(k.clone()), index: 1 }, BS).unwrap(),
+        disk.read(
+            &BlockKey {
+                object: Arc::new(k.clone()),
+                index: 1
+            },
+            BS
+        )
+        .unwrap(),
         &data[1000..2000]
     );
 
@@ -386,7 +393,15 @@ fn an_adopted_version_keeps_its_bytes_under_the_new_name_and_leaves_the_cache() 
 
     // Its new owner writes it: the cache never serves those bytes as the version.
     fs::write(&staged, b"changed").unwrap();
-    assert!(disk.read(&BlockKey { object: Arc::new(k.clone()), index: 0 }, BS).is_none());
+    assert!(disk
+        .read(
+            &BlockKey {
+                object: Arc::new(k.clone()),
+                index: 0
+            },
+            BS
+        )
+        .is_none());
     // Adopted once, it cannot be adopted again, and the version can be cached anew.
     assert!(held.adopt(&dir.path().join("again")).is_err());
     write_blocks(&disk, &k, &data, 0..3);

@@ -224,7 +224,10 @@ mod offer_tests {
         observe(&mut passthrough, Some(&mut staged));
         passthrough.started(u64::MAX);
 
-        staged.file.write_all_at(b"written by the kernel", 0).unwrap();
+        staged
+            .file
+            .write_all_at(b"written by the kernel", 0)
+            .unwrap();
         observe(&mut passthrough, Some(&mut staged));
         assert!(staged.dirty, "the kernel's write was missed");
         assert_eq!(staged.size, 21);

@@ -197,7 +197,9 @@ impl ConfluenceFs {
             FsError::Errno(libc::EBUSY)
         };
         let base = match base {
-            Some(att) if att.id == kept.key().attachment_id && att.version == kept.key().version => {
+            Some(att)
+                if att.id == kept.key().attachment_id && att.version == kept.key().version =>
+            {
                 att
             }
             _ => {

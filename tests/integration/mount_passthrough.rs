@@ -218,9 +218,10 @@ fn a_refused_upload_keeps_its_own_bytes_and_the_next_close_sends_the_newer() {
     );
 }
 
-/// A version wholly in the disk cache is read by the kernel from the cache's file, where nobody
-/// can write the file meanwhile: on a read-only mount, and in `@versions` on a writable one.
-/// The re-read after a remount then costs no request and no READ through the mount process.
+/// A version wholly in the disk cache is read by the kernel from the cache's file: on a
+/// read-only mount, in `@versions`, and current versions on a writable one (a writer takes the
+/// file over, see below). The re-read after a remount then costs no request and no READ
+/// through the mount process.
 #[test]
 fn cached_versions_are_read_by_the_kernel_from_the_disk_cache() {
     let size = 16 << 20;
@@ -252,17 +253,18 @@ fn cached_versions_are_read_by_the_kernel_from_the_disk_cache() {
     assert!(report["opened"].as_u64() >= Some(1), "{report}");
     drop(mount);
 
-    // A writable mount reads current versions through the process (a writer could come),
-    // and old ones from the cache.
+    // A writable mount reads current versions from the cache too, and old ones.
     let mount = Mounted::with_cache(&server, &[], cache.path(), None);
     mount.sh_ok(&format!("stat '{film}' > /dev/null"));
     let pid = mount_pid(&mount.path).expect("the mount's process");
+    view.rt.block_on(server.clear_requests());
     let before = bytes_read(pid);
     assert!(std::fs::read(mount.join(&film)).unwrap() == pattern(size));
-    let through_us = bytes_read(pid) - before;
+    let read = bytes_read(pid) - before;
+    assert!(view.rt.block_on(server.requests()).is_empty());
     assert!(
-        through_us >= size as u64,
-        "read {through_us}: through the process"
+        read < size as u64 / 4,
+        "the mount process read {read} bytes"
     );
     mount.sh_ok(&format!("echo newer > '{film}'"));
     assert_eq!(view.attachment("Guide", "film.bin").version, 2);
@@ -275,4 +277,109 @@ fn cached_versions_are_read_by_the_kernel_from_the_disk_cache() {
         "read {old_read} for the old version"
     );
     assert_eq!(mount.sh_ok(&format!("cat '{film}'")), "newer\n");
+}
+
+/// A mount whose disk cache holds all of `film.bin` (`size` bytes of `pattern`), read whole
+/// through an earlier mount.
+fn cached_film(size: usize) -> (Server, tempfile::TempDir, String) {
+    let server = Server::start_seeded(Flavor::DataCenter, |root| {
+        seed_tree(root);
+        crate::support::write(root, "DOCS/Guide/film.bin", &pattern(size));
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let film = format!("{GUIDE}/film.bin");
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    mount.sh_ok(&format!("cat '{film}' > /dev/null"));
+    drop(mount);
+    (server, cache, film)
+}
+
+/// On a writable mount the kernel reads a cached current version from the disk cache's file,
+/// and the kernel sends every open of that file to the same file: so a writer that comes while
+/// a reader holds it takes the cache's file over as its staging file. Its bytes reach the
+/// server as the next version, the reader sees them (one file, as on a local disk), and the
+/// cache never serves them as the old version — not in this mount, not after a remount.
+#[test]
+fn a_writer_takes_over_the_cache_file_the_kernel_reads() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let size = 8 << 20;
+    let (server, cache, film) = cached_film(size);
+    let view = ServerView::new(&server);
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    let mut reader = std::fs::File::open(mount.join(&film)).unwrap();
+    let mut head = vec![0; 4096];
+    reader.read_exact(&mut head).unwrap();
+    assert!(head == pattern(size)[..4096]);
+    let report = passthrough_status(&mount, |r| r["opened"].as_u64() >= Some(1));
+    assert!(report["opened"].as_u64() >= Some(1), "{report}");
+
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mount.join(&film))
+        .unwrap();
+    writer.seek(SeekFrom::Start(1 << 20)).unwrap();
+    writer.write_all(b"written while read").unwrap();
+    drop(writer);
+
+    let mut expected = pattern(size);
+    expected[1 << 20..(1 << 20) + 18].copy_from_slice(b"written while read");
+    let now = view.attachment("Guide", "film.bin");
+    assert_eq!(now.version, 2);
+    assert!(view.bytes(&now) == expected, "the server has other bytes");
+    // The reader reads the same file.
+    let mut seen = vec![0; 18];
+    reader.seek(SeekFrom::Start(1 << 20)).unwrap();
+    reader.read_exact(&mut seen).unwrap();
+    assert_eq!(seen, b"written while read");
+    assert!(std::fs::read(mount.join(&film)).unwrap() == expected);
+    // Version 1 is still version 1, from the server now.
+    let old = format!("{GUIDE}/@versions/film.bin/1.bin");
+    assert!(std::fs::read(mount.join(&old)).unwrap() == pattern(size));
+    drop(reader);
+    drop(mount);
+
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    assert!(std::fs::read(mount.join(&old)).unwrap() == pattern(size));
+    assert!(std::fs::read(mount.join(&film)).unwrap() == expected);
+}
+
+/// A truncation by path and a delete while the kernel reads the cache's file: the truncation
+/// is the next version (and what the reader sees), and a deleted file stays readable whole
+/// to the reader that holds it, while nothing of it comes back.
+#[test]
+fn truncation_and_deletion_while_the_kernel_reads_the_cache_file() {
+    use std::io::Read;
+    let size = 4 << 20;
+    let (server, cache, film) = cached_film(size);
+    let view = ServerView::new(&server);
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+
+    let reader = std::fs::File::open(mount.join(&film)).unwrap();
+    mount.sh_ok(&format!("truncate -s 1000 '{film}'"));
+    let now = view.attachment("Guide", "film.bin");
+    assert_eq!((now.version, now.size), (2, 1000));
+    assert!(view.bytes(&now) == pattern(size)[..1000]);
+    assert_eq!(reader.metadata().unwrap().len(), 1000);
+    drop(reader);
+
+    // The next reader after a remount is handed the cache's file again (version 2 now).
+    drop(mount);
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    assert!(std::fs::read(mount.join(&film)).unwrap() == pattern(size)[..1000]);
+    drop(mount);
+    let mount = Mounted::with_cache(&server, &[], cache.path(), None);
+    let mut reader = std::fs::File::open(mount.join(&film)).unwrap();
+    mount.sh_ok(&format!("rm '{film}'"));
+    let mut all = Vec::new();
+    reader.read_to_end(&mut all).unwrap();
+    assert!(
+        all == pattern(size)[..1000],
+        "the reader lost the deleted file's bytes"
+    );
+    drop(reader);
+    assert!(view
+        .attachments("Guide")
+        .iter()
+        .all(|a| a.title != "film.bin"));
+    assert!(!mount.join(&film).exists());
 }
