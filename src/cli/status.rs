@@ -431,17 +431,28 @@ fn text(report: &Value) -> String {
     let _ = writeln!(
         out,
         "{}",
-        verdict(mountpoint, uploads.len() as u64, pending, failed)
+        verdict(
+            mountpoint,
+            n(report, "open_for_writing"),
+            uploads.len() as u64,
+            pending,
+            failed
+        )
     );
     out
 }
 
 /// The answer to "is it safe to unmount?".
-fn verdict(mountpoint: &str, in_flight: u64, pending: u64, failed: u64) -> String {
-    if in_flight + pending + failed == 0 {
+fn verdict(mountpoint: &str, writing: u64, in_flight: u64, pending: u64, failed: u64) -> String {
+    if writing + in_flight + pending + failed == 0 {
         return "  safe to unmount: yes, nothing waits to be uploaded".to_string();
     }
     let mut why = Vec::new();
+    if writing > 0 {
+        why.push(format!(
+            "{writing} file(s) open for writing (uploaded when closed)"
+        ));
+    }
     if in_flight > 0 {
         why.push(format!("{in_flight} upload(s) on the wire"));
     }
@@ -449,13 +460,13 @@ fn verdict(mountpoint: &str, in_flight: u64, pending: u64, failed: u64) -> Strin
         why.push(format!("{pending} waiting in the spool"));
     }
     let mut line = format!("  safe to unmount: not yet: {}", why.join(", "));
-    if in_flight + pending > 0 {
+    if writing + in_flight + pending > 0 {
         line.push_str(
             " (unmounting waits --unmount-wait for them; what is left resumes at the next mount)",
         );
     }
     if failed > 0 {
-        if in_flight + pending > 0 {
+        if writing + in_flight + pending > 0 {
             line.push(';');
         } else {
             line = "  safe to unmount: yes, but".to_string();
@@ -511,18 +522,23 @@ mod tests {
 
     #[test]
     fn the_verdict_names_what_waits() {
-        assert!(verdict("/m", 0, 0, 0).contains("yes, nothing waits"));
-        let busy = verdict("/m", 1, 2, 0);
+        assert!(verdict("/m", 0, 0, 0, 0).contains("yes, nothing waits"));
+        let busy = verdict("/m", 0, 1, 2, 0);
         assert!(
             busy.contains("not yet: 1 upload(s) on the wire, 2 waiting"),
             "{busy}"
         );
-        let refused = verdict("/m", 0, 0, 3);
+        let refused = verdict("/m", 0, 0, 0, 3);
         assert!(
             refused.contains("yes, but 3 upload(s) refused"),
             "{refused}"
         );
         assert!(refused.contains("confluencefs pending /m"), "{refused}");
+        let writing = verdict("/m", 2, 0, 0, 0);
+        assert!(
+            writing.contains("not yet: 2 file(s) open for writing"),
+            "{writing}"
+        );
     }
 
     #[test]

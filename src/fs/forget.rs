@@ -60,6 +60,11 @@ impl ConfluenceFs {
         self.tree.inodes.len()
     }
 
+    /// Files open for writing now: their changes go up when they close (`status`).
+    pub fn open_for_writing(&self) -> u64 {
+        self.handles.open_for_writing()
+    }
+
     /// What cached listings weigh now, in names (bounded by `tree::LISTED_NAMES`).
     pub fn listed_names(&self) -> u64 {
         self.tree.listings.weighted_size()

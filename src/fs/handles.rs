@@ -219,6 +219,23 @@ impl Handles {
         self.table.lock().unwrap().passthrough.remove(&handle)
     }
 
+    /// Files with a handle open for writing now.
+    pub(crate) fn open_for_writing(&self) -> u64 {
+        let table = self.table.lock().unwrap();
+        let writing: HashSet<u64> = table
+            .open
+            .values()
+            .filter_map(|open| match open {
+                OpenFile::Staged {
+                    cell,
+                    writable: true,
+                } => Some(cell.ino()),
+                _ => None,
+            })
+            .collect();
+        writing.len() as u64
+    }
+
     /// Inodes with an open handle, and files deleted while one was open.
     pub(crate) fn in_use(&self) -> HashSet<u64> {
         let table = self.table.lock().unwrap();

@@ -19,12 +19,13 @@
 //! is passthrough, every handle of it must be, on the same file — which the FUSE adapter
 //! enforces; here the staging file stays where it is while the kernel holds it.
 //!
-//! Reads are handed over too where nobody can write the file meanwhile: a version wholly in
-//! the disk cache (one file per version there) of an old version in `@versions`, or of any
-//! file on a read-only mount. Then the kernel reads the cache's file and no READ reaches us.
-//! On a writable mount a writer could open the file while the kernel reads it from the cache,
-//! and the kernel's one mode per inode would send the writer's bytes into the cache; so
-//! there current versions are read through us.
+//! Reads are handed over too: a version wholly in the disk cache (one file per version there)
+//! is read by the kernel from the cache's file, and no READ reaches us. On a writable mount a
+//! writer may open the file while the kernel reads it, and the kernel's one backing file per
+//! inode sends the writer's bytes into that file: so the writer *adopts* it
+//! (`adopt_kernel_file`), the cache lets it go (it never serves those bytes as the old
+//! version), and its readers become readers of the staged bytes. For the writer to find the
+//! file, only the first handle of a file is handed one, under the file's lock (`read.rs`).
 //!
 //! What a user sees differently (docs/PERFORMANCE.md): a write past `--max-file-size` fails at
 //! `close` with EFBIG rather than at the `write`, and a full disk answers ENOSPC without the

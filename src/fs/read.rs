@@ -200,13 +200,16 @@ impl ConfluenceFs {
             None if !keep_cache => file.start_whole(),
             None => {}
         }
+        // A file the kernel may read itself sends no READ to reveal a reader going through
+        // the directory file by file (`ahead_files`): its open is that sign.
+        let handed_over = kept.is_some();
         let handle = self.new_handle();
         self.handles.insert(
             handle,
             OpenFile::Read {
                 ino,
                 file,
-                start: Some(ino),
+                start: (!handed_over).then_some(ino),
             },
         );
         let backing = kept.and_then(|kept| {
@@ -215,6 +218,9 @@ impl ConfluenceFs {
             backing
         });
         drop(guard);
+        if handed_over {
+            self.started_reading(ino).await;
+        }
         Ok(Opened {
             handle,
             keep_cache,

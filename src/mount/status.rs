@@ -80,6 +80,9 @@ pub struct MountStatus {
     /// Names in cached listings (bounded by 50,000).
     #[serde(default)]
     pub listed_names: u64,
+    /// Files open for writing now: what they hold goes up when they close, not before.
+    #[serde(default)]
+    pub open_for_writing: u64,
 }
 
 /// The parts of a mount its status is read from.
@@ -176,6 +179,7 @@ impl StatusParts {
             errors: recent_errors(),
             inodes: self.fs.as_ref().map_or(0, |fs| fs.inode_count() as u64),
             listed_names: self.fs.as_ref().map_or(0, |fs| fs.listed_names()),
+            open_for_writing: self.fs.as_ref().map_or(0, |fs| fs.open_for_writing()),
         }
     }
 }
@@ -567,6 +571,7 @@ mod tests {
             errors: Vec::new(),
             inodes: 3,
             listed_names: 2,
+            open_for_writing: 1,
         };
         file.write(&status);
         let read: MountStatus = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
