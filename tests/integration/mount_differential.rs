@@ -324,7 +324,14 @@ fn differential(flavor: Flavor, seed: u64, steps: usize, latency_ms: u64) {
     eprintln!("differential: seed {seed}, {steps} steps, {flavor:?}, latency {latency_ms} ms");
     let server = Server::start_seeded(flavor, seed_tree);
     let view = ServerView::new(&server);
-    let mount = Mounted::new(&server, &[]);
+    // `CONFLUENCEFS_DIFF_MOUNT_LOG=FILE` keeps the mount's log there (it goes with the cache
+    // directory otherwise).
+    let kept_log = std::env::var("CONFLUENCEFS_DIFF_MOUNT_LOG").ok();
+    let log_args: Vec<&str> = match &kept_log {
+        Some(file) => vec!["--log-file", file.as_str()],
+        None => Vec::new(),
+    };
+    let mount = Mounted::new(&server, &log_args);
     mount.sh_ok(&format!("mkdir '{GUIDE}/Diff'"));
     if latency_ms > 0 {
         view.faults(json!({ "latency_ms": latency_ms }));
@@ -337,7 +344,9 @@ fn differential(flavor: Flavor, seed: u64, steps: usize, latency_ms: u64) {
         open: Vec::new(),
         log: Vec::new(),
         seed,
-        mount_log: mount.cache_dir.join("confluencefs.log"),
+        mount_log: kept_log
+            .map(PathBuf::from)
+            .unwrap_or_else(|| mount.cache_dir.join("confluencefs.log")),
     };
     let trace = std::env::var_os("CONFLUENCEFS_DIFF_TRACE").is_some();
     for step in 0..steps {
