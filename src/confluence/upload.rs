@@ -12,7 +12,9 @@
 //! An upload is not idempotent: repeating one that did land creates a duplicate (or a second
 //! version). So after a transport failure or a 5xx we look before we retry — a new attachment
 //! counts as delivered if the container now has that filename with the expected size, a new
-//! version if the attachment's version number moved past the one we started from.
+//! version if the attachment's version number moved past the one we started from. A look that
+//! finds the container or the attachment gone (404) is the answer: nothing landed, and a server
+//! may well have refused the upload unread and closed the connection on it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -198,12 +200,17 @@ impl Client {
                 Err(error) => return Err(error),
             };
             // The request may have been applied: see which files arrived before sending again.
-            // If even the check fails, the original failure is the one worth reporting.
+            // If even the check fails, the original failure is the one worth reporting, unless
+            // the check found the container gone.
             let mut all_there = true;
             for i in pending {
                 match self.find_attachment(container, &files[i].filename).await {
                     Ok(Some(found)) if found.size == sizes[i] => done[i] = Some(found),
                     Ok(None) => all_there = false,
+                    // The container is gone: nothing landed, and sending again can only be
+                    // refused. (A server may refuse an upload unread and close the connection,
+                    // so that the refusal reached us as a broken connection.)
+                    Err(gone @ ClientError::NotFound { .. }) => return Err(gone),
                     Ok(Some(_)) | Err(_) => return Err(error),
                 }
             }
@@ -260,8 +267,11 @@ impl Client {
                 Err(error) if may_have_landed(&error) => error,
                 Err(error) => return Err(error),
             };
-            let Ok(now) = self.get_attachment(&attachment.id).await else {
-                return Err(error);
+            let now = match self.get_attachment(&attachment.id).await {
+                Ok(now) => now,
+                // The attachment is gone: no version can have landed, nor ever will.
+                Err(gone @ ClientError::NotFound { .. }) => return Err(gone),
+                Err(_) => return Err(error),
             };
             if now.version > attachment.version {
                 tracing::info!(error = %error, "new version failed in transit but arrived");

@@ -20,7 +20,9 @@
 //! A hidden name (`.directory`, `.hidden`, `.Trash`…, which file managers probe in every
 //! folder they show) lists the page at once: a miss costs the same two requests, and the
 //! listing answers the next probes and the `ls` that usually follows.
-//! Our own changes (uploads, mkdir, renames) edit the cached listing in place.
+//! Our own changes (uploads, mkdir, renames) edit the cached listing in place; one that lands
+//! while the listing is being fetched, and so finds none to edit, has it fetched again (the
+//! answer may predate the change).
 //!
 //! A tree walk (the listings of two child pages of one directory asked for within the TTL)
 //! fetches the listings of the pages it will reach next in the background (`ahead_listings`). They are
@@ -48,6 +50,9 @@ pub(crate) struct Listing {
     entries: Vec<(String, u64)>,
     /// Reachable by name but not listed (`@versions` unless `--show-versions`).
     hidden: Vec<(String, u64)>,
+    /// How many of our own edits of the directory had found no listing to change when this
+    /// one's fetch began (`Tree::missed_edits`): one made since is not in it.
+    since: u64,
     _held: Held,
 }
 
@@ -57,6 +62,7 @@ impl Listing {
     pub(crate) fn new(
         entries: Vec<(String, u64)>,
         hidden: Vec<(String, u64)>,
+        since: u64,
         inodes: &InodeTable,
     ) -> Result<Listing, u64> {
         let inos = entries.iter().chain(hidden.iter()).map(|(_, ino)| *ino);
@@ -64,8 +70,14 @@ impl Listing {
         Ok(Listing {
             entries,
             hidden,
+            since,
             _held: held,
         })
+    }
+
+    /// Our missed edits of the directory when its fetch began.
+    pub(crate) fn since(&self) -> u64 {
+        self.since
     }
 
     /// What the listing weighs in the listing cache's bound: one per name.
@@ -82,7 +94,7 @@ impl Listing {
             .cloned()
             .collect();
         entries.push((name.to_string(), ino));
-        Listing::new(entries, self.hidden.clone(), inodes)
+        Listing::new(entries, self.hidden.clone(), self.since, inodes)
     }
 
     /// This listing less one name (after our own delete or move).
@@ -93,7 +105,7 @@ impl Listing {
             .filter(|(n, _)| n != name)
             .cloned()
             .collect();
-        Listing::new(entries, self.hidden.clone(), inodes)
+        Listing::new(entries, self.hidden.clone(), self.since, inodes)
     }
 
     /// The listed entries' inodes, in readdir order.
@@ -126,6 +138,10 @@ pub struct DirEntry {
 
 /// Times a listing or a lookup is made again when an inode it found was dropped meanwhile.
 const HOLD_ATTEMPTS: usize = 3;
+
+/// Fetches of one listing overtaken by our own changes to the directory before the last one
+/// is kept as it is (its TTL bounds what it misses).
+const FETCH_ATTEMPTS: usize = 4;
 
 /// Names looked up one by one in a directory before it is listed instead.
 const LIST_AFTER_LOOKUPS: u32 = 2;
@@ -201,9 +217,11 @@ impl ConfluenceFs {
     /// The entries of directory `ino` as readdir shows them: its listing merged with the local
     /// layer.
     async fn snapshot(self: &Arc<Self>, ino: u64) -> Result<Vec<DirEntry>, FsError> {
+        // The local layer before the listing: a local file that becomes an attachment enters
+        // the cached listing before it leaves the layer, so one of the two names it.
+        let (local, hidden) = self.tree.local.view(ino);
         let listing = self.listing(ino).await?;
         self.walk_opened(ino, &listing).await;
-        let (local, hidden) = self.tree.local.view(ino);
         let mut entries = Vec::with_capacity(listing.entries.len() + local.len());
         let merged = listing
             .entries
@@ -269,7 +287,7 @@ impl ConfluenceFs {
             let ino = self.find(parent, &entry.node, name).await?;
             return self.attr_by_ino(ino);
         }
-        if let Some(listing) = self.tree.listings.get(&parent).await {
+        if let Some(listing) = self.tree.cached(parent).await {
             let ino = listing.find(name).ok_or(FsError::NotFound)?;
             return self.attr_by_ino(ino);
         }
@@ -314,15 +332,27 @@ impl ConfluenceFs {
     }
 
     /// A directory's listing, from the cache or fetched (one fetch however many ask at once).
+    /// A listing whose fetch was under way when our own change to the directory landed, and
+    /// so may not hold it (the change found no listing to edit), is fetched again.
     pub(crate) async fn listing(&self, ino: u64) -> Result<Arc<Listing>, FsError> {
-        self.tree
-            .listings
-            .try_get_with(ino, async { self.fetch_listing(ino).await.map(Arc::new) })
-            .await
-            .map_err(|shared: Arc<FsError>| match Arc::try_unwrap(shared) {
-                Ok(err) => err,
-                Err(shared) => share(&shared),
-            })
+        let mut attempts = 0;
+        loop {
+            let listing = self
+                .tree
+                .listings
+                .try_get_with(ino, async { self.fetch_listing(ino).await.map(Arc::new) })
+                .await
+                .map_err(|shared: Arc<FsError>| match Arc::try_unwrap(shared) {
+                    Ok(err) => err,
+                    Err(shared) => share(&shared),
+                })?;
+            attempts += 1;
+            if listing.since == self.tree.missed_edits(ino) || attempts >= FETCH_ATTEMPTS {
+                return Ok(listing);
+            }
+            tracing::debug!(ino, "a change landed while the listing was fetched; again");
+            self.tree.listings.invalidate(&ino).await;
+        }
     }
 
     /// Forgets what is cached about the children of `ino` (after our own changes).
@@ -334,8 +364,9 @@ impl ConfluenceFs {
         // An entry found again may have been dropped between its upsert and the hold (it was a
         // candidate): fetched again, it gets a new number. That is rare; twice running, rarer.
         for _ in 0..HOLD_ATTEMPTS {
+            let since = self.tree.missed_edits(ino);
             let (entries, hidden) = self.fetch_entries(ino).await?;
-            if let Ok(listing) = Listing::new(entries, hidden, &self.tree.inodes) {
+            if let Ok(listing) = Listing::new(entries, hidden, since, &self.tree.inodes) {
                 return Ok(listing);
             }
         }

@@ -103,6 +103,7 @@ impl ConfluenceFs {
             }
             for ino in &dropped {
                 self.tree.listings.invalidate(ino).await;
+                self.tree.forget_missed(*ino);
                 self.tree.properties.invalidate(ino).await;
                 self.tree.targeted_lookups.invalidate(ino).await;
                 self.handles.forget_version(*ino);

@@ -103,6 +103,17 @@ impl Node {
         }
     }
 
+    /// Whether this is an earlier version of the same page or attachment as `known`.
+    fn older_than(&self, known: &Node) -> bool {
+        match (self, known) {
+            (Node::Page(new), Node::Page(old)) => new.id == old.id && new.version < old.version,
+            (Node::Attachment(new), Node::Attachment(old)) => {
+                new.id == old.id && new.version < old.version
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the node shows as a directory.
     pub fn is_dir(&self) -> bool {
         !matches!(
@@ -316,7 +327,9 @@ impl InodeTable {
     }
 
     /// The inode of `node` (a new one the first time the object is seen), with its metadata
-    /// replaced by this fresher copy.
+    /// replaced by this fresher copy. A copy older than what is known (a listing or a lookup
+    /// answered before our own upload or rename landed, and read after it) changes nothing:
+    /// versions only grow.
     pub fn upsert(&self, parent: u64, mut node: Node) -> u64 {
         keep_body(&self.bodies, &mut node);
         let key = node.key();
@@ -331,6 +344,9 @@ impl InodeTable {
             }
         };
         if let Some(old) = tables.entries.get(&ino) {
+            if node.older_than(&old.entry.node) {
+                return ino;
+            }
             node.keep_fs_property(&old.entry.node);
         }
         tables.put(ino, parent, node);
@@ -572,6 +588,22 @@ mod tests {
         match table.get(ino).unwrap().node {
             Node::Page(p) => assert_eq!(p.fs.unwrap().name.as_deref(), Some("images")),
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn an_older_answer_does_not_undo_a_newer_version() {
+        let table = InodeTable::new();
+        let Node::Page(mut newer) = page("12", "Renamed") else {
+            unreachable!()
+        };
+        newer.version = 3;
+        let ino = table.upsert(ROOT_INO, Node::Page(newer));
+        // A listing answered before the rename (version 2), read after it.
+        table.upsert(ROOT_INO, page("12", "Old title"));
+        match table.get(ino).unwrap().node {
+            Node::Page(p) => assert_eq!((p.title.as_str(), p.version), ("Renamed", 3)),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -99,6 +99,33 @@ impl LocalLayer {
         }
     }
 
+    /// A local entry (`local_name`, if the file was one) became the attachment `name`, which
+    /// the listing names now: the entry goes, and `name` stands for that attachment, no longer
+    /// for one an editor moved aside nor hidden. In one step, so that no view of the layer
+    /// shows the name hidden on the way.
+    pub(super) fn landed(&self, parent: u64, local_name: Option<&str>, name: &str) {
+        let mut layers = self.inner.lock().unwrap();
+        layers.vacated.remove(&(parent, name.to_string()));
+        if let Some(local_name) = local_name {
+            if let Some(entries) = layers.entries.get_mut(&parent) {
+                entries.remove(local_name);
+            }
+            if layers
+                .vacated
+                .contains_key(&(parent, local_name.to_string()))
+            {
+                layers
+                    .hidden
+                    .entry(parent)
+                    .or_default()
+                    .insert(local_name.to_string());
+            }
+        }
+        if let Some(hidden) = layers.hidden.get_mut(&parent) {
+            hidden.remove(name);
+        }
+    }
+
     pub(super) fn hide(&self, parent: u64, name: &str) {
         let mut layers = self.inner.lock().unwrap();
         layers

@@ -106,7 +106,7 @@ impl ConfluenceFs {
     /// The name of a page's directory in its parent: the listed one, else the plain one.
     pub(crate) async fn own_name(&self, ino: u64) -> Option<String> {
         let entry = self.tree.inodes.get(ino)?;
-        if let Some(listing) = self.tree.listings.get(&entry.parent).await {
+        if let Some(listing) = self.tree.cached(entry.parent).await {
             if let Some((name, _)) = listing.entries().iter().find(|(_, child)| *child == ino) {
                 return Some(name.clone());
             }
@@ -519,8 +519,6 @@ impl ConfluenceFs {
                 if let Some(Node::Local(local)) = self.tree.inodes.get(ino).map(|e| e.node) {
                     // A file made under the text's name is the text now.
                     let name = names::encode(&local.filename);
-                    self.tree.local.remove(page_ino, &name);
-                    self.tree.local.unhide(page_ino, &name);
                     let node = match form {
                         TextForm::Markdown => TextNode::Markdown {
                             page: page.clone(),
@@ -532,7 +530,10 @@ impl ConfluenceFs {
                         },
                     };
                     self.tree.inodes.rebind(ino, page_ino, Node::Text(node));
+                    // Into the listing before out of the local layer (see `uploaded`).
                     self.tree.add_name(page_ino, &name, ino).await;
+                    self.tree.local.remove(page_ino, &name);
+                    self.tree.local.unhide(page_ino, &name);
                 }
                 self.text_saved(page_ino, saved).await;
                 Ok(())

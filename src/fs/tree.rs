@@ -47,6 +47,11 @@ pub(crate) struct Tree {
     pub(crate) local: LocalLayer,
     /// Read-ahead of listings for tree walks (`ahead_listings.rs`).
     pub(crate) walk: WalkAhead,
+    /// Per directory, how many of our own edits found no cached listing to change: a listing
+    /// whose fetch began before one of them may lack it, and is fetched again.
+    missed: Mutex<HashMap<u64, u64>>,
+    /// One edit of a cached listing at a time: each reads it, changes it and puts it back.
+    editing: tokio::sync::Mutex<()>,
 }
 
 fn cache<K, V>(ttl: Duration) -> moka::future::Cache<K, V>
@@ -78,31 +83,63 @@ impl Tree {
             properties: cache(ttl),
             local: LocalLayer::default(),
             walk: WalkAhead::new(ttl),
+            missed: Mutex::default(),
+            editing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// How many of our own edits of `dir` found no cached listing to change (see
+    /// [`Listing::since`]).
+    pub(crate) fn missed_edits(&self, dir: u64) -> u64 {
+        self.missed.lock().unwrap().get(&dir).copied().unwrap_or(0)
+    }
+
+    /// Forgets the missed edits of a directory that is gone from the inode table (its number
+    /// is never handed out again, and its listing went with it).
+    pub(crate) fn forget_missed(&self, dir: u64) {
+        self.missed.lock().unwrap().remove(&dir);
+    }
+
+    /// The cached listing of `dir`, unless one of our own edits of the directory went past it
+    /// (the listing was being fetched then): that one is let go.
+    pub(crate) async fn cached(&self, dir: u64) -> Option<Arc<Listing>> {
+        let listing = self.listings.get(&dir).await?;
+        if listing.since() == self.missed_edits(dir) {
+            return Some(listing);
+        }
+        self.listings.invalidate(&dir).await;
+        None
+    }
+
+    /// Applies our own `change` to the cached listing of `parent`. Without one to change (none
+    /// cached, or one being fetched), or when the change fails, the edit is counted as missed,
+    /// so that no listing fetched without it is kept.
+    async fn edit(&self, parent: u64, change: impl FnOnce(&Listing) -> Result<Listing, u64>) {
+        let _one = self.editing.lock().await;
+        if let Some(listing) = self.cached(parent).await {
+            if let Ok(listing) = change(&listing) {
+                self.listings.insert(parent, Arc::new(listing)).await;
+                return;
+            }
+        }
+        *self.missed.lock().unwrap().entry(parent).or_default() += 1;
+        self.listings.invalidate(&parent).await;
     }
 
     /// Removes `name` from the cached listing of `parent` (after our own delete or move), and
     /// remembers that it is gone.
     pub(crate) async fn drop_name(&self, parent: u64, name: &str) {
         self.local.remove(parent, name);
-        if let Some(listing) = self.listings.get(&parent).await {
-            match listing.without(name, &self.inodes) {
-                Ok(listing) => self.listings.insert(parent, Arc::new(listing)).await,
-                Err(_) => self.listings.invalidate(&parent).await,
-            }
-        }
+        self.edit(parent, |listing| listing.without(name, &self.inodes))
+            .await;
         self.negatives.insert((parent, name.to_string()), ()).await;
     }
 
     /// Adds (or replaces) `name` in the cached listing of `parent` after our own change, so the
     /// next `ls` or lookup there needs no request.
     pub(crate) async fn add_name(&self, parent: u64, name: &str, ino: u64) {
-        if let Some(listing) = self.listings.get(&parent).await {
-            match listing.with(name, ino, &self.inodes) {
-                Ok(listing) => self.listings.insert(parent, Arc::new(listing)).await,
-                Err(_) => self.listings.invalidate(&parent).await,
-            }
-        }
+        self.edit(parent, |listing| listing.with(name, ino, &self.inodes))
+            .await;
         self.negatives.invalidate(&(parent, name.to_string())).await;
     }
 }

@@ -609,17 +609,17 @@ impl ConfluenceFs {
         };
         let parent = entry.parent;
         let name = super::names::encode(&attachment.title);
-        if let Node::Local(local) = &entry.node {
-            self.tree
-                .local
-                .remove(parent, &super::names::encode(&local.filename));
-        }
-        self.tree.local.take_vacated(parent, &name);
-        self.tree.local.unhide(parent, &name);
         self.tree
             .inodes
             .rebind(ino, parent, Node::Attachment(attachment));
+        // Into the listing before out of the local layer: a listing made meanwhile (readdir
+        // reads the layer first) names the file one way or the other.
         self.add_to_listing(parent, &name, ino).await;
+        let local_name = match &entry.node {
+            Node::Local(local) => Some(super::names::encode(&local.filename)),
+            _ => None,
+        };
+        self.tree.local.landed(parent, local_name.as_deref(), &name);
     }
 
     /// At unmount: uploads every change still only here. The kernel may drop the last

@@ -1,11 +1,15 @@
 //! Behaviour the test server does not produce, served by a minimal hand-written HTTP server:
-//! a download answered with the whole file (200) despite `Range`, and writes (DELETE, a page
-//! move) whose answer is lost after the server acted on them.
+//! a download answered with the whole file (200) despite `Range`, writes (DELETE, a page
+//! move) whose answer is lost after the server acted on them, and uploads refused before the
+//! server read them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use confluencefs::confluence::{Client, ClientConfig, ClientError, Credentials, Flavor};
+use confluencefs::confluence::{
+    Client, ClientConfig, ClientError, ContainerRef, Credentials, Flavor, NewAttachment,
+    UploadSource,
+};
 
 use crate::support::{current_user_response, http_response, pattern, plain_server};
 
@@ -138,6 +142,61 @@ async fn move_whose_answer_was_lost_is_done() {
         2,
         "retried once, then recognised its own write"
     );
+}
+
+/// A server may refuse an upload before it reads the body (a 404 for a page or an attachment
+/// that is gone) and close the connection, and the client may then see the connection break
+/// instead of the answer (a write into a closed connection). The check that follows meets the
+/// 404 itself: that is the answer, as nothing can have landed where nothing is, not the broken
+/// connection, which would make the spool retry an upload that can only be refused.
+#[tokio::test]
+async fn upload_cut_off_on_its_way_to_something_gone_is_not_found() {
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counter = posts.clone();
+    let not_found = br#"{"statusCode":404,"message":"No content found with id: ContentId{id=1}"}"#;
+    let url = plain_server(move |method, path, _| {
+        if path.starts_with("/rest/api/user/current") {
+            return current_user_response();
+        }
+        if method == "POST" {
+            // Refused unread: the connection closes without an answer reaching the client.
+            counter.fetch_add(1, Ordering::SeqCst);
+            return Vec::new();
+        }
+        http_response("404 Not Found", "application/json", not_found)
+    })
+    .await;
+    let client = connect(url).await;
+
+    let error = client
+        .upload_attachment(
+            &ContainerRef::page("1"),
+            NewAttachment::from_bytes("orphan.txt", &b"orphan"[..]),
+            true,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::NotFound { .. }),
+        "got {error:?}"
+    );
+    assert_eq!(posts.load(Ordering::SeqCst), 1, "not sent again");
+
+    let gone = crate::support::attachment_of("gone.txt", 6, 1);
+    let error = client
+        .upload_new_version(
+            &gone,
+            UploadSource::Bytes((&b"orphan"[..]).into()),
+            None,
+            true,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::NotFound { .. }),
+        "got {error:?}"
+    );
+    assert_eq!(posts.load(Ordering::SeqCst), 2, "not sent again");
 }
 
 #[tokio::test]

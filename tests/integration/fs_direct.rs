@@ -343,3 +343,57 @@ async fn an_editor_save_is_one_new_version() {
     assert_eq!(on_server(&server, "notes.txt").await.unwrap(), b"edited\n");
     assert_eq!(on_server(&server, "notes.txt~").await, None);
 }
+
+/// The names directory `dir` lists now.
+async fn listed(fs: &Arc<ConfluenceFs>, dir: u64) -> Vec<String> {
+    let handle = fs.opendir(dir).await.unwrap();
+    let names = fs
+        .readdir(handle)
+        .unwrap()
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    fs.releasedir(handle);
+    names
+}
+
+/// A file whose upload lands while the listing of its directory is being fetched, after the
+/// server answered the part of the listing that would name it: our own edit found no listing
+/// to add the file to, and the fetched listing does not know it. The file is listed and found
+/// all the same, then and later (it was missing from listings for the TTL, and lookups said
+/// ENOENT).
+#[tokio::test]
+async fn a_file_uploaded_while_its_directory_is_listed_is_listed() {
+    let server = Server::start_seeded(Flavor::Cloud, seed_tree);
+    let d = Direct::new(&server).await;
+    let guide = d.ino(GUIDE).await;
+    let (_, opened) = d.fs.create(guide, "new.txt", 0o644).await.unwrap();
+    d.fs.write(opened.handle, 0, b"hello\n").await.unwrap();
+    // The listing: the attachments answered at once (without new.txt), the child pages late.
+    server
+        .faults(json!({"latency_ms": 500, "path_contains": "/child/page", "method": "GET"}))
+        .await;
+    server.clear_requests().await;
+    let fs = d.fs.clone();
+    let first = tokio::spawn(async move { listed(&fs, guide).await });
+    for _ in 0..200 {
+        let answered =
+            server.requests().await.iter().any(|r| {
+                r.method == "GET" && r.path.ends_with("/child/attachment") && r.status != 0
+            });
+        if answered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The upload lands while the child pages are still on their way.
+    d.fs.flush(opened.handle).await.unwrap();
+    d.fs.release(opened.handle);
+    let first = first.await.unwrap();
+    server.faults(json!({})).await;
+    assert!(first.contains(&"new.txt".to_string()), "{first:?}");
+    let again = listed(&d.fs, guide).await;
+    assert!(again.contains(&"new.txt".to_string()), "{again:?}");
+    d.fs.lookup(guide, "new.txt").await.unwrap();
+    assert_eq!(on_server(&server, "new.txt").await.unwrap(), b"hello\n");
+}

@@ -7,8 +7,11 @@
 //! (holes included), `truncate` by path and `ftruncate`, `fsync`, shared `mmap` writes,
 //! renames (over existing files too), unlinks (of open files too), with descriptors kept open
 //! across steps, and gaps of 0, 1 and 50 ms between steps, with and without injected server
-//! latency. Every run prints its seed; `CONFLUENCEFS_DIFF_SEED=N` replays one, and
-//! `CONFLUENCEFS_DIFF_STEPS=N` sets the steps of each run.
+//! latency. Every run prints its seed; `CONFLUENCEFS_DIFF_SEED=N` replays one,
+//! `CONFLUENCEFS_DIFF_STEPS=N` sets the steps of each run, and `CONFLUENCEFS_DIFF_TRACE=1` prints
+//! every step as it is done. A failure shows the last steps, whether a difference in names
+//! lasts, what a lookup of each such name says, and the tail of the mount's log (more of it
+//! with `CONFLUENCEFS_LOG=debug`).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -43,19 +46,26 @@ struct Run {
     open: Vec<Pair>,
     log: Vec<String>,
     seed: u64,
+    /// The mount's log file, whose tail a failure shows.
+    mount_log: PathBuf,
 }
 
 impl Run {
     fn fail(&self, what: &str) -> ! {
         let tail: Vec<&String> = self.log.iter().rev().take(25).rev().collect();
+        let log = std::fs::read_to_string(&self.mount_log).unwrap_or_default();
+        let log_tail: Vec<&str> = log.lines().rev().take(40).collect();
         panic!(
-            "seed {} (replay: CONFLUENCEFS_DIFF_SEED={}): {what}\nlast steps:\n{}",
+            "seed {} (replay: CONFLUENCEFS_DIFF_SEED={}): {what}\nlast steps:\n{}\n\
+             the mount's log ({}), last lines:\n{}",
             self.seed,
             self.seed,
             tail.iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
-                .join("\n")
+                .join("\n"),
+            self.mount_log.display(),
+            log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
 
@@ -230,10 +240,25 @@ impl Run {
         let local = snapshot(&self.local);
         let mount = snapshot(&self.mount);
         if local.keys().ne(mount.keys()) {
+            // Whether the difference lasts, and what a lookup of each name says (a listing
+            // and a lookup take different paths).
+            std::thread::sleep(Duration::from_millis(500));
+            let later = snapshot(&self.mount);
+            let looked_up: Vec<String> = local
+                .keys()
+                .chain(mount.keys())
+                .filter(|name| local.contains_key(*name) != mount.contains_key(*name))
+                .map(|name| match std::fs::metadata(self.mount.join(name)) {
+                    Ok(meta) => format!("{name}: {} bytes", meta.len()),
+                    Err(err) => format!("{name}: {err}"),
+                })
+                .collect();
             self.fail(&format!(
-                "{when}: names differ: local {:?}, mount {:?}",
+                "{when}: names differ: local {:?}, mount {:?}; 500 ms later the mount lists \
+                 {:?}; stat in the mount: {looked_up:?}",
                 local.keys().collect::<Vec<_>>(),
-                mount.keys().collect::<Vec<_>>()
+                mount.keys().collect::<Vec<_>>(),
+                later.keys().collect::<Vec<_>>()
             ));
         }
         for (name, bytes) in &local {
@@ -299,7 +324,14 @@ fn differential(flavor: Flavor, seed: u64, steps: usize, latency_ms: u64) {
     eprintln!("differential: seed {seed}, {steps} steps, {flavor:?}, latency {latency_ms} ms");
     let server = Server::start_seeded(flavor, seed_tree);
     let view = ServerView::new(&server);
-    let mount = Mounted::new(&server, &[]);
+    // `CONFLUENCEFS_DIFF_MOUNT_LOG=FILE` keeps the mount's log there (it goes with the cache
+    // directory otherwise).
+    let kept_log = std::env::var("CONFLUENCEFS_DIFF_MOUNT_LOG").ok();
+    let log_args: Vec<&str> = match &kept_log {
+        Some(file) => vec!["--log-file", file.as_str()],
+        None => Vec::new(),
+    };
+    let mount = Mounted::new(&server, &log_args);
     mount.sh_ok(&format!("mkdir '{GUIDE}/Diff'"));
     if latency_ms > 0 {
         view.faults(json!({ "latency_ms": latency_ms }));
@@ -312,9 +344,16 @@ fn differential(flavor: Flavor, seed: u64, steps: usize, latency_ms: u64) {
         open: Vec::new(),
         log: Vec::new(),
         seed,
+        mount_log: kept_log
+            .map(PathBuf::from)
+            .unwrap_or_else(|| mount.cache_dir.join("confluencefs.log")),
     };
+    let trace = std::env::var_os("CONFLUENCEFS_DIFF_TRACE").is_some();
     for step in 0..steps {
         run.step(step);
+        if trace {
+            eprintln!("{}", run.log.last().map(String::as_str).unwrap_or(""));
+        }
         let gap = [0, 0, 0, 1, 50][run.rng.random_range(0..5)];
         if gap > 0 {
             std::thread::sleep(Duration::from_millis(gap));

@@ -398,10 +398,14 @@ async fn drain_returns_what_is_left(flavor: Flavor) {
     let left = uploader.drain(Duration::from_secs(30)).await;
     let ids: Vec<_> = left.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, [missing_page.id.as_str()], "good {} is gone", good.id);
-    assert!(matches!(
-        left[0].record.state,
-        EntryState::Failed { errno, .. } if errno == libc::ENOENT
-    ));
+    assert!(
+        matches!(
+            left[0].record.state,
+            EntryState::Failed { errno, .. } if errno == libc::ENOENT
+        ),
+        "{:?}",
+        left[0].record
+    );
     assert_eq!(named(&f.client, &container, "good.txt").await.len(), 1);
 }
 
