@@ -222,16 +222,7 @@ impl VersionFile {
         index.handles.pop(&self.lease.key);
         index.blocks -= version.blocks;
         index.bytes -= version.bytes;
-        for path in [
-            disk.path(&version.name),
-            disk.path(&format!("{}{RECORD_SUFFIX}", version.name)),
-        ] {
-            if let Err(e) = fs::remove_file(&path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an adopted disk cache file");
-                }
-            }
-        }
+        disk.remove_names(&version.name);
         Ok(())
     }
 }
@@ -792,13 +783,18 @@ impl DiskCache {
         // Unlinking under the lock keeps a concurrent write of the same version from being
         // deleted right after it was indexed. A reader that already opened the file still
         // reads it whole (unlink does not cut open files short).
+        self.remove_names(&version.name);
+    }
+
+    /// Removes a version's data file and record (what is already gone is fine).
+    fn remove_names(&self, name: &str) {
         for path in [
-            self.path(&version.name),
-            self.path(&format!("{}{RECORD_SUFFIX}", version.name)),
+            self.path(name),
+            self.path(&format!("{name}{RECORD_SUFFIX}")),
         ] {
             if let Err(e) = fs::remove_file(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot evict disk cache file");
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a disk cache file");
                 }
             }
         }
