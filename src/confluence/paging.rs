@@ -6,6 +6,16 @@
 //! only in its answer and its `next` link. A short page does not mean the end (docs/CONFLUENCE.md §2.6); a
 //! missing `next` does.
 //!
+//! A long v1 listing is fetched a few pages at once, because one page at a time made `ls` of a
+//! page with 10,000 attachments fifty round trips in a row (docs/CONFLUENCE.md §2.7). The step
+//! is the server's own: the difference between the `start` of the first request and the `start`
+//! of the `next` link it answered with. Pages past the one the server named are only guesses,
+//! fetched early; each is used only once the page before it names exactly that URL as `next`.
+//! A guess that is not named ends the guessing for the listing, and it goes on one link at a
+//! time. Guessing starts with the third page and grows to [`AHEAD_V1`] pages in flight, so a
+//! listing of one or two pages costs what it did, and a longer one at most three requests past
+//! its end.
+//!
 //! Some servers drop parameters from `next` (Cloud's search drops `excerpt`; MF saw `next` links
 //! without `expand`), so parameters of the first request that the `next` link lacks are carried
 //! over — except the position itself (`start`, `cursor`).
@@ -21,8 +31,10 @@
 //!   listing says so once in the log, with its URL: one bad entry costs that entry, not the
 //!   directory.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+
+use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use reqwest::header::LINK;
 use reqwest::Method;
@@ -48,27 +60,114 @@ pub const MAX_PAGES_V1: usize = MAX_LISTED / 200;
 /// Pages one v2 listing may take: [`MAX_LISTED`] at 250 a page, 4,000.
 pub const MAX_PAGES_V2: usize = MAX_LISTED / 250;
 
+/// Pages of one v1 listing in flight at most: the one named by the server and the guesses
+/// after it.
+pub(crate) const AHEAD_V1: usize = 4;
+
 /// All results of a v1 offset-paged list.
 pub(crate) async fn all_v1<T: DeserializeOwned>(
     transport: &Transport,
     site: &Site,
     first: Url,
 ) -> Result<Vec<T>, ClientError> {
+    let fetch = |url: Url| {
+        transport.call_json::<V1List<Listed<T>>>(Method::GET, url, None, Repeat::Idempotent)
+    };
     let mut walk = Walk::new(site, first.clone(), MAX_PAGES_V1);
     let mut results = Vec::new();
+    // Pages requested and not yet used, in order; `queued[0]` is always `url`.
+    let mut in_flight = FuturesOrdered::new();
+    let mut queued: VecDeque<Url> = VecDeque::new();
+    // The server's step between pages, once known and while its links keep to it.
+    let mut step: Option<u64> = None;
+    let mut used = 0usize;
     let mut url = first;
     loop {
-        let page: V1List<Listed<T>> = transport
-            .call_json(Method::GET, url.clone(), None, Repeat::Idempotent)
-            .await?;
-        walk.keep(&url, page.results, &mut results);
-        match walk.next(&url, page.links.get("next"))? {
-            Some(next) => url = next,
-            None => break,
+        if queued.is_empty() {
+            queued.push_back(url.clone());
+            in_flight.push_back(fetch(url.clone()));
         }
+        if let Some(step) = step {
+            while queued.len() < used.min(AHEAD_V1) && walk.visited.len() + queued.len() < walk.cap
+            {
+                let Some(guess) = queued.back().and_then(|last| advanced(last, step)) else {
+                    break;
+                };
+                queued.push_back(guess.clone());
+                in_flight.push_back(fetch(guess));
+            }
+        }
+        let page = in_flight
+            .next()
+            .await
+            .expect("the page named last is always in flight")?;
+        queued.pop_front();
+        used += 1;
+        walk.keep(&url, page.results, &mut results);
+        let Some(next) = walk.next(&url, page.links.get("next"))? else {
+            break;
+        };
+        if used == 1 {
+            step = start_of(&next)
+                .zip(Some(start_of(&url).unwrap_or(0)))
+                .and_then(|(to, from)| to.checked_sub(from))
+                .filter(|step| *step > 0 && !has_param(&next, "cursor"));
+        }
+        if queued.front().is_some_and(|guess| !same_page(guess, &next)) {
+            tracing::debug!(listing = %walk.first, named = %next, "a listing's next page is not where its step says; following its links one at a time");
+            in_flight = FuturesOrdered::new();
+            queued.clear();
+            step = None;
+        }
+        url = next;
     }
     walk.finish();
     Ok(results)
+}
+
+/// The value of `start` in `url`'s query, when it is a number.
+fn start_of(url: &Url) -> Option<u64> {
+    url.query_pairs()
+        .find(|(k, _)| k == "start")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+fn has_param(url: &Url, name: &str) -> bool {
+    url.query_pairs().any(|(k, _)| k == name)
+}
+
+/// `url` with its `start` moved on by `step`, everything else exactly as the server wrote it;
+/// `None` without a numeric `start`.
+fn advanced(url: &Url, step: u64) -> Option<Url> {
+    let start = start_of(url)?.checked_add(step)?;
+    let query = url.query()?;
+    let moved: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.strip_prefix("start=") {
+            Some(_) => format!("start={start}"),
+            None => pair.to_string(),
+        })
+        .collect();
+    let mut next = url.clone();
+    next.set_query(Some(&moved.join("&")));
+    Some(next)
+}
+
+/// Whether two URLs ask for the same page: equal, or equal but for the order and the encoding
+/// of their query's parameters.
+fn same_page(a: &Url, b: &Url) -> bool {
+    if a == b {
+        return true;
+    }
+    let mut a_pairs: Vec<_> = a.query_pairs().collect();
+    let mut b_pairs: Vec<_> = b.query_pairs().collect();
+    a_pairs.sort();
+    b_pairs.sort();
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path() == b.path()
+        && a_pairs == b_pairs
 }
 
 /// All results of a v2 cursor-paged list.
@@ -261,6 +360,32 @@ mod tests {
             MAX_PAGES_V2 * V2_LIMIT.parse::<usize>().unwrap(),
             MAX_LISTED
         );
+    }
+
+    #[test]
+    fn a_guess_moves_only_start_and_keeps_the_servers_spelling() {
+        let next =
+            Url::parse("http://h/rest/api/content/1/child/attachment?limit=200&start=200&expand=version,container")
+                .unwrap();
+        let guess = advanced(&next, 200).unwrap();
+        assert_eq!(
+            guess.as_str(),
+            "http://h/rest/api/content/1/child/attachment?limit=200&start=400&expand=version,container"
+        );
+        assert_eq!(start_of(&guess), Some(400));
+        assert!(advanced(&Url::parse("http://h/x?limit=2").unwrap(), 2).is_none());
+        assert!(advanced(&Url::parse("http://h/x?start=abc").unwrap(), 2).is_none());
+    }
+
+    #[test]
+    fn the_same_page_spelled_differently_is_the_same_page() {
+        let a = Url::parse("http://h/x?expand=a,b&start=400&limit=200").unwrap();
+        let b = Url::parse("http://h/x?limit=200&start=400&expand=a%2Cb").unwrap();
+        assert!(same_page(&a, &b));
+        let c = Url::parse("http://h/x?limit=200&start=600&expand=a%2Cb").unwrap();
+        assert!(!same_page(&a, &c));
+        let d = Url::parse("http://h/y?expand=a,b&start=400&limit=200").unwrap();
+        assert!(!same_page(&a, &d));
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub(crate) struct Logged {
     /// Request body bytes the server has read so far.
     pub request_bytes: u64,
     pub origin: String,
+    /// Requests the server was handling when this one arrived, itself included.
+    pub concurrent: u64,
 }
 
 impl From<Value> for Logged {
@@ -191,6 +193,7 @@ impl From<Value> for Logged {
             status: v.get("status").and_then(|x| x.as_u64()).unwrap_or(0) as u16,
             bytes: v.get("bytes").and_then(|x| x.as_u64()).unwrap_or(0),
             request_bytes: v.get("request_bytes").and_then(|x| x.as_u64()).unwrap_or(0),
+            concurrent: v.get("concurrent").and_then(|x| x.as_u64()).unwrap_or(0),
             origin: s("origin"),
         }
     }

@@ -41,6 +41,9 @@ struct Entry {
     status: AtomicU16,
     bytes: AtomicU64,
     request_bytes: AtomicU64,
+    /// Requests being handled when this one arrived (itself included): arrived, not yet
+    /// answered. Shows a client's parallelism without timing anything.
+    concurrent: u64,
 }
 
 #[derive(Default)]
@@ -73,6 +76,17 @@ pub(crate) struct FaultSpec {
 pub(crate) struct Hooks {
     log: Mutex<Vec<Arc<Entry>>>,
     faults: Mutex<Faults>,
+    /// Requests arrived and not yet answered (headers not yet sent).
+    handling: Arc<AtomicU64>,
+}
+
+/// One request counted in [`Hooks::handling`] until its handler answers or is dropped.
+struct Handling(Arc<AtomicU64>);
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 enum Decision {
@@ -263,6 +277,8 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let hooks = app.hooks.clone();
+    let concurrent = hooks.handling.fetch_add(1, Ordering::SeqCst) + 1;
+    let handling = Handling(hooks.handling.clone());
     let entry = Arc::new(Entry {
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
@@ -271,6 +287,7 @@ pub(crate) async fn observe(
         status: AtomicU16::new(0),
         bytes: AtomicU64::new(0),
         request_bytes: AtomicU64::new(0),
+        concurrent,
     });
     hooks
         .log
@@ -332,6 +349,7 @@ pub(crate) async fn observe(
             (next.run(req).await, cut)
         }
     };
+    drop(handling);
     entry
         .status
         .store(resp.status().as_u16(), Ordering::Relaxed);
@@ -371,6 +389,7 @@ async fn requests(State(app): State<Shared>) -> Json<Value> {
                     "bytes": e.bytes.load(Ordering::Relaxed),
                     "request_bytes": e.request_bytes.load(Ordering::Relaxed),
                     "origin": e.origin,
+                    "concurrent": e.concurrent,
                 })
             })
             .collect(),
