@@ -12,9 +12,9 @@
 //! of the `next` link it answered with. Pages past the one the server named are only guesses,
 //! fetched early; each is used only once the page before it names exactly that URL as `next`.
 //! A guess that is not named ends the guessing for the listing, and it goes on one link at a
-//! time. Guessing starts with the third page and grows to [`AHEAD_V1`] pages in flight, so a
-//! listing of one or two pages costs what it did, and a longer one at most three requests past
-//! its end.
+//! time. Guessing starts with the fifth page, asked for with the fourth, and grows to
+//! [`AHEAD_V1`] pages in flight, so a listing of up to three pages costs what it did, and a
+//! longer one at most three requests past its end.
 //!
 //! Some servers drop parameters from `next` (Cloud's search drops `excerpt`; MF saw `next` links
 //! without `expand`), so parameters of the first request that the `next` link lacks are carried
@@ -88,7 +88,8 @@ pub(crate) async fn all_v1<T: DeserializeOwned>(
             in_flight.push_back(fetch(url.clone()));
         }
         if let Some(step) = step {
-            while queued.len() < used.min(AHEAD_V1) && walk.visited.len() + queued.len() < walk.cap
+            while queued.len() < used.saturating_sub(1).clamp(1, AHEAD_V1)
+                && walk.visited.len() + queued.len() < walk.cap
             {
                 let Some(guess) = queued.back().and_then(|last| advanced(last, step)) else {
                     break;
