@@ -206,6 +206,54 @@ async fn cyclic_next_v1_ends_with_an_error() {
     assert!(!text.contains(SECRET), "{text}");
 }
 
+/// A v1 listing is fetched several pages at once at the step the server's first `next` link
+/// shows; a server that changes its step (here from 1 to 2 after the fifth page) gets its own
+/// links followed, and what was fetched on a guess is never listed. The page that changes the
+/// step answers late, so that the guesses after it reach the server first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn v1_pages_off_their_step_are_followed_by_their_links() {
+    let server = hostile(|request| {
+        let start: u64 = request.param("start").map_or(0, |s| s.parse().unwrap());
+        if start == 4 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let next = match start {
+            0..=3 => Some(start + 1),
+            4 => Some(6),
+            6 | 8 => Some(start + 2),
+            10 => None,
+            // A guess: a space that must not be listed, and a link that must not be followed.
+            _ => {
+                return json(&serde_json::json!({
+                    "results": [v1_space(1000 + start)],
+                    "_links": {"next": format!("/rest/api/space?start={}", start + 1)}
+                }))
+            }
+        };
+        let mut body = serde_json::json!({"results": [v1_space(start)], "_links": {}});
+        if let Some(next) = next {
+            body["_links"]["next"] = format!("/rest/api/space?start={next}").into();
+        }
+        json(&body)
+    })
+    .await;
+    let client = connect(&server.url, Flavor::DataCenter).await;
+    let before = server.count();
+    let spaces = client.list_spaces(&[]).await.unwrap();
+    let fetched = server.count() - before;
+    let mut listed = keys(&spaces);
+    listed.sort_by_key(|key| key[1..].parse::<u64>().unwrap());
+    assert_eq!(
+        listed,
+        ["S0", "S1", "S2", "S3", "S4", "S6", "S8", "S10"],
+        "{fetched} pages fetched"
+    );
+    assert!(
+        (9..=8 + 3).contains(&fetched),
+        "{fetched} pages fetched: 8 named by the server, and guesses"
+    );
+}
+
 #[tokio::test]
 async fn cyclic_next_v2_ends_with_an_error() {
     // Cursors a → b → a, in the `Link` header as Cloud sends them.
