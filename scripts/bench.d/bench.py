@@ -544,8 +544,8 @@ class Bench:
         run(["cat", str(mnt / "SIZES" / "SIZES Home" / name)], timeout=to,
             stdout=subprocess.DEVNULL)
         unmount(mnt, proc)  # a clean unmount leaves the disk cache complete
-        # Read-only, the kernel reads a version wholly in the disk cache from the cache's file
-        # itself (FUSE passthrough); on a writable mount current versions go through us.
+        # The kernel reads a version wholly in the disk cache from the cache's file itself (FUSE
+        # passthrough), read-only and writable alike (a writer takes the file over).
         for system, extra in (("confluencefs", []), ("confluencefs_ro", ["--read-only"])):
             mnt, proc, pid, _ = self.mount_cfs(cache, extra=extra)
             path = mnt / "SIZES" / "SIZES Home" / name

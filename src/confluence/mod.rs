@@ -38,8 +38,8 @@ pub use client_error::{ClientError, RequestLine};
 pub use credentials::{Credentials, Secret};
 pub use download::ByteStream;
 pub use model::{
-    Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
-    SearchHit, Space, User, FS_PROPERTY,
+    Attachment, AttachmentVersion, ChildTypes, ContainerRef, ContentKind, FsProperty, Page,
+    Property, SearchHit, Space, User, FS_PROPERTY,
 };
 pub use page_text::{Found, PageVersion, SEARCH_LIMIT};
 pub use paging::{MAX_LISTED, MAX_PAGES_V1, MAX_PAGES_V2};

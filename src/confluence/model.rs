@@ -138,6 +138,18 @@ pub struct Page {
     pub body: Option<std::sync::Arc<str>>,
     /// The titles of the pages above it, root first, when the answer carried them with titles.
     pub ancestor_titles: Option<Vec<String>>,
+    /// Whether it has child pages and attachments, when the answer said (`childTypes`).
+    pub child_types: ChildTypes,
+}
+
+/// What a listing said about a page's children without listing them (`expand=childTypes.…`):
+/// `None` where it said nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildTypes {
+    /// Whether it has child pages.
+    pub pages: Option<bool>,
+    /// Whether it has (current) attachments.
+    pub attachments: Option<bool>,
 }
 
 impl Page {

@@ -11,8 +11,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Deserializer};
 
 use super::model::{
-    Attachment, AttachmentVersion, ContainerRef, ContentKind, FsProperty, Page, Property,
-    SearchHit, Space, User, FS_PROPERTY,
+    Attachment, AttachmentVersion, ChildTypes, ContainerRef, ContentKind, FsProperty, Page,
+    Property, SearchHit, Space, User, FS_PROPERTY,
 };
 use super::site::Site;
 use super::timestamp::parse_rfc3339;
@@ -238,8 +238,32 @@ pub(crate) struct V1Content {
     pub(crate) metadata: Option<V1Metadata>,
     pub(crate) extensions: Option<V1Extensions>,
     pub(crate) body: Option<V1Body>,
+    #[serde(rename = "childTypes")]
+    pub(crate) child_types: Option<V1ChildTypes>,
     #[serde(default, rename = "_links")]
     pub(crate) links: Links,
+}
+
+/// `childTypes` of a v1 content: `{attachment: {value}, comment: {value}, page: {value}}`, each
+/// key present only when asked for.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct V1ChildTypes {
+    page: Option<V1ChildType>,
+    attachment: Option<V1ChildType>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V1ChildType {
+    value: Option<bool>,
+}
+
+impl V1ChildTypes {
+    fn into_model(self) -> ChildTypes {
+        ChildTypes {
+            pages: self.page.and_then(|t| t.value),
+            attachments: self.attachment.and_then(|t| t.value),
+        }
+    }
 }
 
 impl V1Content {
@@ -260,6 +284,10 @@ impl V1Content {
             fs,
             body,
             ancestor_titles,
+            child_types: self
+                .child_types
+                .map(V1ChildTypes::into_model)
+                .unwrap_or_default(),
             web_url: web_url(site, self.links.get("webui")),
             id: self.id,
             kind,
@@ -473,6 +501,7 @@ impl V2Page {
             fs: None,
             body: None,
             ancestor_titles: None,
+            child_types: ChildTypes::default(),
             id: self.id,
             kind: ContentKind::Page,
             title: self.title,

@@ -32,6 +32,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 
@@ -41,7 +42,7 @@ use super::names::{self, Child, EntryKind, NameQuery};
 use super::page_text::TextForm;
 use super::text_node::{self as page_text, raw_page_name, TextNode};
 use super::{Attr, ConfluenceFs};
-use crate::confluence::{Attachment, ContentKind, Page};
+use crate::confluence::{Attachment, ChildTypes, ContentKind, Page};
 
 /// A directory's children as of one fetch. It holds their inodes (`inode::Held`) for as long
 /// as it lives, so a number it hands out by name is always in the table.
@@ -53,6 +54,10 @@ pub(crate) struct Listing {
     /// How many of our own edits of the directory had found no listing to change when this
     /// one's fetch began (`Tree::missed_edits`): one made since is not in it.
     since: u64,
+    /// When what it says was last confirmed by the server, when that was before it was made: a
+    /// leaf page's listing made from its parent's answer (`childTypes`) is as old as that
+    /// answer, and is kept only for what is left of the TTL (`tree.rs`).
+    as_of: Option<Instant>,
     _held: Held,
 }
 
@@ -71,8 +76,19 @@ impl Listing {
             entries,
             hidden,
             since,
+            as_of: None,
             _held: held,
         })
+    }
+
+    /// This listing, known to be as old as `as_of`.
+    fn dated(self, as_of: Option<Instant>) -> Listing {
+        Listing { as_of, ..self }
+    }
+
+    /// When what it says was confirmed, when that was before it was made.
+    pub(crate) fn as_of(&self) -> Option<Instant> {
+        self.as_of
     }
 
     /// Our missed edits of the directory when its fetch began.
@@ -94,7 +110,7 @@ impl Listing {
             .cloned()
             .collect();
         entries.push((name.to_string(), ino));
-        Listing::new(entries, self.hidden.clone(), self.since, inodes)
+        Listing::new(entries, self.hidden.clone(), self.since, inodes).map(|l| l.dated(self.as_of))
     }
 
     /// This listing less one name (after our own delete or move).
@@ -105,7 +121,7 @@ impl Listing {
             .filter(|(n, _)| n != name)
             .cloned()
             .collect();
-        Listing::new(entries, self.hidden.clone(), self.since, inodes)
+        Listing::new(entries, self.hidden.clone(), self.since, inodes).map(|l| l.dated(self.as_of))
     }
 
     /// The listed entries' inodes, in readdir order.
@@ -357,6 +373,7 @@ impl ConfluenceFs {
 
     /// Forgets what is cached about the children of `ino` (after our own changes).
     pub async fn invalidate_dir(&self, ino: u64) {
+        self.tree.mark_edited(ino);
         self.tree.listings.invalidate(&ino).await;
     }
 
@@ -365,22 +382,24 @@ impl ConfluenceFs {
         // candidate): fetched again, it gets a new number. That is rare; twice running, rarer.
         for _ in 0..HOLD_ATTEMPTS {
             let since = self.tree.missed_edits(ino);
-            let (entries, hidden) = self.fetch_entries(ino).await?;
+            let (entries, hidden, as_of) = self.fetch_entries(ino).await?;
             if let Ok(listing) = Listing::new(entries, hidden, since, &self.tree.inodes) {
-                return Ok(listing);
+                return Ok(listing.dated(as_of));
             }
         }
         Err(FsError::Errno(libc::ESTALE))
     }
 
-    /// A directory's listed and hidden entries, fetched.
+    /// A directory's listed and hidden entries, fetched, and when what they say was confirmed
+    /// if that was before now (a leaf page known from its parent's answer).
     #[allow(clippy::type_complexity)]
     async fn fetch_entries(
         &self,
         ino: u64,
-    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>), FsError> {
+    ) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>, Option<Instant>), FsError> {
         let entry = self.entry(ino)?;
         let mut hidden = Vec::new();
+        let mut as_of = None;
         let entries = match &entry.node {
             Node::Root => {
                 let keys: Vec<&str> = self.config.spaces.iter().map(String::as_str).collect();
@@ -445,14 +464,32 @@ impl ConfluenceFs {
             }
             Node::Page(page) => {
                 let container = page.container();
-                let (children, attachments) = if page.kind == ContentKind::Page {
-                    tokio::try_join!(
-                        self.client.list_child_pages(&page.id),
-                        self.client.list_attachments(&container)
-                    )?
+                // What the answer that brought the page said of its children, while that
+                // answer is within the TTL and nothing of ours changed the directory since.
+                let known = if self.fresh(entry.refreshed) && !self.tree.edited(ino) {
+                    page.child_types
                 } else {
-                    (Vec::new(), self.client.list_attachments(&container).await?)
+                    ChildTypes::default()
                 };
+                let list_pages = page.kind == ContentKind::Page && known.pages != Some(false);
+                let list_attachments = known.attachments != Some(false);
+                if known.pages == Some(false) || known.attachments == Some(false) {
+                    as_of = Some(entry.refreshed);
+                }
+                let (children, attachments) = tokio::try_join!(
+                    async {
+                        match list_pages {
+                            true => self.client.list_child_pages(&page.id).await,
+                            false => Ok(Vec::new()),
+                        }
+                    },
+                    async {
+                        match list_attachments {
+                            true => self.client.list_attachments(&container).await,
+                            false => Ok(Vec::new()),
+                        }
+                    }
+                )?;
                 let mut entries = self.name_pages(ino, children, attachments);
                 if let Some(text) = self.text_entry(ino, page, &entries).await? {
                     entries.push(text);
@@ -503,7 +540,7 @@ impl ConfluenceFs {
                 return Err(FsError::NotDirectory)
             }
         };
-        Ok((entries, hidden))
+        Ok((entries, hidden, as_of))
     }
 
     /// Names child pages (or blog posts) and attachments of one directory together, so that

@@ -569,6 +569,7 @@ mod tests {
             fs: None,
             body: None,
             ancestor_titles: None,
+            child_types: Default::default(),
         })
     }
 

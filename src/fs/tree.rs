@@ -7,10 +7,10 @@
 //! it is metadata: losing it costs requests, never data (a file's bytes belong to its
 //! `FileState`, `files.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::ahead_listings::WalkAhead;
 use super::dir::Listing;
@@ -52,6 +52,28 @@ pub(crate) struct Tree {
     missed: Mutex<HashMap<u64, u64>>,
     /// One edit of a cached listing at a time: each reads it, changes it and puts it back.
     editing: tokio::sync::Mutex<()>,
+    /// Directories our own changes edited: what an earlier answer said of their children
+    /// (`childTypes`) is no longer to be trusted there.
+    edited: Mutex<HashSet<u64>>,
+}
+
+/// A listing lives for the TTL from when what it says was confirmed: from its fetch, or for a
+/// leaf page's listing made from its parent's answer, from that answer.
+struct ListingAge {
+    ttl: Duration,
+}
+
+impl moka::Expiry<u64, Arc<Listing>> for ListingAge {
+    fn expire_after_create(
+        &self,
+        _dir: &u64,
+        listing: &Arc<Listing>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        listing
+            .as_of()
+            .map(|at| self.ttl.saturating_sub(at.elapsed()))
+    }
 }
 
 fn cache<K, V>(ttl: Duration) -> moka::future::Cache<K, V>
@@ -72,6 +94,7 @@ impl Tree {
             listings: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .weigher(|_, listing: &Arc<Listing>| listing.weight())
+                .expire_after(ListingAge { ttl })
                 .max_capacity(LISTED_NAMES)
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
@@ -85,7 +108,18 @@ impl Tree {
             walk: WalkAhead::new(ttl),
             missed: Mutex::default(),
             editing: tokio::sync::Mutex::new(()),
+            edited: Mutex::default(),
         }
+    }
+
+    /// Whether our own changes edited `dir` (see [`Tree::edited`]'s field).
+    pub(crate) fn edited(&self, dir: u64) -> bool {
+        self.edited.lock().unwrap().contains(&dir)
+    }
+
+    /// Notes that our own change edited `dir`.
+    pub(crate) fn mark_edited(&self, dir: u64) {
+        self.edited.lock().unwrap().insert(dir);
     }
 
     /// How many of our own edits of `dir` found no cached listing to change (see
@@ -98,6 +132,7 @@ impl Tree {
     /// is never handed out again, and its listing went with it).
     pub(crate) fn forget_missed(&self, dir: u64) {
         self.missed.lock().unwrap().remove(&dir);
+        self.edited.lock().unwrap().remove(&dir);
     }
 
     /// The cached listing of `dir`, unless one of our own edits of the directory went past it
@@ -116,6 +151,7 @@ impl Tree {
     /// so that no listing fetched without it is kept.
     async fn edit(&self, parent: u64, change: impl FnOnce(&Listing) -> Result<Listing, u64>) {
         let _one = self.editing.lock().await;
+        self.mark_edited(parent);
         if let Some(listing) = self.cached(parent).await {
             if let Ok(listing) = change(&listing) {
                 self.listings.insert(parent, Arc::new(listing)).await;

@@ -57,6 +57,7 @@ fn page_of(record: &UploadRecord) -> Option<(Page, u64, &str)> {
         fs: None,
         body: None,
         ancestor_titles: None,
+        child_types: Default::default(),
     };
     Some((page, *base_version, base_body))
 }

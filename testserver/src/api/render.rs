@@ -498,12 +498,37 @@ pub(crate) fn content_at(app: &App, store: &Store, c: &Content, v: &Version, ex:
     } else {
         exp.insert("metadata".into(), json!(""));
     }
+    if ex.has("childTypes") {
+        // Whether the content has children of each type, without the children: the three
+        // documented keys, each `{value, _links}`; `childTypes.all` (or a bare `childTypes`)
+        // gives all three, `childTypes.page` and friends one each.
+        let wanted = ex.below("childTypes");
+        let mut types = Map::new();
+        for (key, present) in [
+            ("attachment", !store.attachments_of(c.id, true).is_empty()),
+            ("comment", false),
+            ("page", !store.child_pages(c.id).is_empty()),
+        ] {
+            if wanted.is_empty() || wanted.has("all") || wanted.has(key) {
+                types.insert(
+                    key.into(),
+                    json!({"value": present, "_links": {
+                        "self": format!("{}/rest/api/content/{}/child/{key}", app.base_url, c.id)
+                    }}),
+                );
+            }
+        }
+        o.insert("childTypes".into(), Value::Object(types));
+    }
     for k in [
         "operations",
         "restrictions",
         "childTypes",
         "schedulePublishDate",
     ] {
+        if k == "childTypes" && ex.has("childTypes") {
+            continue;
+        }
         let val = if k == "restrictions" {
             json!(format!("/rest/api/content/{id}/restriction/byOperation"))
         } else {
