@@ -217,15 +217,34 @@ async fn server_changes_show_after_the_ttl_datacenter() {
 /// A page whose parent's listing said it has no child pages is listed without asking for them,
 /// and that listing is as old as the parent's answer: it goes when that answer's TTL is over,
 /// not a TTL after it was made, so a child page made on the server meanwhile shows up in time.
-/// A file copied in through the mount shows at once and stays.
+/// A file copied in through the mount shows at once and stays, also in a page with nothing in
+/// it that was not listed before the copy (what its parent's answer said is then out of date).
 async fn leaf_pages(flavor: Flavor) {
     let server = Server::start_seeded(flavor, seed_tree);
+    let client = server.client().await;
+    let guide_page = page_by_title(&client, "DOCS", "Guide").await;
+    for title in ["Empty", "Vacant"] {
+        client
+            .create_page("DOCS", ContentKind::Page, Some(&guide_page.id), title)
+            .await
+            .unwrap();
+    }
     let mount = Mounted::new(&server, &["--metadata-ttl", "2"]);
     let guide = "DOCS/DOCS Home/Guide";
     let chapter = format!("{guide}/Chapter One");
     mount.sh_ok(&format!("ls '{guide}' > /dev/null"));
+    server.clear_requests().await;
+    assert_eq!(mount.sh_ok(&format!("ls -A '{guide}/Empty'")), "");
+    let log = server.requests().await;
+    assert!(log.is_empty(), "{flavor:?}:\n{}", describe(&log));
+    mount.sh_ok(&format!("ls '{guide}' > /dev/null"));
     let listed = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    mount.sh_ok(&format!(
+        "cp '{guide}/notes.txt' '{guide}/Empty/copied.txt'"
+    ));
+    let names = mount.sh_ok(&format!("ls '{guide}/Empty'"));
+    assert_eq!(names, "copied.txt\n", "{flavor:?}");
 
     server.clear_requests().await;
     let names = mount.sh_ok(&format!("ls '{chapter}'"));
@@ -237,7 +256,6 @@ async fn leaf_pages(flavor: Flavor) {
         describe(&log)
     );
 
-    let client = server.client().await;
     let parent = page_by_title(&client, "DOCS", "Chapter One").await;
     client
         .create_page("DOCS", ContentKind::Page, Some(&parent.id), "Deeper")
