@@ -241,9 +241,9 @@ async fn leaf_pages(flavor: Flavor) {
     let listed = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     mount.sh_ok(&format!(
-        "cp '{guide}/notes.txt' '{guide}/Empty/copied.txt'"
+        "cp '{guide}/notes.txt' '{guide}/Vacant/copied.txt'"
     ));
-    let names = mount.sh_ok(&format!("ls '{guide}/Empty'"));
+    let names = mount.sh_ok(&format!("ls '{guide}/Vacant'"));
     assert_eq!(names, "copied.txt\n", "{flavor:?}");
 
     server.clear_requests().await;
