@@ -7,7 +7,11 @@
 //!   (it is a reserved name) and costs nothing until opened;
 //! - a page: its child pages (one request per page of results) and its attachments (⌈N / 200⌉,
 //!   v1 on both flavors), each bringing its `confluencefs` property (modes, times, chosen
-//!   names: `kept_attrs`);
+//!   names: `kept_attrs`). Either is skipped when the answer that brought the page said it has
+//!   none of that kind (`childTypes`), while that answer is within the TTL and nothing of ours
+//!   changed the page since (`Tree::edited`): most pages of a wiki are leaves, and a walk or
+//!   `grep -r` then costs one listing per leaf page with files and none per empty one. Such a
+//!   listing is as old as that answer and lives only for the rest of its TTL;
 //! - `@blog`: the space's blog posts; `@versions`: free once the page is listed;
 //!   `@versions/<file>/`: the version list plus one request per older version (for its size).
 //!
