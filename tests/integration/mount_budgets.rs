@@ -219,7 +219,7 @@ async fn server_changes_show_after_the_ttl_datacenter() {
 /// not a TTL after it was made, so a child page made on the server meanwhile shows up in time.
 /// A file copied in through the mount shows at once and stays, also in a page with nothing in
 /// it that was not listed before the copy (what its parent's answer said is then out of date).
-async fn leaf_pages(flavor: Flavor) {
+async fn leaf_pages_cost_no_child_listing_and_age_with_their_parent(flavor: Flavor) {
     let server = Server::start_seeded(flavor, seed_tree);
     let client = server.client().await;
     let guide_page = page_by_title(&client, "DOCS", "Guide").await;
@@ -273,15 +273,7 @@ async fn leaf_pages(flavor: Flavor) {
     assert_eq!(fresh.sh_ok(&format!("cat '{chapter}/mine.txt'")), "mine\n");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn leaf_pages_cost_no_child_listing_and_age_with_their_parent_cloud() {
-    leaf_pages(Flavor::Cloud).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn leaf_pages_cost_no_child_listing_and_age_with_their_parent_datacenter() {
-    leaf_pages(Flavor::DataCenter).await;
-}
+crate::both_flavors!(leaf_pages_cost_no_child_listing_and_age_with_their_parent);
 
 /// `cp -r` of many files into a page: one upload per file, and lookups that stop costing
 /// requests once the page has been asked about a few times (it is listed instead).
