@@ -245,6 +245,12 @@ async fn leaf_pages_cost_no_child_listing_and_age_with_their_parent(flavor: Flav
     ));
     let names = mount.sh_ok(&format!("ls '{guide}/Vacant'"));
     assert_eq!(names, "copied.txt\n", "{flavor:?}");
+    let vacant = page_by_title(&client, "DOCS", "Vacant").await;
+    let copied = client
+        .find_attachment(&vacant.container(), "copied.txt")
+        .await
+        .unwrap();
+    assert!(copied.is_some(), "{flavor:?}: the server has the copy");
 
     server.clear_requests().await;
     let names = mount.sh_ok(&format!("ls '{chapter}'"));
