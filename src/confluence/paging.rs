@@ -10,7 +10,7 @@
 //! page with 10,000 attachments fifty round trips in a row (docs/CONFLUENCE.md §2.7). The step
 //! is the server's own: the difference between the `start` of the first request and the `start`
 //! of the `next` link it answered with. Pages past the one the server named are only guesses,
-//! fetched early; each is used only once the page before it names exactly that URL as `next`.
+//! fetched early; each is used only once the page before it names that very page as `next`.
 //! A guess that is not named ends the guessing for the listing, and it goes on one link at a
 //! time. Guessing starts with the fifth page, asked for with the fourth, and grows to
 //! [`AHEAD_V1`] pages in flight, so a listing of up to three pages costs what it did, and a
@@ -109,10 +109,7 @@ pub(crate) async fn all_v1<T: DeserializeOwned>(
             break;
         };
         if used == 1 {
-            step = start_of(&next)
-                .zip(Some(start_of(&url).unwrap_or(0)))
-                .and_then(|(to, from)| to.checked_sub(from))
-                .filter(|step| *step > 0 && !has_param(&next, "cursor"));
+            step = step_between(&url, &next);
         }
         if queued.front().is_some_and(|guess| !same_page(guess, &next)) {
             tracing::debug!(listing = %walk.first, named = %next, "a listing's next page is not where its step says; following its links one at a time");
@@ -124,6 +121,16 @@ pub(crate) async fn all_v1<T: DeserializeOwned>(
     }
     walk.finish();
     Ok(results)
+}
+
+/// How far the server's first `next` link moved `start` from the first request (which may have
+/// none: 0); `None` when it did not move it forward, or when the listing goes by cursor.
+fn step_between(first: &Url, next: &Url) -> Option<u64> {
+    if has_param(next, "cursor") {
+        return None;
+    }
+    let step = start_of(next)?.checked_sub(start_of(first).unwrap_or(0))?;
+    (step > 0).then_some(step)
 }
 
 /// The value of `start` in `url`'s query, when it is a number.
@@ -376,6 +383,19 @@ mod tests {
         assert_eq!(start_of(&guess), Some(400));
         assert!(advanced(&Url::parse("http://h/x?limit=2").unwrap(), 2).is_none());
         assert!(advanced(&Url::parse("http://h/x?start=abc").unwrap(), 2).is_none());
+    }
+
+    #[test]
+    fn the_step_is_the_servers_and_never_a_cursors() {
+        let first = Url::parse("http://h/x?limit=200").unwrap();
+        let next = Url::parse("http://h/x?limit=200&start=200").unwrap();
+        assert_eq!(step_between(&first, &next), Some(200));
+        let capped = Url::parse("http://h/x?limit=50&start=50").unwrap();
+        assert_eq!(step_between(&first, &capped), Some(50));
+        let cursor = Url::parse("http://h/x?cursor=abc&start=25").unwrap();
+        assert_eq!(step_between(&first, &cursor), None);
+        let back = Url::parse("http://h/x?start=0").unwrap();
+        assert_eq!(step_between(&first, &back), None);
     }
 
     #[test]

@@ -482,15 +482,17 @@ impl ConfluenceFs {
                 }
                 let (children, attachments) = tokio::try_join!(
                     async {
-                        match list_pages {
-                            true => self.client.list_child_pages(&page.id).await,
-                            false => Ok(Vec::new()),
+                        if list_pages {
+                            self.client.list_child_pages(&page.id).await
+                        } else {
+                            Ok(Vec::new())
                         }
                     },
                     async {
-                        match list_attachments {
-                            true => self.client.list_attachments(&container).await,
-                            false => Ok(Vec::new()),
+                        if list_attachments {
+                            self.client.list_attachments(&container).await
+                        } else {
+                            Ok(Vec::new())
                         }
                     }
                 )?;
