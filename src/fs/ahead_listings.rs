@@ -12,11 +12,14 @@
 //! one being opened are then queued, and every directory listed while its parent is in walk
 //! mode, by the walker or ahead of it, is in walk mode too: its own child pages are queued
 //! when its listing is at hand. The queue is kept in walk order (depth first, in listing
-//! order, as `find` and `ls -R` go). At most [`MAX_RUNNING`] listings are fetched at once:
-//! each is two requests, so together they can hold the client's 8 permits, but permits are
-//! handed out in the order they are asked for, so a foreground request waits for at most one
-//! read-ahead request to finish, never for the read-ahead to drain (with 10 ms of latency, the
-//! benchmark's walk of 2,000 pages took 15 s with 4 at once, 20 s with 3). At most
+//! order, as `find` and `ls -R` go). Listings fetched ahead may hold at most [`MAX_RUNNING`]
+//! requests at once, the client's 8 permits: a page's listing is two requests, one or none
+//! for a page its parent's answer says has no child pages or no attachments (so up to 8 leaf
+//! pages are listed at once where 4 pages were), and one that does not fit waits, keeping its
+//! place. Permits are handed out in the order they are asked for, so a foreground request
+//! waits for at most one read-ahead request to finish, never for the read-ahead to drain
+//! (with 10 ms of latency, the benchmark's walk of 2,000 pages took 15 s with 4 listings at
+//! once, 20 s with 3). At most
 //! [`MAX_AHEAD`] listings fetched ahead wait for the walker to ask for them, so an abandoned
 //! walk stops soon. Only pages and blog posts are read ahead: never the root, a space,
 //! `@blog` or history directories. A failed read-ahead is dropped (debug log); the
@@ -30,8 +33,9 @@ use super::dir::Listing;
 use super::inode::Node;
 use super::ConfluenceFs;
 
-/// Listings fetched ahead at once.
-pub(crate) const MAX_RUNNING: usize = 4;
+/// Requests of listings fetched ahead at once: a page's listing is two (its child pages and
+/// its attachments), one or none for a page its parent's answer says lacks either (`dir.rs`).
+pub(crate) const MAX_RUNNING: usize = 8;
 /// Listings fetched ahead that the walker has not asked for yet.
 pub(crate) const MAX_AHEAD: usize = 64;
 /// Bookkeeping entries kept before stale ones (older than the TTL) are dropped.
@@ -131,14 +135,12 @@ impl WalkAhead {
         was_ahead
     }
 
-    /// The next listing to fetch ahead, if the limits allow one; `cached` tells which
-    /// listings need no fetch. The caller must report [`finished`](Self::finished) for it.
-    pub(crate) fn next(&self, cached: impl Fn(u64) -> bool) -> Option<u64> {
+    /// The next listing to fetch ahead and the requests it costs, if the limits allow one;
+    /// `cost` tells what a listing costs, `None` when it is cached. The caller must report
+    /// [`finished`](Self::finished) for it, with the same cost.
+    pub(crate) fn next(&self, cost: impl Fn(u64) -> Option<usize>) -> Option<(u64, usize)> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
-        if state.running >= MAX_RUNNING {
-            return None;
-        }
         if state.ahead.len() >= MAX_AHEAD {
             let ttl = self.ttl;
             state.ahead.retain(|_, since| now - *since < ttl);
@@ -146,22 +148,31 @@ impl WalkAhead {
                 return None;
             }
         }
-        while let Some((_, dir)) = state.queue.pop_first() {
-            if state.ahead.contains_key(&dir) || cached(dir) {
+        while let Some((place, dir)) = state.queue.pop_first() {
+            if state.ahead.contains_key(&dir) {
                 continue;
             }
+            let Some(cost) = cost(dir) else {
+                continue;
+            };
+            if state.running + cost > MAX_RUNNING {
+                // Its turn comes when enough of what runs has finished.
+                state.queue.insert((place, dir));
+                return None;
+            }
             state.ahead.insert(dir, now);
-            state.running += 1;
-            return Some(dir);
+            state.running += cost;
+            return Some((dir, cost));
         }
         None
     }
 
-    /// A listing fetched ahead is at hand (`Some`: its child pages) or failed (`None`).
-    pub(crate) fn finished(&self, dir: u64, children: Option<&[u64]>) {
+    /// A listing fetched ahead, which cost `cost` requests, is at hand (`Some`: its child
+    /// pages) or failed (`None`).
+    pub(crate) fn finished(&self, dir: u64, cost: usize, children: Option<&[u64]>) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
-        state.running -= 1;
+        state.running -= cost;
         match children {
             Some(children) => {
                 if let Some((place, _)) = state.walking.get(&dir) {
@@ -252,21 +263,19 @@ impl ConfluenceFs {
 
     /// Starts the background fetches the limits allow.
     fn read_ahead(self: &Arc<Self>) {
-        while let Some(dir) = self
-            .tree
-            .walk
-            .next(|dir| self.tree.listings.contains_key(&dir))
-        {
+        while let Some((dir, cost)) = self.tree.walk.next(|dir| {
+            (!self.tree.listings.contains_key(&dir)).then(|| self.listing_requests(dir))
+        }) {
             let fs = Arc::clone(self);
             tokio::spawn(async move {
                 match fs.listing(dir).await {
                     Ok(listing) => {
                         let children = fs.child_pages(&listing);
-                        fs.tree.walk.finished(dir, Some(&children));
+                        fs.tree.walk.finished(dir, cost, Some(&children));
                     }
                     Err(err) => {
                         tracing::debug!(dir, "read-ahead of a listing failed: {err}");
-                        fs.tree.walk.finished(dir, None);
+                        fs.tree.walk.finished(dir, cost, None);
                     }
                 }
                 fs.read_ahead();
@@ -299,9 +308,9 @@ mod tests {
 
     fn drain(walk: &WalkAhead) -> Vec<u64> {
         let mut got = Vec::new();
-        while let Some(dir) = walk.next(|_| false) {
+        while let Some((dir, cost)) = walk.next(|_| Some(2)) {
             got.push(dir);
-            walk.finished(dir, Some(&[]));
+            walk.finished(dir, cost, Some(&[]));
         }
         got
     }
@@ -321,9 +330,9 @@ mod tests {
         open(&walk, 10, 1, &[10, 11, 12, 13], &[]);
         open(&walk, 11, 1, &[10, 11, 12, 13], &[30, 31]);
         // 11's children come before 11's later siblings, as a depth-first walker goes.
-        let first = walk.next(|_| false).unwrap();
-        assert_eq!(first, 30);
-        walk.finished(30, Some(&[40]));
+        let first = walk.next(|_| Some(2)).unwrap();
+        assert_eq!(first, (30, 2));
+        walk.finished(30, 2, Some(&[40]));
         assert_eq!(drain(&walk), vec![40, 31, 12, 13]);
     }
 
@@ -333,10 +342,10 @@ mod tests {
         let siblings: Vec<u64> = (100..300).collect();
         open(&walk, 100, 1, &siblings, &[]);
         open(&walk, 101, 1, &siblings, &[]);
-        let running: Vec<u64> = std::iter::from_fn(|| walk.next(|_| false)).collect();
-        assert_eq!(running.len(), MAX_RUNNING);
-        for &dir in &running {
-            walk.finished(dir, Some(&[]));
+        let running: Vec<(u64, usize)> = std::iter::from_fn(|| walk.next(|_| Some(2))).collect();
+        assert_eq!(running.len(), MAX_RUNNING / 2, "pages of two listings each");
+        for &(dir, cost) in &running {
+            walk.finished(dir, cost, Some(&[]));
         }
         let mut fetched = running.len() + drain(&walk).len();
         assert_eq!(fetched, MAX_AHEAD);
@@ -351,10 +360,32 @@ mod tests {
         let walk = WalkAhead::new(TTL);
         open(&walk, 10, 1, &[10, 11, 12, 13], &[]);
         open(&walk, 11, 1, &[10, 11, 12, 13], &[]);
-        let dir = walk.next(|dir| dir == 12).unwrap();
-        assert_eq!(dir, 13);
-        walk.finished(13, None);
-        assert!(walk.next(|_| false).is_none());
+        let dir = walk.next(|dir| (dir != 12).then_some(2)).unwrap();
+        assert_eq!(dir, (13, 2));
+        walk.finished(13, 2, None);
+        assert!(walk.next(|_| Some(2)).is_none());
         assert!(walk.state.lock().unwrap().ahead.is_empty());
+    }
+
+    #[test]
+    fn leaf_pages_run_more_at_once_within_the_same_requests() {
+        let walk = WalkAhead::new(TTL);
+        let siblings: Vec<u64> = (100..300).collect();
+        open(&walk, 100, 1, &siblings, &[]);
+        open(&walk, 101, 1, &siblings, &[]);
+        // Leaves with files: one request each, so twice as many listings at once.
+        let leaves: Vec<(u64, usize)> = std::iter::from_fn(|| walk.next(|_| Some(1))).collect();
+        assert_eq!(leaves.len(), MAX_RUNNING);
+        // A page of two requests waits until two have finished, and keeps its place.
+        assert!(walk.next(|_| Some(2)).is_none());
+        walk.finished(leaves[0].0, 1, Some(&[]));
+        assert!(walk.next(|_| Some(2)).is_none());
+        walk.finished(leaves[1].0, 1, Some(&[]));
+        assert_eq!(
+            walk.next(|_| Some(2)),
+            Some((100 + 2 + MAX_RUNNING as u64, 2))
+        );
+        // Empty leaves cost nothing and are never held back.
+        assert!(walk.next(|_| Some(0)).is_some());
     }
 }

@@ -156,6 +156,14 @@ pub struct DirEntry {
     pub attr: Attr,
 }
 
+/// Which of a page's listings a listing of it needs (`ConfluenceFs::page_listings`).
+struct PageListings {
+    pages: bool,
+    attachments: bool,
+    /// One was skipped on the word of an earlier answer.
+    skipped: bool,
+}
+
 /// Times a listing or a lookup is made again when an inode it found was dropped meanwhile.
 const HOLD_ATTEMPTS: usize = 3;
 
@@ -468,16 +476,9 @@ impl ConfluenceFs {
             }
             Node::Page(page) => {
                 let container = page.container();
-                // What the answer that brought the page said of its children, while that
-                // answer is within the TTL and nothing of ours changed the directory since.
-                let known = if self.fresh(entry.refreshed) && !self.tree.edited(ino) {
-                    page.child_types
-                } else {
-                    ChildTypes::default()
-                };
-                let list_pages = page.kind == ContentKind::Page && known.pages != Some(false);
-                let list_attachments = known.attachments != Some(false);
-                if known.pages == Some(false) || known.attachments == Some(false) {
+                let needed = self.page_listings(ino, &entry, page);
+                let (list_pages, list_attachments) = (needed.pages, needed.attachments);
+                if needed.skipped {
                     as_of = Some(entry.refreshed);
                 }
                 let (children, attachments) = tokio::try_join!(
@@ -547,6 +548,37 @@ impl ConfluenceFs {
             }
         };
         Ok((entries, hidden, as_of))
+    }
+
+    /// Which of a page's two listings are needed. Either is skipped when the answer that brought
+    /// the page said it has none of that kind (`childTypes`), while that answer is within the
+    /// TTL and nothing of ours changed the directory since (`Tree::edited`).
+    fn page_listings(&self, ino: u64, entry: &Entry, page: &Page) -> PageListings {
+        let known = if self.fresh(entry.refreshed) && !self.tree.edited(ino) {
+            page.child_types
+        } else {
+            ChildTypes::default()
+        };
+        PageListings {
+            pages: page.kind == ContentKind::Page && known.pages != Some(false),
+            attachments: known.attachments != Some(false),
+            skipped: known.pages == Some(false) || known.attachments == Some(false),
+        }
+    }
+
+    /// The requests listing `ino` would cost now (the walk's read-ahead counts them): none, one
+    /// or two for a page, two for anything else.
+    pub(crate) fn listing_requests(&self, ino: u64) -> usize {
+        let Some(entry) = self.tree.inodes.get(ino) else {
+            return 2;
+        };
+        match &entry.node {
+            Node::Page(page) => {
+                let needed = self.page_listings(ino, &entry, page);
+                usize::from(needed.pages) + usize::from(needed.attachments)
+            }
+            _ => 2,
+        }
     }
 
     /// Names child pages (or blog posts) and attachments of one directory together, so that
