@@ -15,7 +15,7 @@ use serde_json::json;
 use super::client::Client;
 use super::client_error::ClientError;
 use super::model::{Attachment, AttachmentVersion, ContainerRef};
-use super::paging::{all_v1, all_v2, V1_LIMIT, V2_LIMIT};
+use super::paging::{all_v1, all_v1_mapped, all_v2, V1_LIMIT, V2_LIMIT};
 use super::retry::Repeat;
 use super::site::Flavor;
 use super::transport::{Channel, Transport};
@@ -65,24 +65,23 @@ impl Client {
                 q.append_pair("filename", name);
             }
         }
-        let rows: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
         let cloud = site.flavor == Flavor::Cloud;
-        Ok(rows
-            .into_iter()
-            .filter_map(|a| a.into_attachment(site, Some(container)))
-            .filter(|a| a.status == "current")
-            .map(|mut a| {
-                if cloud {
-                    // v1's download link is the servlet path, which Cloud refuses for API
-                    // tokens; the REST path is the one a user can fetch (docs/CONFLUENCE.md §1.6).
-                    a.download_path = Some(format!(
-                        "/rest/api/content/{}/child/attachment/{}/download",
-                        a.container.id, a.id
-                    ));
-                }
-                a
-            })
-            .collect())
+        all_v1_mapped(self.transport(), site, url, |row: V1Content| {
+            let mut a = row.into_attachment(site, Some(container))?;
+            if a.status != "current" {
+                return None;
+            }
+            if cloud {
+                // v1's download link is the servlet path, which Cloud refuses for API
+                // tokens; the REST path is the one a user can fetch (docs/CONFLUENCE.md §1.6).
+                a.download_path = Some(format!(
+                    "/rest/api/content/{}/child/attachment/{}/download",
+                    a.container.id, a.id
+                ));
+            }
+            Some(a)
+        })
+        .await
     }
 
     /// One attachment by id.

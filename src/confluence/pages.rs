@@ -17,7 +17,7 @@ use serde_json::json;
 use super::client::Client;
 use super::client_error::ClientError;
 use super::model::{ContentKind, Page};
-use super::paging::{all_v1, V1_LIMIT};
+use super::paging::{all_v1, all_v1_mapped, V1_LIMIT};
 use super::retry::Repeat;
 use super::site::Flavor;
 use super::transport::{Channel, Transport};
@@ -61,12 +61,10 @@ impl Client {
             q.append_pair("limit", V1_LIMIT);
             q.append_pair("expand", PAGE_EXPAND);
         }
-        let content: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
-        Ok(content
-            .into_iter()
-            .filter_map(|c| c.into_page(site))
-            .filter(|p| p.kind == kind)
-            .collect())
+        all_v1_mapped(self.transport(), site, url, |c: V1Content| {
+            c.into_page(site).filter(|p| p.kind == kind)
+        })
+        .await
     }
 
     /// The direct child pages of a page.
@@ -76,16 +74,13 @@ impl Client {
         url.query_pairs_mut()
             .append_pair("limit", V1_LIMIT)
             .append_pair("expand", PAGE_EXPAND);
-        let content: Vec<V1Content> = all_v1(self.transport(), site, url).await?;
-        Ok(content
-            .into_iter()
-            .filter_map(|c| c.into_page(site))
-            .map(|mut p| {
-                // `ancestors` may not be expanded in a child listing; the parent is known anyway.
-                p.parent_id = Some(page_id.to_string());
-                p
-            })
-            .collect())
+        all_v1_mapped(self.transport(), site, url, |c: V1Content| {
+            let mut p = c.into_page(site)?;
+            // `ancestors` may not be expanded in a child listing; the parent is known anyway.
+            p.parent_id = Some(page_id.to_string());
+            Some(p)
+        })
+        .await
     }
 
     /// The page (or blog post) titled exactly `title` in a space, if there is one (one request;
