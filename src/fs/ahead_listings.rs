@@ -19,9 +19,8 @@
 //! place. Permits are handed out in the order they are asked for, so a foreground request
 //! waits for at most one read-ahead request to finish, never for the read-ahead to drain
 //! (with 10 ms of latency, the benchmark's walk of 2,000 pages took 15 s with 4 listings at
-//! once, 20 s with 3). At most
-//! [`MAX_AHEAD`] listings fetched ahead wait for the walker to ask for them, so an abandoned
-//! walk stops soon. Only pages and blog posts are read ahead: never the root, a space,
+//! once, 20 s with 3). At most [`MAX_AHEAD`] listings fetched ahead wait for the walker to ask
+//! for them, so an abandoned walk stops soon. Only pages and blog posts are read ahead: never the root, a space,
 //! `@blog` or history directories. A failed read-ahead is dropped (debug log); the
 //! walker's own fetch then tries again as it always did.
 
