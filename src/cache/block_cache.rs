@@ -169,7 +169,7 @@ impl BlockCache {
         if let Some(disk) = &self.tiers.disk {
             disk.flushed().await;
         }
-        self.tiers.memory.settle().await;
+        self.tiers.memory.settle();
     }
 
     /// A read-only file holding exactly the `size` bytes of `key`, when every block of it is
@@ -201,7 +201,7 @@ impl BlockCache {
     /// Brings moka's count of the memory tier up to date (for [`stats`](Self::stats)), without
     /// waiting for the fetches that [`settled`](Self::settled) waits for.
     pub async fn count_memory(&self) {
-        self.tiers.memory.settle().await;
+        self.tiers.memory.settle();
     }
 
     /// Finds or starts what delivers `indexes` (ascending) of `source`'s object.
@@ -291,10 +291,7 @@ impl BlockCache {
         let fetched =
             fetch::fetch_blocks(&self.tiers, source, blocks.clone(), Box::new(|_, _| {})).await?;
         for (index, block) in blocks.zip(&fetched) {
-            self.tiers
-                .memory
-                .insert(source.key(index), block.clone())
-                .await;
+            self.tiers.memory.insert(source.key(index), block.clone());
         }
         Ok(fetched)
     }

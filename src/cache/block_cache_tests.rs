@@ -653,6 +653,45 @@ impl RangeFetch for ShortFetch {
 }
 
 #[tokio::test]
+async fn blocks_the_disk_keeps_are_not_kept_in_memory_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
+    let server = FakeServer::new(7_500, 21);
+    let file = cache.open(key("att1", 1), 7_500, fetcher(&server));
+    assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
+    cache.settled().await;
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.disk_bytes, stats.memory_bytes),
+        (7_500, 0),
+        "{stats:?}"
+    );
+    // Read again through another handle: from disk, with no request.
+    let calls = server.calls();
+    let again = cache.open(key("att1", 1), 7_500, fetcher(&server));
+    assert_eq!(read_all(&again, 1000).await, expected(21, 0, 7_500));
+    assert_eq!(server.calls(), calls);
+    assert_eq!(cache.stats().disk_hits, 8);
+
+    // A version larger than the disk's bound is kept in memory: the disk keeps its first
+    // blocks only, and the rest would otherwise be in neither tier.
+    let config = CacheConfig {
+        disk_bytes: 3_000,
+        ..small_config(Some(&dir.path().join("small")))
+    };
+    let cache = BlockCache::new(config).unwrap();
+    let file = cache.open(key("att2", 1), 7_500, fetcher(&server));
+    assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
+    cache.settled().await;
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.disk_bytes, stats.memory_bytes),
+        (3_000, 7_500),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_failing_disk_is_not_an_error_for_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     // Every bucket name taken by a plain file: each block write fails (ENOTDIR, standing in

@@ -49,7 +49,10 @@
 //! job that stores a block waits for room (still holding its reader's read-ahead slot), which
 //! slows the read-ahead to the disk's pace instead of dropping blocks: a file read whole ends up
 //! wholly on disk. A blocking task is used because the runtime waits for running blocking tasks
-//! when it shuts down, so the queue is written out at unmount.
+//! when it shuts down, so the queue is written out at unmount. A fetched block the disk keeps is
+//! not kept in memory as well (`fetch::store`), so a block the writer does not write after all
+//! (no room, a failing disk) goes to the memory tier before it leaves the queue
+//! ([`DiskCache::spill_to`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -59,7 +62,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -95,6 +98,9 @@ pub(crate) const QUEUE_BYTES: u64 = 32 << 20;
 /// Blocks written in one go (one lock round trip and one record update).
 const WRITE_BATCH: usize = 64;
 
+/// Where the writer hands blocks it could not keep (see [`DiskCache::spill_to`]).
+pub(crate) type Spill = Box<dyn Fn(BlockKey, Bytes) + Send + Sync>;
+
 pub(crate) struct DiskCache {
     root: PathBuf,
     block_size: u64,
@@ -108,6 +114,7 @@ pub(crate) struct DiskCache {
     full: AtomicBool,
     /// Set while free space, not `capacity`, bounds the cache (logged once).
     short: AtomicBool,
+    spill: OnceLock<Spill>,
 }
 
 /// One cached version.
@@ -306,6 +313,7 @@ impl DiskCache {
             idle: Notify::new(),
             full: AtomicBool::new(false),
             short: AtomicBool::new(false),
+            spill: OnceLock::new(),
         };
         {
             let mut index = disk.lock();
@@ -443,6 +451,22 @@ impl DiskCache {
         Ok(())
     }
 
+    /// Hands every queued block that the writer does not keep (the disk is full or failing, or
+    /// the version does not fit) to `spill`, the memory tier: a block the fetch path left to the
+    /// disk alone (`fetch::store`) is then still cached, as it was before it was queued.
+    pub(crate) fn spill_to(&self, spill: Spill) {
+        let _ = self.spill.set(spill);
+    }
+
+    /// Whether blocks of `object` (`size` bytes) written now would be kept: its name can be
+    /// stored and the whole version fits within the bound (older versions are evicted for it).
+    pub(crate) fn keeps(&self, object: &ObjectKey, size: u64) -> bool {
+        file_name(object, self.block_size).is_some() && {
+            let mut index = self.lock();
+            size <= self.limit(&mut index)
+        }
+    }
+
     /// Queues consecutive blocks of `object` (`size` bytes) from `first` for writing if the
     /// queue has room; hands them back if not. Must be called within a tokio runtime.
     pub(crate) fn offer(
@@ -534,7 +558,19 @@ impl DiskCache {
                 }
                 run
             };
-            self.write_run(&run.object, run.size, run.first, &run.blocks);
+            let left = self.write_run(&run.object, run.size, run.first, &run.blocks);
+            // Into memory before they leave the queue, so that a reader finds them in one place
+            // or the other.
+            if let Some(spill) = self.spill.get() {
+                for index in left {
+                    let block = &run.blocks[(index - run.first) as usize];
+                    let key = BlockKey {
+                        object: run.object.clone(),
+                        index,
+                    };
+                    spill(key, block.clone());
+                }
+            }
             let mut queue = self.lock_queue();
             for (at, block) in run.blocks.iter().enumerate() {
                 let key = BlockKey {
@@ -551,15 +587,22 @@ impl DiskCache {
 
     /// Writes consecutive blocks of one version (`size` bytes) from `first`, making room first
     /// (least recently used versions are evicted); the blocks that do not fit are not written.
-    /// Failures are logged, never returned: the disk is a cache, and the reader has its bytes
-    /// already. Blocking.
-    pub(crate) fn write_run(&self, object: &ObjectKey, size: u64, first: u64, blocks: &[Bytes]) {
+    /// Failures are logged, not returned as errors: the disk is a cache, and the reader has its
+    /// bytes already. Returns the indices of the blocks that are not on disk after all (that
+    /// did not fit, or whose write failed). Blocking.
+    pub(crate) fn write_run(
+        &self,
+        object: &ObjectKey,
+        size: u64,
+        first: u64,
+        blocks: &[Bytes],
+    ) -> Vec<u64> {
         let geometry = self.geometry(size);
         let Some(name) = file_name(object, self.block_size) else {
-            return;
+            return (first..first + blocks.len() as u64).collect();
         };
         // Reserve room, under the lock, for the blocks not present yet that fit.
-        let (generation, new, handle, writes, reserved) = {
+        let (generation, new, handle, writes, reserved, left) = {
             let mut index = self.lock();
             let limit = self.limit(&mut index);
             let new = match index.versions.get(object) {
@@ -598,14 +641,17 @@ impl DiskCache {
             let needed: u64 = wanted.iter().map(|(_, b)| b.len() as u64).sum();
             self.evict(&mut index, limit.saturating_sub(needed), Some(object));
             let mut room = limit.saturating_sub(index.used());
-            let writes: Vec<(u64, &Bytes)> = wanted
-                .into_iter()
+            let fitting = wanted
+                .iter()
                 .take_while(|(_, b)| {
                     let fits = b.len() as u64 <= room;
                     room = room.saturating_sub(b.len() as u64);
                     fits
                 })
-                .collect();
+                .count();
+            let left: Vec<u64> = wanted[fitting..].iter().map(|(i, _)| *i).collect();
+            let mut writes = wanted;
+            writes.truncate(fitting);
             let reserved: u64 = writes.iter().map(|(_, b)| b.len() as u64).sum();
             let version = index.versions.peek_mut(object).expect("kept");
             version.bytes += reserved;
@@ -615,10 +661,10 @@ impl DiskCache {
                 index.versions.pop(object);
             }
             let handle = index.handles.get(object).cloned();
-            (generation, new, handle, writes, reserved)
+            (generation, new, handle, writes, reserved, left)
         };
         if writes.is_empty() {
-            return;
+            return left;
         }
         let dir = self.root.join(bucket(&name));
         let written = (|| -> io::Result<Arc<File>> {
@@ -663,18 +709,26 @@ impl DiskCache {
                         self.evict_one(&mut index, object);
                     }
                 }
-                return;
+                let mut left = left;
+                left.extend(writes.iter().map(|(i, _)| *i));
+                return left;
             }
+        };
+        // Evicted while it was written: not on disk after all.
+        let not_counted = || {
+            let mut all = left.clone();
+            all.extend(writes.iter().map(|(i, _)| *i));
+            all
         };
         // The bytes are there: now count them, then record them.
         let record = {
             let mut index = self.lock();
             index.written_since += reserved;
             let Some(version) = index.versions.peek_mut(object) else {
-                return;
+                return not_counted();
             };
             if version.generation != generation {
-                return;
+                return not_counted();
             }
             for (i, _) in &writes {
                 version.set(*i);
@@ -698,6 +752,7 @@ impl DiskCache {
             // The blocks are counted in this mount; the next one simply does not find them.
             tracing::debug!(path = %path.display(), error = %e, "cannot update a disk cache record");
         }
+        left
     }
 
     /// Evicts least recently used versions until `bytes` are freed (or the cache is empty), and

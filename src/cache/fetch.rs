@@ -3,12 +3,12 @@
 //!
 //! A job fetches a contiguous run of blocks with one range request (or loads one block from
 //! disk, falling back to the server if the file is gone or torn), cuts the answer into blocks,
-//! hands each block to its waiters, then stores it in memory and on disk. While a job runs, each
+//! hands each block to its waiters, then stores it on disk or in memory. While a job runs, each
 //! of its blocks has an entry in the in-flight map, and anyone else who needs that block joins
 //! the entry instead of fetching it again; that covers read-ahead too, so a block is never
-//! fetched twice at once. The entry is removed only after the block is in memory and on disk
-//! (or in the disk's write queue, which counts as on disk), so there is no moment when a block
-//! is in neither place nor in flight.
+//! fetched twice at once. The entry is removed only after the block is stored (the disk's
+//! write queue counts as on disk), so there is no moment when a block is in neither place nor
+//! in flight.
 //!
 //! A failure is delivered to every waiter and cached nowhere; the next read starts a new job.
 //!
@@ -224,6 +224,13 @@ impl Job {
         // Into the disk's write queue at once when it has room (a cheap push): a block that
         // reached its reader is then on its way to disk before anything else can happen, even
         // the runtime shutting down at unmount. A full queue is waited for in `store`.
+        // A block the disk keeps is not kept in memory too (see `store`).
+        let on_disk = fetched
+            && self
+                .tiers
+                .disk
+                .as_ref()
+                .is_some_and(|disk| disk.keeps(&self.source.object, self.source.geometry.size));
         let to_disk = match (fetched, &self.tiers.disk) {
             (true, Some(disk)) => disk.offer(
                 &self.source.object,
@@ -248,6 +255,7 @@ impl Job {
             self.source,
             keyed,
             to_disk,
+            !on_disk,
             guard,
             permit,
         ));
@@ -286,9 +294,18 @@ enum Step {
     ),
 }
 
-/// Puts delivered blocks into memory and `to_disk` (blocks fetched from the server that the
-/// disk's write queue had no room for when they arrived) into the queue, then lets the
-/// in-flight entries go. A queued block counts as on disk. When the queue is full this waits
+/// Puts delivered blocks into memory (`to_memory`) and `to_disk` (blocks fetched from the
+/// server that the disk's write queue had no room for when they arrived) into the queue, then
+/// lets the in-flight entries go. A queued block counts as on disk.
+///
+/// Blocks fetched from the server that the disk keeps are not kept in memory as well: the
+/// kernel's page cache holds what its reader read, the disk tier (and its page cache) serves
+/// the next reader, and a copy in memory cost more than it saved. A fresh 1 MiB buffer per
+/// block, never freed while the memory tier kept it, was faulted in page by page: measured on
+/// a cold 256 MiB read, the memory tier's copies cost about 0.1 CPU-seconds of 0.85 (with the
+/// disk tier on), where buffers that go back to the allocator after their disk write are
+/// reused warm. Blocks loaded from disk, and every block when the disk tier is off or cannot
+/// keep the version, still go to memory. When the queue is full this waits
 /// for room, still holding the read-ahead slot of the reader that asked: a reader that outruns
 /// the disk is slowed to its pace rather than leaving blocks off it, so a file read whole ends
 /// up wholly on disk (the queue absorbs the bursts, see `disk`).
@@ -297,11 +314,14 @@ async fn store(
     source: ObjectSource,
     keyed: Vec<(BlockKey, Bytes)>,
     to_disk: Option<Vec<Bytes>>,
+    to_memory: bool,
     guard: JobGuard,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    for (key, block) in &keyed {
-        tiers.memory.insert(key.clone(), block.clone()).await;
+    if to_memory {
+        for (key, block) in &keyed {
+            tiers.memory.insert(key.clone(), block.clone());
+        }
     }
     if let (Some(blocks), Some(disk), Some((first, _))) =
         (to_disk, tiers.disk.clone(), keyed.first())

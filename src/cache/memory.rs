@@ -7,9 +7,13 @@
 //! Admission is moka's TinyLFU, which keeps often-read blocks from being washed out by one big
 //! sequential copy; the read-ahead window of each open file holds its own blocks, so a block
 //! that TinyLFU declines is still delivered to the reader that asked for it.
+//!
+//! It holds the blocks the disk tier does not (no disk tier, a version that does not fit, a
+//! disk that fails) and blocks loaded from disk (`fetch::store`). It is moka's synchronous
+//! cache because the disk's writer, a blocking thread, hands it the blocks it could not write.
 
 use bytes::Bytes;
-use moka::future::Cache;
+use moka::sync::Cache;
 
 use super::block::BlockKey;
 
@@ -41,25 +45,25 @@ impl MemoryCache {
         }
     }
 
-    pub(crate) async fn get(&self, key: &BlockKey) -> Option<Bytes> {
-        self.blocks.get(key).await
+    pub(crate) fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        self.blocks.get(key)
     }
 
     pub(crate) fn contains(&self, key: &BlockKey) -> bool {
         self.blocks.contains_key(key)
     }
 
-    pub(crate) async fn insert(&self, key: BlockKey, block: Bytes) {
+    pub(crate) fn insert(&self, key: BlockKey, block: Bytes) {
         use std::sync::atomic::Ordering;
         let len = block.len() as u64;
         if self.max_bytes == 0 {
             return;
         }
-        self.blocks.insert(key, block).await;
+        self.blocks.insert(key, block);
         let pending = self.unsettled.fetch_add(len, Ordering::AcqRel) + len;
         if pending >= SETTLE_EVERY.min(self.max_bytes.max(1)) {
             self.unsettled.store(0, Ordering::Release);
-            self.blocks.run_pending_tasks().await;
+            self.blocks.run_pending_tasks();
         }
     }
 
@@ -73,7 +77,7 @@ impl MemoryCache {
     }
 
     /// Applies pending inserts and evictions, so the sizes above are current.
-    pub(crate) async fn settle(&self) {
-        self.blocks.run_pending_tasks().await;
+    pub(crate) fn settle(&self) {
+        self.blocks.run_pending_tasks();
     }
 }

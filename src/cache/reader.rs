@@ -138,7 +138,7 @@ impl CachedFile {
         let mut ready: Vec<Option<Bytes>> = vec![None; count];
         for (at, index) in needed.clone().enumerate() {
             if slots[at].is_none() {
-                if let Some(block) = self.cache.tiers.memory.get(&self.source.key(index)).await {
+                if let Some(block) = self.cache.tiers.memory.get(&self.source.key(index)) {
                     self.cache
                         .tiers
                         .counters
@@ -334,7 +334,7 @@ impl CachedFile {
     async fn block_again(&self, index: u64) -> Result<Bytes, CacheError> {
         let key = self.source.key(index);
         for _ in 0..SHARED_ATTEMPTS {
-            if let Some(block) = self.cache.tiers.memory.get(&key).await {
+            if let Some(block) = self.cache.tiers.memory.get(&key) {
                 return Ok(block);
             }
             let (claims, _jobs) = self.cache.claim(&self.source, [index], None);

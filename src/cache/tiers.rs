@@ -61,7 +61,7 @@ impl InFlight {
 
 /// The memory and disk tiers, the in-flight map, the counters and the count of background work.
 pub(crate) struct Tiers {
-    pub(crate) memory: MemoryCache,
+    pub(crate) memory: Arc<MemoryCache>,
     pub(crate) disk: Option<Arc<DiskCache>>,
     in_flight: Mutex<InFlightMap>,
     next_job: AtomicU64,
@@ -97,6 +97,11 @@ impl Drop for BackgroundToken {
 
 impl Tiers {
     pub(crate) fn new(memory: MemoryCache, disk: Option<Arc<DiskCache>>) -> Tiers {
+        let memory = Arc::new(memory);
+        if let Some(disk) = &disk {
+            let memory = memory.clone();
+            disk.spill_to(Box::new(move |key, block| memory.insert(key, block)));
+        }
         Tiers {
             memory,
             disk,
