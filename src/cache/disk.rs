@@ -71,6 +71,7 @@ use tokio::sync::Notify;
 
 use super::block::{BlockKey, Geometry};
 use super::{CacheError, ObjectKey};
+use crate::confluence::read_at_most;
 
 /// Longest hex-encoded attachment id we store on disk; longer (and empty) ids stay in memory
 /// only, so a file name never exceeds NAME_MAX (255).
@@ -1127,39 +1128,10 @@ fn next_hole(file: &File, offset: u64) -> Option<u64> {
     u64::try_from(hole).ok()
 }
 
-/// Exactly `len` bytes at `offset` (`Ok(None)` if the file ends sooner), read into memory that is
-/// not zeroed first: a block read from disk is 1 MiB, and zeroing it would cost a pass over it.
+/// Exactly `len` bytes at `offset` (`Ok(None)` if the file ends sooner).
 fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut data: Vec<u8> = Vec::with_capacity(len);
-    let mut filled = 0usize;
-    while filled < len {
-        let at = libc::off_t::try_from(offset + filled as u64)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: the destination is the vector's spare capacity past `filled`, at least
-        // `len - filled` bytes, which pread writes at most.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                data.as_mut_ptr().add(filled).cast(),
-                len - filled,
-                at,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        filled += n as usize;
-    }
-    // SAFETY: pread initialised all `len` bytes.
-    unsafe { data.set_len(len) };
-    Ok(Some(data))
+    let data = read_at_most(file, offset, len)?;
+    Ok((data.len() == len).then_some(data))
 }
 
 /// Free bytes (for an unprivileged user) and total bytes of the filesystem holding `path`.

@@ -8,13 +8,15 @@
 //! Module map: `client` (connect, flavor detection), `site` (every URL), `transport` (one request:
 //! auth, concurrency, retries), `traffic` (what was sent, for `confluencefs status`), `retry`
 //! (the policy), `paging` (following `next`), `wire` (the JSON shapes) → `model` (what callers get); one module per kind of operation: `spaces`,
-//! `pages`, `attachments`, `download`, `upload`, `streamed`, `properties`, `search`.
+//! `pages`, `attachments`, `download`, `upload` (its bodies read by `file_chunks`), `streamed`,
+//! `properties`, `search`.
 
 mod attachments;
 mod client;
 mod client_error;
 mod credentials;
 mod download;
+mod file_chunks;
 mod media_links;
 mod model;
 mod page_text;
@@ -37,6 +39,7 @@ pub use client::{MIN_TRANSFER_RATE, RATE_WINDOW};
 pub use client_error::{ClientError, RequestLine};
 pub use credentials::{Credentials, Secret};
 pub use download::ByteStream;
+pub(crate) use file_chunks::read_at_most;
 pub use model::{
     Attachment, AttachmentVersion, ChildTypes, ContainerRef, ContentKind, FsProperty, Page,
     Property, SearchHit, Space, User, FS_PROPERTY,

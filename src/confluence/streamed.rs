@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use reqwest::multipart::Part;
 use reqwest::Method;
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::client::Client;
 use super::client_error::ClientError;
+use super::file_chunks::{read_chunk, CHUNK};
 use super::model::{Attachment, ContainerRef};
 use super::retry::Repeat;
 use super::traffic::BodyCounter;
@@ -33,9 +33,6 @@ use super::upload::{first_content, multipart_form, upload_timeout, FilePart};
 
 /// How long the body waits for the writer before it gives the request up.
 pub(super) const IDLE: Duration = Duration::from_secs(20);
-
-/// Bytes read from the staging file per body chunk.
-const CHUNK: usize = 1 << 20;
 
 /// How far the writer got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,15 +210,14 @@ async fn growing_body(
     watcher: watch::Receiver<Growth>,
     counter: BodyCounter,
 ) -> Result<reqwest::Body, ClientError> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|source| ClientError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let file = std::fs::File::open(path).map_err(|source| ClientError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let file = std::sync::Arc::new(file);
     let chunks = futures_util::stream::try_unfold(
         (file, 0u64, watcher),
-        |(mut file, pos, mut watcher)| async move {
+        |(file, pos, mut watcher)| async move {
             loop {
                 let growth = *watcher.borrow_and_update();
                 let limit = match growth {
@@ -229,11 +225,13 @@ async fn growing_body(
                     Growth::Abandoned => return Err(stopped("abandoned by the writer")),
                 };
                 if pos < limit {
-                    let want = (limit - pos).min(CHUNK as u64) as usize;
-                    let mut buffer = vec![0; want];
-                    file.read_exact(&mut buffer).await?;
+                    let want = (limit - pos).min(CHUNK) as usize;
+                    let chunk = read_chunk(file.clone(), pos, want).await?;
+                    if chunk.len() < want {
+                        return Err(stopped("the file is shorter than written"));
+                    }
                     let next = pos + want as u64;
-                    return Ok(Some((bytes::Bytes::from(buffer), (file, next, watcher))));
+                    return Ok(Some((chunk, (file, next, watcher))));
                 }
                 if matches!(growth, Growth::Done(_)) {
                     return Ok(None);

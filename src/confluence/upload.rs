@@ -5,8 +5,8 @@
 //! a new version. Each carries `X-Atlassian-Token: no-check` (the XSRF guard answers 403 without
 //! it), `minorEdit`, and `comment` parts labelled `text/plain; charset=UTF-8` (unlabelled text is
 //! read as ISO-8859-1). Filenames go out as raw UTF-8 in `Content-Disposition`, which is how
-//! Confluence reads them (docs/CONFLUENCE.md §1.2). File bodies are streamed from disk in 256 KiB chunks and
-//! re-opened for each attempt, so a 5 GiB file never sits in memory. One upload request may
+//! Confluence reads them (docs/CONFLUENCE.md §1.2). File bodies are streamed from disk in 1 MiB chunks
+//! (`file_chunks`) and re-opened for each attempt, so a 5 GiB file never sits in memory. One upload request may
 //! take 2 minutes plus the size at 32 KiB/s before it is abandoned.
 //!
 //! An upload is not idempotent: repeating one that did land creates a duplicate (or a second
@@ -19,10 +19,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
 use reqwest::Method;
-use tokio::io::AsyncReadExt;
 
 use super::client::Client;
 use super::client_error::{ClientError, RequestLine};
@@ -31,8 +30,6 @@ use super::retry::Repeat;
 use super::traffic::BodyCounter;
 use super::transport::{decode, Channel, Transport};
 use super::wire::{V1Content, V1List};
-
-const CHUNK: usize = 256 * 1024;
 
 /// Where the bytes of an upload come from.
 #[derive(Debug, Clone)]
@@ -114,14 +111,8 @@ impl UploadSource {
                 ))
             }
             UploadSource::Path(path) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|source| io_error(path, source))?;
-                let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
-                    let mut buffer = BytesMut::with_capacity(CHUNK);
-                    let n = file.read_buf(&mut buffer).await?;
-                    Ok::<_, std::io::Error>((n > 0).then(|| (buffer.freeze(), file)))
-                });
+                let file = std::fs::File::open(path).map_err(|source| io_error(path, source))?;
+                let chunks = super::file_chunks::chunks(file, len);
                 Ok(Part::stream_with_length(
                     reqwest::Body::wrap_stream(counter.count(chunks)),
                     len,
