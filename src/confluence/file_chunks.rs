@@ -121,12 +121,20 @@ mod tests {
         let bytes = vec![7u8; (2 * CHUNK + 5) as usize];
         let (_tmp, file) = file_of(&bytes);
         let got: Vec<Bytes> = chunks(file, 3 * CHUNK).try_collect().await.unwrap();
-        assert_eq!(got.concat().len() as u64, 2 * CHUNK + 5, "ends where the file does");
+        assert_eq!(
+            got.concat().len() as u64,
+            2 * CHUNK + 5,
+            "ends where the file does"
+        );
 
         for declared in [2 * CHUNK + 4, 2 * CHUNK, CHUNK + 3] {
             let (_tmp, file) = file_of(&bytes);
             let result: io::Result<Vec<Bytes>> = chunks(file, declared).try_collect().await;
-            assert!(result.is_err(), "declared {declared}: {:?}", result.map(|c| c.len()));
+            assert!(
+                result.is_err(),
+                "declared {declared}: {:?}",
+                result.map(|c| c.len())
+            );
         }
     }
 
