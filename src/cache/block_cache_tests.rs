@@ -652,15 +652,20 @@ impl RangeFetch for ShortFetch {
     }
 }
 
+/// Reads a 7,500-byte file of `server` whole through `cache`; the cache's figures once settled.
+async fn read_whole(cache: &BlockCache, name: &str, server: &Arc<FakeServer>) -> CacheStats {
+    let file = cache.open(key(name, 1), 7_500, fetcher(server));
+    assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
+    cache.settled().await;
+    cache.stats()
+}
+
 #[tokio::test]
 async fn blocks_the_disk_keeps_are_not_kept_in_memory_too() {
     let dir = tempfile::tempdir().unwrap();
     let cache = BlockCache::new(small_config(Some(dir.path()))).unwrap();
     let server = FakeServer::new(7_500, 21);
-    let file = cache.open(key("att1", 1), 7_500, fetcher(&server));
-    assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
-    cache.settled().await;
-    let stats = cache.stats();
+    let stats = read_whole(&cache, "att1", &server).await;
     assert_eq!(
         (stats.disk_bytes, stats.memory_bytes),
         (7_500, 0),
@@ -668,10 +673,8 @@ async fn blocks_the_disk_keeps_are_not_kept_in_memory_too() {
     );
     // Read again through another handle: from disk, with no request.
     let calls = server.calls();
-    let again = cache.open(key("att1", 1), 7_500, fetcher(&server));
-    assert_eq!(read_all(&again, 1000).await, expected(21, 0, 7_500));
+    assert_eq!(read_whole(&cache, "att1", &server).await.disk_hits, 8);
     assert_eq!(server.calls(), calls);
-    assert_eq!(cache.stats().disk_hits, 8);
 
     // A version larger than the disk's bound is kept in memory: the disk keeps its first
     // blocks only, and the rest would otherwise be in neither tier.
@@ -680,10 +683,7 @@ async fn blocks_the_disk_keeps_are_not_kept_in_memory_too() {
         ..small_config(Some(&dir.path().join("small")))
     };
     let cache = BlockCache::new(config).unwrap();
-    let file = cache.open(key("att2", 1), 7_500, fetcher(&server));
-    assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
-    cache.settled().await;
-    let stats = cache.stats();
+    let stats = read_whole(&cache, "att2", &server).await;
     assert_eq!(
         (stats.disk_bytes, stats.memory_bytes),
         (3_000, 7_500),
