@@ -653,7 +653,7 @@ impl RangeFetch for ShortFetch {
 }
 
 /// Reads a 7,500-byte file of `server` whole through `cache`; the cache's figures once settled.
-async fn read_whole(cache: &BlockCache, name: &str, server: &Arc<FakeServer>) -> CacheStats {
+async fn read_whole(cache: &Arc<BlockCache>, name: &str, server: &Arc<FakeServer>) -> CacheStats {
     let file = cache.open(key(name, 1), 7_500, fetcher(server));
     assert_eq!(read_all(&file, 1000).await, expected(21, 0, 7_500));
     cache.settled().await;
