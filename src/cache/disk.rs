@@ -678,6 +678,12 @@ impl DiskCache {
             }
             Ok(file)
         })();
+        // What is not on disk when the write failed, or the version was evicted meanwhile.
+        let not_written = || {
+            let mut all = left.clone();
+            all.extend(writes.iter().map(|(i, _)| *i));
+            all
+        };
         let file = match written {
             Ok(file) => {
                 if self.full.swap(false, Ordering::Relaxed) {
@@ -710,26 +716,18 @@ impl DiskCache {
                         self.evict_one(&mut index, object);
                     }
                 }
-                let mut left = left;
-                left.extend(writes.iter().map(|(i, _)| *i));
-                return left;
+                return not_written();
             }
-        };
-        // Evicted while it was written: not on disk after all.
-        let not_counted = || {
-            let mut all = left.clone();
-            all.extend(writes.iter().map(|(i, _)| *i));
-            all
         };
         // The bytes are there: now count them, then record them.
         let record = {
             let mut index = self.lock();
             index.written_since += reserved;
             let Some(version) = index.versions.peek_mut(object) else {
-                return not_counted();
+                return not_written();
             };
             if version.generation != generation {
-                return not_counted();
+                return not_written();
             }
             for (i, _) in &writes {
                 version.set(*i);
