@@ -335,12 +335,20 @@ mod tests {
         assert_eq!(drain(&walk), vec![40, 31, 12, 13]);
     }
 
-    #[test]
-    fn read_ahead_is_bounded_in_flight_and_ahead_of_the_walker() {
+    const SIBLINGS: std::ops::Range<u64> = 100..300;
+
+    /// A walker that has opened the first two of 200 sibling directories.
+    fn walk_among_siblings() -> WalkAhead {
         let walk = WalkAhead::new(TTL);
-        let siblings: Vec<u64> = (100..300).collect();
+        let siblings: Vec<u64> = SIBLINGS.collect();
         open(&walk, 100, 1, &siblings, &[]);
         open(&walk, 101, 1, &siblings, &[]);
+        walk
+    }
+
+    #[test]
+    fn read_ahead_is_bounded_in_flight_and_ahead_of_the_walker() {
+        let walk = walk_among_siblings();
         let running: Vec<(u64, usize)> = std::iter::from_fn(|| walk.next(|_| Some(2))).collect();
         assert_eq!(running.len(), MAX_RUNNING / 2, "pages of two listings each");
         for &(dir, cost) in &running {
@@ -349,7 +357,7 @@ mod tests {
         let mut fetched = running.len() + drain(&walk).len();
         assert_eq!(fetched, MAX_AHEAD);
         // The walker reaching one of them lets one more go.
-        open(&walk, 102, 1, &siblings, &[]);
+        open(&walk, 102, 1, &SIBLINGS.collect::<Vec<_>>(), &[]);
         fetched += drain(&walk).len();
         assert_eq!(fetched, MAX_AHEAD + 1);
     }
@@ -368,10 +376,7 @@ mod tests {
 
     #[test]
     fn leaf_pages_run_more_at_once_within_the_same_requests() {
-        let walk = WalkAhead::new(TTL);
-        let siblings: Vec<u64> = (100..300).collect();
-        open(&walk, 100, 1, &siblings, &[]);
-        open(&walk, 101, 1, &siblings, &[]);
+        let walk = walk_among_siblings();
         // Leaves with files: one request each, so twice as many listings at once.
         let leaves: Vec<(u64, usize)> = std::iter::from_fn(|| walk.next(|_| Some(1))).collect();
         assert_eq!(leaves.len(), MAX_RUNNING);
