@@ -481,6 +481,7 @@ impl ConfluenceFs {
                 if needed.skipped {
                     as_of = Some(entry.refreshed);
                 }
+                let started = std::time::Instant::now();
                 let (children, attachments) = tokio::try_join!(
                     async {
                         if list_pages {
@@ -497,6 +498,33 @@ impl ConfluenceFs {
                         }
                     }
                 )?;
+                // A listing that took long (a slow server, thousands of files) may finish with
+                // the parent's answer it leaned on nearly expired: cached as old as that answer,
+                // it would expire at once, and every lookup in it would list it again, each
+                // one as slow (found with a 1 s TTL: `ls -l` of 10,000 files never ended). When
+                // less of the answer's TTL is left than the listing took, the skipped listing is
+                // fetched after all, and the listing is as fresh as any other.
+                let left = self
+                    .config
+                    .metadata_ttl
+                    .saturating_sub(entry.refreshed.elapsed());
+                let leaned_too_long = needed.skipped && left < started.elapsed();
+                let (children, attachments) = if leaned_too_long {
+                    as_of = None;
+                    let children = if list_pages || page.kind != ContentKind::Page {
+                        children
+                    } else {
+                        self.client.list_child_pages(&page.id).await?
+                    };
+                    let attachments = if list_attachments {
+                        attachments
+                    } else {
+                        self.client.list_attachments(&container).await?
+                    };
+                    (children, attachments)
+                } else {
+                    (children, attachments)
+                };
                 let mut entries = self.name_pages(ino, children, attachments);
                 if let Some(text) = self.text_entry(ino, page, &entries).await? {
                     entries.push(text);
